@@ -1,0 +1,170 @@
+"""tfjpeg.jpeg: exactness against OpenCV and PIL, three ways of running, augmentation."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfjpeg import jpeg
+from tfjpeg import testing
+
+CHROMAS = jpeg.CHROMA_MODES
+ALL_QUALITIES = list(range(1, 101))
+
+
+@pytest.fixture(scope="module", params=[(37, 53), (48, 64)], ids=["odd", "even"])
+def image(request):
+  height, width = request.param
+  return testing.synthetic_image(height, width, seed=height)
+
+
+@pytest.mark.parametrize("chroma", CHROMAS)
+def test_compress_equals_opencv_and_pil_at_every_quality(image, chroma):
+  for quality in ALL_QUALITIES:
+    ours = jpeg.compress(image, quality, chroma).numpy()
+    np.testing.assert_array_equal(
+        ours, testing.opencv_compress(image, quality, chroma),
+        err_msg=f"OpenCV differs at QF {quality} {chroma}")
+    np.testing.assert_array_equal(
+        ours, testing.pil_compress(image, quality, chroma),
+        err_msg=f"PIL differs at QF {quality} {chroma}")
+
+
+@pytest.mark.parametrize("chroma", CHROMAS)
+def test_tensor_quality_per_example_in_dataset_map(image, chroma):
+  """A QF that differs per example, as a tensor, inside a parallel map."""
+  dataset = tf.data.Dataset.from_tensor_slices(ALL_QUALITIES).map(
+      lambda q: (jpeg.compress(tf.constant(image), q, chroma), q),
+      num_parallel_calls=tf.data.AUTOTUNE)
+  seen = 0
+  for ours, quality in dataset:
+    np.testing.assert_array_equal(
+        ours.numpy(), testing.opencv_compress(image, int(quality), chroma),
+        err_msg=f"QF {int(quality)} {chroma}")
+    seen += 1
+  assert seen == len(ALL_QUALITIES)
+
+
+@pytest.mark.parametrize("way", testing.WAYS)
+@pytest.mark.parametrize("chroma", CHROMAS)
+def test_compress_three_ways(image, way, chroma):
+  for quality in (10, 75, 100):
+    out = testing.run(lambda im, q: jpeg.compress(im, q, chroma), way,
+                      image, tf.constant(quality))
+    np.testing.assert_array_equal(out, testing.opencv_compress(image, quality, chroma))
+    assert out.dtype == np.uint8 and out.shape == image.shape
+
+
+def test_compress_really_compresses(image):
+  """Guards against a no-op: lower QF must move pixels further from the original."""
+  errors = [np.abs(jpeg.compress(image, q).numpy().astype(int) - image).mean()
+            for q in (100, 90, 50, 10)]
+  assert errors[0] > 0
+  assert errors == sorted(errors)
+
+
+def test_default_tf_decode_is_not_exact_but_ours_is():
+  """The trap this module exists for: TF's default IDCT is the fast one."""
+  image = testing.synthetic_image(64, 64, seed=3)
+  data = jpeg.encode(image, 100)
+  fast = tf.io.decode_jpeg(data).numpy()
+  reference = testing.opencv_compress(image, 100)
+  assert np.abs(fast.astype(int) - reference).max() > 0
+  np.testing.assert_array_equal(jpeg.decode(data).numpy(), reference)
+
+
+def test_decode_returns_file_pixels():
+  image = testing.synthetic_image(40, 24, seed=1)
+  data = jpeg.encode(image, 80, "4:4:4").numpy()
+  assert data[:2] == b"\xff\xd8"
+  np.testing.assert_array_equal(
+      jpeg.decode(data).numpy(), testing.opencv_compress(image, 80, "4:4:4"))
+
+
+def test_grid_period():
+  assert jpeg.grid_period("4:2:0") == 16
+  assert jpeg.grid_period("4:4:4") == 8
+  with pytest.raises(ValueError, match="chroma"):
+    jpeg.grid_period("4:2:2")
+
+
+@pytest.mark.parametrize("bad", [0, 101, -5])
+def test_bad_python_quality_is_refused(bad):
+  with pytest.raises(ValueError, match="quality"):
+    jpeg.compress(testing.synthetic_image(16, 16), bad)
+
+
+@pytest.mark.parametrize("chroma", CHROMAS)
+def test_bad_tensor_quality_is_refused(chroma):
+  with pytest.raises(tf.errors.InvalidArgumentError, match="quality"):
+    jpeg.compress(testing.synthetic_image(16, 16), tf.constant(0), chroma)
+
+
+def test_bad_images_are_refused():
+  with pytest.raises(TypeError, match="uint8"):
+    jpeg.compress(np.zeros((8, 8, 3), np.float32), 90)
+  with pytest.raises(ValueError, match="3 channels"):
+    jpeg.compress(np.zeros((8, 8, 4), np.uint8), 90)
+  with pytest.raises(ValueError, match="HxWx3"):
+    jpeg.compress(np.zeros((2, 8, 8, 3), np.uint8), 90)
+
+
+@pytest.mark.parametrize("way", testing.WAYS)
+def test_random_compress_three_ways_and_reproducible(way):
+  image = testing.synthetic_image(32, 48, seed=7)
+  qualities = (50, 70, 90)
+  fn = lambda im, s: jpeg.random_compress(im, qualities, 0.5, s)
+  used = []
+  for seed in range(12):
+    out, quality = testing.run(fn, way, image, tf.constant([seed, 1], tf.int64))
+    again, quality_again = testing.run(fn, "eager", image, tf.constant([seed, 1], tf.int64))
+    np.testing.assert_array_equal(out, again)
+    assert quality == quality_again
+    if quality == 0:
+      np.testing.assert_array_equal(out, image)
+    else:
+      assert quality in qualities
+      np.testing.assert_array_equal(out, testing.opencv_compress(image, quality))
+    used.append(int(quality))
+  assert 0 in used and set(used) - {0}, "both outcomes expected over 12 seeds"
+
+
+def test_random_compress_probability_and_qf_spread():
+  image = testing.synthetic_image(16, 16)
+  qualities = (50, 60, 70, 80, 90, 99)
+  draws = np.array([int(jpeg.random_compress(image, qualities, 0.5, (s, 9))[1])
+                    for s in range(600)])
+  assert 0.4 < np.mean(draws > 0) < 0.6
+  counts = [np.sum(draws == q) for q in qualities]
+  assert min(counts) > 25, counts
+  never = [int(jpeg.random_compress(image, qualities, 0.0, (s, 9))[1]) for s in range(20)]
+  always = [int(jpeg.random_compress(image, qualities, 1.0, (s, 9))[1]) for s in range(20)]
+  assert set(never) == {0} and 0 not in always
+
+
+def test_random_compress_refuses_bad_arguments():
+  image = testing.synthetic_image(16, 16)
+  with pytest.raises(ValueError, match="at least one"):
+    jpeg.random_compress(image, [], 0.5, 0)
+  with pytest.raises(ValueError, match="probability"):
+    jpeg.random_compress(image, [50], 1.5, 0)
+  with pytest.raises(ValueError, match="quality"):
+    jpeg.random_compress(image, [0], 0.5, 0)
+
+
+# Real, never-compressed photos: the independent check of the Foundation issue.
+PHOTO_QUALITIES = (1, 10, 50, 75, 90, 95, 99, 100)
+
+
+@pytest.mark.skipif(testing.shared_data_dir() is None, reason="../shared/data absent")
+@pytest.mark.parametrize("chroma", CHROMAS)
+def test_real_photos_cropped_to_odd_sizes_equal_opencv(chroma):
+  photos = testing.shared_photos()
+  assert photos, "shared data folder holds no photos"
+  for index, (name, photo) in enumerate(sorted(photos.items())):
+    # Odd sizes and odd offsets, different for each photo.
+    top, left = 1 + index % 7, 3 + index % 5
+    crop = photo[top:top + 251 + 2 * (index % 4), left:left + 199 + 2 * (index % 3)]
+    for quality in PHOTO_QUALITIES:
+      ours = jpeg.compress(crop, quality, chroma).numpy()
+      difference = np.abs(ours.astype(int) - testing.opencv_compress(crop, quality, chroma))
+      assert difference.max() == 0, f"{name} QF {quality} {chroma}: {difference.max()}"

@@ -1,0 +1,127 @@
+"""Exact JPEG on the TensorFlow graph.
+
+Every function here runs eagerly, under `tf.function` and inside
+`tf.data.Dataset.map`, and reproduces libjpeg as OpenCV and PIL use it pixel
+for pixel: baseline encode with the accurate integer DCT, decode with the
+accurate integer IDCT and fancy chroma upsampling.
+
+Why not `tf.image.adjust_jpeg_quality` or a plain `tf.io.decode_jpeg`: both
+decode with the fast integer IDCT, which moves pixels by up to 9 levels at
+QF 99-100. Forensic traces live in exactly those levels.
+"""
+
+import tensorflow as tf
+
+from tfjpeg import seeds
+
+CHROMA_MODES = ("4:2:0", "4:4:4")
+QUALITY_RANGE = (1, 100)
+# The IDCT that OpenCV and PIL decode with; TF's default ("") is the fast one.
+EXACT_DCT_METHOD = "INTEGER_ACCURATE"
+
+
+def grid_period(chroma):
+  """The MCU size in pixels: 16 for 4:2:0 (chroma blocks span 16x16), 8 for 4:4:4."""
+  _check_chroma(chroma)
+  return 16 if chroma == "4:2:0" else 8
+
+
+def decode(data, channels=3):
+  """Decodes JPEG bytes exactly as libjpeg's accurate IDCT does (uint8 HxWxC)."""
+  return tf.io.decode_jpeg(
+      data, channels=channels, dct_method=EXACT_DCT_METHOD)
+
+
+def encode(image, quality, chroma="4:2:0"):
+  """Baseline JPEG encoding of a uint8 HxWx3 image; returns a scalar string.
+
+  `quality` is a Python int or a scalar integer tensor in 1..100 (a tensor lets
+  every example of a `Dataset.map` draw its own QF). `chroma` is "4:2:0" (the
+  default of TF, OpenCV and PIL) or "4:4:4".
+  """
+  _check_chroma(chroma)
+  image = _check_image(image)
+  subsample = chroma == "4:2:0"
+  if isinstance(quality, int):
+    _check_quality(quality)
+    return tf.io.encode_jpeg(image, quality=quality, chroma_downsampling=subsample)
+  quality = tf.cast(quality, tf.int32)
+  lo, hi = QUALITY_RANGE
+  with tf.control_dependencies([
+      tf.debugging.assert_rank(quality, 0, message="JPEG quality must be a scalar"),
+      tf.debugging.assert_greater_equal(quality, lo, message="JPEG quality must be >= 1"),
+      tf.debugging.assert_less_equal(quality, hi, message="JPEG quality must be <= 100"),
+  ]):
+    quality = tf.identity(quality)
+  if subsample:
+    # The only encode op that takes its quality as a tensor; it always subsamples.
+    return tf.raw_ops.EncodeJpegVariableQuality(images=image, quality=quality)
+  # `encode_jpeg` takes quality as a graph attribute: one branch per QF.
+  branches = [
+      (lambda q=q: tf.io.encode_jpeg(image, quality=q, chroma_downsampling=False))
+      for q in range(lo, hi + 1)
+  ]
+  return tf.switch_case(quality - lo, branches)
+
+
+def compress(image, quality, chroma="4:2:0"):
+  """JPEG-compresses `image` and decodes it back: uint8 HxWx3 of the same shape."""
+  image = _check_image(image)
+  out = decode(encode(image, quality, chroma))
+  out.set_shape(image.shape)
+  return out
+
+
+def random_compress(image, qualities, probability, seed, chroma="4:2:0"):
+  """The paper's augmentation: with `probability`, compress at a QF drawn from `qualities`.
+
+  Args:
+    image: uint8 HxWx3.
+    qualities: non-empty sequence of ints in 1..100; one is drawn uniformly.
+    probability: chance of compressing at all (0.5 in the paper).
+    seed: stateless seed (see `tfjpeg.seeds`).
+    chroma: "4:2:0" or "4:4:4".
+
+  Returns:
+    (image, quality): the possibly compressed image and the int32 QF used, 0
+    where the image was left untouched.
+  """
+  qualities = [int(q) for q in qualities]
+  if not qualities:
+    raise ValueError("random_compress needs at least one quality")
+  for q in qualities:
+    _check_quality(q)
+  if not 0.0 <= probability <= 1.0:
+    raise ValueError(f"probability must be in [0, 1], got {probability}")
+  image = _check_image(image)
+  coin_seed, pick_seed = seeds.split(seed, 2)
+  apply = tf.random.stateless_uniform([], coin_seed) < probability
+  pick = tf.random.stateless_uniform(
+      [], pick_seed, minval=0, maxval=len(qualities), dtype=tf.int32)
+  quality = tf.gather(tf.constant(qualities, tf.int32), pick)
+  return tf.cond(
+      apply,
+      lambda: (compress(image, quality, chroma), quality),
+      lambda: (image, tf.constant(0, tf.int32)))
+
+
+def _check_chroma(chroma):
+  if chroma not in CHROMA_MODES:
+    raise ValueError(f"chroma must be one of {CHROMA_MODES}, got {chroma!r}")
+
+
+def _check_quality(quality):
+  lo, hi = QUALITY_RANGE
+  if not lo <= quality <= hi:
+    raise ValueError(f"JPEG quality must be in {lo}..{hi}, got {quality}")
+
+
+def _check_image(image):
+  image = tf.convert_to_tensor(image)
+  if image.dtype != tf.uint8:
+    raise TypeError(f"JPEG ops take uint8 images, got {image.dtype.name}")
+  if image.shape.rank is not None and image.shape.rank != 3:
+    raise ValueError(f"JPEG ops take one HxWx3 image, got shape {image.shape}")
+  if image.shape[-1] is not None and image.shape[-1] != 3:
+    raise ValueError(f"JPEG ops take RGB images (3 channels), got shape {image.shape}")
+  return image
