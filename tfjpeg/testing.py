@@ -91,3 +91,47 @@ def shared_photos(limit=None):
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     photos[f"{path.parent.name}/{path.name}"] = np.ascontiguousarray(bgr[..., ::-1])
   return photos
+
+
+def write_image(path, rgb, **params):
+  """Writes an RGB array with OpenCV (by extension); returns the path."""
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  flags = []
+  if path.suffix.lower() in (".jpg", ".jpeg"):
+    flags = [cv2.IMWRITE_JPEG_QUALITY, params.get("quality", 90)]
+  image = rgb[..., ::-1] if rgb.ndim == 3 and rgb.shape[-1] == 3 else rgb
+  assert cv2.imwrite(str(path), np.ascontiguousarray(image), flags)
+  return path
+
+
+def make_manual_dir(key, root, size=(240, 250), per_class=3):
+  """Tiny dummy data laid out as each TFDS builder's instructions say."""
+  root = pathlib.Path(root)
+  height, width = size
+  image = lambda i: synthetic_image(height, width, seed=i)
+  if key == "vision":
+    for d, device in enumerate(["D01_Samsung_GalaxyS3Mini", "D02_Apple_iPhone4s",
+                                "D10_Apple_iPhone4s"]):
+      for i in range(per_class):
+        write_image(root / device / "images" / "nat" / f"D{d:02d}_I_nat_{i:04d}.jpg",
+                    synthetic_image(max(height, 520), max(width, 530), seed=10 * d + i))
+  elif key == "gan":
+    for t, translation in enumerate(["horse2zebra", "apple2orange"]):
+      for i in range(per_class):
+        write_image(root / translation / "real" / f"img{i}.png", image(10 * t + i))
+        write_image(root / translation / "fake" / f"img{i}.png", image(100 + 10 * t + i))
+  elif key in ("imagenet", "lsun"):
+    from tfjpeg.datasets import builders  # pylint: disable=g-import-not-at-top
+    names = builders.DEFAULT_SYNSETS if key == "imagenet" else builders.LSUN_CATEGORIES
+    for c, name in enumerate(names):
+      for i in range(per_class):
+        suffix = ".JPEG" if key == "imagenet" else ".webp"
+        path = root / ("train" if key == "imagenet" else "") / name / f"{name}_{i}{suffix}"
+        if key == "imagenet":
+          write_image(path.with_suffix(".jpg"), image(c * 7 + i)).rename(path)
+        else:
+          write_image(path, image(c * 7 + i))
+  else:
+    raise ValueError(key)
+  return root

@@ -1,0 +1,131 @@
+"""tfjpeg.input_pipeline: equals an OpenCV reference of the same steps; reproducible."""
+
+import cv2
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfjpeg import input_pipeline as ip
+from tfjpeg import manifest
+from tfjpeg import tasks
+from tfjpeg import testing
+
+PATCH = 32
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+  root = tmp_path_factory.mktemp("folder")
+  for c, name in enumerate(("a", "b")):
+    for i in range(10):
+      image = testing.synthetic_image(83, 101, seed=100 * c + i)
+      if i % 2:
+        testing.write_image(root / name / f"{i}.jpg", image, quality=93)
+      else:
+        testing.write_image(root / name / f"{i}.png", image)
+  task = tasks.get("folder", tasks.TaskOptions(data_dir=str(root), patch_size=PATCH,
+                                               patches_per_image=3))
+  files = manifest.from_class_folders(root, (PATCH, PATCH)).files
+  return task, dict(zip(files["image_id"], files["path"])), files
+
+
+def _opencv_reference(path, offset, lattice_qf, qf):
+  """The same steps with OpenCV alone: decode, lattice, crop, compress."""
+  image = cv2.imread(path, cv2.IMREAD_COLOR)[..., ::-1]
+  if lattice_qf:
+    image = testing.opencv_compress(image, lattice_qf)
+  y, x = offset
+  patch = np.ascontiguousarray(image[y:y + PATCH, x:x + PATCH])
+  return testing.opencv_compress(patch, qf) if qf else patch
+
+
+@pytest.mark.parametrize("lattice_qf", [None, 100])
+@pytest.mark.parametrize("condition", [ip.Condition("aligned", None), ip.Condition("random", 70),
+                                       ip.Condition("misaligned", 50)])
+def test_eval_pipeline_equals_opencv_reference(folder, lattice_qf, condition):
+  task, path_of, _ = folder
+  config = ip.PipelineConfig(patch_size=PATCH, patches_per_image=3, lattice_qf=lattice_qf,
+                             batch_size=7)
+  seen = 0
+  for batch in ip.eval_dataset(task, "test", condition, config):
+    for image, offset, image_id, qf in zip(batch["image"].numpy(), batch["offset"].numpy(),
+                                           batch["image_id"].numpy(), batch["qf"].numpy()):
+      expected = _opencv_reference(path_of[image_id.decode()], offset, lattice_qf, condition.qf)
+      np.testing.assert_array_equal(image, expected)
+      assert qf == (condition.qf or 0)
+      if condition.crop == "aligned":
+        assert offset[0] % 8 == 0 and offset[1] % 8 == 0
+      seen += 1
+  assert seen == task.num_images["test"] * 3
+
+
+def test_train_pipeline_equals_opencv_reference_with_augmentation(folder):
+  task, path_of, _ = folder
+  config = ip.PipelineConfig(patch_size=PATCH, patches_per_image=3, train_crop="random",
+                             train_qfs=(60, 80), aug_fraction=0.5, batch_size=16)
+  qualities = []
+  for batch in ip.train_dataset(task, config, epoch=0):
+    for image, offset, image_id, qf in zip(batch["image"].numpy(), batch["offset"].numpy(),
+                                           batch["image_id"].numpy(), batch["qf"].numpy()):
+      expected = _opencv_reference(path_of[image_id.decode()], offset, None, int(qf))
+      np.testing.assert_array_equal(image, expected)
+      qualities.append(int(qf))
+  assert len(qualities) == task.num_images["train"] * 3
+  assert set(qualities) == {0, 60, 80}
+  assert 0.25 < np.mean(np.array(qualities) > 0) < 0.75
+
+
+def _epoch(task, config, epoch):
+  return [(b["image_id"].numpy().tolist(), b["offset"].numpy().tolist(), b["qf"].numpy().tolist())
+          for b in ip.train_dataset(task, config, epoch)]
+
+
+def test_epochs_are_reproducible_and_differ(folder):
+  task, _, _ = folder
+  config = ip.PipelineConfig(patch_size=PATCH, patches_per_image=2, train_qfs=(50,), batch_size=8)
+  assert _epoch(task, config, 3) == _epoch(task, config, 3)
+  assert _epoch(task, config, 3) != _epoch(task, config, 4)
+  other_seed = ip.PipelineConfig(patch_size=PATCH, patches_per_image=2, train_qfs=(50,),
+                                 batch_size=8, seed=1)
+  assert _epoch(task, other_seed, 3) != _epoch(task, config, 3)
+
+
+def test_patches_of_an_image_stay_in_one_split(folder):
+  task, _, files = folder
+  config = ip.PipelineConfig(patch_size=PATCH, patches_per_image=3)
+  seen = {}
+  for split in ("train", "validation", "test"):
+    dataset = (ip.train_dataset(task, config, 0) if split == "train"
+               else ip.eval_dataset(task, split, ip.Condition("random"), config))
+    ids = {i.decode() for b in dataset for i in b["image_id"].numpy()}
+    assert ids == set(files.loc[files["split"] == split, "image_id"])
+    for i in ids:
+      assert seen.setdefault(i, split) == split
+
+
+def test_eval_crops_are_the_same_in_every_run(folder):
+  task, _, _ = folder
+  config = ip.PipelineConfig(patch_size=PATCH, patches_per_image=2)
+  run = lambda: [b["offset"].numpy().tolist()
+                 for b in ip.eval_dataset(task, "test", ip.Condition("random"), config)]
+  assert run() == run()
+
+
+@pytest.mark.parametrize("way", testing.WAYS)
+def test_decode_and_cut_ops_three_ways(way):
+  image = testing.synthetic_image(50, 60, seed=4)
+  data = tf.io.encode_png(image)
+  config = ip.PipelineConfig(patch_size=16, patches_per_image=4, crop_grid=16)
+
+  def fn(encoded, seed):
+    element = ip.decode_image(dict(encoded=encoded, label=tf.constant(1),
+                                   image_id=tf.constant("x")), lattice_qf=100)
+    return ip.cut_patches(element, config, "aligned", seed)
+
+  out = testing.run(fn, way, data, tf.constant([5, 6], tf.int64))
+  reference = testing.opencv_compress(image, 100)
+  assert out["image"].shape == (4, 16, 16, 3)
+  for patch, (y, x) in zip(out["image"], out["offset"]):
+    assert y % 16 == 0 and x % 16 == 0
+    np.testing.assert_array_equal(patch, reference[y:y + 16, x:x + 16])
+  assert out["label"].tolist() == [1] * 4

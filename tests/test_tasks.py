@@ -1,0 +1,143 @@
+"""tfjpeg.tasks and tfjpeg.datasets: every registered task works, built from dummy data."""
+
+import hashlib
+import os
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from tfjpeg import builtin
+from tfjpeg import datasets
+from tfjpeg import splits
+from tfjpeg import tasks
+from tfjpeg import testing
+
+TFDS_TASKS = ("vision", "gan", "imagenet", "lsun")
+
+
+def _digest(folder):
+  h = hashlib.sha256()
+  for root, _, files in sorted(os.walk(folder)):
+    for name in sorted(files):
+      if name.endswith(".jpg"):
+        h.update(name.encode())
+        h.update(open(os.path.join(root, name), "rb").read())
+  return h.hexdigest()
+
+
+@pytest.mark.parametrize("kind", ["cameras", "shapes"])
+def test_builtin_generation_is_deterministic_by_seed(tmp_path, kind):
+  a = builtin.materialize(kind, 6, 80, seed=1, root=tmp_path / "a")
+  b = builtin.materialize(kind, 6, 80, seed=1, root=tmp_path / "b")
+  c = builtin.materialize(kind, 6, 80, seed=2, root=tmp_path / "c")
+  assert _digest(a) == _digest(b) != _digest(c)
+  assert builtin.materialize(kind, 6, 80, seed=1, root=tmp_path / "a") == a  # cached
+
+
+def test_builtin_cameras_share_content_and_differ_in_processing(tmp_path):
+  root = builtin.materialize("cameras", 2, 96, seed=0, root=tmp_path)
+  pictures = [tf.io.decode_jpeg(open(root / c.name / "scene00000.jpg", "rb").read(),
+                                dct_method="INTEGER_ACCURATE").numpy().astype(float)
+              for c in builtin.CAMERAS]
+  for other in pictures[1:]:
+    assert np.corrcoef(pictures[0].ravel(), other.ravel())[0, 1] > 0.9  # same scene
+    assert np.abs(pictures[0] - other).mean() > 0.5  # not the same pixels
+
+
+@pytest.mark.parametrize("name", sorted(tasks.TASKS))
+def test_every_registered_task_builds_and_streams(tmp_path, name):
+  options = tasks.TaskOptions(data_dir=str(tmp_path / "data"),
+                              tfds_data_dir=str(tmp_path / "tfds"), num_scenes=8)
+  if name == "folder":
+    for c in ("x", "y"):
+      for i in range(6):
+        testing.write_image(tmp_path / "data" / c / f"{i}.png",
+                            testing.synthetic_image(70, 90, seed=i))
+    options = tasks.TaskOptions(data_dir=str(tmp_path / "data"), patch_size=64)
+  elif name in TFDS_TASKS:
+    testing.make_manual_dir(name, tmp_path / "data", per_class=2)
+  task = tasks.get(name, options)
+  assert task.num_classes >= 2 and sum(task.num_images.values()) > 0
+  element = next(iter(task.images("train")))
+  assert element["encoded"].dtype == tf.string and 0 <= element["label"] < task.num_classes
+
+
+def test_unknown_task_is_named():
+  with pytest.raises(ValueError, match="unknown task 'cifar'.*cameras"):
+    tasks.get("cifar")
+
+
+@pytest.mark.parametrize("key", TFDS_TASKS)
+def test_builder_stores_original_bytes_unchanged(tmp_path, key):
+  manual = testing.make_manual_dir(key, tmp_path / "manual", per_class=2)
+  originals = {}
+  for root, _, files in os.walk(manual):
+    for f in files:
+      originals[os.path.join(root, f)] = open(os.path.join(root, f), "rb").read()
+  builder = datasets.BUILDERS[key](data_dir=str(tmp_path / "tfds"))
+  builder.download_and_prepare(
+      download_config=tfds.download.DownloadConfig(manual_dir=str(manual)))
+  stored = []
+  source_split = {}
+  for split in builder.info.splits:  # tiny dummy data may leave one empty
+    for example in builder.as_dataset(split=split):
+      stored.append(example["image"].numpy())
+      source = example["source"].numpy().decode()
+      assert source_split.setdefault(source, split) == split  # a source, one split
+  assert sorted(stored) == sorted(originals.values())  # byte for byte, none lost
+  names = builder.info.features["label"].names
+  if key == "vision":
+    assert names == ["Apple_iPhone4s", "Samsung_GalaxyS3Mini"]  # devices merged by model
+
+
+def test_builder_reports_bad_files_and_missing_manual_dir(tmp_path):
+  manual = testing.make_manual_dir("gan", tmp_path / "manual", per_class=3)
+  (manual / "horse2zebra" / "fake" / "broken.png").write_text("oops")
+  builder = datasets.TfjpegGan(data_dir=str(tmp_path / "tfds"))
+  builder.download_and_prepare(
+      download_config=tfds.download.DownloadConfig(manual_dir=str(manual)))
+  bad = builder.info.metadata["bad_files"]
+  assert [b["path"] for b in bad] == [str(manual / "horse2zebra" / "fake" / "broken.png")]
+  task = tasks.get("gan", tasks.TaskOptions(tfds_data_dir=str(tmp_path / "tfds")))
+  assert len(task.bad_files) == 1 and "1 bad files" in task.summary
+  # TFDS checks the manual directory first; its message names it and our instructions.
+  with pytest.raises((AssertionError, FileNotFoundError), match="(?s)nowhere does not exist.*CycleGAN"):
+    datasets.TfjpegGan(data_dir=str(tmp_path / "tfds2")).download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir=str(tmp_path / "nowhere")))
+  with pytest.raises(ValueError, match="not built yet.*--data_dir"):
+    tasks.get("lsun", tasks.TaskOptions(tfds_data_dir=str(tmp_path / "tfds3")))
+
+
+def test_folder_task_counts_bad_files_and_refuses_empty_classes(tmp_path):
+  for c in ("a", "b"):
+    for i in range(5):
+      testing.write_image(tmp_path / c / f"{i}.jpg", testing.synthetic_image(80, 80, seed=i))
+  (tmp_path / "a" / "junk.jpg").write_text("junk")
+  testing.write_image(tmp_path / "b" / "tiny.png", testing.synthetic_image(20, 20))
+  task = tasks.get("folder", tasks.TaskOptions(data_dir=str(tmp_path), patch_size=64))
+  assert sum(task.num_images.values()) == 10 and len(task.bad_files) == 2
+  assert "junk.jpg" in task.summary and "smaller than the 64x64 patch" in task.summary
+  (tmp_path / "c").mkdir()
+  with pytest.raises(ValueError, match=r"class folder .*/c holds no images"):
+    tasks.get("folder", tasks.TaskOptions(data_dir=str(tmp_path), patch_size=64))
+  with pytest.raises(FileNotFoundError, match="does not exist"):
+    tasks.get("folder", tasks.TaskOptions(data_dir=str(tmp_path / "missing")))
+  with pytest.raises(ValueError, match="--data_dir"):
+    tasks.get("folder")
+
+
+@pytest.mark.skipif(testing.shared_data_dir() is None, reason="../shared/data absent")
+def test_folder_task_on_real_photos(tmp_path):
+  # The shared collections as two classes, linked, not copied.
+  for name in ("kodak", "McMaster"):
+    os.symlink(testing.shared_data_dir() / name, tmp_path / name)
+  task = tasks.get("folder", tasks.TaskOptions(data_dir=str(tmp_path), patch_size=224))
+  assert sum(task.num_images.values()) == 42 and len(task.bad_files) == 0
+  from tfjpeg import input_pipeline  # pylint: disable=g-import-not-at-top
+  config = input_pipeline.PipelineConfig(patch_size=224, batch_size=4)
+  batch = next(iter(input_pipeline.eval_dataset(
+      task, "test", input_pipeline.Condition("random", 90), config)))
+  assert batch["image"].shape[1:] == (224, 224, 3)

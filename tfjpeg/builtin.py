@@ -1,0 +1,192 @@
+"""Built-in tasks generated offline: no download, deterministic by seed, CPU-sized.
+
+`cameras` (forensic): the same procedural scenes shot by four simulated
+cameras that differ only in how they process light, as real camera models do:
+colour-filter pattern, demosaicing, lens blur, sensor noise, tone curve and
+in-camera JPEG (quality and chroma subsampling). Content carries no label;
+the label lives in fine detail, as in camera-model identification.
+
+`shapes` (vision): the label is visible content (which shape the scene holds),
+and each image goes through a randomly chosen camera of the same four, so the
+processing carries no label.
+
+Each image is stored as the JPEG its simulated camera wrote, so the in-camera
+JPEG grid starts at the top-left pixel, exactly as in camera originals.
+"""
+
+import dataclasses
+import hashlib
+import json
+import os
+import pathlib
+import shutil
+import tempfile
+
+import cv2
+import numpy as np
+
+VERSION = 1  # bump whenever generation changes, so caches are rebuilt
+
+
+@dataclasses.dataclass(frozen=True)
+class Camera:
+  name: str
+  cfa: str  # the 2x2 colour-filter pattern, row by row from the top-left
+  demosaic: str  # "bilinear", "vng" or "edge_aware"
+  blur_sigma: float  # lens point-spread, in pixels
+  noise_gain: float  # shot noise, in 8-bit levels at full scale
+  read_noise: float  # in 8-bit levels
+  gamma: float  # tone curve; equal for the built-ins so brightness tells nothing
+  quality: int  # in-camera JPEG quality
+  chroma: str  # in-camera JPEG subsampling
+
+
+CAMERAS = (
+    Camera("cam_a", "RGGB", "bilinear", 0.6, 2.0, 1.0, 2.2, 92, "4:2:0"),
+    Camera("cam_b", "GRBG", "edge_aware", 0.8, 1.5, 0.8, 2.2, 95, "4:2:0"),
+    Camera("cam_c", "BGGR", "vng", 0.5, 2.5, 1.2, 2.2, 90, "4:4:4"),
+    Camera("cam_d", "GBRG", "bilinear", 0.7, 1.8, 1.5, 2.2, 97, "4:2:0"),
+)
+SHAPES = ("disc", "square", "triangle", "stripes")
+_DEMOSAIC = {"bilinear": "", "vng": "_VNG", "edge_aware": "_EA"}
+
+
+def scene(height, width, rng):
+  """A procedural photo-like scene: float32 linear RGB in [0, 1]."""
+  image = np.zeros((height, width, 3), np.float32)
+  for scale, weight in ((48, 0.35), (12, 0.15), (3, 0.05)):
+    small = rng.normal(size=(max(2, height // scale), max(2, width // scale), 3))
+    image += weight * cv2.resize(small.astype(np.float32), (width, height),
+                                 interpolation=cv2.INTER_CUBIC)
+  for _ in range(int(rng.integers(3, 7))):  # objects with sharp edges
+    centre = (int(rng.integers(0, width)), int(rng.integers(0, height)))
+    radius = int(rng.integers(3, max(4, min(height, width) // 4)))
+    colour = rng.uniform(-0.4, 0.4, 3).tolist()
+    if rng.random() < 0.5:
+      cv2.circle(image, centre, radius, colour, -1)
+    else:
+      cv2.rectangle(image, (centre[0] - radius, centre[1] - radius),
+                    (centre[0] + radius, centre[1] + radius), colour, -1)
+  return np.clip(image + 0.45, 0.0, 1.0)
+
+
+def draw_shape(image, shape, rng):
+  """Draws one large, visible `shape` on a scene (in place)."""
+  height, width = image.shape[:2]
+  size = min(height, width)
+  colour = (rng.uniform(0.05, 0.95, 3)).tolist()
+  cy, cx = (int(rng.uniform(0.35, 0.65) * d) for d in (height, width))
+  radius = int(rng.uniform(0.2, 0.3) * size)
+  if shape == "disc":
+    cv2.circle(image, (cx, cy), radius, colour, -1)
+  elif shape == "square":
+    cv2.rectangle(image, (cx - radius, cy - radius), (cx + radius, cy + radius), colour, -1)
+  elif shape == "triangle":
+    points = np.array([[cx, cy - radius], [cx - radius, cy + radius],
+                       [cx + radius, cy + radius]], np.int32)
+    cv2.fillPoly(image, [points], colour)
+  elif shape == "stripes":
+    period = max(4, size // 12)
+    for y in range(0, height, 2 * period):
+      image[y:y + period] = colour
+  else:
+    raise ValueError(f"unknown shape {shape!r}")
+  return image
+
+
+def shoot(light, camera, rng):
+  """Simulates `camera` photographing linear RGB `light`; returns JPEG bytes."""
+  height, width = light.shape[:2]
+  light = cv2.GaussianBlur(light, (0, 0), camera.blur_sigma)
+  # Mosaic: keep, at each pixel, the one channel the colour filter passes.
+  pattern = {"R": 0, "G": 1, "B": 2}
+  raw = np.empty((height, width), np.float32)
+  for i, channel in enumerate(camera.cfa):
+    dy, dx = divmod(i, 2)
+    raw[dy::2, dx::2] = light[dy::2, dx::2, pattern[channel]]
+  levels = raw * 1023.0  # 10-bit sensor
+  noise = rng.normal(size=raw.shape) * np.sqrt(
+      camera.noise_gain * 4 * levels + (camera.read_noise * 4) ** 2)
+  raw10 = np.clip(np.round(levels + noise), 0, 1023).astype(np.uint16)
+  conversion = getattr(cv2, f"COLOR_Bayer{camera.cfa}2RGB{_DEMOSAIC[camera.demosaic]}")
+  if camera.demosaic == "bilinear":
+    rgb = cv2.cvtColor(raw10, conversion)
+  else:  # VNG and edge-aware take 8-bit input only
+    rgb = cv2.cvtColor((raw10 >> 2).astype(np.uint8), conversion).astype(np.uint16) << 2
+  tone = np.clip(rgb.astype(np.float32) / 1023.0, 0, 1) ** (1.0 / camera.gamma)
+  srgb = np.clip(np.round(tone * 255.0), 0, 255).astype(np.uint8)
+  params = [cv2.IMWRITE_JPEG_QUALITY, camera.quality]
+  if camera.chroma == "4:4:4":
+    params += [cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
+  ok, data = cv2.imencode(".jpg", np.ascontiguousarray(srgb[..., ::-1]), params)
+  assert ok
+  return data.tobytes()
+
+
+def generate(kind, out_dir, num_scenes, image_size, seed):
+  """Writes `out_dir/<class>/<scene>.jpg` for built-in `kind`; returns class names.
+
+  `cameras`: every scene shot by every camera (class = camera).
+  `shapes`: each scene holds one shape (class = shape), shot by a random camera.
+  Files are named by scene, which is the source used by the split.
+  """
+  height, width = (image_size, image_size) if isinstance(image_size, int) else image_size
+  if kind == "cameras":
+    class_names = [c.name for c in CAMERAS]
+  elif kind == "shapes":
+    class_names = list(SHAPES)
+  else:
+    raise ValueError(f"unknown built-in kind {kind!r}")
+  for name in class_names:
+    os.makedirs(os.path.join(out_dir, name), exist_ok=True)
+  for index in range(num_scenes):
+    rng = np.random.default_rng([seed, index])
+    light = scene(height, width, rng)
+    if kind == "cameras":
+      for camera in CAMERAS:
+        _write(out_dir, camera.name, index, shoot(light, camera, rng))
+    else:
+      shape = SHAPES[index % len(SHAPES)]
+      draw_shape(light, shape, rng)
+      camera = CAMERAS[int(rng.integers(len(CAMERAS)))]
+      _write(out_dir, shape, index, shoot(light, camera, rng))
+  return class_names
+
+
+def _write(out_dir, class_name, index, data):
+  with open(os.path.join(out_dir, class_name, f"scene{index:05d}.jpg"), "wb") as f:
+    f.write(data)
+
+
+def cache_root():
+  """Where generated data lives: $TFJPEG_CACHE, else ~/.cache/tfjpeg."""
+  return pathlib.Path(os.environ.get("TFJPEG_CACHE",
+                                     pathlib.Path.home() / ".cache" / "tfjpeg"))
+
+
+def materialize(kind, num_scenes, image_size, seed, root=None):
+  """Generates the built-in data once into the cache and returns its folder.
+
+  Generation goes to a temporary folder renamed into place when complete, so an
+  interrupted generation never leaves a half-written dataset behind.
+  """
+  spec = dict(kind=kind, num_scenes=num_scenes, image_size=image_size, seed=seed,
+              version=VERSION)
+  digest = hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10]
+  root = pathlib.Path(root) if root else cache_root() / "builtin"
+  target = root / f"{kind}-{digest}"
+  if (target / "spec.json").exists():
+    return target
+  root.mkdir(parents=True, exist_ok=True)
+  staging = pathlib.Path(tempfile.mkdtemp(dir=root, prefix=f".{kind}-"))
+  try:
+    generate(kind, staging, num_scenes, image_size, seed)
+    (staging / "spec.json").write_text(json.dumps(spec, indent=1, sort_keys=True))
+    try:
+      staging.rename(target)
+    except OSError:  # another process finished first
+      if not (target / "spec.json").exists():
+        raise
+  finally:
+    shutil.rmtree(staging, ignore_errors=True)
+  return target

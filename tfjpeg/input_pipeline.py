@@ -1,0 +1,130 @@
+"""The only place that builds tf.data pipelines.
+
+    encoded bytes -> exact decode -> [lattice QF: whole image once]
+      -> crop (aligned | random | misaligned) x patches_per_image
+      -> training: JPEG augmentation   |   evaluation: the test condition's QF
+      -> batch -> prefetch
+
+Bytes stay encoded until decoded; every JPEG decode uses the accurate IDCT;
+nothing is re-encoded unless the lattice QF, the augmentation or the test
+condition asks for it. Every random choice is a stateless function of
+(seed, epoch, image index, patch index), so runs are reproducible and resume
+exactly.
+"""
+
+import dataclasses
+from typing import Optional, Sequence
+
+import tensorflow as tf
+
+from tfjpeg import crops
+from tfjpeg import images
+from tfjpeg import jpeg
+from tfjpeg import seeds
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+  patch_size: int = 64
+  patches_per_image: int = 1
+  lattice_qf: Optional[int] = None  # compress whole images first (100 in experiment 1)
+  train_crop: str = "random"
+  crop_grid: int = 8  # 16 keeps 4:2:0 chroma blocks aligned too
+  train_qfs: Sequence[int] = ()  # augmentation QFs; empty: none
+  aug_fraction: float = 0.5
+  chroma: str = "4:2:0"
+  batch_size: int = 32
+  seed: int = 0
+  shuffle_buffer: int = 1024  # patches
+
+
+@dataclasses.dataclass(frozen=True)
+class Condition:
+  """A test condition: how test patches are cut and compressed."""
+  crop: str = "aligned"
+  qf: Optional[int] = None  # None: left as read
+
+  @property
+  def name(self):
+    return f"{self.crop}_qf{self.qf or 'none'}"
+
+
+def decode_image(element, lattice_qf=None, chroma="4:2:0"):
+  """Decodes `element["encoded"]`; compresses the whole image at `lattice_qf`."""
+  image = images.decode(element["encoded"])
+  if lattice_qf:
+    image = jpeg.compress(image, int(lattice_qf), chroma)
+  out = {k: v for k, v in element.items() if k != "encoded"}
+  out["image"] = image
+  return out
+
+
+def cut_patches(element, config, mode, image_seed):
+  """`patches_per_image` crops of one decoded image, stacked, with offsets."""
+  patches, offsets = [], []
+  for k in range(config.patches_per_image):
+    patch, offset = crops.crop(element["image"], config.patch_size, mode,
+                               grid=config.crop_grid,
+                               seed=tf.random.experimental.stateless_fold_in(image_seed, k))
+    patches.append(patch)
+    offsets.append(offset)
+  n = config.patches_per_image
+  return dict(image=tf.stack(patches), offset=tf.stack(offsets),
+              label=tf.fill([n], element["label"]),
+              image_id=tf.fill([n], element["image_id"]),
+              patch_index=tf.range(n, dtype=tf.int32))
+
+
+def _per_image(dataset, config, mode, epoch_seed):
+  dataset = dataset.enumerate().map(
+      lambda index, element: cut_patches(
+          decode_image(element, config.lattice_qf, config.chroma), config, mode,
+          seeds.for_example(epoch_seed, index)),
+      num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  return dataset.unbatch()
+
+
+def train_dataset(task, config, epoch):
+  """One epoch of training batches; epoch `e` is the same whenever it is built."""
+  epoch_seed = seeds.for_example(config.seed, epoch)
+  data_seed, crop_seed, aug_seed, shuffle_seed = seeds.split(epoch_seed, 4)
+  dataset = _per_image(task.images("train", shuffle_seed=data_seed), config,
+                       config.train_crop, crop_seed)
+  dataset = dataset.enumerate()
+  qualities = list(config.train_qfs)
+
+  def augment(index, element):
+    if qualities:
+      element["image"], element["qf"] = jpeg.random_compress(
+          element["image"], qualities, config.aug_fraction,
+          seeds.for_example(aug_seed, index), config.chroma)
+    else:
+      element["qf"] = tf.constant(0, tf.int32)
+    return element
+
+  dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  # Mix patches of different images within a batch; seeded, so reproducible.
+  dataset = dataset.shuffle(config.shuffle_buffer,
+                            seed=int(shuffle_seed.numpy()[0] % (2**31 - 1)))
+  return dataset.batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def eval_dataset(task, split, condition, config):
+  """Batches of `split` under a test `condition`; identical crops in every run."""
+  eval_seed = seeds.for_example(config.seed, -1)  # independent of training epochs
+  dataset = _per_image(task.images(split), config, condition.crop, eval_seed)
+
+  def compress(element):
+    if condition.qf:
+      element["image"] = jpeg.compress(element["image"], int(condition.qf), config.chroma)
+    element["qf"] = tf.constant(condition.qf or 0, tf.int32)
+    return element
+
+  dataset = dataset.map(compress, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  return dataset.batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def to_inputs(dataset):
+  """(patch, label) pairs, as Keras `fit` wants them."""
+  return dataset.map(lambda e: (e["image"], e["label"]),
+                     num_parallel_calls=tf.data.AUTOTUNE)

@@ -1,0 +1,102 @@
+"""A manifest: the list of a task's image files, probed, labelled and split.
+
+One row per good file (path, label, class_name, image_id, source, split, format,
+height, width); every bad file goes to `bad_files` with the problem, so it is
+reported and counted, never dropped silently. Used by the folder task, the
+built-in tasks and the TFDS builders alike.
+"""
+
+import concurrent.futures
+import dataclasses
+import os
+
+import pandas as pd
+
+from tfjpeg import images
+from tfjpeg import splits
+
+COLUMNS = ("path", "label", "class_name", "image_id", "source", "split",
+           "format", "height", "width")
+
+
+@dataclasses.dataclass
+class Manifest:
+  class_names: list
+  files: pd.DataFrame  # COLUMNS
+  bad_files: pd.DataFrame  # path, class_name, problem
+
+  def split(self, name):
+    return self.files[self.files["split"] == name].reset_index(drop=True)
+
+  def summary(self):
+    """Counts per split and class, and the bad files: the run's data report."""
+    lines = [f"{len(self.files)} images in {len(self.class_names)} classes; "
+             f"{len(self.bad_files)} bad files left out"]
+    counts = self.files.groupby(["split", "class_name"]).size().unstack(fill_value=0)
+    lines.append(counts.to_string())
+    for row in self.bad_files.itertuples():
+      lines.append(f"BAD {row.path}: {row.problem}")
+    return "\n".join(lines)
+
+
+def from_class_folders(root, min_size=None, fractions=splits.SplitFractions(),
+                       seed=0, class_names=None, workers=8):
+  """Scans `root/<class>/**` for images; one subfolder per class.
+
+  Files of the same name (without extension) in different class folders count
+  as versions of one source (a scene and its simulated cameras, a real image
+  and the fake made from it) and always share a split.
+
+  Raises:
+    FileNotFoundError: `root` or a named class folder does not exist.
+    ValueError: no class folders, or a class folder without a single image.
+  """
+  root = os.fspath(root)
+  if not os.path.isdir(root):
+    raise FileNotFoundError(f"data directory {root} does not exist")
+  if class_names is None:
+    class_names = sorted(d for d in os.listdir(root)
+                         if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
+  if not class_names:
+    raise ValueError(f"{root} holds no class subfolders (expected {root}/<class>/<images>)")
+  entries = []
+  for label, name in enumerate(class_names):
+    folder = os.path.join(root, name)
+    if not os.path.isdir(folder):
+      raise FileNotFoundError(f"class folder {folder} does not exist")
+    paths = images.list_images(folder)
+    if not paths:
+      raise ValueError(f"class folder {folder} holds no images "
+                       f"(looked for {', '.join(sorted(images.EXTENSIONS))})")
+    for path in paths:
+      rel = os.path.relpath(path, folder)
+      entries.append((path, label, name, os.path.splitext(rel)[0]))
+  return from_entries(entries, class_names, min_size, fractions, seed, workers)
+
+
+def from_entries(entries, class_names, min_size=None,
+                 fractions=splits.SplitFractions(), seed=0, workers=8):
+  """Probes (path, label, class_name, source) entries and splits them by source."""
+  def check(entry):
+    try:
+      return entry, images.probe(entry[0], min_size), None
+    except images.BadImageError as e:
+      return entry, None, e.problem
+
+  good, bad = [], []
+  with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+    for (path, label, name, source), info, problem in pool.map(check, entries):
+      if problem is not None:
+        bad.append(dict(path=path, class_name=name, problem=problem))
+      else:
+        good.append(dict(path=path, label=label, class_name=name,
+                         image_id=f"{name}/{source}", source=source,
+                         format=info.format, height=info.height, width=info.width))
+  files = pd.DataFrame(good, columns=[c for c in COLUMNS if c != "split"])
+  empty = [n for n in class_names if n not in set(files["class_name"])]
+  if empty:
+    raise ValueError(f"no usable image in class(es) {empty}: "
+                     f"{len(bad)} bad files, e.g. {bad[:3]}")
+  files["split"] = splits.assign(files["source"], files["label"], fractions, seed)
+  return Manifest(list(class_names), files[list(COLUMNS)],
+                  pd.DataFrame(bad, columns=["path", "class_name", "problem"]))

@@ -1,0 +1,172 @@
+"""The task registry: which images, which classes, patch size, split.
+
+A `Task` hands the input pipeline a stream of encoded images per split
+(`{"encoded", "label", "image_id"}`), never decoded, never re-encoded.
+
+  cameras   built-in forensic task: four simulated cameras, shared scenes
+  shapes    built-in vision task: four visible shapes, random cameras
+  folder    any tree DIR/<class>/<images> (JPEG, PNG, TIFF, BMP, WebP)
+  vision    VISION camera models (TFDS, manual download), 512 px, 10 patches
+  gan       CycleGAN real vs fake (TFDS, manual download), 224 px
+  imagenet  16 ILSVRC2012 synsets (TFDS, manual download), 224 px
+  lsun      20 LSUN object categories (TFDS, manual download), 224 px
+"""
+
+import dataclasses
+import os
+from typing import Callable, Optional
+
+import pandas as pd
+import tensorflow as tf
+
+from tfjpeg import builtin
+from tfjpeg import manifest
+from tfjpeg import seeds
+from tfjpeg import splits
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskOptions:
+  """What a user may set for any task (None: the task's default)."""
+  data_dir: Optional[str] = None  # folder task, or a TFDS task's manual directory
+  tfds_data_dir: Optional[str] = None  # where TFDS keeps prepared datasets
+  patch_size: Optional[int] = None
+  patches_per_image: Optional[int] = None
+  split_seed: int = 0
+  test_fraction: float = 0.2
+  validation_fraction: float = 0.15
+  synsets: Optional[tuple] = None  # imagenet
+  num_scenes: Optional[int] = None  # built-in tasks
+  image_size: Optional[int] = None  # built-in tasks
+
+
+@dataclasses.dataclass
+class Task:
+  """A task ready for the pipeline."""
+  name: str
+  kind: str  # "forensic", "vision" or "custom"
+  class_names: list
+  patch_size: int
+  patches_per_image: int
+  # images(split, shuffle_seed) -> Dataset of {"encoded", "label", "image_id"}
+  images: Callable
+  num_images: dict  # split -> count
+  bad_files: pd.DataFrame  # path, class_name, problem
+  summary: str = ""
+
+  @property
+  def num_classes(self):
+    return len(self.class_names)
+
+
+def _file_task(name, kind, found, patch_size, patches_per_image):
+  def images(split, shuffle_seed=None):
+    rows = found.split(split)
+    dataset = tf.data.Dataset.from_tensor_slices(dict(
+        path=rows["path"].tolist(), label=rows["label"].astype("int32").tolist(),
+        image_id=rows["image_id"].tolist()))
+    if shuffle_seed is not None:  # shuffle paths, not pixels: cheap, whole-epoch
+      dataset = dataset.shuffle(max(1, len(rows)), seed=_int_seed(shuffle_seed),
+                                reshuffle_each_iteration=False)
+    return dataset.map(
+        lambda r: dict(encoded=tf.io.read_file(r["path"]), label=r["label"],
+                       image_id=r["image_id"]),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+  counts = {s: int((found.files["split"] == s).sum()) for s in splits.SPLITS}
+  return Task(name, kind, list(found.class_names), patch_size, patches_per_image,
+              images, counts, found.bad_files, found.summary())
+
+
+def _int_seed(seed):
+  return int(seeds.as_seed(seed).numpy()[0] % (2**31 - 1))
+
+
+def _fractions(options):
+  return splits.SplitFractions(options.test_fraction, options.validation_fraction)
+
+
+def _pick(value, default):
+  return default if value is None else value
+
+
+def _builtin(kind, task_kind, name, default_scenes, default_size, default_patch, default_ppi):
+  def make(options):
+    patch = _pick(options.patch_size, default_patch)
+    size = _pick(options.image_size, max(default_size, patch))
+    root = builtin.materialize(kind, _pick(options.num_scenes, default_scenes), size,
+                               seed=0, root=options.data_dir)
+    found = manifest.from_class_folders(root, (patch, patch), _fractions(options),
+                                        options.split_seed)
+    return _file_task(name, task_kind, found, patch, _pick(options.patches_per_image, default_ppi))
+  return make
+
+
+def _folder(options):
+  if not options.data_dir:
+    raise ValueError("the folder task needs --data_dir=DIR with one subfolder per class")
+  patch = _pick(options.patch_size, 224)
+  found = manifest.from_class_folders(options.data_dir, (patch, patch),
+                                      _fractions(options), options.split_seed)
+  return _file_task("folder", "custom", found, patch, _pick(options.patches_per_image, 1))
+
+
+def _tfds(key, kind, default_patch, default_ppi):
+  def make(options):
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+    from tfjpeg import datasets  # pylint: disable=g-import-not-at-top
+    if (options.test_fraction, options.validation_fraction) != (0.2, 0.15):
+      raise ValueError(f"the {key} task's split is fixed when its TFDS dataset is "
+                       "built (20% test, 15% validation); use the folder task for others")
+    cls = datasets.BUILDERS[key]
+    kwargs = dict(data_dir=options.tfds_data_dir)
+    if key == "imagenet" and options.synsets:
+      kwargs["config"] = datasets.builders.ImagenetConfig(
+          name="synsets-" + "-".join(options.synsets)[:64], synsets=tuple(options.synsets))
+    builder = cls(**kwargs)
+    if not builder.is_prepared():
+      manual_dir = options.data_dir
+      if not manual_dir:
+        raise ValueError(f"the {key} task is not built yet: pass --data_dir=<manual "
+                         f"directory>.\n{cls.MANUAL_DOWNLOAD_INSTRUCTIONS}")
+      builder.download_and_prepare(
+          download_config=tfds.download.DownloadConfig(manual_dir=os.fspath(manual_dir)))
+    def images(split, shuffle_seed=None):
+      if not counts[split]:
+        raise ValueError(f"the {key} dataset has no {split} images: too few sources")
+      read_config = tfds.ReadConfig(
+          shuffle_seed=None if shuffle_seed is None else _int_seed(shuffle_seed))
+      dataset = builder.as_dataset(split=split, shuffle_files=shuffle_seed is not None,
+                                   read_config=read_config)
+      if shuffle_seed is not None:
+        dataset = dataset.shuffle(256, seed=_int_seed(shuffle_seed))
+      return dataset.map(lambda r: dict(encoded=r["image"], label=tf.cast(r["label"], tf.int32),
+                                        image_id=r["image_id"]))
+    bad = pd.DataFrame(builder.info.metadata.get("bad_files", []),
+                       columns=["path", "class_name", "problem"])
+    counts = {s: builder.info.splits[s].num_examples if s in builder.info.splits else 0
+              for s in splits.SPLITS}
+    names = builder.info.features["label"].names
+    summary = f"{sum(counts.values())} images in {len(names)} classes ({counts}); {len(bad)} bad files"
+    return Task(key, kind, names, _pick(options.patch_size, default_patch),
+                _pick(options.patches_per_image, default_ppi), images, counts, bad, summary)
+  return make
+
+
+TASKS = {
+    "cameras": _builtin("cameras", "forensic", "cameras", 200, 128, 64, 4),
+    "shapes": _builtin("shapes", "vision", "shapes", 400, 96, 64, 1),
+    "folder": _folder,
+    "vision": _tfds("vision", "forensic", 512, 10),
+    "gan": _tfds("gan", "forensic", 224, 1),
+    "imagenet": _tfds("imagenet", "vision", 224, 1),
+    "lsun": _tfds("lsun", "vision", 224, 1),
+}
+DEFAULT_TASK = "cameras"
+
+
+def get(name, options=TaskOptions()):
+  """Builds the task registered as `name`."""
+  if name not in TASKS:
+    raise ValueError(f"unknown task {name!r}; registered: {', '.join(sorted(TASKS))}")
+  return TASKS[name](options)
