@@ -47,7 +47,7 @@ def test_eval_pipeline_equals_opencv_reference(folder, lattice_qf, condition):
   config = ip.PipelineConfig(patch_size=PATCH, patches_per_image=3, lattice_qf=lattice_qf,
                              batch_size=7)
   seen = 0
-  for batch in ip.eval_dataset(task, "test", condition, config):
+  for batch in ip.eval_dataset(task, "test", [condition], config):
     for image, offset, image_id, qf in zip(batch["image"].numpy(), batch["offset"].numpy(),
                                            batch["image_id"].numpy(), batch["qf"].numpy()):
       expected = _opencv_reference(path_of[image_id.decode()], offset, lattice_qf, condition.qf)
@@ -96,7 +96,7 @@ def test_patches_of_an_image_stay_in_one_split(folder):
   seen = {}
   for split in ("train", "validation", "test"):
     dataset = (ip.train_dataset(task, config, 0) if split == "train"
-               else ip.eval_dataset(task, split, ip.Condition("random"), config))
+               else ip.eval_dataset(task, split, [ip.Condition("random")], config))
     ids = {i.decode() for b in dataset for i in b["image_id"].numpy()}
     assert ids == set(files.loc[files["split"] == split, "image_id"])
     for i in ids:
@@ -107,8 +107,26 @@ def test_eval_crops_are_the_same_in_every_run(folder):
   task, _, _ = folder
   config = ip.PipelineConfig(patch_size=PATCH, patches_per_image=2)
   run = lambda: [b["offset"].numpy().tolist()
-                 for b in ip.eval_dataset(task, "test", ip.Condition("random"), config)]
+                 for b in ip.eval_dataset(task, "test", [ip.Condition("random")], config)]
   assert run() == run()
+
+
+def test_all_conditions_in_one_pass_equal_one_pass_each(folder):
+  task, _, _ = folder
+  config = ip.PipelineConfig(patch_size=PATCH, patches_per_image=2, batch_size=5)
+  conditions = [ip.Condition(c, q) for c in ("aligned", "random") for q in (None, 50, 90)]
+  together = {}
+  for b in ip.eval_dataset(task, "test", conditions, config):
+    for image, image_id, number in zip(b["image"].numpy(), b["image_id"].numpy(),
+                                       b["condition"].numpy()):
+      together.setdefault(number, []).append((image_id, image))
+  for number, condition in enumerate(conditions):
+    alone = [(i, im) for b in ip.eval_dataset(task, "test", [condition], config)
+             for i, im in zip(b["image_id"].numpy(), b["image"].numpy())]
+    assert len(alone) == len(together[number]) == task.num_images["test"] * 2
+    for (i1, a), (i2, b) in zip(alone, together[number]):
+      assert i1 == i2
+      np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("way", testing.WAYS)

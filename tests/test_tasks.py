@@ -139,5 +139,5 @@ def test_folder_task_on_real_photos(tmp_path):
   from tfjpeg import input_pipeline  # pylint: disable=g-import-not-at-top
   config = input_pipeline.PipelineConfig(patch_size=224, batch_size=4)
   batch = next(iter(input_pipeline.eval_dataset(
-      task, "test", input_pipeline.Condition("random", 90), config)))
+      task, "test", [input_pipeline.Condition("random", 90)], config)))
   assert batch["image"].shape[1:] == (224, 224, 3)

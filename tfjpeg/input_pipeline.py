@@ -109,19 +109,36 @@ def train_dataset(task, config, epoch):
   return dataset.batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def eval_dataset(task, split, condition, config):
-  """Batches of `split` under a test `condition`; identical crops in every run."""
+def eval_dataset(task, split, conditions, config):
+  """Batches of `split` under every test condition, each image read and decoded once.
+
+  Each element carries `condition`, the index of its condition in `conditions`.
+  Crops depend only on (seed, image, crop mode), so every run, and every
+  combination of conditions, cuts the same test patches.
+  """
+  conditions = list(conditions)
+  modes = sorted({c.crop for c in conditions})
   eval_seed = seeds.for_example(config.seed, -1)  # independent of training epochs
-  dataset = _per_image(task.images(split), config, condition.crop, eval_seed)
 
-  def compress(element):
-    if condition.qf:
-      element["image"] = jpeg.compress(element["image"], int(condition.qf), config.chroma)
-    element["qf"] = tf.constant(condition.qf or 0, tf.int32)
-    return element
+  def per_image(index, element):
+    element = decode_image(element, config.lattice_qf, config.chroma)
+    image_seed = seeds.for_example(eval_seed, index)
+    cut = {mode: cut_patches(element, config, mode, image_seed) for mode in modes}
+    outputs = []
+    for number, condition in enumerate(conditions):
+      patches = dict(cut[condition.crop])
+      if condition.qf:
+        patches["image"] = tf.map_fn(
+            lambda p, q=int(condition.qf): jpeg.compress(p, q, config.chroma),
+            patches["image"])
+      patches["qf"] = tf.fill([config.patches_per_image], condition.qf or 0)
+      patches["condition"] = tf.fill([config.patches_per_image], number)
+      outputs.append(patches)
+    return {k: tf.concat([o[k] for o in outputs], 0) for k in outputs[0]}
 
-  dataset = dataset.map(compress, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-  return dataset.batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
+  dataset = task.images(split).enumerate().map(
+      per_image, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  return dataset.unbatch().batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
 
 
 def to_inputs(dataset):

@@ -1,0 +1,133 @@
+"""The run configuration: one frozen dataclass, built from a preset plus overrides.
+
+Presets live in `configs/` as Python functions returning a `Config`; binaries
+apply flag overrides with `override`, and the resolved config is written to
+the run directory before training starts.
+"""
+
+import dataclasses
+import json
+import os
+from typing import Optional, Tuple
+
+from tfjpeg import crops
+from tfjpeg import input_pipeline
+from tfjpeg import tasks
+
+STRATEGIES = ("default", "mirrored", "multiworker")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+  # What to learn.
+  task: str = tasks.DEFAULT_TASK
+  net: str = "hpf"
+  weights: str = "none"  # imagenet | none | PATH
+  data_dir: Optional[str] = None
+  tfds_data_dir: Optional[str] = None
+  patch_size: Optional[int] = None  # None: the task's default
+  patches_per_image: Optional[int] = None
+  # The JPEG conditions of the study.
+  lattice_qf: Optional[int] = None  # 100 in the alignment experiment
+  train_crop: str = "random"
+  crop_grid: int = 8
+  train_qfs: Tuple[int, ...] = ()
+  aug_fraction: float = 0.5
+  test_crops: Tuple[str, ...] = ("aligned", "random")
+  test_qfs: Tuple[Optional[int], ...] = (None,)
+  chroma: str = "4:2:0"
+  # The paper's schedule.
+  epochs: int = 100
+  batch_size: int = 32
+  learning_rate: float = 1e-3
+  lr_patience: int = 10
+  lr_factor: float = 0.1
+  stop_patience: int = 20
+  seed: int = 0
+  split_seed: int = 0
+  # Where and how it runs.
+  strategy: str = "default"
+  mixed_precision: bool = False
+  steps_per_epoch: Optional[int] = None  # None: one pass over the training patches
+
+  def __post_init__(self):
+    if self.train_crop not in crops.MODES:
+      raise ValueError(f"train_crop must be one of {crops.MODES}, got {self.train_crop!r}")
+    for crop in self.test_crops:
+      if crop not in crops.MODES:
+        raise ValueError(f"test crop must be one of {crops.MODES}, got {crop!r}")
+    if self.strategy not in STRATEGIES:
+      raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+    for qf in tuple(self.train_qfs) + tuple(q for q in self.test_qfs if q) + (
+        (self.lattice_qf,) if self.lattice_qf else ()):
+      if not 1 <= qf <= 100:
+        raise ValueError(f"JPEG quality must be in 1..100, got {qf}")
+
+  def task_options(self):
+    return tasks.TaskOptions(data_dir=self.data_dir, tfds_data_dir=self.tfds_data_dir,
+                             patch_size=self.patch_size,
+                             patches_per_image=self.patches_per_image,
+                             split_seed=self.split_seed)
+
+  def pipeline(self, task):
+    return input_pipeline.PipelineConfig(
+        patch_size=task.patch_size, patches_per_image=task.patches_per_image,
+        lattice_qf=self.lattice_qf, train_crop=self.train_crop, crop_grid=self.crop_grid,
+        train_qfs=tuple(self.train_qfs), aug_fraction=self.aug_fraction, chroma=self.chroma,
+        batch_size=self.batch_size, seed=self.seed)
+
+  def conditions(self):
+    return [input_pipeline.Condition(c, q) for c in self.test_crops for q in self.test_qfs]
+
+  @property
+  def train_qf_label(self):
+    """How results.csv names the training augmentation: none, 50, or 50+90."""
+    return "+".join(str(q) for q in self.train_qfs) if self.train_qfs else "none"
+
+  def to_json(self):
+    return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True)
+
+  @classmethod
+  def from_json(cls, text):
+    values = json.loads(text)
+    for key in ("train_qfs", "test_crops", "test_qfs"):
+      values[key] = tuple(values[key])
+    return cls(**values)
+
+
+def override(config, **changes):
+  """`config` with the non-None `changes` applied (flags left unset change nothing)."""
+  return dataclasses.replace(config, **{k: v for k, v in changes.items() if v is not None})
+
+
+def parse_qfs(text, allow_none=True):
+  """'none,50,90' -> (None, 50, 90); 'none' -> () for training QFs."""
+  values = []
+  for part in str(text).split(","):
+    part = part.strip().lower()
+    if not part:
+      continue
+    if part == "none":
+      if allow_none:
+        values.append(None)
+      continue
+    values.append(int(part))
+  return tuple(values)
+
+
+def load_preset(path):
+  """Runs `get_config()` of a preset file such as configs/default.py."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"config file {path} does not exist")
+  spec = importlib.util.spec_from_file_location(f"tfjpeg_preset_{abs(hash(path))}", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config()
+
+
+def default_workdir(config):
+  """A workdir named by the settings, so the same command resumes the same run."""
+  lattice = f"_lattice{config.lattice_qf}" if config.lattice_qf else ""
+  return os.path.join("runs", f"{config.task}_{config.net}_{config.train_crop}{lattice}"
+                              f"_qf{config.train_qf_label}_seed{config.seed}")

@@ -1,0 +1,200 @@
+"""`train_and_evaluate(config, workdir)`: the paper's schedule, resumable.
+
+The run directory holds:
+  config.json        the resolved config, written before training starts
+  data_summary.txt   images per split and class, and every bad file
+  checkpoints/       latest.keras (model + optimizer), best.weights.h5, state.json
+  logs/              TensorBoard: train/validation loss and accuracy, lr,
+                     augmented training patches, HParams with test metrics
+  results.csv        one row per test condition (see evaluation.RESULT_COLUMNS)
+
+The schedule: Adam; the learning rate is multiplied by `lr_factor` when the
+validation loss has not improved for `lr_patience` epochs; training stops when
+it has not improved for `stop_patience` epochs, or after `epochs`; the best
+validation-loss weights are restored before testing. Its state is saved with
+every epoch's checkpoint, so a killed run started again with the same command
+continues from its last finished epoch and, with a fixed seed, ends with the
+same results as an uninterrupted one.
+"""
+
+import dataclasses
+import json
+import logging
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfjpeg import config as config_lib
+from tfjpeg import evaluation
+from tfjpeg import input_pipeline
+from tfjpeg import models
+from tfjpeg import tasks
+
+
+@dataclasses.dataclass
+class ScheduleState:
+  epoch: int = 0  # epochs finished
+  learning_rate: float = 1e-3
+  best_val_loss: float = float("inf")
+  best_epoch: int = -1
+  epochs_since_best: int = 0
+  epochs_since_lr_change: int = 0
+  stopped: bool = False
+  history: list = dataclasses.field(default_factory=list)
+
+  def update(self, val_loss, config):
+    """Applies one finished epoch; returns True when it is the best so far."""
+    self.epoch += 1
+    improved = val_loss < self.best_val_loss
+    if improved:
+      self.best_val_loss, self.best_epoch = float(val_loss), self.epoch - 1
+      self.epochs_since_best = self.epochs_since_lr_change = 0
+    else:
+      self.epochs_since_best += 1
+      self.epochs_since_lr_change += 1
+      if self.epochs_since_lr_change >= config.lr_patience:
+        self.learning_rate *= config.lr_factor
+        self.epochs_since_lr_change = 0
+    if self.epochs_since_best >= config.stop_patience or self.epoch >= config.epochs:
+      self.stopped = True
+    return improved
+
+
+def configure_cpu_devices(count):
+  """Splits the CPU into `count` logical devices (before TensorFlow starts)."""
+  cpu = tf.config.list_physical_devices("CPU")[0]
+  tf.config.set_logical_device_configuration(
+      cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(count)])
+
+
+def make_strategy(name):
+  if name == "mirrored":
+    devices = [d.name for d in tf.config.list_logical_devices("GPU")] or [
+        d.name for d in tf.config.list_logical_devices("CPU")]
+    return tf.distribute.MirroredStrategy(devices)
+  if name == "multiworker":  # reads TF_CONFIG; a single local worker without it
+    return tf.distribute.MultiWorkerMirroredStrategy()
+  return tf.distribute.get_strategy()
+
+
+def _write_atomically(path, text):
+  tmp = f"{path}.tmp"
+  with open(tmp, "w") as f:
+    f.write(text)
+  os.replace(tmp, path)
+
+
+def _prepare_workdir(config, workdir):
+  os.makedirs(os.path.join(workdir, "checkpoints"), exist_ok=True)
+  path = os.path.join(workdir, "config.json")
+  if os.path.exists(path):
+    saved = config_lib.Config.from_json(open(path).read())
+    if saved != config:
+      changed = {k for k in dataclasses.asdict(config)
+                 if getattr(saved, k) != getattr(config, k)}
+      raise ValueError(f"{workdir} holds a run with another config (differs in "
+                       f"{sorted(changed)}); use a new --workdir")
+  else:
+    _write_atomically(path, config.to_json())
+
+
+def _load_state(workdir, config):
+  path = os.path.join(workdir, "checkpoints", "state.json")
+  if os.path.exists(path):
+    return ScheduleState(**json.load(open(path)))
+  return ScheduleState(learning_rate=config.learning_rate)
+
+
+def _log_epoch(writer, state, sample):
+  with writer.as_default(step=state.epoch - 1):
+    tf.summary.scalar("learning_rate", state.history[-1]["learning_rate"])
+    tf.summary.image("augmented_training_patches", tf.cast(sample, tf.float32) / 255.0,
+                     max_outputs=6)
+
+
+def _log_hparams(logdir, config, results):
+  from tensorboard.plugins.hparams import api as hp  # pylint: disable=g-import-not-at-top
+  settings = {k: (v if isinstance(v, (int, float, str, bool)) else str(v))
+              for k, v in dataclasses.asdict(config).items()}
+  with tf.summary.create_file_writer(os.path.join(logdir, "hparams")).as_default():
+    hp.hparams(settings)
+    for row in results.itertuples():
+      tf.summary.scalar(f"test/{row.test_crop}_qf{row.test_qf}/balanced_accuracy",
+                        row.balanced_accuracy, step=0)
+
+
+def _build_model(config, task, state, workdir):
+  latest = os.path.join(workdir, "checkpoints", "latest.keras")
+  if state.epoch > 0 and os.path.exists(latest):
+    logging.info("resuming %s after epoch %d", workdir, state.epoch)
+    return keras.models.load_model(latest)
+  model = models.build(config.net, task.patch_size, task.num_classes, config.weights)
+  model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
+                loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+  return model
+
+
+def train_and_evaluate(config, workdir, log=print):
+  """Trains with the paper's schedule (resuming if `workdir` holds a run), then tests.
+
+  Returns:
+    The results DataFrame, also written to `workdir/results.csv`.
+  """
+  _prepare_workdir(config, workdir)
+  keras.utils.set_random_seed(config.seed)
+  tf.config.experimental.enable_op_determinism()
+  if config.mixed_precision:
+    keras.mixed_precision.set_global_policy("mixed_float16")
+  task = tasks.get(config.task, config.task_options())
+  _write_atomically(os.path.join(workdir, "data_summary.txt"), task.summary + "\n")
+  log(task.summary)
+  pipeline = config.pipeline(task)
+  state = _load_state(workdir, config)
+  strategy = make_strategy(config.strategy)
+  with strategy.scope():
+    model = _build_model(config, task, state, workdir)
+  validation = input_pipeline.to_inputs(input_pipeline.eval_dataset(
+      task, "validation", [input_pipeline.Condition(config.train_crop)], pipeline))
+  logdir = os.path.join(workdir, "logs")
+  writer = tf.summary.create_file_writer(os.path.join(logdir, "train"))
+  checkpoints = os.path.join(workdir, "checkpoints")
+  while not state.stopped:
+    epoch = state.epoch
+    train = input_pipeline.train_dataset(task, pipeline, epoch)
+    sample = next(iter(train))["image"][:6]
+    model.optimizer.learning_rate.assign(state.learning_rate)
+    started = time.time()
+    history = model.fit(
+        input_pipeline.to_inputs(train), validation_data=validation,
+        initial_epoch=epoch, epochs=epoch + 1, steps_per_epoch=config.steps_per_epoch,
+        callbacks=[keras.callbacks.TensorBoard(logdir, write_graph=False)], verbose=0,
+        shuffle=False)  # the pipeline shuffles, seeded
+    metrics = {k: float(v[-1]) for k, v in history.history.items()}
+    metrics.update(learning_rate=state.learning_rate, seconds=time.time() - started)
+    state.history.append(metrics)
+    if state.update(metrics["val_loss"], config):
+      model.save_weights(os.path.join(checkpoints, "best.weights.h5"))
+    log(f"epoch {epoch + 1}/{config.epochs}: loss {metrics['loss']:.4f} "
+        f"acc {metrics['accuracy']:.3f} val_loss {metrics['val_loss']:.4f} "
+        f"val_acc {metrics['val_accuracy']:.3f} lr {metrics['learning_rate']:.0e} "
+        f"({metrics['seconds']:.0f}s)")
+    _log_epoch(writer, state, sample)
+    # Checkpoint first, then the state that points at it: a kill in between
+    # only repeats this epoch.
+    model.save(os.path.join(checkpoints, "latest.keras.tmp.keras"))
+    os.replace(os.path.join(checkpoints, "latest.keras.tmp.keras"),
+               os.path.join(checkpoints, "latest.keras"))
+    _write_atomically(os.path.join(checkpoints, "state.json"),
+                      json.dumps(dataclasses.asdict(state), indent=1))
+  model.load_weights(os.path.join(checkpoints, "best.weights.h5"))
+  results, confusions = evaluation.evaluate(model, task, config)
+  results.to_csv(os.path.join(workdir, "results.csv"), index=False)
+  for name, matrix in confusions.items():
+    np.savetxt(os.path.join(workdir, f"confusion_{name}.csv"), matrix, fmt="%d",
+               delimiter=",", header=",".join(task.class_names))
+  _log_hparams(logdir, config, results)
+  log(results.to_string(index=False))
+  return results
