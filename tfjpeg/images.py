@@ -158,18 +158,23 @@ def decode(data):
   head = tf.strings.substr(data, 0, 4)
   is_tiff = tf.logical_or(tf.equal(head, b"II*\x00"), tf.equal(head, b"MM\x00*"))
 
-  def native():
-    image = tf.cond(
-        tf.io.is_jpeg(data),
-        lambda: jpeg.decode(data, channels=3),
-        lambda: tf.io.decode_image(data, channels=3, expand_animations=False))
-    return tf.ensure_shape(image, [None, None, 3])
-
   def tiff():
     image = tf.numpy_function(_decode_tiff_numpy, [data], tf.uint8, stateful=False)
     return tf.ensure_shape(image, [None, None, 3])
 
-  return tf.cond(is_tiff, tiff, native)
+  return tf.cond(is_tiff, tiff, lambda: decode_native(data))
+
+
+def decode_native(data):
+  """`decode` for the formats TensorFlow reads itself (all but TIFF).
+
+  Pure graph ops, so it can live in an exported SavedModel.
+  """
+  image = tf.cond(
+      tf.io.is_jpeg(data),
+      lambda: jpeg.decode(data, channels=3),
+      lambda: tf.io.decode_image(data, channels=3, expand_animations=False))
+  return tf.ensure_shape(image, [None, None, 3])
 
 
 def _decode_tiff_numpy(data):

@@ -177,10 +177,6 @@ def train_and_evaluate(config, workdir, log=print):
     state.history.append(metrics)
     if state.update(metrics["val_loss"], config):
       model.save_weights(os.path.join(checkpoints, "best.weights.h5"))
-    log(f"epoch {epoch + 1}/{config.epochs}: loss {metrics['loss']:.4f} "
-        f"acc {metrics['accuracy']:.3f} val_loss {metrics['val_loss']:.4f} "
-        f"val_acc {metrics['val_accuracy']:.3f} lr {metrics['learning_rate']:.0e} "
-        f"({metrics['seconds']:.0f}s)")
     _log_epoch(writer, state, sample)
     # Checkpoint first, then the state that points at it: a kill in between
     # only repeats this epoch.
@@ -189,6 +185,11 @@ def train_and_evaluate(config, workdir, log=print):
                os.path.join(checkpoints, "latest.keras"))
     _write_atomically(os.path.join(checkpoints, "state.json"),
                       json.dumps(dataclasses.asdict(state), indent=1))
+    # Printed once the epoch is safe on disk.
+    log(f"epoch {epoch + 1}/{config.epochs}: loss {metrics['loss']:.4f} "
+        f"acc {metrics['accuracy']:.3f} val_loss {metrics['val_loss']:.4f} "
+        f"val_acc {metrics['val_accuracy']:.3f} lr {metrics['learning_rate']:.0e} "
+        f"({metrics['seconds']:.0f}s)")
   model.load_weights(os.path.join(checkpoints, "best.weights.h5"))
   results, confusions = evaluation.evaluate(model, task, config)
   results.to_csv(os.path.join(workdir, "results.csv"), index=False)

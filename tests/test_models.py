@@ -1,0 +1,76 @@
+"""tfjpeg.models: every registered net builds, takes a training step, has a pinned size."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from tfjpeg import models
+
+# Parameter counts for 4 classes (no-top backbones + a new 4-way head).
+PARAMS = {
+    "efficientnetb0": 4_054_695, "efficientnetb4": 17_680_995, "resnet50": 23_595_908,
+    "xception": 20_869_676, "bondi": 338_836, "bayar": 97_893, "hpf": 141_485,
+}
+
+
+def test_every_registered_net_is_pinned():
+  assert set(PARAMS) == set(models.NETS)
+
+
+@pytest.mark.parametrize("name", sorted(models.NETS))
+def test_builds_and_takes_a_training_step(name):
+  size = models.NETS[name].min_patch
+  model = models.build(name, size, 4)
+  assert model.count_params() == PARAMS[name]
+  model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+  x = np.random.default_rng(0).integers(0, 256, (4, size, size, 3)).astype("uint8")
+  before = [w.copy() for w in model.get_weights()]
+  loss = model.train_on_batch(x, np.arange(4))
+  assert np.isfinite(loss)
+  assert any(np.abs(a - b).max() > 0 for a, b in zip(before, model.get_weights()))
+  probabilities = np.asarray(model(x))
+  np.testing.assert_allclose(probabilities.sum(-1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["bondi", "bayar", "hpf"])
+def test_compact_nets_take_any_patch_of_at_least_64(name):
+  assert models.build(name, 96, 3).output_shape == (None, 3)
+  with pytest.raises(ValueError, match="at least 64x64"):
+    models.build(name, 48, 3)
+
+
+def test_bayar_constraint_holds_after_steps():
+  model = models.build("bayar", 64, 2)
+  model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+  x = np.random.default_rng(1).integers(0, 256, (4, 64, 64, 3)).astype("uint8")
+  for _ in range(2):
+    model.train_on_batch(x, np.array([0, 1, 0, 1]))
+  kernel = model.get_layer("constrained").kernel.numpy()
+  np.testing.assert_allclose(kernel[2, 2], -1.0, atol=1e-6)
+  np.testing.assert_allclose(kernel.sum(axis=(0, 1)), 0.0, atol=1e-4)  # (+1) + (-1)
+
+
+def test_imagenet_weights_offline_name_the_file(tmp_path, monkeypatch):
+  monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+  with pytest.raises(FileNotFoundError,
+                     match=r"put resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5 .* at "
+                     + str(tmp_path)):
+    models.build("resnet50", 64, 2, weights="imagenet")
+  with pytest.raises(FileNotFoundError, match="nope.h5 does not exist"):
+    models.build("hpf", 64, 2, weights=str(tmp_path / "nope.h5"))
+
+
+def test_weights_from_a_file(tmp_path):
+  model = models.build("hpf", 64, 2)
+  path = str(tmp_path / "w.weights.h5")
+  model.save_weights(path)
+  again = models.build("hpf", 64, 2, weights=path)
+  for a, b in zip(model.get_weights(), again.get_weights()):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_unknown_net_is_named():
+  with pytest.raises(ValueError, match="unknown net 'vgg'.*hpf"):
+    models.build("vgg", 64, 2)

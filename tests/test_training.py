@@ -1,0 +1,136 @@
+"""End to end: bin/train runs, resumes after a kill with equal results, exports, distributes."""
+
+import glob
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+from tfjpeg import config as config_lib
+from tfjpeg import evaluation
+from tfjpeg import export
+from tfjpeg import models
+from tfjpeg import tasks
+from tfjpeg import testing
+from tfjpeg import training
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Small but real: the built-in camera task, few steps.
+FAST = ["--epochs=3", "--steps_per_epoch=6", "--batch_size=16", "--test_qfs=none,50"]
+
+
+def _env(cache):
+  env = dict(os.environ, TFJPEG_CACHE=str(cache), TF_CPP_MIN_LOG_LEVEL="2",
+             PYTHONUNBUFFERED="1", CUDA_VISIBLE_DEVICES="")
+  return env
+
+
+def _train(args, cache, **kw):
+  return subprocess.run([sys.executable, os.path.join(REPO, "bin", "train")] + args,
+                        env=_env(cache), capture_output=True, text=True, check=True, **kw)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+  return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, cache):
+  workdir = tmp_path_factory.mktemp("run") / "a"
+  out = _train(FAST + [f"--workdir={workdir}"], cache)
+  return workdir, out.stdout
+
+
+def test_run_directory_holds_everything(finished_run):
+  workdir, stdout = finished_run
+  results = pd.read_csv(workdir / "results.csv")
+  assert tuple(results.columns) == evaluation.RESULT_COLUMNS
+  assert len(results) == 4  # aligned/random x none/50
+  assert set(results["test_qf"].astype(str)) == {"none", "50"}
+  assert (results["n_images"] > 0).all() and results["balanced_accuracy"].between(0, 1).all()
+  assert "balanced_accuracy" in stdout and "epoch 3/3" in stdout
+  config = config_lib.Config.from_json((workdir / "config.json").read_text())
+  assert config.task == "cameras" and config.net == models.DEFAULT_NET
+  assert "bad files" in (workdir / "data_summary.txt").read_text()
+  for name in ("latest.keras", "best.weights.h5", "state.json"):
+    assert (workdir / "checkpoints" / name).exists()
+  assert len(glob.glob(str(workdir / "confusion_*.csv"))) == 4
+  tags = set()
+  for path in glob.glob(str(workdir / "logs" / "**" / "events.out.tfevents*"), recursive=True):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      tags.update(v.tag for v in event.summary.value)
+  for tag in ("learning_rate", "augmented_training_patches", "epoch_loss", "epoch_accuracy",
+              "_hparams_/session_start_info"):
+    assert tag in tags, (tag, sorted(tags))
+
+
+def test_killed_run_resumes_to_the_same_results(tmp_path, cache, finished_run):
+  reference, _ = finished_run
+  workdir = tmp_path / "b"
+  process = subprocess.Popen(
+      [sys.executable, os.path.join(REPO, "bin", "train")] + FAST + [f"--workdir={workdir}"],
+      env=_env(cache), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  for line in process.stdout:  # kill it during its second epoch
+    if line.startswith("epoch 1/3"):
+      process.send_signal(signal.SIGKILL)
+      break
+  process.wait()
+  assert not (workdir / "results.csv").exists()
+  out = _train(FAST + [f"--workdir={workdir}"], cache)
+  assert "epoch 1/3" not in out.stdout and "epoch 3/3" in out.stdout
+  pd.testing.assert_frame_equal(pd.read_csv(workdir / "results.csv"),
+                                pd.read_csv(reference / "results.csv"))
+
+
+def test_a_workdir_refuses_another_config(finished_run, cache):
+  workdir, _ = finished_run
+  with pytest.raises(subprocess.CalledProcessError) as caught:
+    _train(FAST + [f"--workdir={workdir}", "--seed=5"], cache)
+  assert "another config" in caught.value.stderr and "seed" in caught.value.stderr
+
+
+def test_mirrored_strategy_on_two_cpu_devices(tmp_path, cache):
+  out = _train(["--epochs=1", "--steps_per_epoch=3", "--batch_size=8", "--test_qfs=none",
+                "--strategy=mirrored", "--cpu_devices=2", f"--workdir={tmp_path / 'm'}"], cache)
+  assert (tmp_path / "m" / "results.csv").exists(), out.stdout
+
+
+def test_export_matches_the_keras_model(finished_run, cache, monkeypatch):
+  workdir, _ = finished_run
+  monkeypatch.setenv("TFJPEG_CACHE", str(cache))
+  path = export.export_run(str(workdir), str(workdir / "saved"))
+  loaded = tf.saved_model.load(path)
+  config = config_lib.Config.from_json((workdir / "config.json").read_text())
+  task = tasks.get(config.task, config.task_options())
+  model = models.build(config.net, task.patch_size, task.num_classes)
+  model.load_weights(str(workdir / "checkpoints" / "best.weights.h5"))
+  patches = np.stack([testing.synthetic_image(64, 64, seed=s) for s in range(5)])
+  np.testing.assert_allclose(loaded.serve_patches(tf.constant(patches))["probabilities"].numpy(),
+                             model(patches.astype("float32")).numpy(), rtol=1e-5, atol=1e-6)
+  image = testing.synthetic_image(150, 200, seed=9)
+  out = loaded.serve_bytes(tf.io.encode_png(image))
+  tiles = np.stack([image[y:y + 64, x:x + 64] for y in (0, 64) for x in (0, 64, 128)])
+  expected = np.log(np.clip(model(tiles.astype("float32")).numpy(), 1e-12, 1)).mean(0)
+  np.testing.assert_allclose(out["log_probabilities"].numpy(), expected, rtol=1e-5, atol=1e-5)
+  assert int(out["num_patches"]) == 6
+  assert [n.decode() for n in out["class_names"].numpy()] == task.class_names
+  assert sorted(map(tuple, out["offsets"].numpy().tolist())) == [
+      (y, x) for y in (0, 64) for x in (0, 64, 128)]
+
+
+def test_schedule_state_follows_the_paper():
+  config = config_lib.Config(epochs=100, lr_patience=10, stop_patience=20)
+  state = training.ScheduleState(learning_rate=1e-3)
+  assert state.update(1.0, config)
+  for _ in range(10):
+    assert not state.update(2.0, config)
+  assert state.learning_rate == pytest.approx(1e-4) and not state.stopped
+  for _ in range(10):
+    state.update(2.0, config)
+  assert state.stopped and state.best_epoch == 0 and state.learning_rate == pytest.approx(1e-5)
