@@ -136,7 +136,7 @@ def test_decode_and_cut_ops_three_ways(way):
   config = ip.PipelineConfig(patch_size=16, patches_per_image=4, crop_grid=16)
 
   def fn(encoded, seed):
-    element = ip.decode_image(dict(encoded=encoded, label=tf.constant(1),
+    element = ip.decode_element(dict(encoded=encoded, label=tf.constant(1),
                                    image_id=tf.constant("x")), lattice_qf=100)
     return ip.cut_patches(element, config, "aligned", seed)
 

@@ -173,6 +173,7 @@ def decode_native(data):
   image = tf.cond(
       tf.io.is_jpeg(data),
       lambda: jpeg.decode(data, channels=3),
+      # Never JPEG here (is_jpeg above), so TF's fast IDCT can't be reached.
       lambda: tf.io.decode_image(data, channels=3, expand_animations=False))
   return tf.ensure_shape(image, [None, None, 3])
 

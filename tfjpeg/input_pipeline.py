@@ -49,7 +49,7 @@ class Condition:
     return f"{self.crop}_qf{self.qf or 'none'}"
 
 
-def decode_image(element, lattice_qf=None, chroma="4:2:0"):
+def decode_element(element, lattice_qf=None, chroma="4:2:0"):
   """Decodes `element["encoded"]`; compresses the whole image at `lattice_qf`."""
   image = images.decode(element["encoded"])
   if lattice_qf:
@@ -78,7 +78,7 @@ def cut_patches(element, config, mode, image_seed):
 def _per_image(dataset, config, mode, epoch_seed):
   dataset = dataset.enumerate().map(
       lambda index, element: cut_patches(
-          decode_image(element, config.lattice_qf, config.chroma), config, mode,
+          decode_element(element, config.lattice_qf, config.chroma), config, mode,
           seeds.for_example(epoch_seed, index)),
       num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   return dataset.unbatch()
@@ -121,7 +121,7 @@ def eval_dataset(task, split, conditions, config):
   eval_seed = seeds.for_example(config.seed, -1)  # independent of training epochs
 
   def per_image(index, element):
-    element = decode_image(element, config.lattice_qf, config.chroma)
+    element = decode_element(element, config.lattice_qf, config.chroma)
     image_seed = seeds.for_example(eval_seed, index)
     cut = {mode: cut_patches(element, config, mode, image_seed) for mode in modes}
     outputs = []
