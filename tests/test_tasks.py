@@ -141,3 +141,31 @@ def test_folder_task_on_real_photos(tmp_path):
   batch = next(iter(input_pipeline.eval_dataset(
       task, "test", [input_pipeline.Condition("random", 90)], config)))
   assert batch["image"].shape[1:] == (224, 224, 3)
+
+
+def test_task_examples_figure(tmp_path):
+  from tfjpeg import plotting  # pylint: disable=g-import-not-at-top
+  task = tasks.get("shapes", tasks.TaskOptions(data_dir=str(tmp_path / "data"), num_scenes=8))
+  path = plotting.task_examples(task, str(tmp_path / "shapes.png"), per_class=1)
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  with Image.open(path) as im:
+    assert im.format == "PNG" and im.size[1] > im.size[0]  # one row pair per class
+
+
+def test_empty_split_is_an_empty_dataset_of_strings(tmp_path):
+  for c in ("a", "b"):
+    for i in range(2):  # two sources per class: no validation source left
+      testing.write_image(tmp_path / c / f"{c}{i}.png", testing.synthetic_image(70, 70, seed=i))
+  task = tasks.get("folder", tasks.TaskOptions(data_dir=str(tmp_path), patch_size=64))
+  assert task.num_images["validation"] == 0
+  dataset = task.images("validation")
+  assert dataset.element_spec["encoded"].dtype == tf.string
+  assert list(dataset) == []
+
+
+def test_imagenet_synsets_can_be_overridden(tmp_path):
+  manual = testing.make_manual_dir("imagenet", tmp_path / "manual", per_class=3)
+  task = tasks.get("imagenet", tasks.TaskOptions(
+      data_dir=str(manual), tfds_data_dir=str(tmp_path / "tfds"),
+      synsets=("n01440764", "n02102040")))
+  assert task.class_names == ["n01440764", "n02102040"]

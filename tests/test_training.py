@@ -95,10 +95,24 @@ def test_a_workdir_refuses_another_config(finished_run, cache):
   assert "another config" in caught.value.stderr and "seed" in caught.value.stderr
 
 
-def test_mirrored_strategy_on_two_cpu_devices(tmp_path, cache):
+@pytest.mark.parametrize("strategy", ["mirrored", "multiworker"])
+def test_distribution_strategies_on_two_cpu_devices(tmp_path, cache, strategy):
+  # multiworker without TF_CONFIG is one local worker: the code path a cluster runs.
   out = _train(["--epochs=1", "--steps_per_epoch=3", "--batch_size=8", "--test_qfs=none",
-                "--strategy=mirrored", "--cpu_devices=2", f"--workdir={tmp_path / 'm'}"], cache)
+                f"--strategy={strategy}", "--cpu_devices=2", f"--workdir={tmp_path / 'm'}"],
+               cache)
   assert (tmp_path / "m" / "results.csv").exists(), out.stdout
+
+
+def test_empty_split_stops_training_with_a_clear_message(tmp_path, cache):
+  for c in ("a", "b"):
+    for i in range(2):
+      testing.write_image(tmp_path / "data" / c / f"{c}{i}.png",
+                          testing.synthetic_image(70, 70, seed=i))
+  with pytest.raises(subprocess.CalledProcessError) as caught:
+    _train(["--task=folder", f"--data_dir={tmp_path / 'data'}", "--patch_size=64",
+            f"--workdir={tmp_path / 'run'}"], cache)
+  assert "no validation" in caught.value.stderr and "too few source images" in caught.value.stderr
 
 
 def test_export_matches_the_keras_model(finished_run, cache, monkeypatch):

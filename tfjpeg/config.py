@@ -27,6 +27,9 @@ class Config:
   tfds_data_dir: Optional[str] = None
   patch_size: Optional[int] = None  # None: the task's default
   patches_per_image: Optional[int] = None
+  test_fraction: float = 0.2  # of source images; the paper's 80/20
+  validation_fraction: float = 0.15  # of the rest; the paper's 85/15
+  synsets: Optional[Tuple[str, ...]] = None  # imagenet; None: DEFAULT_SYNSETS
   # The JPEG conditions of the study.
   lattice_qf: Optional[int] = None  # 100 in the alignment experiment
   train_crop: str = "random"
@@ -67,7 +70,9 @@ class Config:
     return tasks.TaskOptions(data_dir=self.data_dir, tfds_data_dir=self.tfds_data_dir,
                              patch_size=self.patch_size,
                              patches_per_image=self.patches_per_image,
-                             split_seed=self.split_seed)
+                             split_seed=self.split_seed, test_fraction=self.test_fraction,
+                             validation_fraction=self.validation_fraction,
+                             synsets=self.synsets)
 
   def pipeline(self, task):
     return input_pipeline.PipelineConfig(
@@ -90,14 +95,22 @@ class Config:
   @classmethod
   def from_json(cls, text):
     values = json.loads(text)
-    for key in ("train_qfs", "test_crops", "test_qfs"):
-      values[key] = tuple(values[key])
+    for key in ("train_qfs", "test_crops", "test_qfs", "synsets"):
+      if values.get(key) is not None:
+        values[key] = tuple(values[key])
     return cls(**values)
 
 
 def override(config, **changes):
   """`config` with the non-None `changes` applied (flags left unset change nothing)."""
   return dataclasses.replace(config, **{k: v for k, v in changes.items() if v is not None})
+
+
+def parse_qf(text):
+  """'none' -> 0 (meaning no compression), '100' -> 100; None stays None (flag unset)."""
+  if text is None:
+    return None
+  return 0 if str(text).strip().lower() == "none" else int(text)
 
 
 def parse_qfs(text, allow_none=True):

@@ -87,9 +87,11 @@ def probe(path, min_size=None):
     _check_jpeg_complete(path, data)
   elif fmt == "png":
     _check_png(path, data)
-  if fmt == "tiff" and _tiff_bits(path, data) > 8:
-    raise BadImageError(path, f"{_tiff_bits(path, data)}-bit TIFF refused: "
-                        "convert it to 8 bits yourself if that is intended")
+  if fmt == "tiff":
+    bits = _tiff_bits(path, data)
+    if bits > 8:
+      raise BadImageError(path, f"{bits}-bit TIFF refused: convert it to 8 bits "
+                          "yourself if that is intended")
   try:
     with Image.open(io.BytesIO(data)) as im:
       mode, (width, height) = im.mode, im.size

@@ -104,8 +104,7 @@ def train_dataset(task, config, epoch):
 
   dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   # Mix patches of different images within a batch; seeded, so reproducible.
-  dataset = dataset.shuffle(config.shuffle_buffer,
-                            seed=int(shuffle_seed.numpy()[0] % (2**31 - 1)))
+  dataset = dataset.shuffle(config.shuffle_buffer, seed=seeds.to_int(shuffle_seed))
   return dataset.batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
 
 

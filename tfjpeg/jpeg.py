@@ -16,8 +16,6 @@ from tfjpeg import seeds
 
 CHROMA_MODES = ("4:2:0", "4:4:4")
 QUALITY_RANGE = (1, 100)
-# The IDCT that OpenCV and PIL decode with; TF's default ("") is the fast one.
-EXACT_DCT_METHOD = "INTEGER_ACCURATE"
 
 
 def grid_period(chroma):
@@ -28,8 +26,7 @@ def grid_period(chroma):
 
 def decode(data, channels=3):
   """Decodes JPEG bytes exactly as libjpeg's accurate IDCT does (uint8 HxWxC)."""
-  return tf.io.decode_jpeg(
-      data, channels=channels, dct_method=EXACT_DCT_METHOD)
+  return tf.io.decode_jpeg(data, channels=channels, dct_method="INTEGER_ACCURATE")
 
 
 def encode(image, quality, chroma="4:2:0"):

@@ -24,6 +24,11 @@ def split(seed, num):
   return tf.unstack(tf.random.experimental.stateless_split(as_seed(seed), num))
 
 
+def to_int(seed):
+  """A non-negative Python int from a seed, for APIs such as `Dataset.shuffle`."""
+  return int(as_seed(seed).numpy()[0] % (2**31 - 1))
+
+
 def for_example(seed, index):
   """Seed for example `index` of a dataset seeded with `seed` (pure function)."""
   return tf.random.experimental.stateless_fold_in(

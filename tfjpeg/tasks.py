@@ -62,11 +62,13 @@ class Task:
 def _file_task(name, kind, found, patch_size, patches_per_image):
   def images(split, shuffle_seed=None):
     rows = found.split(split)
+    # Explicit dtypes: an empty split would otherwise come out as float32.
     dataset = tf.data.Dataset.from_tensor_slices(dict(
-        path=rows["path"].tolist(), label=rows["label"].astype("int32").tolist(),
-        image_id=rows["image_id"].tolist()))
+        path=tf.constant(rows["path"].tolist(), tf.string),
+        label=tf.constant(rows["label"].tolist(), tf.int32),
+        image_id=tf.constant(rows["image_id"].tolist(), tf.string)))
     if shuffle_seed is not None:  # shuffle paths, not pixels: cheap, whole-epoch
-      dataset = dataset.shuffle(max(1, len(rows)), seed=_int_seed(shuffle_seed),
+      dataset = dataset.shuffle(max(1, len(rows)), seed=seeds.to_int(shuffle_seed),
                                 reshuffle_each_iteration=False)
     return dataset.map(
         lambda r: dict(encoded=tf.io.read_file(r["path"]), label=r["label"],
@@ -76,10 +78,6 @@ def _file_task(name, kind, found, patch_size, patches_per_image):
   counts = {s: int((found.files["split"] == s).sum()) for s in splits.SPLITS}
   return Task(name, kind, list(found.class_names), patch_size, patches_per_image,
               images, counts, found.bad_files, found.summary())
-
-
-def _int_seed(seed):
-  return int(seeds.as_seed(seed).numpy()[0] % (2**31 - 1))
 
 
 def _fractions(options):
@@ -135,11 +133,11 @@ def _tfds(key, kind, default_patch, default_ppi):
       if not counts[split]:
         raise ValueError(f"the {key} dataset has no {split} images: too few sources")
       read_config = tfds.ReadConfig(
-          shuffle_seed=None if shuffle_seed is None else _int_seed(shuffle_seed))
+          shuffle_seed=None if shuffle_seed is None else seeds.to_int(shuffle_seed))
       dataset = builder.as_dataset(split=split, shuffle_files=shuffle_seed is not None,
                                    read_config=read_config)
       if shuffle_seed is not None:
-        dataset = dataset.shuffle(256, seed=_int_seed(shuffle_seed))
+        dataset = dataset.shuffle(256, seed=seeds.to_int(shuffle_seed))
       return dataset.map(lambda r: dict(encoded=r["image"], label=tf.cast(r["label"], tf.int32),
                                         image_id=r["image_id"]))
     bad = pd.DataFrame(builder.info.metadata.get("bad_files", []),

@@ -12,6 +12,8 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
+from tfjpeg import builtin
+
 WAYS = ("eager", "function", "dataset_map")
 
 
@@ -31,19 +33,10 @@ def run(fn, way, *args):
 
 
 def synthetic_image(height, width, seed=0):
-  """A photo-like uint8 RGB image: smooth shading, texture, sharp edges, noise."""
+  """A photo-like uint8 RGB image: the built-in scene generator plus sensor-like noise."""
   rng = np.random.default_rng(seed)
-  image = np.zeros((height, width, 3), np.float32)
-  for scale, weight in ((32, 90.0), (8, 40.0), (2, 15.0)):
-    small = rng.normal(size=(max(2, height // scale), max(2, width // scale), 3))
-    image += weight * cv2.resize(small.astype(np.float32), (width, height),
-                                 interpolation=cv2.INTER_CUBIC)
-  for _ in range(4):  # sharp-edged shapes, as objects give real photos
-    y, x = rng.integers(0, height), rng.integers(0, width)
-    radius = int(rng.integers(2, max(3, min(height, width) // 3)))
-    cv2.circle(image, (int(x), int(y)), radius, rng.uniform(-80, 80, 3).tolist(), -1)
-  image += rng.normal(scale=3.0, size=image.shape)
-  return np.clip(image + 128.0, 0, 255).astype(np.uint8)
+  image = 255.0 * builtin.scene(height, width, rng) + rng.normal(scale=3.0, size=(height, width, 3))
+  return np.clip(np.round(image), 0, 255).astype(np.uint8)
 
 
 def opencv_compress(rgb, quality, chroma="4:2:0"):

@@ -108,11 +108,12 @@ def _load_state(workdir, config):
   return ScheduleState(learning_rate=config.learning_rate)
 
 
-def _log_epoch(writer, state, sample):
+def _log_epoch(writer, state, sample=None):
   with writer.as_default(step=state.epoch - 1):
     tf.summary.scalar("learning_rate", state.history[-1]["learning_rate"])
-    tf.summary.image("augmented_training_patches", tf.cast(sample, tf.float32) / 255.0,
-                     max_outputs=6)
+    if sample is not None:
+      tf.summary.image("augmented_training_patches", tf.cast(sample, tf.float32) / 255.0,
+                       max_outputs=6)
 
 
 def _log_hparams(logdir, config, results):
@@ -151,6 +152,11 @@ def train_and_evaluate(config, workdir, log=print):
   task = tasks.get(config.task, config.task_options())
   _write_atomically(os.path.join(workdir, "data_summary.txt"), task.summary + "\n")
   log(task.summary)
+  empty = [s for s, n in task.num_images.items() if n == 0]
+  if empty:
+    raise ValueError(f"the {config.task} task has no {' or '.join(empty)} images "
+                     f"({task.num_images}): too few source images for the split; add "
+                     "images or change --test_fraction/--validation_fraction")
   pipeline = config.pipeline(task)
   state = _load_state(workdir, config)
   strategy = make_strategy(config.strategy)
@@ -164,7 +170,8 @@ def train_and_evaluate(config, workdir, log=print):
   while not state.stopped:
     epoch = state.epoch
     train = input_pipeline.train_dataset(task, pipeline, epoch)
-    sample = next(iter(train))["image"][:6]
+    # A first batch costs a shuffle buffer of patches: take it once per run.
+    sample = next(iter(train))["image"][:6] if epoch == 0 else None
     model.optimizer.learning_rate.assign(state.learning_rate)
     started = time.time()
     history = model.fit(

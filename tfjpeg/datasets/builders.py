@@ -52,7 +52,7 @@ class _ManualImageBuilder(tfds.core.GeneratorBasedBuilder):
       raise FileNotFoundError(
           f"manual directory {manual_dir} does not exist. "
           f"{self.MANUAL_DOWNLOAD_INSTRUCTIONS}")
-    class_names = self._class_names()
+    class_names = self.info.features["label"].names
     index = {n: i for i, n in enumerate(class_names)}
     entries = [(p, index[c], c, s) for p, c, s in self._entries(manual_dir, class_names)]
     if not entries:
@@ -113,20 +113,17 @@ one model share a class. Only `images/nat` is read (not flat, not videos).
     return nested if os.path.isdir(nested) else manual_dir
 
   def _class_names(self):
-    manual_dir = self._manual_dir_or_none()
-    if manual_dir is None:
-      return None
-    return sorted({d.split("_", 1)[1] for d in _subfolders(self._root(manual_dir))
-                   if "_" in d})
+    # The models come from the device folders, seen only when building; a
+    # prepared dataset restores them from its own metadata.
+    return None
 
-  def _manual_dir_or_none(self):
-    # Models are read from the folders; TFDS only lets us see them when building.
-    manual_dir = getattr(self, "_tfjpeg_manual_dir", None)
-    return manual_dir if manual_dir and os.path.isdir(manual_dir) else None
+  def _models(self, manual_dir):
+    if not os.path.isdir(manual_dir):
+      return []
+    return sorted({d.split("_", 1)[1] for d in _subfolders(self._root(manual_dir)) if "_" in d})
 
   def _split_generators(self, dl_manager):
-    self._tfjpeg_manual_dir = os.fspath(dl_manager.manual_dir)
-    names = self._class_names()
+    names = self._models(os.fspath(dl_manager.manual_dir))
     if not names:
       raise FileNotFoundError(
           f"no VISION device folders in {dl_manager.manual_dir}. "

@@ -1,0 +1,55 @@
+"""tfjpeg.config: presets, overrides, flag parsing, and the JSON a run is resumed from."""
+
+import os
+
+import pytest
+
+from tfjpeg import config as config_lib
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_default_preset_loads_and_survives_json():
+  config = config_lib.load_preset(os.path.join(REPO, "configs", "default.py"))
+  assert config.task == "cameras" and config.net == "hpf"
+  changed = config_lib.override(config, synsets=("n01440764", "n02102040"),
+                                train_qfs=(50, 90), test_qfs=(None, 50), lattice_qf=100)
+  assert config_lib.Config.from_json(changed.to_json()) == changed
+
+
+def test_override_ignores_unset_flags():
+  config = config_lib.Config(epochs=7)
+  assert config_lib.override(config, epochs=None, net="bayar") == config_lib.Config(
+      epochs=7, net="bayar")
+
+
+def test_qf_parsing():
+  assert config_lib.parse_qf(None) is None
+  assert config_lib.parse_qf("none") == 0 and config_lib.parse_qf("100") == 100
+  assert config_lib.parse_qfs("none,50, 90") == (None, 50, 90)
+  assert config_lib.parse_qfs("none", allow_none=False) == ()
+  assert config_lib.parse_qfs("50,90", allow_none=False) == (50, 90)
+
+
+def test_bad_settings_are_refused():
+  with pytest.raises(ValueError, match="train_crop"):
+    config_lib.Config(train_crop="centre")
+  with pytest.raises(ValueError, match="1..100"):
+    config_lib.Config(test_qfs=(None, 101))
+  with pytest.raises(ValueError, match="strategy"):
+    config_lib.Config(strategy="tpu")
+  with pytest.raises(FileNotFoundError, match="nope.py"):
+    config_lib.load_preset("nope.py")
+
+
+def test_split_settings_reach_the_task():
+  options = config_lib.Config(test_fraction=0.3, validation_fraction=0.1,
+                              synsets=("n01440764",)).task_options()
+  assert (options.test_fraction, options.validation_fraction) == (0.3, 0.1)
+  assert options.synsets == ("n01440764",)
+
+
+def test_default_workdir_names_the_settings():
+  path = config_lib.default_workdir(config_lib.Config(train_crop="aligned", lattice_qf=100,
+                                                      train_qfs=(50,), seed=3))
+  assert path == os.path.join("runs", "cameras_hpf_aligned_lattice100_qf50_seed3")
