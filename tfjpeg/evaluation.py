@@ -2,7 +2,10 @@
 
 `balanced_accuracy` is the paper's metric, the average per-class accuracy over
 patches. `image_balanced_accuracy` first averages the log-probabilities of an
-image's patches, then scores images.
+image's patches, then scores images. Two-class tasks (real vs generated) also
+get `roc_auc` and `average_precision` of the second class's probability, since
+a fixed 0.5 threshold hides how separable the classes are; both are empty for
+more classes.
 """
 
 import numpy as np
@@ -12,7 +15,7 @@ from tfjpeg import input_pipeline
 
 RESULT_COLUMNS = ("task", "net", "train_crop", "train_qf", "test_crop", "test_qf",
                   "balanced_accuracy", "accuracy", "n_images", "n_patches",
-                  "image_balanced_accuracy")
+                  "image_balanced_accuracy", "roc_auc", "average_precision")
 
 
 def balanced_accuracy(labels, predictions, num_classes):
@@ -21,6 +24,39 @@ def balanced_accuracy(labels, predictions, num_classes):
   recalls = [np.mean(predictions[labels == c] == c)
              for c in range(num_classes) if np.any(labels == c)]
   return float(np.mean(recalls)) if recalls else float("nan")
+
+
+def roc_auc(positive, scores):
+  """Area under the ROC curve: the chance a positive outscores a negative (ties: half)."""
+  positive = np.asarray(positive, bool)
+  n_pos, n_neg = positive.sum(), (~positive).sum()
+  if n_pos == 0 or n_neg == 0:
+    return float("nan")
+  ranks = pd.Series(np.asarray(scores, np.float64)).rank().to_numpy()  # ties averaged
+  return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def average_precision(positive, scores):
+  """Sum over score thresholds of (recall step) x precision, as scikit-learn defines it."""
+  positive = np.asarray(positive, bool)
+  if positive.sum() == 0:
+    return float("nan")
+  order = np.argsort(-np.asarray(scores, np.float64), kind="stable")
+  scores, positive = np.asarray(scores, np.float64)[order], positive[order]
+  last_of_threshold = np.r_[np.nonzero(np.diff(scores))[0], len(scores) - 1]
+  true_positives = np.cumsum(positive)[last_of_threshold]
+  precision = true_positives / (last_of_threshold + 1)
+  recall = true_positives / positive.sum()
+  return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def two_class_scores(labels, probabilities):
+  """ROC AUC and AP of class 1 against class 0; NaN for other class counts."""
+  if probabilities.ndim != 2 or probabilities.shape[1] != 2:
+    return dict(roc_auc=float("nan"), average_precision=float("nan"))
+  positive, scores = np.asarray(labels) == 1, probabilities[:, 1]
+  return dict(roc_auc=roc_auc(positive, scores),
+              average_precision=average_precision(positive, scores))
 
 
 def confusion_matrix(labels, predictions, num_classes):
@@ -51,7 +87,8 @@ def condition_metrics(probabilities, labels, image_ids, num_classes):
       accuracy=float(np.mean(predictions == labels)),
       n_images=int(len(per_image)), n_patches=int(len(labels)),
       image_balanced_accuracy=balanced_accuracy(per_image["label"].astype(int),
-                                                image_predictions, num_classes))
+                                                image_predictions, num_classes),
+      **two_class_scores(labels, probabilities))
 
 
 def evaluate(model, task, config, split="test", conditions=None):

@@ -1,15 +1,15 @@
 """SavedModel export with the evaluation's preprocessing: usable without tfjpeg.
 
-Two signatures:
+Three signatures:
   serve_patches(patches: uint8 [N, H, W, 3]) -> {"probabilities": [N, C]}
   serve_bytes(encoded: string []) -> {"probabilities": [C], "log_probabilities": [C],
       "class_names": [C], "num_patches": [], "offsets": [P, 2]}
+  metadata() -> {"class_names": [C], "patch_size": []}
 `serve_bytes` decodes exactly (accurate IDCT), tiles the image with
 non-overlapping patches aligned to the JPEG grid from the top-left pixel,
 averages the patches' log-probabilities, and normalises them.
 """
 
-import json
 import os
 
 import keras
@@ -53,9 +53,11 @@ def export(model, class_names, patch_size, path):
       tf.TensorSpec([None, patch_size, patch_size, 3], tf.uint8, name="patches")])
   archive.add_endpoint("serve_bytes", serve_bytes, input_signature=[
       tf.TensorSpec([], tf.string, name="encoded")])
+  # What a user of the SavedModel alone needs to cut patches and name classes.
+  archive.add_endpoint("metadata", lambda: {"class_names": names,
+                                            "patch_size": tf.constant(patch_size)},
+                       input_signature=[])
   archive.write_out(path, verbose=False)
-  with open(os.path.join(path, "assets_tfjpeg.json"), "w") as f:
-    json.dump(dict(class_names=list(class_names), patch_size=patch_size), f)
   return path
 
 

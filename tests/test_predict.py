@@ -1,0 +1,113 @@
+"""bin/predict: a briefly trained bondi, exported, run on a folder with bad files in it."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+from tfjpeg import export
+from tfjpeg import images
+from tfjpeg import predict
+from tfjpeg import testing
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+  """bondi trained briefly on the built-in camera task, then exported."""
+  base = tmp_path_factory.mktemp("predict")
+  env = dict(os.environ, TFJPEG_CACHE=str(base / "cache"), TF_CPP_MIN_LOG_LEVEL="2",
+             CUDA_VISIBLE_DEVICES="")
+  workdir = base / "run"
+  subprocess.run([sys.executable, os.path.join(REPO, "bin", "train"), "--net=bondi",
+                  "--epochs=1", "--steps_per_epoch=5", "--test_qfs=none",
+                  f"--workdir={workdir}"], env=env, check=True, capture_output=True)
+  subprocess.run([sys.executable, os.path.join(REPO, "bin", "export"), f"--workdir={workdir}",
+                  f"--out={base / 'model'}"], env=env, check=True, capture_output=True)
+  camera_files = sorted((p for p in (base / "cache").rglob("*.jpg")), key=str)
+  return base / "model", camera_files, env
+
+
+@pytest.fixture
+def folder(tmp_path, exported):
+  _, camera_files, _ = exported
+  (tmp_path / "cam_a").mkdir()
+  shutil.copy(camera_files[0], tmp_path / "cam_a" / "good.jpg")
+  testing.write_image(tmp_path / "loose.png", testing.synthetic_image(130, 150, seed=3))
+  data = camera_files[1].read_bytes()
+  (tmp_path / "truncated.jpg").write_bytes(data[:len(data) // 2])
+  (tmp_path / "notes.txt").write_text("not an image")
+  testing.write_image(tmp_path / "tiny.png", testing.synthetic_image(30, 30))
+  return tmp_path
+
+
+def test_predict_cli_one_row_per_file_errors_included(exported, folder, tmp_path):
+  model, _, env = exported
+  out = tmp_path / "predictions.csv"
+  patch_scores = tmp_path / "patches.csv"
+  result = subprocess.run(
+      [sys.executable, os.path.join(REPO, "bin", "predict"), f"--model={model}",
+       f"--out={out}", f"--patch_scores={patch_scores}", str(folder)],
+      env=env, check=True, capture_output=True, text=True)
+  frame = pd.read_csv(out, keep_default_na=False)
+  names = {os.path.basename(p): row for p, row in zip(frame["path"], frame.to_dict("records"))}
+  assert set(names) == {"good.jpg", "loose.png", "truncated.jpg", "notes.txt", "tiny.png"}
+  assert "truncated JPEG" in names["truncated.jpg"]["error"]
+  assert "not an image" in names["notes.txt"]["error"]
+  assert "smaller than the 64x64 patch" in names["tiny.png"]["error"]
+  assert names["good.jpg"]["label"] == "cam_a" and names["loose.png"]["label"] == ""
+  assert names["loose.png"]["num_patches"] == 4  # 130x150 tiled by 64
+  assert names["loose.png"]["offsets"] == "0:0;0:64;64:0;64:64"
+  assert "errors: 3" in result.stdout and "images_per_second" in result.stdout
+  assert "labelled: 1" in result.stdout and "balanced_accuracy" in result.stdout
+  assert "5/5 files" in result.stderr  # the progress bar
+  patches = pd.read_csv(patch_scores)
+  assert len(patches) == int(frame["num_patches"].astype(int).sum())
+
+
+def test_predictions_match_the_savedmodel_called_directly(exported, folder, tmp_path):
+  model, _, _ = exported
+  out = tmp_path / "p.csv"
+  predict.run(str(model), [str(folder / "loose.png")], str(out), stream=open(os.devnull, "w"))
+  row = pd.read_csv(out).iloc[0]
+  loaded = tf.saved_model.load(str(model))
+  names = [n.decode() for n in loaded.metadata()["class_names"].numpy()]
+  direct = loaded.serve_bytes(tf.constant((folder / "loose.png").read_bytes()))
+  np.testing.assert_allclose([row[f"prob_{n}"] for n in names],
+                             direct["probabilities"].numpy(), rtol=1e-5, atol=1e-6)
+  assert row["predicted"] == names[int(np.argmax(direct["probabilities"].numpy()))]
+
+
+def test_random_placement_is_seeded(exported, folder):
+  model, _, _ = exported
+  detector = predict.Detector.load(str(model))
+  image = images.decode((folder / "loose.png").read_bytes())
+  first = predict.cut(image, detector.patch_size, "random", num_patches=5, seed=1)[1]
+  again = predict.cut(image, detector.patch_size, "random", num_patches=5, seed=1)[1]
+  other = predict.cut(image, detector.patch_size, "random", num_patches=5, seed=2)[1]
+  np.testing.assert_array_equal(first, again)
+  assert first.shape == (5, 2) and not np.array_equal(first, other)
+  with pytest.raises(ValueError, match="policy"):
+    predict.cut(image, 64, "centre")
+
+
+def test_missing_model_is_named(tmp_path):
+  with pytest.raises(FileNotFoundError, match="no SavedModel at"):
+    predict.Detector.load(str(tmp_path / "nope"))
+
+
+def test_two_class_summary_has_auc_and_ap():
+  frame = pd.DataFrame(dict(
+      path=list("abcd"), label=["real", "real", "fake", "fake"],
+      predicted=["real", "fake", "fake", "fake"], error=[""] * 4,
+      prob_real=[0.9, 0.4, 0.3, 0.1], prob_fake=[0.1, 0.6, 0.7, 0.9]))
+  summary = predict.summarize(frame, ["real", "fake"])
+  assert summary["balanced_accuracy"] == pytest.approx(0.75)
+  assert summary["roc_auc"] == pytest.approx(1.0) and summary["average_precision"] == 1.0
+  assert "roc_auc" not in predict.summarize(frame.assign(prob_x=0.0), ["real", "fake", "x"])
