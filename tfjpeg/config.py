@@ -19,6 +19,7 @@ STRATEGIES = ("default", "mirrored", "multiworker")
 
 @dataclasses.dataclass(frozen=True)
 class Config:
+  experiment: str = ""  # a study's label for the run: "alignment", "quality", ...
   # What to learn.
   task: str = tasks.DEFAULT_TASK
   net: str = "hpf"
@@ -128,15 +129,17 @@ def parse_qfs(text, allow_none=True):
   return tuple(values)
 
 
-def load_preset(path):
-  """Runs `get_config()` of a preset file such as configs/default.py."""
+def load_preset(path, function="get_config", **kwargs):
+  """Runs `function(**kwargs)` of a preset file such as configs/default.py."""
   import importlib.util  # pylint: disable=g-import-not-at-top
   if not os.path.exists(path):
     raise FileNotFoundError(f"config file {path} does not exist")
   spec = importlib.util.spec_from_file_location(f"tfjpeg_preset_{abs(hash(path))}", path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  return module.get_config()
+  if not hasattr(module, function):
+    raise ValueError(f"{path} defines no {function}()")
+  return getattr(module, function)(**kwargs)
 
 
 def default_workdir(config):

@@ -8,6 +8,8 @@ a fixed 0.5 threshold hides how separable the classes are; both are empty for
 more classes.
 """
 
+import os
+
 import numpy as np
 import pandas as pd
 
@@ -113,3 +115,45 @@ def evaluate(model, task, config, split="test", conditions=None):
     confusions[condition.name] = confusion_matrix(labels, probabilities.argmax(-1),
                                                   task.num_classes)
   return pd.DataFrame(rows, columns=RESULT_COLUMNS), confusions
+
+
+def write_results(workdir, results, confusions, class_names):
+  """Adds `results` to workdir/results.csv (replacing rows of the same test
+  conditions) and writes a confusion matrix per condition (CSV and PNG)."""
+  from tfjpeg import plotting  # pylint: disable=g-import-not-at-top
+  path = os.path.join(workdir, "results.csv")
+  if os.path.exists(path):
+    old = pd.read_csv(path, keep_default_na=False)
+    key = lambda f: f["test_crop"].astype(str) + "/" + f["test_qf"].astype(str)
+    results = pd.concat([old[~key(old).isin(set(key(results)))], results], ignore_index=True)
+  tmp = path + ".tmp"
+  results.to_csv(tmp, index=False)
+  os.replace(tmp, path)
+  for name, matrix in confusions.items():
+    stem = os.path.join(workdir, f"confusion_{name}")
+    np.savetxt(stem + ".csv", matrix, fmt="%d", delimiter=",", header=",".join(class_names))
+    plotting.confusion_figure(matrix, class_names, name, stem + ".png")
+  return results
+
+
+def evaluate_run(workdir, test_crops=None, test_qfs=None):
+  """Evaluates the best weights of a trained run under any test conditions."""
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  from tfjpeg import config as config_lib  # pylint: disable=g-import-not-at-top
+  from tfjpeg import models  # pylint: disable=g-import-not-at-top
+  from tfjpeg import tasks  # pylint: disable=g-import-not-at-top
+  config_path = os.path.join(workdir, "config.json")
+  if not os.path.exists(config_path):
+    raise FileNotFoundError(f"{workdir} is not a run directory (no config.json)")
+  config = config_lib.Config.from_json(open(config_path).read())
+  config = dataclasses.replace(config, **{k: v for k, v in dict(
+      test_crops=test_crops, test_qfs=test_qfs).items() if v is not None})
+  best = os.path.join(workdir, "checkpoints", "best.weights.h5")
+  if not os.path.exists(best):
+    raise FileNotFoundError(f"{workdir} has no trained weights ({best}); train it first")
+  task = tasks.get(config.task, config.task_options())
+  model = models.build(config.net, task.patch_size, task.num_classes)
+  model.load_weights(best)
+  results, confusions = evaluate(model, task, config)
+  write_results(workdir, results, confusions, task.class_names)
+  return results

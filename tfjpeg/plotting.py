@@ -1,5 +1,7 @@
 """Figures (matplotlib is imported here only)."""
 
+import os
+
 import numpy as np
 
 from tfjpeg import images
@@ -11,9 +13,7 @@ def task_examples(task, path, per_class=3, split="train"):
   The residual (a 3x3 Laplacian of luma, as the `hpf` net's fixed front end)
   shows the fine detail where forensic classes differ.
   """
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  plt = _pyplot()
   import cv2  # pylint: disable=g-import-not-at-top
   found = {c: [] for c in range(task.num_classes)}
   for element in task.images(split):
@@ -37,3 +37,125 @@ def task_examples(task, path, per_class=3, split="train"):
   fig.savefig(path, dpi=80)
   plt.close(fig)
   return path
+
+
+def _pyplot():
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  return plt
+
+
+def _save(fig, stem):
+  """Writes `stem`.png and `stem`.pdf; returns both paths."""
+  paths = [f"{stem}.png", f"{stem}.pdf"]
+  for path in paths:
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+  _pyplot().close(fig)
+  return paths
+
+
+def confusion_figure(matrix, class_names, title, path):
+  plt = _pyplot()
+  size = max(3.0, 0.45 * len(class_names) + 1.5)
+  fig, axis = plt.subplots(figsize=(size, size))
+  axis.imshow(matrix, cmap="Blues")
+  axis.set_xticks(range(len(class_names)), class_names, rotation=90, fontsize=7)
+  axis.set_yticks(range(len(class_names)), class_names, fontsize=7)
+  axis.set_xlabel("predicted")
+  axis.set_ylabel("true")
+  axis.set_title(title, fontsize=9)
+  for (i, j), value in np.ndenumerate(matrix):
+    axis.text(j, i, str(value), ha="center", va="center", fontsize=6)
+  fig.savefig(path, dpi=100, bbox_inches="tight")
+  plt.close(fig)
+  return path
+
+
+QF_ORDER = ["none", "99", "90", "80", "70", "60", "50"]  # test QF axis, mild to harsh
+
+
+def _qf_key(value):
+  value = str(value)
+  return QF_ORDER.index(value) if value in QF_ORDER else -int(value)
+
+
+def alignment_figure(table, out_dir, metric="balanced_accuracy"):
+  """The paper's Fig. 1: per task, accuracy of each train/test alignment pair, per net."""
+  plt = _pyplot()
+  table = table[table["experiment"] == "alignment"]
+  task_names = sorted(table["task"].unique())
+  fig, axes = plt.subplots(1, len(task_names), figsize=(4.5 * len(task_names), 3.4),
+                           squeeze=False)
+  pairs = [("aligned", "aligned"), ("aligned", "random"), ("random", "aligned"),
+           ("random", "random")]
+  for axis, task in zip(axes[0], task_names):
+    rows = table[table["task"] == task]
+    nets = sorted(rows["net"].unique())
+    width = 0.8 / len(pairs)
+    for k, (train, test) in enumerate(pairs):
+      values = [rows[(rows["net"] == n) & (rows["train_crop"] == train)
+                     & (rows["test_crop"] == test)][metric].mean() for n in nets]
+      axis.bar(np.arange(len(nets)) + (k - 1.5) * width, values, width,
+               label=f"train {train} / test {test}")
+    axis.set_xticks(range(len(nets)), nets)
+    axis.set_ylim(0, 1)
+    axis.set_title(task)
+    axis.set_ylabel(metric.replace("_", " "))
+  axes[0][-1].legend(fontsize=7, loc="lower right")
+  fig.tight_layout()
+  return _save(fig, os.path.join(out_dir, "fig1_alignment"))
+
+
+def quality_figures(table, out_dir, metric="balanced_accuracy"):
+  """Figs. 2-5: per task and net, accuracy against test QF (one curve per
+  training augmentation), beside a heatmap of the same matrix."""
+  plt = _pyplot()
+  table = table[table["experiment"] == "quality"]
+  paths = []
+  for (task, net), rows in table.groupby(["task", "net"]):
+    rows = rows.assign(test_qf=rows["test_qf"].astype(str), train_qf=rows["train_qf"].astype(str))
+    matrix = rows.pivot_table(index="train_qf", columns="test_qf", values=metric)
+    matrix = matrix[sorted(matrix.columns, key=_qf_key)]
+    matrix = matrix.loc[sorted(matrix.index, key=_qf_key)]
+    fig, (curves, heat) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for train_qf, values in matrix.iterrows():
+      curves.plot(range(len(values)), values.to_numpy(), marker="o",
+                  label=f"aug {train_qf}" if train_qf != "none" else "no aug")
+    curves.set_xticks(range(len(matrix.columns)), matrix.columns)
+    curves.set_xlabel("test QF")
+    curves.set_ylabel(metric.replace("_", " "))
+    curves.set_ylim(0, 1)
+    curves.legend(fontsize=7)
+    curves.set_title(f"{task} / {net}")
+    image = heat.imshow(matrix.to_numpy(), vmin=0, vmax=1, cmap="viridis")
+    heat.set_xticks(range(len(matrix.columns)), matrix.columns)
+    heat.set_yticks(range(len(matrix.index)), matrix.index)
+    heat.set_xlabel("test QF")
+    heat.set_ylabel("training augmentation QF")
+    for (i, j), value in np.ndenumerate(matrix.to_numpy()):
+      heat.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7, color="w")
+    fig.colorbar(image, ax=heat)
+    fig.tight_layout()
+    paths += _save(fig, os.path.join(out_dir, f"quality_{task}_{net}"))
+  return paths
+
+
+def study_figures(table_path, out_dir=None, metric="balanced_accuracy"):
+  """Every figure a study table supports: Fig. 1 if it has alignment runs,
+  Figs. 2-5 (one per task and net) if it has quality runs."""
+  import pandas as pd  # pylint: disable=g-import-not-at-top
+  if table_path.endswith(".parquet"):
+    table = pd.read_parquet(table_path)
+  else:
+    table = pd.read_csv(table_path, keep_default_na=False, dtype={"test_qf": str, "train_qf": str})
+  if "experiment" not in table.columns or table.empty:
+    raise ValueError(f"{table_path} is not a study table (no experiment column, or no rows)")
+  out_dir = out_dir or os.path.dirname(os.path.abspath(table_path))
+  os.makedirs(out_dir, exist_ok=True)
+  paths = []
+  if (table["experiment"] == "alignment").any():
+    paths += alignment_figure(table, out_dir, metric)
+  if (table["experiment"] == "quality").any():
+    paths += quality_figures(table, out_dir, metric)
+  return paths

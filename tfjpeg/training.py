@@ -24,7 +24,6 @@ import os
 import time
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from tfjpeg import config as config_lib
@@ -199,10 +198,7 @@ def train_and_evaluate(config, workdir, log=print):
         f"({metrics['seconds']:.0f}s)")
   model.load_weights(os.path.join(checkpoints, "best.weights.h5"))
   results, confusions = evaluation.evaluate(model, task, config)
-  results.to_csv(os.path.join(workdir, "results.csv"), index=False)
-  for name, matrix in confusions.items():
-    np.savetxt(os.path.join(workdir, f"confusion_{name}.csv"), matrix, fmt="%d",
-               delimiter=",", header=",".join(task.class_names))
+  evaluation.write_results(workdir, results, confusions, task.class_names)
   _log_hparams(logdir, config, results)
   log(results.to_string(index=False))
   return results

@@ -1,0 +1,120 @@
+"""Studies: grids of runs, shards, skip and merge; bin/evaluate; the paper's figures."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tfjpeg import config as config_lib
+from tfjpeg import evaluation
+from tfjpeg import plotting
+from tfjpeg import study
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PRESET = '''
+from tfjpeg import config, study
+
+def get_study(tasks=("cameras",), nets=("hpf",)):
+  base = config.Config(epochs=1, steps_per_epoch=3, batch_size=16)
+  return study.Study("tiny", study.alignment_runs(tasks, nets, base))
+'''
+
+
+def test_paper_grids():
+  alignment = dict(study.alignment_runs(study.PAPER_TASKS, study.PAPER_NETS))
+  quality = dict(study.quality_runs(study.PAPER_TASKS, study.PAPER_NETS))
+  assert len(alignment) == 4 * 4 * 2 and len(quality) == 4 * 4 * 7
+  run = alignment["alignment_vision_xception_train-aligned"]
+  assert (run.lattice_qf, run.train_crop, run.test_crops) == (100, "aligned", ("aligned", "random"))
+  run = quality["quality_gan_resnet50_aug-50"]
+  assert run.train_qfs == (50,) and run.aug_fraction == 0.5 and run.train_crop == "random"
+  assert run.test_qfs == (None, 50, 60, 70, 80, 90, 99) and run.lattice_qf is None
+  assert quality["quality_gan_resnet50_aug-none"].train_qfs == ()
+
+
+@pytest.mark.parametrize("name", ["alignment", "quality", "mini"])
+def test_presets_load_and_start_with_their_command(name):
+  path = os.path.join(REPO, "configs", f"{name}.py")
+  assert f"bin/study --config=configs/{name}.py" in open(path).read().split('"""')[1]
+  preset = config_lib.load_preset(path, "get_study")
+  assert preset.runs
+  small = config_lib.load_preset(path, "get_study", tasks=("cameras",), nets=("bondi",))
+  assert {c.task for _, c in small.runs} == {"cameras"}
+
+
+def test_shards_cover_the_grid_once():
+  runs = tuple(range(11))
+  parts = [study.shard(runs, *study.parse_shard(f"{i}/3")) for i in (1, 2, 3)]
+  assert sorted(sum(parts, ())) == list(runs)
+  with pytest.raises(ValueError, match="i/n"):
+    study.parse_shard("2")
+  with pytest.raises(ValueError, match="1..n"):
+    study.parse_shard("4/3")
+
+
+def test_study_cli_shards_skips_and_merges(tmp_path):
+  preset = tmp_path / "tiny.py"
+  preset.write_text(PRESET)
+  env = dict(os.environ, TFJPEG_CACHE=str(tmp_path / "cache"), TF_CPP_MIN_LOG_LEVEL="2",
+             CUDA_VISIBLE_DEVICES="")
+  command = [sys.executable, os.path.join(REPO, "bin", "study"), f"--config={preset}",
+             f"--study_dir={tmp_path / 'study'}"]
+  first = subprocess.run(command + ["--shard=1/2"], env=env, check=True, capture_output=True,
+                         text=True)
+  runs = tmp_path / "study" / "runs"
+  assert sorted(os.listdir(runs)) == ["alignment_cameras_hpf_train-aligned"]
+  assert "2 rows from 1 runs" in first.stdout
+  subprocess.run(command + ["--shard=2/2"], env=env, check=True, capture_output=True)
+  everything = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
+  assert everything.stdout.count("finished, skipped") == 2
+  table = pd.read_csv(tmp_path / "study" / "table.csv", keep_default_na=False)
+  assert len(table) == 4 and set(table["train_crop"]) == {"aligned", "random"}
+  for column in evaluation.RESULT_COLUMNS + ("experiment", "lattice_qf", "seed", "epochs", "run"):
+    assert column in table.columns
+  assert (table["lattice_qf"] == 100).all()
+  parquet = pd.read_parquet(tmp_path / "study" / "table.parquet")
+  assert len(parquet) == 4 and list(parquet.columns) == list(table.columns)
+
+  # bin/evaluate adds conditions to a finished run, with confusion matrices.
+  workdir = runs / "alignment_cameras_hpf_train-random"
+  subprocess.run([sys.executable, os.path.join(REPO, "bin", "evaluate"), f"--workdir={workdir}",
+                  "--test_crops=misaligned", "--test_qfs=none,75"], env=env, check=True,
+                 capture_output=True)
+  results = pd.read_csv(workdir / "results.csv", keep_default_na=False)
+  assert len(results) == 4  # aligned/none, random/none, misaligned/none, misaligned/75
+  assert {("misaligned", "none"), ("misaligned", "75"), ("aligned", "none")} <= set(
+      zip(results["test_crop"], results["test_qf"].astype(str)))
+  assert (workdir / "confusion_misaligned_qf75.png").exists()
+  assert (workdir / "confusion_misaligned_qf75.csv").exists()
+
+
+def _fake_table():
+  rows = []
+  for task in ("cameras", "shapes"):
+    for crop in ("aligned", "random"):
+      for test in ("aligned", "random"):
+        rows.append(dict(experiment="alignment", task=task, net="hpf", train_crop=crop,
+                         test_crop=test, train_qf="none", test_qf="none",
+                         balanced_accuracy=0.5 if (crop, test) == ("aligned", "random") else 0.9))
+    for train_qf in ("none", "50"):
+      for test_qf in ("none", "50", "90"):
+        rows.append(dict(experiment="quality", task=task, net="hpf", train_crop="random",
+                         test_crop="random", train_qf=train_qf, test_qf=test_qf,
+                         balanced_accuracy=np.random.default_rng(0).uniform()))
+  return pd.DataFrame(rows)
+
+
+def test_figures_from_the_table_alone(tmp_path):
+  path = tmp_path / "table.csv"
+  _fake_table().to_csv(path, index=False)
+  made = plotting.study_figures(str(path))
+  names = sorted(os.path.basename(p) for p in made)
+  assert names == ["fig1_alignment.pdf", "fig1_alignment.png", "quality_cameras_hpf.pdf",
+                   "quality_cameras_hpf.png", "quality_shapes_hpf.pdf", "quality_shapes_hpf.png"]
+  assert all(os.path.getsize(p) > 1000 for p in made)
+  with pytest.raises(ValueError, match="not a study table"):
+    pd.DataFrame(dict(a=[1])).to_csv(tmp_path / "bad.csv", index=False)
+    plotting.study_figures(str(tmp_path / "bad.csv"))

@@ -1,0 +1,115 @@
+"""Grids of runs: the paper's two experiments, run resumably and in shards, merged.
+
+A study is a list of (run name, Config). `run` trains each run of its shard in
+STUDY_DIR/runs/<name> (a finished run, one with results.csv, is skipped; a
+broken one resumes), then `merge` gathers every finished run's results.csv
+into STUDY_DIR/table.csv and table.parquet, one row per test condition with
+every setting as a column. All runs log under STUDY_DIR/runs, so
+`tensorboard --logdir=STUDY_DIR/runs` compares them in the HParams dashboard.
+"""
+
+import dataclasses
+import os
+
+import pandas as pd
+
+from tfjpeg import config as config_lib
+
+PAPER_TASKS = ("vision", "gan", "imagenet", "lsun")
+PAPER_NETS = ("efficientnetb0", "efficientnetb4", "resnet50", "xception")
+PAPER_QFS = (50, 60, 70, 80, 90, 99)
+
+
+@dataclasses.dataclass(frozen=True)
+class Study:
+  name: str
+  runs: tuple  # ((run_name, Config), ...)
+
+  def __post_init__(self):
+    names = [n for n, _ in self.runs]
+    if len(set(names)) != len(names):
+      raise ValueError(f"study {self.name} names a run twice")
+
+
+def alignment_runs(tasks, nets, base=config_lib.Config()):
+  """Experiment 1: every image compressed at QF 100 first; train on aligned or
+  random crops; test on aligned and random crops, uncompressed."""
+  return tuple(
+      (f"alignment_{task}_{net}_train-{crop}",
+       dataclasses.replace(base, experiment="alignment", task=task, net=net, lattice_qf=100,
+                           train_crop=crop, train_qfs=(), test_crops=("aligned", "random"),
+                           test_qfs=(None,)))
+      for task in tasks for net in nets for crop in ("aligned", "random"))
+
+
+def quality_runs(tasks, nets, train_qfs=PAPER_QFS, test_qfs=PAPER_QFS,
+                 base=config_lib.Config()):
+  """Experiment 2: random crops; no augmentation, or half of the training
+  patches compressed at one QF; tested uncompressed and at each test QF."""
+  return tuple(
+      (f"quality_{task}_{net}_aug-{qf or 'none'}",
+       dataclasses.replace(base, experiment="quality", task=task, net=net, lattice_qf=None,
+                           train_crop="random", train_qfs=(qf,) if qf else (), aug_fraction=0.5,
+                           test_crops=("random",), test_qfs=(None,) + tuple(test_qfs)))
+      for task in tasks for net in nets for qf in (None,) + tuple(train_qfs))
+
+
+def with_data_dirs(study, data_dirs):
+  """Sets each run's data_dir from a {task: directory} mapping."""
+  return Study(study.name, tuple(
+      (name, dataclasses.replace(c, data_dir=data_dirs.get(c.task, c.data_dir)))
+      for name, c in study.runs))
+
+
+def shard(runs, index, count):
+  """Runs index, index + count, ...: array job `index` of `count` (0-based)."""
+  if not 0 <= index < count:
+    raise ValueError(f"shard index must be in 0..{count - 1}, got {index}")
+  return runs[index::count]
+
+
+def parse_shard(text):
+  """'2/4' -> (1, 4): the second of four shards, as array jobs count from 1."""
+  try:
+    number, count = (int(v) for v in text.split("/"))
+  except ValueError as e:
+    raise ValueError(f"--shard takes i/n, e.g. 1/4; got {text!r}") from e
+  if not 1 <= number <= count:
+    raise ValueError(f"--shard {text}: i must be in 1..n")
+  return number - 1, count
+
+
+def run(study, study_dir, shard_index=0, shard_count=1, log=print):
+  """Trains the runs of one shard (skipping finished ones), then merges the table."""
+  from tfjpeg import training  # pylint: disable=g-import-not-at-top
+  mine = shard(study.runs, shard_index, shard_count)
+  for number, (name, config) in enumerate(mine, 1):
+    workdir = os.path.join(study_dir, "runs", name)
+    if os.path.exists(os.path.join(workdir, "results.csv")):
+      log(f"[{number}/{len(mine)}] {name}: finished, skipped")
+      continue
+    log(f"[{number}/{len(mine)}] {name}")
+    training.train_and_evaluate(config, workdir, log=log)
+  return merge(study, study_dir)
+
+
+def merge(study, study_dir):
+  """One tidy table of every finished run of the study, with its settings."""
+  frames = []
+  for name, config in study.runs:
+    path = os.path.join(study_dir, "runs", name, "results.csv")
+    if not os.path.exists(path):
+      continue
+    results = pd.read_csv(path, keep_default_na=False, dtype={"test_qf": str, "train_qf": str})
+    settings = {k: (v if isinstance(v, (int, float, str, bool)) or v is None else
+                    ",".join("none" if x is None else str(x) for x in v))
+                for k, v in dataclasses.asdict(config).items() if k not in results.columns}
+    frames.append(results.assign(study=study.name, run=name, **settings))
+  table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+  os.makedirs(study_dir, exist_ok=True)
+  table.to_csv(os.path.join(study_dir, "table.csv"), index=False)
+  for column in table.columns:  # Parquet wants one type per column
+    if table[column].dtype == object:
+      table[column] = table[column].astype(str)
+  table.to_parquet(os.path.join(study_dir, "table.parquet"), index=False)
+  return table
