@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from tfjpeg import input_pipeline as ip
+from tfjpeg import jpeg
 from tfjpeg import manifest
 from tfjpeg import tasks
 from tfjpeg import testing
@@ -130,20 +131,26 @@ def test_all_conditions_in_one_pass_equal_one_pass_each(folder):
 
 
 @pytest.mark.parametrize("way", testing.WAYS)
-def test_decode_and_cut_ops_three_ways(way):
+@pytest.mark.parametrize("encoding", ["png", "jpeg", "jpeg_lattice"])
+def test_cut_patches_three_ways(way, encoding):
   image = testing.synthetic_image(50, 60, seed=4)
-  data = tf.io.encode_png(image)
-  config = ip.PipelineConfig(patch_size=16, patches_per_image=4, crop_grid=16)
+  lattice_qf = 100 if encoding == "jpeg_lattice" else None
+  data = tf.io.encode_png(image) if encoding == "png" else jpeg.encode(image, 90)
+  source = image if encoding == "png" else jpeg.decode(data).numpy()
+  if lattice_qf:
+    source = testing.opencv_compress(source, 100)
+  config = ip.PipelineConfig(patch_size=16, patches_per_image=4, crop_grid=16,
+                             lattice_qf=lattice_qf)
 
   def fn(encoded, seed):
-    element = ip.decode_element(dict(encoded=encoded, label=tf.constant(1),
-                                   image_id=tf.constant("x")), lattice_qf=100)
-    return ip.cut_patches(element, config, "aligned", seed)
+    element = dict(encoded=encoded, label=tf.constant(1), image_id=tf.constant("x"))
+    return ip.cut_patches(element, config, ["aligned", "random"], seed)
 
   out = testing.run(fn, way, data, tf.constant([5, 6], tf.int64))
-  reference = testing.opencv_compress(image, 100)
-  assert out["image"].shape == (4, 16, 16, 3)
-  for patch, (y, x) in zip(out["image"], out["offset"]):
-    assert y % 16 == 0 and x % 16 == 0
-    np.testing.assert_array_equal(patch, reference[y:y + 16, x:x + 16])
-  assert out["label"].tolist() == [1] * 4
+  for mode in ("aligned", "random"):
+    assert out[mode]["image"].shape == (4, 16, 16, 3)
+    for patch, (y, x) in zip(out[mode]["image"], out[mode]["offset"]):
+      if mode == "aligned":
+        assert y % 16 == 0 and x % 16 == 0
+      np.testing.assert_array_equal(patch, source[y:y + 16, x:x + 16])
+    assert out[mode]["label"].tolist() == [1] * 4

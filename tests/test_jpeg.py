@@ -168,3 +168,44 @@ def test_real_photos_cropped_to_odd_sizes_equal_opencv(chroma):
       ours = jpeg.compress(crop, quality, chroma).numpy()
       difference = np.abs(ours.astype(int) - testing.opencv_compress(crop, quality, chroma))
       assert difference.max() == 0, f"{name} QF {quality} {chroma}: {difference.max()}"
+
+
+def _jpeg_variants(image):
+  """The JPEG flavours met in practice: both chroma modes, progressive, grayscale."""
+  import io  # pylint: disable=g-import-not-at-top
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  variants = {c: jpeg.encode(image, 90, c).numpy() for c in CHROMAS}
+  buffer = io.BytesIO()
+  Image.fromarray(image).save(buffer, "JPEG", quality=95, progressive=True)
+  variants["progressive"] = buffer.getvalue()
+  buffer = io.BytesIO()
+  Image.fromarray(image[..., 1]).save(buffer, "JPEG", quality=85)
+  variants["grayscale"] = buffer.getvalue()
+  return variants
+
+
+@pytest.mark.parametrize("way", testing.WAYS)
+def test_decode_crop_equals_full_decode_at_every_phase(way):
+  image = testing.synthetic_image(83, 117, seed=21)
+  size = (24, 40)
+  offsets = [(y, x) for y in range(0, 83 - 24 + 1, 3) for x in range(0, 117 - 40 + 1, 5)]
+  offsets += [(0, 0), (83 - 24, 117 - 40), (16, 32), (8, 8)]  # edges and MCU-aligned windows
+  for name, data in _jpeg_variants(image).items():
+    full = jpeg.decode(data).numpy()
+    fn = lambda d, o: jpeg.decode_crop(d, o, size)
+    for y, x in offsets if way == "eager" else offsets[::7]:
+      patch = testing.run(fn, way, tf.constant(data), tf.constant([y, x]))
+      np.testing.assert_array_equal(patch, full[y:y + 24, x:x + 40], err_msg=f"{name} at {(y, x)}")
+
+
+def test_plain_decode_and_crop_is_not_exact_which_is_why_decode_crop_widens():
+  """The trap: TF's cropped decode differs from a full decode at MCU-aligned windows."""
+  image = testing.synthetic_image(96, 96, seed=5)
+  data = jpeg.encode(image, 95).numpy()
+  full = jpeg.decode(data).numpy()
+  differs = False
+  for y, x in ((16, 16), (32, 16), (16, 48)):
+    window = tf.io.decode_and_crop_jpeg(data, [y, x, 32, 32], channels=3,
+                                        dct_method="INTEGER_ACCURATE").numpy()
+    differs |= bool(np.abs(window.astype(int) - full[y:y + 32, x:x + 32]).max() > 0)
+  assert differs

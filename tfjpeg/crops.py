@@ -21,7 +21,8 @@ def crop_at(image, size, offset):
   height, width = _pair(size)
   image = tf.convert_to_tensor(image)
   offset = tf.cast(tf.convert_to_tensor(offset), tf.int32)
-  with tf.control_dependencies(_assert_fits(image, height, width)):
+  _assert_fits(image.shape[:2], size)
+  with tf.control_dependencies(_assert_fits(tf.shape(image)[:2], size)):
     image_h, image_w = tf.shape(image)[0], tf.shape(image)[1]
     inside = tf.logical_and(
         tf.reduce_all(offset >= 0),
@@ -36,7 +37,19 @@ def crop_at(image, size, offset):
 
 
 def crop(image, size, mode, grid=8, seed=0):
-  """Cuts one `size` patch at a position chosen by `mode`.
+  """Cuts one `size` patch at a position chosen by `mode` (see `choose_offset`).
+
+  Returns:
+    (patch, offset) with offset an int32 [y, x] tensor.
+  """
+  image = tf.convert_to_tensor(image)
+  _assert_fits(image.shape[:2], size)
+  offset = choose_offset(tf.shape(image)[:2], size, mode, grid, seed)
+  return crop_at(image, size, offset), offset
+
+
+def choose_offset(image_size, size, mode, grid=8, seed=0):
+  """Where a `size` patch of an image of `image_size` = (height, width) goes.
 
   Modes:
     aligned: offset a multiple of `grid` on both axes, uniform over such offsets.
@@ -45,26 +58,24 @@ def crop(image, size, mode, grid=8, seed=0):
       (offset mod `grid`) is uniform over the feasible non-zero phases, then
       the position is uniform over the offsets with that phase.
 
-  Returns:
-    (patch, offset) with offset an int32 [y, x] tensor.
+  Only the image's size is needed, so a JPEG's patch can be placed before it
+  is decoded. Returns an int32 [y, x] tensor.
   """
   if mode not in MODES:
     raise ValueError(f"crop mode must be one of {MODES}, got {mode!r}")
   if not isinstance(grid, int) or grid < 1:
     raise ValueError(f"grid must be a positive int, got {grid!r}")
   height, width = _pair(size)
-  image = tf.convert_to_tensor(image)
-  with tf.control_dependencies(_assert_fits(image, height, width)):
+  image_size = tf.cast(tf.convert_to_tensor(image_size), tf.int32)
+  with tf.control_dependencies(_assert_fits(image_size, (height, width))):
     # Number of extra pixels on each axis: offsets run over 0..margin.
-    margin = tf.shape(image)[:2] - tf.constant([height, width])
+    margin = image_size[:2] - tf.constant([height, width])
   seed = seeds.as_seed(seed)
   if mode == "random":
-    offset = _uniform_below(margin + 1, seed)
-  elif mode == "aligned":
-    offset = grid * _uniform_below(margin // grid + 1, seed)
-  else:
-    offset = _misaligned_offset(margin, grid, seed)
-  return crop_at(image, (height, width), offset), offset
+    return _uniform_below(margin + 1, seed)
+  if mode == "aligned":
+    return grid * _uniform_below(margin // grid + 1, seed)
+  return _misaligned_offset(margin, grid, seed)
 
 
 def _misaligned_offset(margin, grid, seed):
@@ -90,18 +101,23 @@ def _uniform_below(bounds, seed):
   return tf.stack([draw(bounds[0], y_seed), draw(bounds[1], x_seed)])
 
 
-def _assert_fits(image, height, width):
-  """Checks the image is at least the patch size, statically when it can."""
-  static_h, static_w = image.shape[0], image.shape[1]
-  if (static_h is not None and static_h < height) or (
-      static_w is not None and static_w < width):
-    raise ValueError(
-        f"image of {static_h}x{static_w} pixels is smaller than the "
-        f"{height}x{width} patch")
-  shape = tf.shape(image)
+def _assert_fits(image_size, size):
+  """Checks the image is at least the patch size, statically when it can.
+
+  `image_size` is a static shape (raises ValueError) or a tensor (returns the
+  run-time assertion).
+  """
+  height, width = _pair(size)
+  if isinstance(image_size, tf.TensorShape) or not tf.is_tensor(image_size):
+    static_h, static_w = tuple(image_size)[:2]
+    if (static_h is not None and static_h < height) or (
+        static_w is not None and static_w < width):
+      raise ValueError(f"image of {static_h}x{static_w} pixels is smaller than the "
+                       f"{height}x{width} patch")
+    return []
   return [tf.debugging.Assert(
-      tf.logical_and(shape[0] >= height, shape[1] >= width),
-      ["image smaller than the patch: image shape", shape,
+      tf.logical_and(image_size[0] >= height, image_size[1] >= width),
+      ["image smaller than the patch: image size", image_size,
        "patch", height, "x", width])]
 
 

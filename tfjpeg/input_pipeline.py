@@ -2,6 +2,7 @@
 
     encoded bytes -> exact decode -> [lattice QF: whole image once]
       -> crop (aligned | random | misaligned) x patches_per_image
+       (a JPEG without lattice QF: only a window around each patch is decoded)
       -> training: JPEG augmentation   |   evaluation: the test condition's QF
       -> batch -> prefetch
 
@@ -50,36 +51,64 @@ class Condition:
 
 
 def decode_element(element, lattice_qf=None, chroma="4:2:0"):
-  """Decodes `element["encoded"]`; compresses the whole image at `lattice_qf`."""
+  """Decodes `element["encoded"]` whole; compresses it at `lattice_qf` if given."""
   image = images.decode(element["encoded"])
   if lattice_qf:
     image = jpeg.compress(image, int(lattice_qf), chroma)
-  out = {k: v for k, v in element.items() if k != "encoded"}
-  out["image"] = image
-  return out
+  return image
 
 
-def cut_patches(element, config, mode, image_seed):
-  """`patches_per_image` crops of one decoded image, stacked, with offsets."""
-  patches, offsets = [], []
-  for k in range(config.patches_per_image):
-    patch, offset = crops.crop(element["image"], config.patch_size, mode,
-                               grid=config.crop_grid,
-                               seed=tf.random.experimental.stateless_fold_in(image_seed, k))
-    patches.append(patch)
-    offsets.append(offset)
-  n = config.patches_per_image
-  return dict(image=tf.stack(patches), offset=tf.stack(offsets),
-              label=tf.fill([n], element["label"]),
-              image_id=tf.fill([n], element["image_id"]),
-              patch_index=tf.range(n, dtype=tf.int32))
+def cut_patches(element, config, modes, image_seed):
+  """`patches_per_image` crops of one encoded image for each crop mode.
+
+  A JPEG source without a lattice QF is decoded window by window around each
+  patch (`jpeg.decode_crop`, pixel-equal to a full decode, and far cheaper on
+  large photos); anything else is decoded whole, once. Offsets depend only on
+  (image size, mode, seed, patch index), so both paths cut the same patches.
+
+  Returns:
+    {mode: {"image": [n, P, P, 3], "offset": [n, 2], "label", "image_id",
+    "patch_index"}}.
+  """
+  encoded, size, n = element["encoded"], config.patch_size, config.patches_per_image
+
+  def offsets_for(image_size, mode):
+    return [crops.choose_offset(image_size, size, mode, config.crop_grid,
+                                tf.random.experimental.stateless_fold_in(image_seed, k))
+            for k in range(n)]
+
+  def windowed():
+    image_size = tf.image.extract_jpeg_shape(encoded)[:2]
+    out = []
+    for mode in modes:
+      offsets = offsets_for(image_size, mode)
+      out.append((tf.stack([jpeg.decode_crop(encoded, o, (size, size)) for o in offsets]),
+                  tf.stack(offsets)))
+    return out
+
+  def whole():
+    image = decode_element(element, config.lattice_qf, config.chroma)
+    out = []
+    for mode in modes:
+      offsets = offsets_for(tf.shape(image)[:2], mode)
+      out.append((tf.stack([crops.crop_at(image, size, o) for o in offsets]),
+                  tf.stack(offsets)))
+    return out
+
+  if config.lattice_qf:  # the lattice compresses the whole image: decode it all
+    cut = whole()
+  else:
+    cut = tf.cond(tf.io.is_jpeg(encoded), windowed, whole)
+  common = dict(label=tf.fill([n], element["label"]), image_id=tf.fill([n], element["image_id"]),
+                patch_index=tf.range(n, dtype=tf.int32))
+  return {mode: dict(common, image=tf.ensure_shape(patches, [n, size, size, 3]), offset=offsets)
+          for mode, (patches, offsets) in zip(modes, cut)}
 
 
 def _per_image(dataset, config, mode, epoch_seed):
   dataset = dataset.enumerate().map(
-      lambda index, element: cut_patches(
-          decode_element(element, config.lattice_qf, config.chroma), config, mode,
-          seeds.for_example(epoch_seed, index)),
+      lambda index, element: cut_patches(element, config, [mode],
+                                         seeds.for_example(epoch_seed, index))[mode],
       num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   return dataset.unbatch()
 
@@ -120,9 +149,7 @@ def eval_dataset(task, split, conditions, config):
   eval_seed = seeds.for_example(config.seed, -1)  # independent of training epochs
 
   def per_image(index, element):
-    element = decode_element(element, config.lattice_qf, config.chroma)
-    image_seed = seeds.for_example(eval_seed, index)
-    cut = {mode: cut_patches(element, config, mode, image_seed) for mode in modes}
+    cut = cut_patches(element, config, modes, seeds.for_example(eval_seed, index))
     outputs = []
     for number, condition in enumerate(conditions):
       patches = dict(cut[condition.crop])
