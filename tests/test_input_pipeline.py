@@ -1,5 +1,7 @@
 """tfjpeg.input_pipeline: equals an OpenCV reference of the same steps; reproducible."""
 
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
@@ -154,3 +156,38 @@ def test_cut_patches_three_ways(way, encoding):
         assert y % 16 == 0 and x % 16 == 0
       np.testing.assert_array_equal(patch, source[y:y + 16, x:x + 16])
     assert out[mode]["label"].tolist() == [1] * 4
+
+
+def test_evaluation_reads_each_test_image_once_for_all_conditions(folder):
+  task, _, _ = folder
+  reads = []
+
+  def count(element):  # a data dependency, so tf.data cannot prune it
+    image_id = tf.py_function(lambda i: reads.append(i.numpy()) or i, [element["image_id"]],
+                              tf.string)
+    return dict(element, image_id=tf.ensure_shape(image_id, []))
+
+  counting = dataclasses.replace(task, images=lambda split, shuffle_seed=None: task.images(
+      split, shuffle_seed).map(count))
+  conditions = [ip.Condition(c, q) for c in ("aligned", "random")
+                for q in (None, 50, 60, 70, 80, 90, 99)]  # the study's 14 conditions
+  config = ip.PipelineConfig(patch_size=PATCH, patches_per_image=2, batch_size=64)
+  patches = sum(int(b["image"].shape[0])
+                for b in ip.eval_dataset(counting, "test", conditions, config))
+  assert patches == task.num_images["test"] * 2 * 14
+  assert len(reads) == len(set(reads)) == task.num_images["test"]
+
+
+def test_training_through_a_local_tf_data_service(folder):
+  task, _, _ = folder
+  dispatcher = tf.data.experimental.service.DispatchServer()
+  worker = tf.data.experimental.service.WorkerServer(  # noqa: F841  kept alive
+      tf.data.experimental.service.WorkerConfig(
+          dispatcher_address=dispatcher.target.split("://")[1]))
+  config = ip.PipelineConfig(patch_size=PATCH, patches_per_image=2, batch_size=4,
+                             train_qfs=(50,))
+  remote = dataclasses.replace(config, data_service=dispatcher.target)
+  key = lambda c: sorted((i, tuple(o), int(q)) for b in ip.train_dataset(task, c, 0)
+                         for i, o, q in zip(b["image_id"].numpy(), b["offset"].numpy().tolist(),
+                                            b["qf"].numpy()))
+  assert key(remote) == key(config)  # one worker: the same epoch, served remotely

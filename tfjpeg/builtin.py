@@ -25,7 +25,7 @@ import tempfile
 import cv2
 import numpy as np
 
-VERSION = 1  # bump whenever generation changes, so caches are rebuilt
+VERSION = 2  # bump whenever generation changes, so caches are rebuilt
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,14 +51,18 @@ SHAPES = ("disc", "square", "triangle", "stripes")
 _DEMOSAIC = {"bilinear": "", "vng": "_VNG", "edge_aware": "_EA"}
 
 
-def scene(height, width, rng):
-  """A procedural photo-like scene: float32 linear RGB in [0, 1]."""
+def scene(height, width, rng, objects=True):
+  """A procedural photo-like scene: float32 linear RGB in [0, 1].
+
+  `objects=False` leaves out the discs and squares, for a background on which
+  a labelled shape must be the only one.
+  """
   image = np.zeros((height, width, 3), np.float32)
   for scale, weight in ((48, 0.35), (12, 0.15), (3, 0.05)):
     small = rng.normal(size=(max(2, height // scale), max(2, width // scale), 3))
     image += weight * cv2.resize(small.astype(np.float32), (width, height),
                                  interpolation=cv2.INTER_CUBIC)
-  for _ in range(int(rng.integers(3, 7))):  # objects with sharp edges
+  for _ in range(int(rng.integers(3, 7)) if objects else 0):  # objects with sharp edges
     centre = (int(rng.integers(0, width)), int(rng.integers(0, height)))
     radius = int(rng.integers(3, max(4, min(height, width) // 4)))
     colour = rng.uniform(-0.4, 0.4, 3).tolist()
@@ -141,7 +145,7 @@ def generate(kind, out_dir, num_scenes, image_size, seed):
     os.makedirs(os.path.join(out_dir, name), exist_ok=True)
   for index in range(num_scenes):
     rng = np.random.default_rng([seed, index])
-    light = scene(height, width, rng)
+    light = scene(height, width, rng, objects=kind == "cameras")
     if kind == "cameras":
       for camera in CAMERAS:
         _write(out_dir, camera.name, index, shoot(light, camera, rng))

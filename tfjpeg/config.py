@@ -53,6 +53,7 @@ class Config:
   strategy: str = "default"
   mixed_precision: bool = False
   steps_per_epoch: Optional[int] = None  # None: one pass over the training patches
+  data_service: Optional[str] = None  # tf.data service dispatcher for the JPEG work
 
   def __post_init__(self):
     if self.train_crop not in crops.MODES:
@@ -80,7 +81,7 @@ class Config:
         patch_size=task.patch_size, patches_per_image=task.patches_per_image,
         lattice_qf=self.lattice_qf, train_crop=self.train_crop, crop_grid=self.crop_grid,
         train_qfs=tuple(self.train_qfs), aug_fraction=self.aug_fraction, chroma=self.chroma,
-        batch_size=self.batch_size, seed=self.seed)
+        batch_size=self.batch_size, seed=self.seed, data_service=self.data_service)
 
   def conditions(self):
     return [input_pipeline.Condition(c, q) for c in self.test_crops for q in self.test_qfs]

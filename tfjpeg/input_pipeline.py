@@ -37,6 +37,7 @@ class PipelineConfig:
   batch_size: int = 32
   seed: int = 0
   shuffle_buffer: int = 1024  # patches
+  data_service: Optional[str] = None  # tf.data service dispatcher, e.g. grpc://host:5050
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,7 +135,16 @@ def train_dataset(task, config, epoch):
   dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   # Mix patches of different images within a batch; seeded, so reproducible.
   dataset = dataset.shuffle(config.shuffle_buffer, seed=seeds.to_int(shuffle_seed))
-  return dataset.batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
+  dataset = dataset.batch(config.batch_size)
+  if config.data_service:
+    # Workers run everything above (reading, decoding, JPEG) and split the
+    # images between them (each read once); this host only receives batches.
+    # With one worker the epoch equals the local one; with several, patch
+    # positions are still seeded but depend on how images fall to workers.
+    dataset = dataset.apply(tf.data.experimental.service.distribute(
+        processing_mode="distributed_epoch", service=config.data_service,
+        job_name=f"tfjpeg-train-{config.seed}-epoch-{epoch}"))
+  return dataset.prefetch(tf.data.AUTOTUNE)
 
 
 def eval_dataset(task, split, conditions, config):

@@ -7,6 +7,7 @@ and the exported SavedModel all feed the same raw pixels.
   bondi    Bondi et al., IEEE SPL 2017: compact camera-model CNN for 64x64 patches
   bayar    Bayar & Stamm, IEEE TIFS 2018: constrained-convolution front end
   hpf      fixed high-pass residual front end (SRM-style), no early pooling
+  plain    a plain small CNN for content (vision) tasks
 """
 
 import dataclasses
@@ -25,6 +26,7 @@ class NetSpec:
   min_patch: int
   compact: bool  # trains on a CPU
   imagenet_file: str = ""  # Keras cache file of the no-top ImageNet weights
+  made_for: str = "any"  # "forensic" or "vision" for the compact nets
 
 
 # ---------------------------------------------------------------- preprocessing
@@ -175,6 +177,28 @@ def _hpf(input_shape, num_classes, weights):
   return keras.Model(inputs, outputs, name="hpf")
 
 
+def _plain(input_shape, num_classes, weights):
+  """A plain small CNN for content (vision) tasks on a CPU.
+
+  Input scaled to [0, 1], 3x3 convolutions with batch norm, pooling after
+  each stage: it sees shapes and objects, and, like other generic nets,
+  discards the fine detail forensic tasks live in. The compact counterpart of
+  the ImageNet nets for the built-in vision task.
+  """
+  del weights
+  inputs = keras.Input(input_shape, name="patch")
+  x = layers.Rescaling(1.0 / 255.0)(inputs)
+  for filters in (32, 64, 128):
+    x = layers.Conv2D(filters, 3, padding="same")(x)
+    x = layers.BatchNormalization(momentum=_BN_MOMENTUM)(x)
+    x = layers.ReLU()(x)
+    x = layers.MaxPool2D(2)(x)
+  x = layers.GlobalAveragePooling2D()(x)
+  outputs = layers.Dense(num_classes, activation="softmax", dtype="float32",
+                         name="probabilities")(x)
+  return keras.Model(inputs, outputs, name="plain")
+
+
 NETS = {
     "efficientnetb0": NetSpec(_application("EfficientNetB0", None), 32, False,
                               "efficientnetb0_notop.h5"),
@@ -184,9 +208,10 @@ NETS = {
                         "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"),
     "xception": NetSpec(_application("Xception", layers.Rescaling(1 / 127.5, offset=-1.0)),
                         71, False, "xception_weights_tf_dim_ordering_tf_kernels_notop.h5"),
-    "bondi": NetSpec(_bondi, 64, True),
-    "bayar": NetSpec(_bayar, 64, True),
-    "hpf": NetSpec(_hpf, 64, True),
+    "bondi": NetSpec(_bondi, 64, True, made_for="forensic"),
+    "bayar": NetSpec(_bayar, 64, True, made_for="forensic"),
+    "hpf": NetSpec(_hpf, 64, True, made_for="forensic"),
+    "plain": NetSpec(_plain, 64, True, made_for="vision"),
 }
 DEFAULT_NET = "hpf"
 

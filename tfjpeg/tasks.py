@@ -153,7 +153,7 @@ def _tfds(key, kind, default_patch, default_ppi):
 
 TASKS = {
     "cameras": _builtin("cameras", "forensic", "cameras", 200, 128, 64, 4),
-    "shapes": _builtin("shapes", "vision", "shapes", 400, 96, 64, 1),
+    "shapes": _builtin("shapes", "vision", "shapes", 800, 96, 64, 4),
     "folder": _folder,
     "vision": _tfds("vision", "forensic", 512, 10),
     "gan": _tfds("gan", "forensic", 224, 1),

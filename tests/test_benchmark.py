@@ -1,0 +1,25 @@
+"""bin/benchmark's measurements run end to end (no speed is asserted in tests)."""
+
+import numpy as np
+
+from tfjpeg import benchmark
+
+
+def test_benchmark_measures_every_quantity(tmp_path):
+  report = benchmark.run(str(tmp_path), patch_sizes=(64,), nets=("hpf",), seconds=0.5,
+                         train_batch=4, train_steps=2, log=lambda text: None)
+  names = [name for name, _, _ in report.rows]
+  for expected in ("(a) OpenCV", "(b) tfjpeg pipeline", "(c) Albumentations", "b/a at 64 px",
+                   "b/c at 64 px", "(d) hpf 224 px, real pipeline", "d_real/d_const hpf"):
+    assert any(n.startswith(expected) for n in names), expected
+  assert all(np.isfinite(v) and v > 0 for _, v, _ in report.rows)
+  assert "benchmark on" in report.text()
+  assert len(list(tmp_path.rglob("*.jpg"))) == 48
+
+
+def test_missed_goals_are_reported():
+  report = benchmark.Report()
+  report.ratio("b/a", 0.5, "b/a")
+  report.ratio("b/c", 2.0, "b/c")
+  assert report.failures == ["b/a = 0.50 < 0.9"]
+  assert "MISSED" in report.text() and "met" in report.text()

@@ -1,0 +1,188 @@
+"""Speed of the JPEG training pipeline, as ratios against baselines run in the same process.
+
+  (a) OpenCV alone, every core: decode the stored source image, cut the patch,
+      JPEG-encode and decode it at the QF. The practical limit.
+  (b) tfjpeg's training pipeline: read, crop, random-QF JPEG, batch.
+  (c) The paper's way: Albumentations random crop and ImageCompression in a
+      per-sample Python loop.
+  (d) Training steps per second of a net fed by the real pipeline, against the
+      same model fed one constant batch from memory.
+
+Sources are camera-like JPEGs (1024x768, QF 95, 4:2:0) generated once, so the
+benchmark needs no download. Heavy imports stay inside functions: worker
+processes of (a) import this module.
+"""
+
+import dataclasses
+import multiprocessing
+import os
+import time
+
+import numpy as np
+
+QUALITIES = (50, 60, 70, 80, 90, 99)
+GOALS = {"b/a": 0.9, "b/c": 1.5, "d_real/d_const": 0.95}
+
+
+def make_sources(directory, num_images=48, size=(768, 1024), seed=0):
+  """Camera-like JPEG files in two class folders; returns their paths."""
+  import cv2  # pylint: disable=g-import-not-at-top
+  from tfjpeg import builtin  # pylint: disable=g-import-not-at-top
+  paths = []
+  for index in range(num_images):
+    path = os.path.join(directory, f"class{index % 2}", f"image{index:04d}.jpg")
+    if not os.path.exists(path):
+      os.makedirs(os.path.dirname(path), exist_ok=True)
+      rng = np.random.default_rng([seed, index])
+      rgb = np.clip(np.round(255 * builtin.scene(*size, rng)), 0, 255).astype(np.uint8)
+      cv2.imwrite(path, rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
+    paths.append(path)
+  return paths
+
+
+def _opencv_worker(args):
+  """(a) in one process: patches per second for `seconds`."""
+  import cv2  # pylint: disable=g-import-not-at-top
+  paths, patch, seconds, seed = args
+  cv2.setNumThreads(1)
+  rng = np.random.default_rng(seed)
+  done, started = 0, time.perf_counter()
+  while time.perf_counter() - started < seconds:
+    image = cv2.imread(paths[done % len(paths)], cv2.IMREAD_COLOR)
+    y = rng.integers(0, image.shape[0] - patch + 1)
+    x = rng.integers(0, image.shape[1] - patch + 1)
+    crop = np.ascontiguousarray(image[y:y + patch, x:x + patch])
+    quality = int(rng.choice(QUALITIES))
+    _, data = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    cv2.imdecode(data, cv2.IMREAD_COLOR)
+    done += 1
+  return done / (time.perf_counter() - started)
+
+
+def opencv_rate(paths, patch, seconds, workers):
+  context = multiprocessing.get_context("spawn")  # no fork after TensorFlow started
+  with context.Pool(workers) as pool:
+    return sum(pool.map(_opencv_worker, [(paths, patch, seconds, s) for s in range(workers)]))
+
+
+def albumentations_rate(paths, patch, seconds):
+  """(c): the paper's per-sample loop."""
+  import albumentations as A  # pylint: disable=g-import-not-at-top
+  import cv2  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  transforms = {q: A.Compose([A.RandomCrop(patch, patch),
+                              A.ImageCompression(quality_range=(q, q), p=1.0)])
+                for q in QUALITIES}
+  done, started = 0, time.perf_counter()
+  while time.perf_counter() - started < seconds:
+    image = cv2.cvtColor(cv2.imread(paths[done % len(paths)]), cv2.COLOR_BGR2RGB)
+    transforms[int(rng.choice(QUALITIES))](image=image)
+    done += 1
+  return done / (time.perf_counter() - started)
+
+
+def _folder_task(directory, patch):
+  from tfjpeg import tasks  # pylint: disable=g-import-not-at-top
+  # Every image in training: the benchmark reads the whole folder.
+  return tasks.get("folder", tasks.TaskOptions(data_dir=directory, patch_size=patch,
+                                               test_fraction=0.0, validation_fraction=0.0))
+
+
+def _pipeline_config(patch, batch_size):
+  from tfjpeg import input_pipeline  # pylint: disable=g-import-not-at-top
+  return input_pipeline.PipelineConfig(patch_size=patch, patches_per_image=1,
+                                       train_crop="random", train_qfs=QUALITIES,
+                                       aug_fraction=1.0, batch_size=batch_size)
+
+
+def _epochs(task, config):
+  """Training batches, epoch after epoch, endlessly."""
+  from tfjpeg import input_pipeline  # pylint: disable=g-import-not-at-top
+  epoch = 0
+  while True:
+    yield from input_pipeline.train_dataset(task, config, epoch)
+    epoch += 1
+
+
+def tfjpeg_rate(directory, patch, seconds, batch_size=32):
+  """(b): patches per second out of the training pipeline."""
+  task = _folder_task(directory, patch)
+  batches = _epochs(task, _pipeline_config(patch, batch_size))
+  next(batches)  # warm up: tracing, thread pools
+  done, started = 0, time.perf_counter()
+  while time.perf_counter() - started < seconds:
+    done += int(next(batches)["image"].shape[0])
+  return done / (time.perf_counter() - started)
+
+
+def training_rates(net, directory, patch, batch_size, steps):
+  """(d): training steps per second with the real pipeline and with one constant batch."""
+  import keras  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tfjpeg import input_pipeline  # pylint: disable=g-import-not-at-top
+  from tfjpeg import models  # pylint: disable=g-import-not-at-top
+  task = _folder_task(directory, patch)
+  config = _pipeline_config(patch, batch_size)
+  model = models.build(net, patch, task.num_classes)
+  model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+  real = input_pipeline.to_inputs(tf.data.Dataset.range(1000).flat_map(
+      lambda e: input_pipeline.train_dataset(task, config, 0)))
+  first = next(iter(real))
+  constant = tf.data.Dataset.from_tensors(first).repeat()
+  rates = {}
+  for name, dataset in (("const", constant), ("real", real), ("const2", constant)):
+    model.fit(dataset, steps_per_epoch=2, epochs=1, verbose=0)  # warm up this input
+    started = time.perf_counter()
+    model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
+    rates[name] = steps / (time.perf_counter() - started)
+  # The constant feed is timed before and after the real one; average them so
+  # drifting machine speed does not bias the ratio.
+  return rates["real"], (rates["const"] + rates["const2"]) / 2
+
+
+@dataclasses.dataclass
+class Report:
+  rows: list = dataclasses.field(default_factory=list)
+  failures: list = dataclasses.field(default_factory=list)
+
+  def add(self, name, value, unit):
+    self.rows.append((name, value, unit))
+
+  def ratio(self, name, value, goal_key):
+    goal = GOALS[goal_key]
+    ok = value >= goal
+    self.rows.append((name, value, f"goal >= {goal}: {'met' if ok else 'MISSED'}"))
+    if not ok:
+      self.failures.append(f"{name} = {value:.2f} < {goal}")
+
+  def text(self):
+    cores = os.cpu_count()
+    lines = [f"tfjpeg benchmark on {cores} cores"]
+    lines += [f"  {name:<40} {value:10.2f}  {unit}" for name, value, unit in self.rows]
+    return "\n".join(lines)
+
+
+def run(directory, patch_sizes=(224, 512), nets=("efficientnetb0", "efficientnetb4",
+                                                  "resnet50", "xception"),
+        seconds=10.0, train_batch=4, train_steps=8, log=print):
+  """Measures (a)-(d); returns the `Report` (its `failures` list missed goals)."""
+  paths = make_sources(directory)
+  report = Report()
+  workers = os.cpu_count()
+  for patch in patch_sizes:
+    a = opencv_rate(paths, patch, seconds, workers)
+    b = tfjpeg_rate(directory, patch, seconds)
+    c = albumentations_rate(paths, patch, seconds)
+    report.add(f"(a) OpenCV, {workers} processes, {patch} px", a, "patches/s")
+    report.add(f"(b) tfjpeg pipeline, {patch} px", b, "patches/s")
+    report.add(f"(c) Albumentations loop, {patch} px", c, "patches/s")
+    report.ratio(f"b/a at {patch} px", b / a, "b/a")
+    report.ratio(f"b/c at {patch} px", b / c, "b/c")
+    log(report.text())
+  for net in nets:
+    real, const = training_rates(net, directory, 224, train_batch, train_steps)
+    report.add(f"(d) {net} 224 px, real pipeline", real, f"steps/s (batch {train_batch})")
+    report.add(f"(d) {net} 224 px, constant batch", const, f"steps/s (batch {train_batch})")
+    report.ratio(f"d_real/d_const {net}", real / const, "d_real/d_const")
+    log(report.text())
+  return report
