@@ -12,6 +12,7 @@ from tfjpeg import models
 PARAMS = {
     "efficientnetb0": 4_054_695, "efficientnetb4": 17_680_995, "resnet50": 23_595_908,
     "xception": 20_869_676, "bondi": 338_836, "bayar": 97_893, "hpf": 141_485,
+    "plain": 94_660,
 }
 
 
@@ -34,7 +35,7 @@ def test_builds_and_takes_a_training_step(name):
   np.testing.assert_allclose(probabilities.sum(-1), 1.0, rtol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["bondi", "bayar", "hpf"])
+@pytest.mark.parametrize("name", ["bondi", "bayar", "hpf", "plain"])
 def test_compact_nets_take_any_patch_of_at_least_64(name):
   assert models.build(name, 96, 3).output_shape == (None, 3)
   with pytest.raises(ValueError, match="at least 64x64"):
