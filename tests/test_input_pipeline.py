@@ -191,3 +191,18 @@ def test_training_through_a_local_tf_data_service(folder):
                          for i, o, q in zip(b["image_id"].numpy(), b["offset"].numpy().tolist(),
                                             b["qf"].numpy()))
   assert key(remote) == key(config)  # one worker: the same epoch, served remotely
+
+
+def test_realigned_crops_land_on_the_estimated_grid():
+  image = testing.synthetic_image(200, 230, seed=8)
+  config = ip.PipelineConfig(patch_size=64, patches_per_image=6)
+  seed = tf.constant([3, 4], tf.int64)
+  element = lambda data: dict(encoded=data, label=tf.constant(0), image_id=tf.constant("x"))
+  # A JPEG: its grid starts at the top-left, so realigned offsets are multiples of 8.
+  cut = ip.cut_patches(element(jpeg.encode(image, 80)), config, ["random", "realigned"], seed)
+  assert (cut["realigned"]["offset"].numpy() % 8 == 0).all()
+  moved = np.abs(cut["realigned"]["offset"].numpy() - cut["random"]["offset"].numpy())
+  assert (moved < 8).all() and moved.any()
+  # Never compressed: no grid is found, and the random crops are kept.
+  cut = ip.cut_patches(element(tf.io.encode_png(image)), config, ["random", "realigned"], seed)
+  np.testing.assert_array_equal(cut["realigned"]["offset"], cut["random"]["offset"])

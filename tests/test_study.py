@@ -19,7 +19,7 @@ from tfjpeg import config, study
 
 def get_study(tasks=("cameras",), nets=("hpf",)):
   base = config.Config(epochs=1, steps_per_epoch=3, batch_size=16)
-  return study.Study("tiny", study.alignment_runs(tasks, nets, base))
+  return study.Study("tiny", study.alignment_runs(tasks, nets, base, ("aligned", "random")))
 '''
 
 
@@ -28,7 +28,8 @@ def test_paper_grids():
   quality = dict(study.quality_runs(study.PAPER_TASKS, study.PAPER_NETS))
   assert len(alignment) == 4 * 4 * 2 and len(quality) == 4 * 4 * 7
   run = alignment["alignment_vision_xception_train-aligned"]
-  assert (run.lattice_qf, run.train_crop, run.test_crops) == (100, "aligned", ("aligned", "random"))
+  assert (run.lattice_qf, run.train_crop) == (100, "aligned")
+  assert run.test_crops == ("aligned", "random", "realigned")
   run = quality["quality_gan_resnet50_aug-50"]
   assert run.train_qfs == (50,) and run.aug_fraction == 0.5 and run.train_crop == "random"
   assert run.test_qfs == (None, 50, 60, 70, 80, 90, 99) and run.lattice_qf is None

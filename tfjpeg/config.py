@@ -59,8 +59,8 @@ class Config:
     if self.train_crop not in crops.MODES:
       raise ValueError(f"train_crop must be one of {crops.MODES}, got {self.train_crop!r}")
     for crop in self.test_crops:
-      if crop not in crops.MODES:
-        raise ValueError(f"test crop must be one of {crops.MODES}, got {crop!r}")
+      if crop not in input_pipeline.TEST_CROPS:
+        raise ValueError(f"test crop must be one of {input_pipeline.TEST_CROPS}, got {crop!r}")
     if self.strategy not in STRATEGIES:
       raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
     for qf in tuple(self.train_qfs) + tuple(q for q in self.test_qfs if q) + (

@@ -19,6 +19,7 @@ from typing import Optional, Sequence
 import tensorflow as tf
 
 from tfjpeg import crops
+from tfjpeg import grid
 from tfjpeg import images
 from tfjpeg import jpeg
 from tfjpeg import seeds
@@ -38,6 +39,12 @@ class PipelineConfig:
   seed: int = 0
   shuffle_buffer: int = 1024  # patches
   data_service: Optional[str] = None  # tf.data service dispatcher, e.g. grpc://host:5050
+
+
+# Test-only crop mode: the random crop moved onto the JPEG grid estimated from
+# the test image's own pixels (tfjpeg.grid), kept where no grid is found.
+REALIGNED = "realigned"
+TEST_CROPS = crops.MODES + (REALIGNED,)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,10 +80,17 @@ def cut_patches(element, config, modes, image_seed):
   """
   encoded, size, n = element["encoded"], config.patch_size, config.patches_per_image
 
-  def offsets_for(image_size, mode):
-    return [crops.choose_offset(image_size, size, mode, config.crop_grid,
-                                tf.random.experimental.stateless_fold_in(image_seed, k))
-            for k in range(n)]
+  def offsets_for(image_size, mode, image=None):
+    base_mode = "random" if mode == REALIGNED else mode
+    offsets = [crops.choose_offset(image_size, size, base_mode, config.crop_grid,
+                                   tf.random.experimental.stateless_fold_in(image_seed, k))
+               for k in range(n)]
+    if mode == REALIGNED:
+      origin, confidence = grid.estimate(image)
+      offsets = [tf.where(confidence >= grid.CONFIDENT,
+                          grid.realign(o, origin, image_size, (size, size)), o)
+                 for o in offsets]
+    return offsets
 
   def windowed():
     image_size = tf.image.extract_jpeg_shape(encoded)[:2]
@@ -91,12 +105,12 @@ def cut_patches(element, config, modes, image_seed):
     image = decode_element(element, config.lattice_qf, config.chroma)
     out = []
     for mode in modes:
-      offsets = offsets_for(tf.shape(image)[:2], mode)
+      offsets = offsets_for(tf.shape(image)[:2], mode, image)
       out.append((tf.stack([crops.crop_at(image, size, o) for o in offsets]),
                   tf.stack(offsets)))
     return out
 
-  if config.lattice_qf:  # the lattice compresses the whole image: decode it all
+  if config.lattice_qf or REALIGNED in modes:  # both need the whole image
     cut = whole()
   else:
     cut = tf.cond(tf.io.is_jpeg(encoded), windowed, whole)

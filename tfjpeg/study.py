@@ -31,13 +31,15 @@ class Study:
       raise ValueError(f"study {self.name} names a run twice")
 
 
-def alignment_runs(tasks, nets, base=config_lib.Config()):
+def alignment_runs(tasks, nets, base=config_lib.Config(),
+                   test_crops=("aligned", "random", "realigned")):
   """Experiment 1: every image compressed at QF 100 first; train on aligned or
-  random crops; test on aligned and random crops, uncompressed."""
+  random crops; test on aligned and random crops, uncompressed, and (beyond the
+  paper) on random crops moved onto the blindly estimated grid."""
   return tuple(
       (f"alignment_{task}_{net}_train-{crop}",
        dataclasses.replace(base, experiment="alignment", task=task, net=net, lattice_qf=100,
-                           train_crop=crop, train_qfs=(), test_crops=("aligned", "random"),
+                           train_crop=crop, train_qfs=(), test_crops=tuple(test_crops),
                            test_qfs=(None,)))
       for task in tasks for net in nets for crop in ("aligned", "random"))
 
