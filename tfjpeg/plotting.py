@@ -134,7 +134,8 @@ def quality_figures(table, out_dir, metric="balanced_accuracy"):
     heat.set_xlabel("test QF")
     heat.set_ylabel("training augmentation QF")
     for (i, j), value in np.ndenumerate(matrix.to_numpy()):
-      heat.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7, color="w")
+      heat.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7,
+                color="k" if value > 0.6 else "w")
     fig.colorbar(image, ax=heat)
     fig.tight_layout()
     paths += _save(fig, os.path.join(out_dir, f"quality_{task}_{net}"))
