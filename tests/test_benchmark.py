@@ -7,14 +7,16 @@ from tfjpeg import benchmark
 
 def test_benchmark_measures_every_quantity(tmp_path):
   report = benchmark.run(str(tmp_path), patch_sizes=(64,), nets=("hpf",), seconds=0.5,
-                         train_batch=4, train_steps=2, log=lambda text: None)
+                         train_batch=4, train_steps=2, log=lambda text: None,
+                         memory_sizes=(4, 8), num_sources=6, source_size=(96, 128))
   names = [name for name, _, _ in report.rows]
   for expected in ("(a) OpenCV", "(b) tfjpeg pipeline", "(c) Albumentations", "b/a at 64 px",
-                   "b/c at 64 px", "(d) hpf 224 px, real pipeline", "d_real/d_const hpf"):
+                   "b/c at 64 px", "(d) hpf 96 px, real pipeline", "d_real/d_const hpf",
+                   "pipeline peak memory, 8 images", "memory_small/large"):
     assert any(n.startswith(expected) for n in names), expected
   assert all(np.isfinite(v) and v > 0 for _, v, _ in report.rows)
   assert "benchmark on" in report.text()
-  assert len(list(tmp_path.rglob("*.jpg"))) == 48
+  assert len(list(tmp_path.rglob("*.jpg"))) == 6 + 4 + 8
 
 
 def test_missed_goals_are_reported():

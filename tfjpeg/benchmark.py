@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 QUALITIES = (50, 60, 70, 80, 90, 99)
-GOALS = {"b/a": 0.9, "b/c": 1.5, "d_real/d_const": 0.95}
+GOALS = {"b/a": 0.9, "b/c": 1.5, "d_real/d_const": 0.95, "memory_small/large": 0.9}
 
 
 def make_sources(directory, num_images=48, size=(768, 1024), seed=0):
@@ -141,6 +141,32 @@ def training_rates(net, directory, patch, batch_size, steps):
   return rates["real"], (rates["const"] + rates["const2"]) / 2
 
 
+def _peak_memory_worker(args):
+  """Peak resident memory (MB) of a fresh process running one pipeline epoch."""
+  import dataclasses as dc  # pylint: disable=g-import-not-at-top
+  import resource  # pylint: disable=g-import-not-at-top
+  from tfjpeg import input_pipeline  # pylint: disable=g-import-not-at-top
+  directory, patch = args
+  task = _folder_task(directory, patch)
+  # A small shuffle buffer, so that its (intended) bound is below both datasets.
+  config = dc.replace(_pipeline_config(patch, 32), shuffle_buffer=64)
+  for _ in input_pipeline.train_dataset(task, config, 0):
+    pass
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def peak_memory(directory, patch, sizes=(96, 384), source_size=(768, 1024)):
+  """Peak MB of one epoch over `sizes` images each: streaming keeps them equal."""
+  context = multiprocessing.get_context("spawn")
+  peaks = []
+  for size in sizes:
+    folder = os.path.join(directory, f"memory_{size}")
+    make_sources(folder, num_images=size, size=source_size)
+    with context.Pool(1) as pool:  # a fresh process: its own peak
+      peaks.append(pool.map(_peak_memory_worker, [(folder, patch)])[0])
+  return peaks
+
+
 @dataclasses.dataclass
 class Report:
   rows: list = dataclasses.field(default_factory=list)
@@ -165,9 +191,11 @@ class Report:
 
 def run(directory, patch_sizes=(224, 512), nets=("efficientnetb0", "efficientnetb4",
                                                   "resnet50", "xception"),
-        seconds=10.0, train_batch=4, train_steps=8, log=print):
-  """Measures (a)-(d); returns the `Report` (its `failures` list missed goals)."""
-  paths = make_sources(directory)
+        seconds=10.0, train_batch=4, train_steps=8, log=print, memory_sizes=(96, 384),
+        num_sources=48, source_size=(768, 1024)):
+  """Measures (a)-(d) and the pipeline's memory; returns the `Report` (its
+  `failures` list the goals missed)."""
+  paths = make_sources(directory, num_sources, source_size)
   report = Report()
   workers = os.cpu_count()
   for patch in patch_sizes:
@@ -180,10 +208,16 @@ def run(directory, patch_sizes=(224, 512), nets=("efficientnetb0", "efficientnet
     report.ratio(f"b/a at {patch} px", b / a, "b/a")
     report.ratio(f"b/c at {patch} px", b / c, "b/c")
     log(report.text())
+  small, large = peak_memory(directory, min(224, *source_size), memory_sizes, source_size)
+  report.add(f"pipeline peak memory, {memory_sizes[0]} images", small, "MB")
+  report.add(f"pipeline peak memory, {memory_sizes[1]} images", large, "MB")
+  report.ratio("memory_small/large (1 = no growth)", small / large, "memory_small/large")
+  log(report.text())
   for net in nets:
-    real, const = training_rates(net, directory, 224, train_batch, train_steps)
-    report.add(f"(d) {net} 224 px, real pipeline", real, f"steps/s (batch {train_batch})")
-    report.add(f"(d) {net} 224 px, constant batch", const, f"steps/s (batch {train_batch})")
+    patch = min(224, *source_size)
+    real, const = training_rates(net, directory, patch, train_batch, train_steps)
+    report.add(f"(d) {net} {patch} px, real pipeline", real, f"steps/s (batch {train_batch})")
+    report.add(f"(d) {net} {patch} px, constant batch", const, f"steps/s (batch {train_batch})")
     report.ratio(f"d_real/d_const {net}", real / const, "d_real/d_const")
     log(report.text())
   return report
