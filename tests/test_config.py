@@ -13,7 +13,8 @@ def test_default_preset_loads_and_survives_json():
   config = config_lib.load_preset(os.path.join(REPO, "configs", "default.py"))
   assert config.task == "cameras" and config.net == "hpf"
   changed = config_lib.override(config, synsets=("n01440764", "n02102040"),
-                                train_qfs=(50, 90), test_qfs=(None, 50), lattice_qf=100)
+                                train_qfs=(50, 90), test_qfs=(None, 50), lattice_qf=100,
+                                double_qfs=(60,), test_first_qfs=(None, 70))
   assert config_lib.Config.from_json(changed.to_json()) == changed
 
 
@@ -36,6 +37,10 @@ def test_bad_settings_are_refused():
     config_lib.Config(train_crop="centre")
   with pytest.raises(ValueError, match="1..100"):
     config_lib.Config(test_qfs=(None, 101))
+  with pytest.raises(ValueError, match="1..100"):
+    config_lib.Config(train_qfs=(90,), double_qfs=(120,))
+  with pytest.raises(ValueError, match="needs train_qfs"):
+    config_lib.Config(double_qfs=(50,))
   with pytest.raises(ValueError, match="strategy"):
     config_lib.Config(strategy="tpu")
   with pytest.raises(FileNotFoundError, match="nope.py"):
@@ -53,3 +58,12 @@ def test_default_workdir_names_the_settings():
   path = config_lib.default_workdir(config_lib.Config(train_crop="aligned", lattice_qf=100,
                                                       train_qfs=(50,), seed=3))
   assert path == os.path.join("runs", "cameras_hpf_aligned_lattice100_qf50_seed3")
+
+
+def test_double_compression_conditions_and_label():
+  config = config_lib.Config(test_crops=("random",), test_qfs=(None, 90),
+                             test_first_qfs=(None, 50), train_qfs=(90,), double_qfs=(50, 70))
+  names = [c.name for c in config.conditions()]
+  assert names == ["random_qfnone", "random_qf90", "random_qfnone_first50", "random_qf90_first50"]
+  assert config.train_qf_label == "double50+70>90"
+  assert config_lib.Config(train_qfs=(50, 90)).train_qf_label == "50+90"

@@ -32,11 +32,13 @@ def folder(tmp_path_factory):
   return task, dict(zip(files["image_id"], files["path"])), files
 
 
-def _opencv_reference(path, offset, lattice_qf, qf):
-  """The same steps with OpenCV alone: decode, lattice, crop, compress."""
+def _opencv_reference(path, offset, lattice_qf, qf, first_qf=None):
+  """The same steps with OpenCV alone: decode, lattice, [first QF], crop, compress."""
   image = cv2.imread(path, cv2.IMREAD_COLOR)[..., ::-1]
   if lattice_qf:
     image = testing.opencv_compress(image, lattice_qf)
+  if first_qf:
+    image = testing.opencv_compress(image, first_qf)
   y, x = offset
   patch = np.ascontiguousarray(image[y:y + PATCH, x:x + PATCH])
   return testing.opencv_compress(patch, qf) if qf else patch
@@ -44,7 +46,8 @@ def _opencv_reference(path, offset, lattice_qf, qf):
 
 @pytest.mark.parametrize("lattice_qf", [None, 100])
 @pytest.mark.parametrize("condition", [ip.Condition("aligned", None), ip.Condition("random", 70),
-                                       ip.Condition("misaligned", 50)])
+                                       ip.Condition("misaligned", 50),
+                                       ip.Condition("random", 90, first_qf=60)])
 def test_eval_pipeline_equals_opencv_reference(folder, lattice_qf, condition):
   task, path_of, _ = folder
   config = ip.PipelineConfig(patch_size=PATCH, patches_per_image=3, lattice_qf=lattice_qf,
@@ -53,7 +56,8 @@ def test_eval_pipeline_equals_opencv_reference(folder, lattice_qf, condition):
   for batch in ip.eval_dataset(task, "test", [condition], config):
     for image, offset, image_id, qf in zip(batch["image"].numpy(), batch["offset"].numpy(),
                                            batch["image_id"].numpy(), batch["qf"].numpy()):
-      expected = _opencv_reference(path_of[image_id.decode()], offset, lattice_qf, condition.qf)
+      expected = _opencv_reference(path_of[image_id.decode()], offset, lattice_qf, condition.qf,
+                                   condition.first_qf)
       np.testing.assert_array_equal(image, expected)
       assert qf == (condition.qf or 0)
       if condition.crop == "aligned":
@@ -76,6 +80,38 @@ def test_train_pipeline_equals_opencv_reference_with_augmentation(folder):
   assert len(qualities) == task.num_images["train"] * 3
   assert set(qualities) == {0, 60, 80}
   assert 0.25 < np.mean(np.array(qualities) > 0) < 0.75
+
+
+def test_double_compression_augmentation_equals_opencv_reference(folder):
+  task, path_of, _ = folder
+  config = ip.PipelineConfig(patch_size=PATCH, patches_per_image=3, train_crop="random",
+                             train_qfs=(80, 90), aug_fraction=0.5, double_qfs=(50, 60),
+                             double_fraction=0.5, batch_size=16)
+  pairs = []
+  for batch in ip.train_dataset(task, config, epoch=1):
+    for image, offset, image_id, qf, first_qf in zip(
+        *(batch[k].numpy() for k in ("image", "offset", "image_id", "qf", "first_qf"))):
+      expected = _opencv_reference(path_of[image_id.decode()], offset, None, int(qf),
+                                   int(first_qf))
+      np.testing.assert_array_equal(image, expected)
+      pairs.append((int(first_qf), int(qf)))
+  firsts = {f for f, _ in pairs}
+  assert firsts == {0, 50, 60}
+  assert all(q in (80, 90) for f, q in pairs if f)  # double: always saved again
+  assert {q for f, q in pairs if not f} == {0, 80, 90}  # single: the usual augmentation
+  # The first QF is drawn per image: all patches of an image share it.
+  by_image = {}
+  for batch in ip.train_dataset(task, config, epoch=1):
+    for image_id, first_qf in zip(batch["image_id"].numpy(), batch["first_qf"].numpy()):
+      by_image.setdefault(image_id, set()).add(int(first_qf))
+  assert all(len(v) == 1 for v in by_image.values())
+
+
+def test_double_compression_needs_second_qfs():
+  with pytest.raises(ValueError, match="train_qfs"):
+    ip.PipelineConfig(double_qfs=(50,))
+  with pytest.raises(ValueError, match="double_fraction"):
+    ip.PipelineConfig(train_qfs=(90,), double_qfs=(50,), double_fraction=1.5)
 
 
 def _epoch(task, config, epoch):
@@ -118,6 +154,7 @@ def test_all_conditions_in_one_pass_equal_one_pass_each(folder):
   task, _, _ = folder
   config = ip.PipelineConfig(patch_size=PATCH, patches_per_image=2, batch_size=5)
   conditions = [ip.Condition(c, q) for c in ("aligned", "random") for q in (None, 50, 90)]
+  conditions += [ip.Condition("random", 90, first_qf=50), ip.Condition("aligned", 90, 50)]
   together = {}
   for b in ip.eval_dataset(task, "test", conditions, config):
     for image, image_id, number in zip(b["image"].numpy(), b["image_id"].numpy(),

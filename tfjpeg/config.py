@@ -37,8 +37,11 @@ class Config:
   crop_grid: int = 8
   train_qfs: Tuple[int, ...] = ()
   aug_fraction: float = 0.5
+  double_qfs: Tuple[int, ...] = ()  # first QFs of double-compression augmentation
+  double_fraction: float = 0.5  # of training images, double-compressed
   test_crops: Tuple[str, ...] = ("aligned", "random")
   test_qfs: Tuple[Optional[int], ...] = (None,)
+  test_first_qfs: Tuple[Optional[int], ...] = (None,)  # double compression: QF1 before crop
   chroma: str = "4:2:0"
   # The paper's schedule.
   epochs: int = 100
@@ -61,10 +64,14 @@ class Config:
     for crop in self.test_crops:
       if crop not in input_pipeline.TEST_CROPS:
         raise ValueError(f"test crop must be one of {input_pipeline.TEST_CROPS}, got {crop!r}")
+    if self.double_qfs and not self.train_qfs:
+      raise ValueError("double_qfs (double-compression augmentation) needs train_qfs, the "
+                       "QFs of the second save")
     if self.strategy not in STRATEGIES:
       raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
-    for qf in tuple(self.train_qfs) + tuple(q for q in self.test_qfs if q) + (
-        (self.lattice_qf,) if self.lattice_qf else ()):
+    for qf in (tuple(self.train_qfs) + tuple(self.double_qfs)
+               + tuple(q for q in self.test_qfs + self.test_first_qfs if q)
+               + ((self.lattice_qf,) if self.lattice_qf else ())):
       if not 1 <= qf <= 100:
         raise ValueError(f"JPEG quality must be in 1..100, got {qf}")
 
@@ -80,16 +87,23 @@ class Config:
     return input_pipeline.PipelineConfig(
         patch_size=task.patch_size, patches_per_image=task.patches_per_image,
         lattice_qf=self.lattice_qf, train_crop=self.train_crop, crop_grid=self.crop_grid,
-        train_qfs=tuple(self.train_qfs), aug_fraction=self.aug_fraction, chroma=self.chroma,
+        train_qfs=tuple(self.train_qfs), aug_fraction=self.aug_fraction,
+        double_qfs=tuple(self.double_qfs), double_fraction=self.double_fraction,
+        chroma=self.chroma,
         batch_size=self.batch_size, seed=self.seed, data_service=self.data_service)
 
   def conditions(self):
-    return [input_pipeline.Condition(c, q) for c in self.test_crops for q in self.test_qfs]
+    return [input_pipeline.Condition(c, q, f) for c in self.test_crops
+            for f in self.test_first_qfs for q in self.test_qfs]
 
   @property
   def train_qf_label(self):
-    """How results.csv names the training augmentation: none, 50, or 50+90."""
-    return "+".join(str(q) for q in self.train_qfs) if self.train_qfs else "none"
+    """How results.csv names the training augmentation: none, 50, 50+90, or
+    double50+70>90 (double compression: QF1 50 or 70, then QF2 90)."""
+    label = "+".join(str(q) for q in self.train_qfs) if self.train_qfs else "none"
+    if self.double_qfs:
+      label = "double" + "+".join(str(q) for q in self.double_qfs) + ">" + label
+    return label
 
   def to_json(self):
     return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True)
@@ -97,7 +111,8 @@ class Config:
   @classmethod
   def from_json(cls, text):
     values = json.loads(text)
-    for key in ("train_qfs", "test_crops", "test_qfs", "synsets"):
+    for key in ("train_qfs", "double_qfs", "test_crops", "test_qfs", "test_first_qfs",
+                "synsets"):
       if values.get(key) is not None:
         values[key] = tuple(values[key])
     return cls(**values)

@@ -16,6 +16,7 @@ import pandas as pd
 from tfjpeg import input_pipeline
 
 RESULT_COLUMNS = ("task", "net", "train_crop", "train_qf", "test_crop", "test_qf",
+                  "test_first_qf",
                   "balanced_accuracy", "accuracy", "n_images", "n_patches",
                   "image_balanced_accuracy", "roc_auc", "average_precision")
 
@@ -110,6 +111,7 @@ def evaluate(model, task, config, split="test", conditions=None):
     rows.append(dict(task=config.task, net=config.net, train_crop=config.train_crop,
                      train_qf=config.train_qf_label, test_crop=condition.crop,
                      test_qf=condition.qf or "none",
+                     test_first_qf=condition.first_qf or "none",
                      **condition_metrics(probabilities, labels, out["image_id"][mask],
                                          task.num_classes)))
     confusions[condition.name] = confusion_matrix(labels, probabilities.argmax(-1),
@@ -124,7 +126,10 @@ def write_results(workdir, results, confusions, class_names):
   path = os.path.join(workdir, "results.csv")
   if os.path.exists(path):
     old = pd.read_csv(path, keep_default_na=False)
-    key = lambda f: f["test_crop"].astype(str) + "/" + f["test_qf"].astype(str)
+    if "test_first_qf" not in old.columns:  # written before double compression existed
+      old["test_first_qf"] = "none"
+    key = lambda f: (f["test_crop"].astype(str) + "/" + f["test_qf"].astype(str) + "/"
+                     + f["test_first_qf"].astype(str))
     results = pd.concat([old[~key(old).isin(set(key(results)))], results], ignore_index=True)
   tmp = path + ".tmp"
   results.to_csv(tmp, index=False)
@@ -136,7 +141,7 @@ def write_results(workdir, results, confusions, class_names):
   return results
 
 
-def evaluate_run(workdir, test_crops=None, test_qfs=None):
+def evaluate_run(workdir, test_crops=None, test_qfs=None, test_first_qfs=None):
   """Evaluates the best weights of a trained run under any test conditions."""
   import dataclasses  # pylint: disable=g-import-not-at-top
   from tfjpeg import config as config_lib  # pylint: disable=g-import-not-at-top
@@ -147,7 +152,8 @@ def evaluate_run(workdir, test_crops=None, test_qfs=None):
     raise FileNotFoundError(f"{workdir} is not a run directory (no config.json)")
   config = config_lib.Config.from_json(open(config_path).read())
   config = dataclasses.replace(config, **{k: v for k, v in dict(
-      test_crops=test_crops, test_qfs=test_qfs).items() if v is not None})
+      test_crops=test_crops, test_qfs=test_qfs,
+      test_first_qfs=test_first_qfs).items() if v is not None})
   best = os.path.join(workdir, "checkpoints", "best.weights.h5")
   if not os.path.exists(best):
     raise FileNotFoundError(f"{workdir} has no trained weights ({best}); train it first")

@@ -1,6 +1,7 @@
 """The only place that builds tf.data pipelines.
 
     encoded bytes -> exact decode -> [lattice QF: whole image once]
+      -> [first QF of a double compression: whole image]
       -> crop (aligned | random | misaligned) x patches_per_image
        (a JPEG without lattice QF: only a window around each patch is decoded)
       -> training: JPEG augmentation   |   evaluation: the test condition's QF
@@ -34,11 +35,25 @@ class PipelineConfig:
   crop_grid: int = 8  # 16 keeps 4:2:0 chroma blocks aligned too
   train_qfs: Sequence[int] = ()  # augmentation QFs; empty: none
   aug_fraction: float = 0.5
+  # Double-compression augmentation: this fraction of training images is
+  # compressed whole at a QF1 drawn from `double_qfs`, cropped (`train_crop`
+  # places the patch against that grid), and its patches saved again at a QF2
+  # drawn from `train_qfs`. The other images get the single augmentation.
+  double_qfs: Sequence[int] = ()
+  double_fraction: float = 0.5
   chroma: str = "4:2:0"
   batch_size: int = 32
   seed: int = 0
   shuffle_buffer: int = 1024  # patches
   data_service: Optional[str] = None  # tf.data service dispatcher, e.g. grpc://host:5050
+
+  def __post_init__(self):
+    for name in ("aug_fraction", "double_fraction"):
+      if not 0.0 <= getattr(self, name) <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+    if self.double_qfs and not self.train_qfs:
+      raise ValueError("double-compression augmentation (double_qfs) needs train_qfs: "
+                       "the QFs its patches are saved at the second time")
 
 
 # Test-only crop mode: the random crop moved onto the JPEG grid estimated from
@@ -49,13 +64,20 @@ TEST_CROPS = crops.MODES + (REALIGNED,)
 
 @dataclasses.dataclass(frozen=True)
 class Condition:
-  """A test condition: how test patches are cut and compressed."""
+  """A test condition: how test patches are cut and compressed.
+
+  With `first_qf`, a double compression: the whole test image is compressed at
+  `first_qf`, the patch cut by `crop` (so `random` puts it at a random offset
+  from that grid), then saved again at `qf`.
+  """
   crop: str = "aligned"
   qf: Optional[int] = None  # None: left as read
+  first_qf: Optional[int] = None  # None: a single compression (or none)
 
   @property
   def name(self):
-    return f"{self.crop}_qf{self.qf or 'none'}"
+    first = f"_first{self.first_qf}" if self.first_qf else ""
+    return f"{self.crop}_qf{self.qf or 'none'}{first}"
 
 
 def decode_element(element, lattice_qf=None, chroma="4:2:0"):
@@ -66,8 +88,11 @@ def decode_element(element, lattice_qf=None, chroma="4:2:0"):
   return image
 
 
-def cut_patches(element, config, modes, image_seed):
+def cut_patches(element, config, modes, image_seed, first_qf=None):
   """`patches_per_image` crops of one encoded image for each crop mode.
+
+  `first_qf` (an int, or an int32 tensor with 0 for none) compresses the whole
+  decoded image before it is cut: the first save of a double compression.
 
   A JPEG source without a lattice QF is decoded window by window around each
   patch (`jpeg.decode_crop`, pixel-equal to a full decode, and far cheaper on
@@ -103,6 +128,10 @@ def cut_patches(element, config, modes, image_seed):
 
   def whole():
     image = decode_element(element, config.lattice_qf, config.chroma)
+    if isinstance(first_qf, int):
+      image = jpeg.compress(image, first_qf, config.chroma)
+    elif first_qf is not None:
+      image = jpeg.compress_if(image, first_qf, config.chroma)
     out = []
     for mode in modes:
       offsets = offsets_for(tf.shape(image)[:2], mode, image)
@@ -110,7 +139,7 @@ def cut_patches(element, config, modes, image_seed):
                   tf.stack(offsets)))
     return out
 
-  if config.lattice_qf or REALIGNED in modes:  # both need the whole image
+  if config.lattice_qf or REALIGNED in modes or first_qf is not None:  # need the whole image
     cut = whole()
   else:
     cut = tf.cond(tf.io.is_jpeg(encoded), windowed, whole)
@@ -121,10 +150,19 @@ def cut_patches(element, config, modes, image_seed):
 
 
 def _per_image(dataset, config, mode, epoch_seed):
-  dataset = dataset.enumerate().map(
-      lambda index, element: cut_patches(element, config, [mode],
-                                         seeds.for_example(epoch_seed, index))[mode],
-      num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  def per_image(index, element):
+    image_seed = seeds.for_example(epoch_seed, index)
+    first_qf = None
+    if config.double_qfs:  # fold-in -1: patches use 0, 1, ...
+      first_qf = jpeg.draw_quality(config.double_qfs, config.double_fraction,
+                                   seeds.for_example(image_seed, -1))
+    patches = cut_patches(element, config, [mode], image_seed, first_qf)[mode]
+    patches["first_qf"] = tf.fill([config.patches_per_image],
+                                  tf.constant(0) if first_qf is None else first_qf)
+    return patches
+
+  dataset = dataset.enumerate().map(per_image, num_parallel_calls=tf.data.AUTOTUNE,
+                                    deterministic=True)
   return dataset.unbatch()
 
 
@@ -139,9 +177,12 @@ def train_dataset(task, config, epoch):
 
   def augment(index, element):
     if qualities:
-      element["image"], element["qf"] = jpeg.random_compress(
-          element["image"], qualities, config.aug_fraction,
-          seeds.for_example(aug_seed, index), config.chroma)
+      # A double-compressed image's patches are always saved again; the rest
+      # with probability aug_fraction.
+      fraction = tf.where(element["first_qf"] > 0, 1.0, config.aug_fraction)
+      element["qf"] = jpeg.draw_quality(qualities, fraction,
+                                        seeds.for_example(aug_seed, index))
+      element["image"] = jpeg.compress_if(element["image"], element["qf"], config.chroma)
     else:
       element["qf"] = tf.constant(0, tf.int32)
     return element
@@ -166,22 +207,29 @@ def eval_dataset(task, split, conditions, config):
 
   Each element carries `condition`, the index of its condition in `conditions`.
   Crops depend only on (seed, image, crop mode), so every run, and every
-  combination of conditions, cuts the same test patches.
+  combination of conditions, cuts the same test patches (a double compression
+  cuts them at the same places too).
   """
   conditions = list(conditions)
-  modes = sorted({c.crop for c in conditions})
+  # Conditions sharing a first QF share one decoded (and once-compressed) image.
+  first_qfs = sorted({c.first_qf or 0 for c in conditions})
   eval_seed = seeds.for_example(config.seed, -1)  # independent of training epochs
 
   def per_image(index, element):
-    cut = cut_patches(element, config, modes, seeds.for_example(eval_seed, index))
+    image_seed = seeds.for_example(eval_seed, index)
+    cuts = {first: cut_patches(element, config,
+                               sorted({c.crop for c in conditions if (c.first_qf or 0) == first}),
+                               image_seed, first or None)
+            for first in first_qfs}
     outputs = []
     for number, condition in enumerate(conditions):
-      patches = dict(cut[condition.crop])
+      patches = dict(cuts[condition.first_qf or 0][condition.crop])
       if condition.qf:
         patches["image"] = tf.map_fn(
             lambda p, q=int(condition.qf): jpeg.compress(p, q, config.chroma),
             patches["image"])
       patches["qf"] = tf.fill([config.patches_per_image], condition.qf or 0)
+      patches["first_qf"] = tf.fill([config.patches_per_image], condition.first_qf or 0)
       patches["condition"] = tf.fill([config.patches_per_image], number)
       outputs.append(patches)
     return {k: tf.concat([o[k] for o in outputs], 0) for k in outputs[0]}

@@ -98,6 +98,31 @@ def compress(image, quality, chroma="4:2:0"):
   return out
 
 
+def draw_quality(qualities, probability, seed):
+  """A stateless coin and pick: a QF drawn uniformly from `qualities` with
+  `probability` (a float, or a float32 tensor), else 0 (leave the image
+  alone). Returns an int32 scalar."""
+  qualities = [int(q) for q in qualities]
+  if not qualities:
+    raise ValueError("a JPEG augmentation needs at least one quality")
+  for q in qualities:
+    _check_quality(q)
+  if not tf.is_tensor(probability) and not 0.0 <= probability <= 1.0:
+    raise ValueError(f"probability must be in [0, 1], got {probability}")
+  coin_seed, pick_seed = seeds.split(seed, 2)
+  apply = tf.random.stateless_uniform([], coin_seed) < probability
+  pick = tf.random.stateless_uniform(
+      [], pick_seed, minval=0, maxval=len(qualities), dtype=tf.int32)
+  quality = tf.gather(tf.constant(qualities, tf.int32), pick)
+  return tf.where(apply, quality, 0)
+
+
+def compress_if(image, quality, chroma="4:2:0"):
+  """`compress(image, quality)` where the int32 tensor `quality` is > 0, else `image`."""
+  image = _check_image(image)
+  return tf.cond(quality > 0, lambda: compress(image, quality, chroma), lambda: image)
+
+
 def random_compress(image, qualities, probability, seed, chroma="4:2:0"):
   """The paper's augmentation: with `probability`, compress at a QF drawn from `qualities`.
 
@@ -112,23 +137,8 @@ def random_compress(image, qualities, probability, seed, chroma="4:2:0"):
     (image, quality): the possibly compressed image and the int32 QF used, 0
     where the image was left untouched.
   """
-  qualities = [int(q) for q in qualities]
-  if not qualities:
-    raise ValueError("random_compress needs at least one quality")
-  for q in qualities:
-    _check_quality(q)
-  if not 0.0 <= probability <= 1.0:
-    raise ValueError(f"probability must be in [0, 1], got {probability}")
-  image = _check_image(image)
-  coin_seed, pick_seed = seeds.split(seed, 2)
-  apply = tf.random.stateless_uniform([], coin_seed) < probability
-  pick = tf.random.stateless_uniform(
-      [], pick_seed, minval=0, maxval=len(qualities), dtype=tf.int32)
-  quality = tf.gather(tf.constant(qualities, tf.int32), pick)
-  return tf.cond(
-      apply,
-      lambda: (compress(image, quality, chroma), quality),
-      lambda: (image, tf.constant(0, tf.int32)))
+  quality = draw_quality(qualities, probability, seed)
+  return compress_if(image, quality, chroma), quality
 
 
 def _check_chroma(chroma):

@@ -72,6 +72,13 @@ def confusion_figure(matrix, class_names, title, path):
   return path
 
 
+def _single_compression(table):
+  """Rows without a double-compression test condition (older tables have none)."""
+  if "test_first_qf" not in table.columns:
+    return table
+  return table[table["test_first_qf"].astype(str).isin(["none", "", "nan"])]
+
+
 QF_ORDER = ["none", "99", "90", "80", "70", "60", "50"]  # test QF axis, mild to harsh
 
 
@@ -83,7 +90,7 @@ def _qf_key(value):
 def alignment_figure(table, out_dir, metric="balanced_accuracy"):
   """The paper's Fig. 1: per task, accuracy of each train/test alignment pair, per net."""
   plt = _pyplot()
-  table = table[table["experiment"] == "alignment"]
+  table = _single_compression(table[table["experiment"] == "alignment"])
   task_names = sorted(table["task"].unique())
   fig, axes = plt.subplots(1, len(task_names), figsize=(4.5 * len(task_names), 3.4),
                            squeeze=False)
@@ -111,7 +118,7 @@ def quality_figures(table, out_dir, metric="balanced_accuracy"):
   """Figs. 2-5: per task and net, accuracy against test QF (one curve per
   training augmentation), beside a heatmap of the same matrix."""
   plt = _pyplot()
-  table = table[table["experiment"] == "quality"]
+  table = _single_compression(table[table["experiment"] == "quality"])
   paths = []
   for (task, net), rows in table.groupby(["task", "net"]):
     rows = rows.assign(test_qf=rows["test_qf"].astype(str), train_qf=rows["train_qf"].astype(str))
@@ -149,7 +156,8 @@ def study_figures(table_path, out_dir=None, metric="balanced_accuracy"):
   if table_path.endswith(".parquet"):
     table = pd.read_parquet(table_path)
   else:
-    table = pd.read_csv(table_path, keep_default_na=False, dtype={"test_qf": str, "train_qf": str})
+    table = pd.read_csv(table_path, keep_default_na=False,
+                        dtype={"test_qf": str, "train_qf": str, "test_first_qf": str})
   if "experiment" not in table.columns or table.empty:
     raise ValueError(f"{table_path} is not a study table (no experiment column, or no rows)")
   out_dir = out_dir or os.path.dirname(os.path.abspath(table_path))

@@ -102,7 +102,10 @@ def merge(study, study_dir):
     path = os.path.join(study_dir, "runs", name, "results.csv")
     if not os.path.exists(path):
       continue
-    results = pd.read_csv(path, keep_default_na=False, dtype={"test_qf": str, "train_qf": str})
+    results = pd.read_csv(path, keep_default_na=False, dtype={"test_qf": str, "train_qf": str,
+                                                              "test_first_qf": str})
+    if "test_first_qf" not in results.columns:  # runs from before double compression
+      results.insert(results.columns.get_loc("test_qf") + 1, "test_first_qf", "none")
     settings = {k: (v if isinstance(v, (int, float, str, bool)) or v is None else
                     ",".join("none" if x is None else str(x) for x in v))
                 for k, v in dataclasses.asdict(config).items() if k not in results.columns}

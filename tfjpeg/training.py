@@ -122,7 +122,8 @@ def _log_hparams(logdir, config, results):
   with tf.summary.create_file_writer(os.path.join(logdir, "hparams")).as_default():
     hp.hparams(settings)
     for row in results.itertuples():
-      tf.summary.scalar(f"test/{row.test_crop}_qf{row.test_qf}/balanced_accuracy",
+      first = "" if str(row.test_first_qf) == "none" else f"_first{row.test_first_qf}"
+      tf.summary.scalar(f"test/{row.test_crop}_qf{row.test_qf}{first}/balanced_accuracy",
                         row.balanced_accuracy, step=0)
 
 
