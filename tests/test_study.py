@@ -91,6 +91,27 @@ def test_study_cli_shards_skips_and_merges(tmp_path):
   assert (workdir / "confusion_misaligned_qf75.png").exists()
   assert (workdir / "confusion_misaligned_qf75.csv").exists()
 
+  # Double compression as a test condition, and the per-offset sweep.
+  subprocess.run([sys.executable, os.path.join(REPO, "bin", "evaluate"), f"--workdir={workdir}",
+                  "--test_crops=random", "--test_qfs=90", "--test_first_qfs=60",
+                  "--per_offset"], env=env, check=True, capture_output=True)
+  results = pd.read_csv(workdir / "results.csv", keep_default_na=False)
+  assert len(results) == 5
+  double = results[results["test_first_qf"].astype(str) == "60"]
+  assert double[["test_crop", "test_qf"]].astype(str).values.tolist() == [["random", "90"]]
+  assert (workdir / "confusion_random_qf90_first60.csv").exists()
+  sweep = pd.read_csv(workdir / "offsets_qf90_first60.csv")
+  assert len(sweep) == 81 and set(sweep["n_patches"]) == {int(double["n_images"].iloc[0])}
+  summary = pd.read_csv(workdir / "offsets_summary.csv")
+  assert summary[["period", "test_qf", "test_first_qf"]].astype(str).values.tolist() == [
+      ["8", "90", "60"]]
+  assert (workdir / "offsets_qf90_first60.png").exists()
+  plotted = subprocess.run(
+      [sys.executable, os.path.join(REPO, "bin", "plot"),
+       f"--offsets={workdir / 'offsets_qf90_first60.csv'}", f"--out={tmp_path / 'offsets'}"],
+      env=env, check=True, capture_output=True, text=True)
+  assert plotted.stdout.split() == [str(tmp_path / "offsets.png"), str(tmp_path / "offsets.pdf")]
+
 
 def _fake_table():
   rows = []

@@ -69,14 +69,16 @@ def confusion_matrix(labels, predictions, num_classes):
 
 
 def predict(model, dataset):
-  """Runs `model` over an eval dataset; returns per-patch arrays."""
-  keys = ("label", "image_id", "condition", "offset")
-  collected = {k: [] for k in keys + ("probabilities",)}
+  """Runs `model` over an eval dataset; returns per-patch arrays: `probabilities`
+  and every other key of the batches but the images."""
+  collected = {}
   for batch in dataset:
-    collected["probabilities"].append(np.asarray(model(batch["image"], training=False)))
-    for k in keys:
-      collected[k].append(batch[k].numpy())
-  return {k: np.concatenate(v) if v else np.array([]) for k, v in collected.items()}
+    collected.setdefault("probabilities", []).append(
+        np.asarray(model(batch["image"], training=False)))
+    for k, v in batch.items():
+      if k != "image":
+        collected.setdefault(k, []).append(v.numpy())
+  return {k: np.concatenate(v) for k, v in collected.items()}
 
 
 def condition_metrics(probabilities, labels, image_ids, num_classes):
@@ -141,8 +143,9 @@ def write_results(workdir, results, confusions, class_names):
   return results
 
 
-def evaluate_run(workdir, test_crops=None, test_qfs=None, test_first_qfs=None):
-  """Evaluates the best weights of a trained run under any test conditions."""
+def load_run(workdir, **overrides):
+  """(config, task, model with its best weights) of a trained run directory;
+  `overrides` (None values ignored) change the config, e.g. its test conditions."""
   import dataclasses  # pylint: disable=g-import-not-at-top
   from tfjpeg import config as config_lib  # pylint: disable=g-import-not-at-top
   from tfjpeg import models  # pylint: disable=g-import-not-at-top
@@ -151,15 +154,20 @@ def evaluate_run(workdir, test_crops=None, test_qfs=None, test_first_qfs=None):
   if not os.path.exists(config_path):
     raise FileNotFoundError(f"{workdir} is not a run directory (no config.json)")
   config = config_lib.Config.from_json(open(config_path).read())
-  config = dataclasses.replace(config, **{k: v for k, v in dict(
-      test_crops=test_crops, test_qfs=test_qfs,
-      test_first_qfs=test_first_qfs).items() if v is not None})
+  config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
   best = os.path.join(workdir, "checkpoints", "best.weights.h5")
   if not os.path.exists(best):
     raise FileNotFoundError(f"{workdir} has no trained weights ({best}); train it first")
   task = tasks.get(config.task, config.task_options())
   model = models.build(config.net, task.patch_size, task.num_classes)
   model.load_weights(best)
+  return config, task, model
+
+
+def evaluate_run(workdir, test_crops=None, test_qfs=None, test_first_qfs=None):
+  """Evaluates the best weights of a trained run under any test conditions."""
+  config, task, model = load_run(workdir, test_crops=test_crops, test_qfs=test_qfs,
+                                 test_first_qfs=test_first_qfs)
   results, confusions = evaluate(model, task, config)
   write_results(workdir, results, confusions, task.class_names)
   return results

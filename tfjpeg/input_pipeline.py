@@ -239,6 +239,51 @@ def eval_dataset(task, split, conditions, config):
   return dataset.unbatch().batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
 
 
+def offset_dataset(task, split, config, period=8, qf=None, first_qf=None):
+  """Batches of `split` with each image cut at every grid phase, for per-offset analysis.
+
+  Each image gets one base position, a multiple of 16 so that the unshifted
+  patch keeps both the 8x8 luma blocks and the 16x16 chroma MCUs of 4:2:0 JPEG
+  intact; then (period + 1)^2 patches at base + (dy, dx), dy, dx in
+  0..`period`. Phases are against the grid of the image as decoded (the
+  lattice QF's if there is one, else the file's own, which starts at the
+  top-left), and the same content is seen at every phase, so any accuracy
+  change comes from the phase alone. `qf` and `first_qf` compress as in
+  `Condition`. Elements carry `phase` = (dy, dx).
+  """
+  if period < 1:
+    raise ValueError(f"offset period must be positive, got {period}")
+  size = config.patch_size
+  phases = tf.constant([(dy, dx) for dy in range(period + 1) for dx in range(period + 1)],
+                       tf.int32)
+  count = (period + 1) ** 2
+  offset_seed = seeds.for_example(config.seed, -2)
+
+  def per_image(index, element):
+    image = decode_element(element, config.lattice_qf, config.chroma)
+    if first_qf:
+      image = jpeg.compress(image, int(first_qf), config.chroma)
+    image_size = tf.shape(image)[:2]
+    check = tf.debugging.Assert(tf.reduce_all(image_size >= size + period), [
+        "per-offset analysis shifts each patch by up to", period, "pixels: it needs images "
+        "of at least patch size +", period, "but image", element["image_id"], "is",
+        image_size])
+    with tf.control_dependencies([check]):
+      base = crops.choose_offset(image_size - period, size, "aligned", max(16, period),
+                                 seeds.for_example(offset_seed, index))
+    offsets = base + phases
+    patches = tf.stack([crops.crop_at(image, size, offsets[k]) for k in range(count)])
+    if qf:
+      patches = tf.map_fn(lambda p: jpeg.compress(p, int(qf), config.chroma), patches)
+    return dict(image=patches, offset=offsets, phase=phases,
+                label=tf.fill([count], element["label"]),
+                image_id=tf.fill([count], element["image_id"]))
+
+  dataset = task.images(split).enumerate().map(
+      per_image, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  return dataset.unbatch().batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
+
+
 def to_inputs(dataset):
   """(patch, label) pairs, as Keras `fit` wants them."""
   return dataset.map(lambda e: (e["image"], e["label"]),

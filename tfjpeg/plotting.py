@@ -79,6 +79,71 @@ def _single_compression(table):
   return table[table["test_first_qf"].astype(str).isin(["none", "", "nan"])]
 
 
+def offset_figure(runs, stem, metric="balanced_accuracy"):
+  """Per-offset analysis of one or more runs: for each, the map of `metric` by
+  grid phase of the test crop; beside them, every run's displacement curve
+  (score change as the crop shifts diagonally, and along each axis).
+
+  Args:
+    runs: [(label, phase table of `tfjpeg.offsets.phase_table`)].
+    stem: output path without extension (PNG and PDF are written).
+  """
+  from tfjpeg import offsets  # pylint: disable=g-import-not-at-top
+  plt = _pyplot()
+  fig, axes = plt.subplots(1, len(runs) + 1, figsize=(3.3 * len(runs) + 4.2, 3.4),
+                           squeeze=False)
+  for axis, (label, table) in zip(axes[0], runs):
+    grid = offsets.offset_map(table, metric)
+    period = grid.shape[0]
+    image = axis.imshow(grid, vmin=0, vmax=1, cmap="viridis")
+    axis.set_xticks(range(period))
+    axis.set_yticks(range(period))
+    axis.tick_params(labelsize=6 if period > 8 else 8)
+    axis.set_xlabel("dx (crop offset mod %d)" % period)
+    axis.set_ylabel("dy")
+    if period <= 8:
+      for (i, j), value in np.ndenumerate(grid):
+        axis.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=6,
+                  color="k" if value > 0.6 else "w")
+    summary = offsets.summarize(table)
+    axis.set_title(f"{label}\nASD {summary['asd_percent']:.1f}%", fontsize=8)
+  fig.colorbar(image, ax=axes[0][:len(runs)].tolist(), shrink=0.8,
+               label=metric.replace("_", " "))
+  curves = axes[0][-1]
+  styles = {"diagonal": "-", "vertical": "--", "horizontal": ":"}
+  for number, (label, table) in enumerate(runs):
+    curve = offsets.displacement_curve(table)
+    for direction, rows in curve.groupby("direction"):
+      curves.plot(rows["shift"], rows["score_change"], styles[direction], marker="o",
+                  markersize=3, color=f"C{number}",
+                  label=f"{label}, {direction}")
+  curves.axhline(0, color="gray", linewidth=0.5)
+  curves.set_xlabel("crop shift (pixels)")
+  curves.set_ylabel("true-class score change")
+  curves.set_title("displacement", fontsize=9)
+  curves.legend(fontsize=6)
+  return _save(fig, stem)
+
+
+def offset_figures_from_files(paths, labels=None, stem=None, metric="balanced_accuracy"):
+  """`offset_figure` of offsets_*.csv files; labels default to their run folders."""
+  import pandas as pd  # pylint: disable=g-import-not-at-top
+  labels = list(labels or [os.path.basename(os.path.dirname(os.path.abspath(p))) for p in paths])
+  if len(labels) != len(paths):
+    raise ValueError(f"{len(paths)} offsets files but {len(labels)} labels")
+  runs = []
+  for label, path in zip(labels, paths):
+    table = pd.read_csv(path)
+    missing = {"dy", "dx", "score", metric} - set(table.columns)
+    if missing:
+      raise ValueError(f"{path} is not an offsets file of bin/evaluate --per_offset "
+                       f"(no {', '.join(sorted(missing))})")
+    runs.append((label, table))
+  stem = stem or os.path.splitext(paths[0])[0] + "_figure"
+  os.makedirs(os.path.dirname(os.path.abspath(stem)), exist_ok=True)
+  return offset_figure(runs, stem, metric)
+
+
 QF_ORDER = ["none", "99", "90", "80", "70", "60", "50"]  # test QF axis, mild to harsh
 
 

@@ -1,0 +1,128 @@
+"""tfjpeg.offsets and the per-offset sweep: patches, phases, maps, curves, ASD%."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+from tfjpeg import grid
+from tfjpeg import input_pipeline as ip
+from tfjpeg import jpeg
+from tfjpeg import manifest
+from tfjpeg import offsets
+from tfjpeg import tasks
+from tfjpeg import testing
+
+PATCH = 32
+
+
+@pytest.fixture(scope="module")
+def jpeg_folder(tmp_path_factory):
+  root = tmp_path_factory.mktemp("offsets")
+  for c, name in enumerate(("a", "b")):
+    for i in range(6):
+      testing.write_image(root / name / f"{i}.jpg",
+                          testing.synthetic_image(70, 75, seed=10 * c + i), quality=80)
+  task = tasks.get("folder", tasks.TaskOptions(data_dir=str(root), patch_size=PATCH,
+                                               patches_per_image=1, test_fraction=0.5))
+  files = manifest.from_class_folders(root, (PATCH, PATCH)).files
+  return task, dict(zip(files["image_id"], files["path"]))
+
+
+def _decoded(path_of, image_id):
+  return jpeg.decode(tf.io.read_file(path_of[image_id])).numpy()
+
+
+@pytest.mark.parametrize("qf", [None, 90])
+def test_sweep_cuts_every_phase_from_an_mcu_aligned_base(jpeg_folder, qf):
+  task, path_of = jpeg_folder
+  config = ip.PipelineConfig(patch_size=PATCH, batch_size=50)
+  per_image = {}
+  for batch in ip.offset_dataset(task, "test", config, period=8, qf=qf):
+    for image, offset, phase, image_id in zip(
+        *(batch[k].numpy() for k in ("image", "offset", "phase", "image_id"))):
+      source = _decoded(path_of, image_id.decode())
+      y, x = offset
+      expected = source[y:y + PATCH, x:x + PATCH]
+      if qf:
+        expected = testing.opencv_compress(np.ascontiguousarray(expected), qf)
+      np.testing.assert_array_equal(image, expected)
+      base = offset - phase
+      assert (base % 16 == 0).all()
+      per_image.setdefault(image_id, set()).add(tuple(phase))
+  assert len(per_image) == task.num_images["test"]
+  assert all(p == {(dy, dx) for dy in range(9) for dx in range(9)} for p in per_image.values())
+
+
+def test_phases_are_against_the_files_jpeg_grid(jpeg_folder):
+  # Uncompressed test patches of a JPEG: the estimator sees the file's grid
+  # move by exactly the phase.
+  task, _ = jpeg_folder
+  config = ip.PipelineConfig(patch_size=48, batch_size=81)
+  batch = next(iter(ip.offset_dataset(task, "test", config, period=8)))
+  checked = 0
+  for image, (dy, dx) in zip(batch["image"], batch["phase"].numpy()):
+    origin, confidence = grid.estimate(image)
+    if confidence >= grid.CONFIDENT:
+      assert tuple(origin.numpy()) == ((-dy) % 8, (-dx) % 8)
+      checked += 1
+  assert checked > 60
+
+
+def test_sweep_refuses_images_too_small_for_the_shifts(jpeg_folder):
+  task, _ = jpeg_folder
+  config = ip.PipelineConfig(patch_size=64, batch_size=8)
+  with pytest.raises(tf.errors.InvalidArgumentError, match="per-offset analysis"):
+    next(iter(ip.offset_dataset(task, "test", config, period=16)))  # 64 + 16 > 70
+
+
+def _fake_sweep(period, aligned_score, other_score, num_images=4):
+  """Probabilities of a 2-class net whose true-class score depends on the phase only."""
+  probabilities, labels, phases = [], [], []
+  for image in range(num_images):
+    label = image % 2
+    for dy in range(period + 1):
+      for dx in range(period + 1):
+        on_grid = dy % period == 0 and dx % period == 0
+        score = aligned_score if on_grid else other_score
+        p = np.zeros(2)
+        p[label], p[1 - label] = score, 1 - score
+        probabilities.append(p)
+        labels.append(label)
+        phases.append((dy, dx))
+  return np.array(probabilities), np.array(labels), np.array(phases)
+
+
+def test_map_curve_and_asd_by_hand():
+  table = offsets.phase_table(*_fake_sweep(8, 0.9, 0.3), num_classes=2)
+  assert len(table) == 81 and (table["n_patches"] == 4).all()
+  grid_map = offsets.offset_map(table)
+  assert grid_map.shape == (8, 8)
+  assert grid_map[0, 0] == 1.0 and np.all(np.delete(grid_map.ravel(), 0) == 0.0)
+  curve = offsets.displacement_curve(table)
+  diagonal = curve[curve["direction"] == "diagonal"]
+  assert diagonal["shift"].tolist() == list(range(9))
+  np.testing.assert_allclose(diagonal["score_change"], [0] + [-0.6] * 7 + [0], atol=1e-12)
+  assert offsets.average_score_drop(curve) == pytest.approx(100 * 0.6 / 0.9)
+  summary = offsets.summarize(table)
+  assert summary["aligned"] == 1.0 and summary["misaligned_mean"] == 0.0
+  assert summary["period"] == 8
+  flat = offsets.summarize(offsets.phase_table(*_fake_sweep(16, 0.8, 0.8), num_classes=2))
+  assert flat["asd_percent"] == pytest.approx(0.0) and flat["period"] == 16
+  assert flat["aligned"] == flat["misaligned_mean"] == 1.0
+
+
+def test_offset_figure_from_files(tmp_path):
+  from tfjpeg import plotting
+  paths = []
+  for name, (aligned, other) in (("a", (0.9, 0.3)), ("b", (0.8, 0.8))):
+    path = tmp_path / name / "offsets_qfnone.csv"
+    path.parent.mkdir()
+    offsets.phase_table(*_fake_sweep(8, aligned, other), num_classes=2).to_csv(path, index=False)
+    paths.append(str(path))
+  out = plotting.offset_figures_from_files(paths, None, str(tmp_path / "fig"))
+  assert [p.rsplit(".", 1)[1] for p in out] == ["png", "pdf"]
+  assert all((tmp_path / f"fig.{e}").stat().st_size > 1000 for e in ("png", "pdf"))
+  pd.DataFrame({"x": [1]}).to_csv(tmp_path / "bad.csv")
+  with pytest.raises(ValueError, match="bad.csv is not an offsets file"):
+    plotting.offset_figures_from_files([str(tmp_path / "bad.csv")])
