@@ -31,6 +31,7 @@ class Config:
   test_fraction: float = 0.2  # of source images; the paper's 80/20
   validation_fraction: float = 0.15  # of the rest; the paper's 85/15
   synsets: Optional[Tuple[str, ...]] = None  # imagenet; None: DEFAULT_SYNSETS
+  builtin_seed: int = 0  # built-in tasks: the generator's seed (new scenes for another)
   # The JPEG conditions of the study.
   lattice_qf: Optional[int] = None  # 100 in the alignment experiment
   train_crop: str = "random"
@@ -42,6 +43,7 @@ class Config:
   test_crops: Tuple[str, ...] = ("aligned", "random")
   test_qfs: Tuple[Optional[int], ...] = (None,)
   test_first_qfs: Tuple[Optional[int], ...] = (None,)  # double compression: QF1 before crop
+  offset_periods: Tuple[int, ...] = ()  # per-offset sweeps after testing (8 and/or 16)
   chroma: str = "4:2:0"
   # The paper's schedule.
   epochs: int = 100
@@ -81,7 +83,7 @@ class Config:
                              patches_per_image=self.patches_per_image,
                              split_seed=self.split_seed, test_fraction=self.test_fraction,
                              validation_fraction=self.validation_fraction,
-                             synsets=self.synsets)
+                             synsets=self.synsets, builtin_seed=self.builtin_seed)
 
   def pipeline(self, task):
     return input_pipeline.PipelineConfig(
@@ -112,7 +114,7 @@ class Config:
   def from_json(cls, text):
     values = json.loads(text)
     for key in ("train_qfs", "double_qfs", "test_crops", "test_qfs", "test_first_qfs",
-                "synsets"):
+                "offset_periods", "synsets"):
       if values.get(key) is not None:
         values[key] = tuple(values[key])
     return cls(**values)

@@ -164,10 +164,19 @@ def load_run(workdir, **overrides):
   return config, task, model
 
 
-def evaluate_run(workdir, test_crops=None, test_qfs=None, test_first_qfs=None):
-  """Evaluates the best weights of a trained run under any test conditions."""
+def evaluate_run(workdir, test_crops=None, test_qfs=None, test_first_qfs=None,
+                 builtin_seed=None):
+  """Evaluates the best weights of a trained run under any test conditions.
+
+  With `builtin_seed`, a built-in task is generated anew with that seed (new
+  scenes and noise, never seen in training or validation) and the results go
+  to workdir/builtin_seed<N>/ instead of the run's own results.csv.
+  """
   config, task, model = load_run(workdir, test_crops=test_crops, test_qfs=test_qfs,
-                                 test_first_qfs=test_first_qfs)
+                                 test_first_qfs=test_first_qfs, builtin_seed=builtin_seed)
+  out_dir = workdir if builtin_seed is None else os.path.join(workdir,
+                                                              f"builtin_seed{builtin_seed}")
+  os.makedirs(out_dir, exist_ok=True)
   results, confusions = evaluate(model, task, config)
-  write_results(workdir, results, confusions, task.class_names)
+  write_results(out_dir, results, confusions, task.class_names)
   return results

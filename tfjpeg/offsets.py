@@ -113,8 +113,15 @@ def tag(qf=None, first_qf=None):
   return f"qf{qf or 'none'}" + (f"_first{first_qf}" if first_qf else "")
 
 
-def analyse_run(workdir, period=8, test_qfs=None, test_first_qfs=None, plot=True):
-  """Per-offset analysis of a trained run, once per test compression condition.
+def analyse_run(workdir, period=8, test_qfs=None, test_first_qfs=None):
+  """Per-offset analysis of a trained run's best weights (see `write_analysis`)."""
+  config, task, model = evaluation.load_run(workdir, test_qfs=test_qfs,
+                                            test_first_qfs=test_first_qfs)
+  return write_analysis(workdir, model, task, config, period)
+
+
+def write_analysis(workdir, model, task, config, period=8):
+  """The sweep once per test compression condition of `config`.
 
   Writes workdir/offsets_<tag>.csv (the phase table), displacement_<tag>.csv,
   offsets_<tag>.png/.pdf (map and curve) and offsets_summary.csv; the tag
@@ -123,8 +130,7 @@ def analyse_run(workdir, period=8, test_qfs=None, test_first_qfs=None, plot=True
   Returns:
     The summary DataFrame: one row per compression condition.
   """
-  config, task, model = evaluation.load_run(workdir, test_qfs=test_qfs,
-                                            test_first_qfs=test_first_qfs)
+  from tfjpeg import plotting  # pylint: disable=g-import-not-at-top
   summaries = []
   for first_qf in config.test_first_qfs:
     for qf in config.test_qfs:
@@ -133,13 +139,12 @@ def analyse_run(workdir, period=8, test_qfs=None, test_first_qfs=None, plot=True
       table.to_csv(os.path.join(workdir, f"offsets_{name}.csv"), index=False)
       displacement_curve(table).to_csv(os.path.join(workdir, f"displacement_{name}.csv"),
                                        index=False)
-      if plot:
-        from tfjpeg import plotting  # pylint: disable=g-import-not-at-top
-        plotting.offset_figure([(f"{config.task}/{config.net} train {config.train_crop}",
-                                 table)], os.path.join(workdir, f"offsets_{name}"))
+      plotting.offset_figure([(f"{config.task}/{config.net} train {config.train_crop}",
+                               table)], os.path.join(workdir, f"offsets_{name}"))
       summaries.append(dict(task=config.task, net=config.net, train_crop=config.train_crop,
-                            train_qf=config.train_qf_label, test_qf=qf or "none",
-                            test_first_qf=first_qf or "none", **summarize(table)))
+                            crop_grid=config.crop_grid, train_qf=config.train_qf_label,
+                            test_qf=qf or "none", test_first_qf=first_qf or "none",
+                            **summarize(table)))
   summary = pd.DataFrame(summaries)
   path = os.path.join(workdir, "offsets_summary.csv")
   if os.path.exists(path):  # keep other periods and conditions

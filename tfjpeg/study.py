@@ -112,6 +112,13 @@ def merge(study, study_dir):
     frames.append(results.assign(study=study.name, run=name, **settings))
   table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
   os.makedirs(study_dir, exist_ok=True)
+  sweeps = [pd.read_csv(p, keep_default_na=False).assign(run=name)
+            for name, _ in study.runs
+            for p in [os.path.join(study_dir, "runs", name, "offsets_summary.csv")]
+            if os.path.exists(p)]
+  if sweeps:  # per-offset sweeps of runs with offset_periods
+    pd.concat(sweeps, ignore_index=True).to_csv(os.path.join(study_dir, "offsets.csv"),
+                                                index=False)
   table.to_csv(os.path.join(study_dir, "table.csv"), index=False)
   for column in table.columns:  # Parquet wants one type per column
     if table[column].dtype == object:

@@ -38,6 +38,7 @@ class TaskOptions:
   synsets: Optional[tuple] = None  # imagenet
   num_scenes: Optional[int] = None  # built-in tasks
   image_size: Optional[int] = None  # built-in tasks
+  builtin_seed: int = 0  # built-in tasks: another seed gives new scenes, never seen in training
 
 
 @dataclasses.dataclass
@@ -93,7 +94,7 @@ def _builtin(kind, task_kind, name, default_scenes, default_size, default_patch,
     patch = _pick(options.patch_size, default_patch)
     size = _pick(options.image_size, max(default_size, patch))
     root = builtin.materialize(kind, _pick(options.num_scenes, default_scenes), size,
-                               seed=0, root=options.data_dir)
+                               seed=options.builtin_seed, root=options.data_dir)
     found = manifest.from_class_folders(root, (patch, patch), _fractions(options),
                                         options.split_seed)
     return _file_task(name, task_kind, found, patch, _pick(options.patches_per_image, default_ppi))

@@ -7,6 +7,7 @@ The run directory holds:
   logs/              TensorBoard: train/validation loss and accuracy, lr,
                      augmented training patches, HParams with test metrics
   results.csv        one row per test condition (see evaluation.RESULT_COLUMNS)
+  offsets_*          per-offset sweeps, if `offset_periods` asks (see tfjpeg.offsets)
 
 The schedule: Adam; the learning rate is multiplied by `lr_factor` when the
 validation loss has not improved for `lr_patience` epochs; training stops when
@@ -202,4 +203,7 @@ def train_and_evaluate(config, workdir, log=print):
   evaluation.write_results(workdir, results, confusions, task.class_names)
   _log_hparams(logdir, config, results)
   log(results.to_string(index=False))
+  for period in config.offset_periods:
+    from tfjpeg import offsets  # pylint: disable=g-import-not-at-top
+    log(offsets.write_analysis(workdir, model, task, config, period).to_string(index=False))
   return results
