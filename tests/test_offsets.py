@@ -126,3 +126,25 @@ def test_offset_figure_from_files(tmp_path):
   pd.DataFrame({"x": [1]}).to_csv(tmp_path / "bad.csv")
   with pytest.raises(ValueError, match="bad.csv is not an offsets file"):
     plotting.offset_figures_from_files([str(tmp_path / "bad.csv")])
+
+
+def test_chroma_phases_and_resummarize(tmp_path):
+  # A net that needs whole 16x16 MCUs: right at (0, 0) only; half right at
+  # the other 8-aligned phases; wrong elsewhere.
+  probabilities, labels, phases = _fake_sweep(16, 0.9, 0.1)
+  block_only = np.all(phases % 8 == 0, 1) & np.any(phases % 16 != 0, 1)
+  probabilities[block_only & (labels == 0)] = [0.9, 0.1]
+  probabilities[block_only & (labels == 1)] = [0.9, 0.1]
+  table = offsets.phase_table(probabilities, labels, phases, num_classes=2)
+  summary = offsets.summarize(table)
+  assert (summary["aligned"], summary["block_aligned_only"], summary["misaligned_mean"]) == (
+      1.0, 0.5, 0.0)
+  assert np.isnan(offsets.summarize(offsets.phase_table(*_fake_sweep(8, 0.9, 0.1), 2))[
+      "block_aligned_only"])
+  assert offsets.tag("none", "none", 16) == "qfnone_period16"
+  assert offsets.tag(90, 60) == "qf90_first60"
+  table.to_csv(offsets.table_path(str(tmp_path), "90", "60", 16), index=False)
+  pd.DataFrame([dict(task="t", test_qf="90", test_first_qf="60", period=16, aligned=0.3)]).to_csv(
+      tmp_path / "offsets_summary.csv", index=False)
+  fresh = offsets.resummarize(str(tmp_path))
+  assert fresh["aligned"].tolist() == [1.0] and fresh["block_aligned_only"].tolist() == [0.5]

@@ -112,6 +112,14 @@ def test_study_cli_shards_skips_and_merges(tmp_path):
       env=env, check=True, capture_output=True, text=True)
   assert plotted.stdout.split() == [str(tmp_path / "offsets.png"), str(tmp_path / "offsets.pdf")]
 
+  # Scenes generated anew: results go beside the run's own, not into them.
+  subprocess.run([sys.executable, os.path.join(REPO, "bin", "evaluate"), f"--workdir={workdir}",
+                  "--test_crops=aligned", "--builtin_seed=7"], env=env, check=True,
+                 capture_output=True)
+  unseen = pd.read_csv(workdir / "builtin_seed7" / "results.csv")
+  assert len(unseen) == 1 and unseen["n_images"].iloc[0] > 0
+  assert len(pd.read_csv(workdir / "results.csv")) == 5
+
 
 def _fake_table():
   rows = []

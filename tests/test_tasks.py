@@ -47,6 +47,13 @@ def test_builtin_cameras_share_content_and_differ_in_processing(tmp_path):
     assert np.abs(pictures[0] - other).mean() > 0.5  # not the same pixels
 
 
+def test_builtin_seed_gives_new_scenes(tmp_path):
+  read = lambda seed: [e["encoded"].numpy() for e in tasks.get("cameras", tasks.TaskOptions(
+      data_dir=str(tmp_path), num_scenes=6, image_size=80, builtin_seed=seed)).images("train")]
+  assert read(0) == read(0)
+  assert not set(read(0)) & set(read(5))
+
+
 @pytest.mark.parametrize("name", sorted(tasks.TASKS))
 def test_every_registered_task_builds_and_streams(tmp_path, name):
   options = tasks.TaskOptions(data_dir=str(tmp_path / "data"),

@@ -89,13 +89,23 @@ def average_score_drop(curve):
 
 
 def summarize(table):
-  """Headline numbers of one sweep."""
+  """Headline numbers of one sweep.
+
+  aligned: the phase (0, 0), on the 8x8 blocks and the 16x16 MCUs alike;
+  block_aligned_only: (period 16) phases on the 8x8 luma blocks but across
+  4:2:0 chroma MCUs, (0, 8), (8, 0) and (8, 8); misaligned_*: every phase off
+  the 8x8 blocks.
+  """
   grid = offset_map(table)
-  misaligned = np.ones_like(grid, bool)
-  misaligned[0, 0] = False
-  return dict(period=period_of(table), aligned=float(grid[0, 0]),
-              misaligned_mean=float(np.nanmean(grid[misaligned])),
-              misaligned_min=float(np.nanmin(grid[misaligned])),
+  period = grid.shape[0]
+  dy, dx = np.meshgrid(np.arange(period), np.arange(period), indexing="ij")
+  on_blocks = (dy % 8 == 0) & (dx % 8 == 0)
+  block_only = on_blocks & ((dy > 0) | (dx > 0))
+  return dict(period=period, aligned=float(grid[0, 0]),
+              block_aligned_only=float(np.mean(grid[block_only])) if block_only.any()
+              else float("nan"),
+              misaligned_mean=float(np.nanmean(grid[~on_blocks])),
+              misaligned_min=float(np.nanmin(grid[~on_blocks])),
               all_phases_mean=float(np.nanmean(grid)),
               asd_percent=average_score_drop(displacement_curve(table)))
 
@@ -108,9 +118,31 @@ def analyse(model, task, config, split="test", period=8, qf=None, first_qf=None)
   return phase_table(out["probabilities"], out["label"], out["phase"], task.num_classes)
 
 
-def tag(qf=None, first_qf=None):
-  """File tag of a compression condition: qfnone, qf90, qf90_first50."""
-  return f"qf{qf or 'none'}" + (f"_first{first_qf}" if first_qf else "")
+def tag(qf=None, first_qf=None, period=8):
+  """File tag of a sweep: qfnone, qf90, qf90_first50, qfnone_period16."""
+  qf, first_qf = (None if str(q).lower() in ("none", "0", "") else int(q)
+                  for q in (qf, first_qf))
+  return (f"qf{qf or 'none'}" + (f"_first{first_qf}" if first_qf else "")
+          + ("" if int(period) == 8 else f"_period{period}"))
+
+
+def table_path(workdir, qf=None, first_qf=None, period=8):
+  """Where `write_analysis` keeps a sweep's phase table."""
+  return os.path.join(workdir, f"offsets_{tag(qf, first_qf, period)}.csv")
+
+
+def resummarize(workdir):
+  """offsets_summary.csv of a run with every row recomputed from its phase
+  table, so summaries follow this code whatever version wrote them."""
+  summary = pd.read_csv(os.path.join(workdir, "offsets_summary.csv"), keep_default_na=False,
+                        dtype={"test_qf": str, "test_first_qf": str})
+  rows = []
+  for row in summary.to_dict("records"):
+    path = table_path(workdir, row["test_qf"], row["test_first_qf"], row["period"])
+    if os.path.exists(path):
+      row.update(summarize(pd.read_csv(path)))
+    rows.append(row)
+  return pd.DataFrame(rows)
 
 
 def analyse_run(workdir, period=8, test_qfs=None, test_first_qfs=None):
@@ -135,8 +167,8 @@ def write_analysis(workdir, model, task, config, period=8):
   for first_qf in config.test_first_qfs:
     for qf in config.test_qfs:
       table = analyse(model, task, config, "test", period, qf, first_qf)
-      name = tag(qf, first_qf) + ("" if period == 8 else f"_period{period}")
-      table.to_csv(os.path.join(workdir, f"offsets_{name}.csv"), index=False)
+      name = tag(qf, first_qf, period)
+      table.to_csv(table_path(workdir, qf, first_qf, period), index=False)
       displacement_curve(table).to_csv(os.path.join(workdir, f"displacement_{name}.csv"),
                                        index=False)
       plotting.offset_figure([(f"{config.task}/{config.net} train {config.train_crop}",

@@ -14,6 +14,7 @@ import os
 import pandas as pd
 
 from tfjpeg import config as config_lib
+from tfjpeg import offsets
 
 PAPER_TASKS = ("vision", "gan", "imagenet", "lsun")
 PAPER_NETS = ("efficientnetb0", "efficientnetb4", "resnet50", "xception")
@@ -112,10 +113,9 @@ def merge(study, study_dir):
     frames.append(results.assign(study=study.name, run=name, **settings))
   table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
   os.makedirs(study_dir, exist_ok=True)
-  sweeps = [pd.read_csv(p, keep_default_na=False).assign(run=name)
+  sweeps = [offsets.resummarize(os.path.join(study_dir, "runs", name)).assign(run=name)
             for name, _ in study.runs
-            for p in [os.path.join(study_dir, "runs", name, "offsets_summary.csv")]
-            if os.path.exists(p)]
+            if os.path.exists(os.path.join(study_dir, "runs", name, "offsets_summary.csv"))]
   if sweeps:  # per-offset sweeps of runs with offset_periods
     pd.concat(sweeps, ignore_index=True).to_csv(os.path.join(study_dir, "offsets.csv"),
                                                 index=False)
