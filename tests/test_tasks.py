@@ -1,5 +1,6 @@
 """tfjpeg.tasks and tfjpeg.datasets: every registered task works, built from dummy data."""
 
+import dataclasses
 import hashlib
 import os
 import shutil
@@ -35,6 +36,23 @@ def test_builtin_generation_is_deterministic_by_seed(tmp_path, kind):
   c = builtin.materialize(kind, 6, 80, seed=2, root=tmp_path / "c")
   assert _digest(a) == _digest(b) != _digest(c)
   assert builtin.materialize(kind, 6, 80, seed=1, root=tmp_path / "a") == a  # cached
+
+
+def test_colour_filter_phase_is_a_sensor_shift():
+  assert [builtin.shifted_cfa("RGGB", dy, dx) for dy, dx in ((0, 0), (0, 1), (1, 0), (1, 1))] == [
+      "RGGB", "GRBG", "GBRG", "BGGR"]
+  # Read from odd columns, the sensor sees the scene one pixel further left.
+  camera = dataclasses.replace(builtin.CAMERAS[0], noise_gain=0.0, read_noise=0.0, quality=100,
+                               chroma="4:4:4")
+  light = builtin.scene(64, 65, np.random.default_rng(3))
+  decode = lambda data: tf.io.decode_jpeg(data, dct_method="INTEGER_ACCURATE").numpy().astype(float)
+  rng = np.random.default_rng(0)
+  shifted = decode(builtin.shoot(light[:, 1:], camera, rng, (0, 0)))[8:-8, 8:-8]
+  odd = decode(builtin.shoot(light[:, :-1], camera, rng, (0, 1)))[8:-8, 8:-8]
+  even = decode(builtin.shoot(light[:, :-1], camera, rng, (0, 0)))[8:-8, 8:-8]
+  # odd[y, x] sees light[y, x] through filter (y, x + 1), as shifted[y, x - 1] does.
+  assert np.abs(odd[:, 1:] - shifted[:, :-1]).mean() < 1.0
+  assert np.abs(odd[:, 1:] - even[:, 1:]).mean() > 2.0 * np.abs(odd[:, 1:] - shifted[:, :-1]).mean()
 
 
 def test_builtin_cameras_share_content_and_differ_in_processing(tmp_path):

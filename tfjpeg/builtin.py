@@ -6,6 +6,13 @@ colour-filter pattern, demosaicing, lens blur, sensor noise, tone curve and
 in-camera JPEG (quality and chroma subsampling). Content carries no label;
 the label lives in fine detail, as in camera-model identification.
 
+`cameras_random_cfa` (forensic): the same, but every shot reads its sensor
+from a random row and column parity, so the colour-filter pattern seen from
+the image's top-left pixel is random (all four Bayer patterns are shifts of
+one another). In `cameras` the 2x2 filter phase is locked to the origin, as in
+real camera originals, and a crop that moves by an odd number of pixels
+changes it; here only the JPEG grid is locked to the origin.
+
 `shapes` (vision): the label is visible content (which shape the scene holds),
 and each image goes through a randomly chosen camera of the same four, so the
 processing carries no label.
@@ -98,21 +105,30 @@ def draw_shape(image, shape, rng):
   return image
 
 
-def shoot(light, camera, rng):
-  """Simulates `camera` photographing linear RGB `light`; returns JPEG bytes."""
+def shifted_cfa(cfa, dy, dx):
+  """The 2x2 pattern seen from pixel (dy, dx) of a sensor with pattern `cfa`."""
+  return "".join(cfa[((y + dy) % 2) * 2 + (x + dx) % 2] for y in range(2) for x in range(2))
+
+
+def shoot(light, camera, rng, cfa_phase=(0, 0)):
+  """Simulates `camera` photographing linear RGB `light`; returns JPEG bytes.
+
+  `cfa_phase` = (dy, dx) reads the sensor from that row and column parity.
+  """
   height, width = light.shape[:2]
   light = cv2.GaussianBlur(light, (0, 0), camera.blur_sigma)
+  cfa = shifted_cfa(camera.cfa, *cfa_phase)
   # Mosaic: keep, at each pixel, the one channel the colour filter passes.
   pattern = {"R": 0, "G": 1, "B": 2}
   raw = np.empty((height, width), np.float32)
-  for i, channel in enumerate(camera.cfa):
+  for i, channel in enumerate(cfa):
     dy, dx = divmod(i, 2)
     raw[dy::2, dx::2] = light[dy::2, dx::2, pattern[channel]]
   levels = raw * 1023.0  # 10-bit sensor
   noise = rng.normal(size=raw.shape) * np.sqrt(
       camera.noise_gain * 4 * levels + (camera.read_noise * 4) ** 2)
   raw10 = np.clip(np.round(levels + noise), 0, 1023).astype(np.uint16)
-  conversion = getattr(cv2, f"COLOR_Bayer{camera.cfa}2RGB{_DEMOSAIC[camera.demosaic]}")
+  conversion = getattr(cv2, f"COLOR_Bayer{cfa}2RGB{_DEMOSAIC[camera.demosaic]}")
   if camera.demosaic == "bilinear":
     rgb = cv2.cvtColor(raw10, conversion)
   else:  # VNG and edge-aware take 8-bit input only
@@ -131,11 +147,12 @@ def generate(kind, out_dir, num_scenes, image_size, seed):
   """Writes `out_dir/<class>/<scene>.jpg` for built-in `kind`; returns class names.
 
   `cameras`: every scene shot by every camera (class = camera).
+  `cameras_random_cfa`: the same, each shot at a random colour-filter phase.
   `shapes`: each scene holds one shape (class = shape), shot by a random camera.
   Files are named by scene, which is the source used by the split.
   """
   height, width = (image_size, image_size) if isinstance(image_size, int) else image_size
-  if kind == "cameras":
+  if kind in ("cameras", "cameras_random_cfa"):
     class_names = [c.name for c in CAMERAS]
   elif kind == "shapes":
     class_names = list(SHAPES)
@@ -145,10 +162,14 @@ def generate(kind, out_dir, num_scenes, image_size, seed):
     os.makedirs(os.path.join(out_dir, name), exist_ok=True)
   for index in range(num_scenes):
     rng = np.random.default_rng([seed, index])
-    light = scene(height, width, rng, objects=kind == "cameras")
+    light = scene(height, width, rng, objects=kind != "shapes")
     if kind == "cameras":
       for camera in CAMERAS:
         _write(out_dir, camera.name, index, shoot(light, camera, rng))
+    elif kind == "cameras_random_cfa":
+      for camera in CAMERAS:
+        phase = tuple(int(v) for v in rng.integers(0, 2, 2))
+        _write(out_dir, camera.name, index, shoot(light, camera, rng, phase))
     else:
       shape = SHAPES[index % len(SHAPES)]
       draw_shape(light, shape, rng)

@@ -4,6 +4,8 @@ A `Task` hands the input pipeline a stream of encoded images per split
 (`{"encoded", "label", "image_id"}`), never decoded, never re-encoded.
 
   cameras   built-in forensic task: four simulated cameras, shared scenes
+  cameras_random_cfa  the same cameras at a random colour-filter phase: only
+            the JPEG grid is locked to the image origin
   shapes    built-in vision task: four visible shapes, random cameras
   folder    any tree DIR/<class>/<images> (JPEG, PNG, TIFF, BMP, WebP)
   vision    VISION camera models (TFDS, manual download), 512 px, 10 patches
@@ -154,6 +156,8 @@ def _tfds(key, kind, default_patch, default_ppi):
 
 TASKS = {
     "cameras": _builtin("cameras", "forensic", "cameras", 200, 128, 64, 4),
+    "cameras_random_cfa": _builtin("cameras_random_cfa", "forensic", "cameras_random_cfa",
+                                   200, 128, 64, 4),
     "shapes": _builtin("shapes", "vision", "shapes", 800, 96, 64, 4),
     "folder": _folder,
     "vision": _tfds("vision", "forensic", 512, 10),
