@@ -116,12 +116,15 @@ def offset_figure(runs, stem, metric="balanced_accuracy"):
     for direction, rows in curve.groupby("direction"):
       curves.plot(rows["shift"], rows["score_change"], styles[direction], marker="o",
                   markersize=3, color=f"C{number}",
-                  label=f"{label}, {direction}")
+                  label=label if direction == "diagonal" else None)
+  for direction, style in styles.items():  # a key to the line styles
+    curves.plot([], [], style, color="gray", label=f"shift {direction}"
+                if direction != "diagonal" else "shift diagonally")
   curves.axhline(0, color="gray", linewidth=0.5)
   curves.set_xlabel("crop shift (pixels)")
   curves.set_ylabel("true-class score change")
   curves.set_title("displacement", fontsize=9)
-  curves.legend(fontsize=6)
+  curves.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=1)
   return _save(fig, stem)
 
 
