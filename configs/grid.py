@@ -16,7 +16,7 @@ The second command tests a trained net on scenes generated anew.
 `cameras_random_cfa` locks only the JPEG grid to the image origin; `cameras`
 also locks the 2x2 colour-filter phase, as real camera originals do, which the
 per-offset maps tell apart. Each task and net gets 6 runs; 24 runs, about
-70 minutes on 2 cores.
+40 minutes on 2 cores.
 """
 
 import dataclasses
