@@ -73,7 +73,7 @@ def test_sweep_refuses_images_too_small_for_the_shifts(jpeg_folder):
   task, _ = jpeg_folder
   config = ip.PipelineConfig(patch_size=64, batch_size=8)
   with pytest.raises(tf.errors.InvalidArgumentError, match="per-offset analysis"):
-    next(iter(ip.offset_dataset(task, "test", config, period=16)))  # 64 + 16 > 70
+    next(iter(ip.offset_dataset(task, "test", config, period=8)))  # 64 + 8 > 70
 
 
 def _fake_sweep(period, aligned_score, other_score, num_images=4):

@@ -97,6 +97,34 @@ def test_random_placement_is_seeded(exported, folder):
     predict.cut(image, 64, "centre")
 
 
+def test_realigned_tiles_start_on_the_estimated_grid(exported, tmp_path):
+  model, camera_files, _ = exported
+  photo = images.decode(camera_files[0].read_bytes()).numpy()
+  # Cropped by (3, 5) after its in-camera JPEG, then saved losslessly: the
+  # grid now starts at (5, 3).
+  testing.write_image(tmp_path / "cropped.png", photo[3:, 5:])
+  shutil.copy(camera_files[0], tmp_path / "original.jpg")
+  rows = {}
+  for policy in ("grid", "realigned"):
+    out = tmp_path / f"{policy}.csv"
+    predict.run(str(model), [str(tmp_path / "cropped.png"), str(tmp_path / "original.jpg")],
+                str(out), policy=policy, stream=open(os.devnull, "w"))
+    rows[policy] = {os.path.basename(r["path"]): r
+                    for r in pd.read_csv(out, keep_default_na=False).to_dict("records")}
+  for policy in rows:
+    assert rows[policy]["cropped.png"]["grid_origin"] == "5:3"
+    assert rows[policy]["original.jpg"]["grid_origin"] == "0:0"
+  assert rows["grid"]["cropped.png"]["offsets"] == "0:0"
+  assert rows["realigned"]["cropped.png"]["offsets"] == "5:3"
+  assert rows["realigned"]["original.jpg"]["offsets"] == "0:0;0:64;64:0;64:64"
+  # Never compressed: no grid, and realigned tiles from the top-left.
+  testing.write_image(tmp_path / "raw.png", testing.synthetic_image(100, 100, seed=2))
+  predict.run(str(model), [str(tmp_path / "raw.png")], str(tmp_path / "raw.csv"),
+              policy="realigned", stream=open(os.devnull, "w"))
+  raw = pd.read_csv(tmp_path / "raw.csv", keep_default_na=False).iloc[0]
+  assert raw["grid_origin"] == "" and raw["grid_confidence"] < 0.05 and raw["offsets"] == "0:0"
+
+
 def test_missing_model_is_named(tmp_path):
   with pytest.raises(FileNotFoundError, match="no SavedModel at"):
     predict.Detector.load(str(tmp_path / "nope"))

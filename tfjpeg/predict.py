@@ -6,10 +6,16 @@ Each file is probed and decoded with the same rules as training (exact JPEG,
 bad files reported, images smaller than the patch refused, not resized).
 
 Patch policies:
-  grid    non-overlapping patches tiled from the top-left pixel, so aligned
-          with the JPEG grid of an uncropped image (the default);
-  random  `num_patches` patches at random positions (seeded).
-An image's patch scores are combined by averaging log-probabilities.
+  grid       non-overlapping patches tiled from the top-left pixel, so aligned
+             with the JPEG grid of an uncropped image (the default);
+  realigned  the same tiling started at the JPEG grid estimated from the
+             image's pixels (`tfjpeg.grid`), for images cropped after they
+             were compressed; from the top-left when no grid is found;
+  random     `num_patches` patches at random positions (seeded).
+An image's patch scores are combined by averaging log-probabilities. Every
+row also reports the estimated grid origin ("dy:dx", empty when none is
+found) and its confidence: a grid not at 0:0 means the image was cropped
+after its last compression.
 """
 
 import dataclasses
@@ -24,10 +30,11 @@ import tensorflow as tf
 from tfjpeg import crops
 from tfjpeg import evaluation
 from tfjpeg import export
+from tfjpeg import grid
 from tfjpeg import images
 from tfjpeg import seeds
 
-POLICIES = ("grid", "random")
+POLICIES = ("grid", "realigned", "random")
 
 
 @dataclasses.dataclass
@@ -52,9 +59,18 @@ class Detector:
     return np.concatenate([o.numpy() for o in out])
 
 
-def cut(image, patch_size, policy, num_patches=8, seed=0):
-  """Patches of one decoded image and their (y, x) offsets, by `policy`."""
-  if policy == "grid":
+def cut(image, patch_size, policy, num_patches=8, seed=0, origin=None):
+  """Patches of one decoded image and their (y, x) offsets, by `policy`.
+
+  `origin` is the (dy, dx) where `realigned` starts tiling (None: 0, 0).
+  """
+  if policy == "realigned" and origin is not None:
+    dy, dx = (int(v) for v in origin)
+    height, width = image.shape[:2]
+    if height - dy >= patch_size and width - dx >= patch_size:
+      patches, offsets = export.grid_tiles(image[dy:, dx:], patch_size)
+      return patches.numpy(), offsets.numpy() + np.array([dy, dx])
+  if policy in ("grid", "realigned"):
     patches, offsets = export.grid_tiles(image, patch_size)  # the export's own rule
     return patches.numpy(), offsets.numpy()
   if policy == "random":
@@ -85,7 +101,8 @@ def collect(inputs, class_names):
 
 def predict_file(detector, path, policy, num_patches=8, seed=0):
   """One row for `path` (error filled instead of scores on bad input), and patch rows."""
-  row = dict(path=path, predicted="", num_patches=0, placement=policy, offsets="", error="")
+  row = dict(path=path, predicted="", num_patches=0, placement=policy, offsets="",
+             grid_origin="", grid_confidence=float("nan"), error="")
   try:
     images.probe(path, min_size=(detector.patch_size, detector.patch_size))
     with open(path, "rb") as f:
@@ -96,7 +113,12 @@ def predict_file(detector, path, policy, num_patches=8, seed=0):
   except tf.errors.OpError as e:  # passed the probe, still undecodable
     row["error"] = f"cannot be decoded ({e.message.splitlines()[0]})"
     return row, []
-  patches, offsets = cut(image, detector.patch_size, policy, num_patches, seed)
+  origin, confidence = (v.numpy() for v in _estimate_grid(image))
+  found = confidence >= grid.CONFIDENT
+  row.update(grid_origin=f"{origin[0]}:{origin[1]}" if found else "",
+             grid_confidence=float(confidence))
+  patches, offsets = cut(image, detector.patch_size, policy, num_patches, seed,
+                         origin if found else None)
   probabilities = detector.probabilities(patches)
   log_probabilities = np.log(np.clip(probabilities, 1e-12, 1.0))
   combined = np.exp(log_probabilities.mean(0))
@@ -144,10 +166,11 @@ def run(model_path, inputs, out, policy="grid", num_patches=8, patch_scores=None
     patch_rows += patches
     _progress(stream, number, len(files), started)
   columns = (["path", "label", "predicted"] + [f"prob_{n}" for n in detector.class_names]
-             + ["num_patches", "placement", "offsets", "error"])
+             + ["num_patches", "placement", "offsets", "grid_origin", "grid_confidence",
+                "error"])
   frame = pd.DataFrame(rows).reindex(columns=columns)
-  frame[["label", "error", "predicted", "offsets"]] = frame[
-      ["label", "error", "predicted", "offsets"]].fillna("")
+  text = ["label", "error", "predicted", "offsets", "grid_origin"]
+  frame[text] = frame[text].fillna("")
   frame.to_csv(out, index=False)
   if patch_scores:
     pd.DataFrame(patch_rows).to_csv(patch_scores, index=False)
@@ -155,6 +178,9 @@ def run(model_path, inputs, out, policy="grid", num_patches=8, patch_scores=None
   seconds = time.time() - started
   summary["images_per_second"] = summary["predicted"] / seconds if seconds > 0 else float("nan")
   return summary
+
+
+_estimate_grid = tf.function(grid.estimate, reduce_retracing=True)
 
 
 def _progress(stream, done, total, started):
