@@ -21,7 +21,8 @@ from tfjpeg import training
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Small but real: the built-in camera task, few steps.
-FAST = ["--epochs=3", "--steps_per_epoch=6", "--batch_size=16", "--test_qfs=none,50"]
+FAST = ["--epochs=3", "--steps_per_epoch=6", "--batch_size=16", "--test_qfs=none,50",
+        "--train_qf=90", "--double_qf=60"]
 
 
 def _env(cache):
@@ -43,7 +44,7 @@ def cache(tmp_path_factory):
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory, cache):
   workdir = tmp_path_factory.mktemp("run") / "a"
-  out = _train(FAST + [f"--workdir={workdir}"], cache)
+  out = _train(FAST + [f"--workdir={workdir}", "--offset_periods=8"], cache)
   return workdir, out.stdout
 
 
@@ -57,6 +58,10 @@ def test_run_directory_holds_everything(finished_run):
   assert "balanced_accuracy" in stdout and "epoch 3/3" in stdout
   config = config_lib.Config.from_json((workdir / "config.json").read_text())
   assert config.task == "cameras" and config.net == models.DEFAULT_NET
+  assert (config.train_qfs, config.double_qfs, config.offset_periods) == ((90,), (60,), (8,))
+  sweep = pd.read_csv(workdir / "offsets_qfnone.csv")  # after testing, one per test QF
+  assert len(sweep) == 81 and (workdir / "offsets_qf50.csv").exists()
+  assert len(pd.read_csv(workdir / "offsets_summary.csv")) == 2
   assert "bad files" in (workdir / "data_summary.txt").read_text()
   for name in ("latest.keras", "best.weights.h5", "state.json"):
     assert (workdir / "checkpoints" / name).exists()
