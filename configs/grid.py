@@ -15,8 +15,10 @@ single and double (whole image at QF 70, crop aligned or random, QF 90).
 The second command tests a trained net on scenes generated anew.
 `cameras_random_cfa` locks only the JPEG grid to the image origin; `cameras`
 also locks the 2x2 colour-filter phase, as real camera originals do, which the
-per-offset maps tell apart. Each task and net gets 6 runs; 24 runs, about
-40 minutes on 2 cores.
+per-offset maps tell apart. Each task and net gets 6 runs; then the vision
+task `shapes` with its compact net `plain` gets the two alignment runs with an
+8x8 sweep, to see whether a vision net cares where the grid falls. 26 runs,
+about 50 minutes on 2 cores.
 """
 
 import dataclasses
@@ -25,9 +27,11 @@ from tfjpeg import config
 from tfjpeg import study
 
 BASE = config.Config(epochs=6, batch_size=32, lr_patience=2, stop_patience=4)
+VISION_BASE = config.Config(epochs=12, batch_size=32, lr_patience=2, stop_patience=4)
 
 
-def get_study(tasks=("cameras_random_cfa", "cameras"), nets=("hpf", "bayar")):
+def get_study(tasks=("cameras_random_cfa", "cameras"), nets=("hpf", "bayar"),
+              vision=(("shapes", "plain"),)):
   runs = ()
   for task in tasks:
     for net in nets:
@@ -43,4 +47,9 @@ def get_study(tasks=("cameras_random_cfa", "cameras"), nets=("hpf", "bayar")):
             common, train_crop="random", train_qfs=train_qfs, double_qfs=double_qfs,
             test_crops=("aligned", "random"), test_qfs=(None, 90),
             test_first_qfs=(None, 70))),)
+  for task, net in vision:
+    for crop in ("aligned", "random"):
+      runs += ((f"grid_{task}_{net}_train-{crop}", dataclasses.replace(
+          VISION_BASE, experiment="grid", task=task, net=net, lattice_qf=100, train_crop=crop,
+          test_crops=("aligned", "random", "realigned"), offset_periods=(8,))),)
   return study.Study("grid", runs)
