@@ -49,8 +49,10 @@ def test_bad_settings_are_refused():
 
 def test_split_settings_reach_the_task():
   options = config_lib.Config(test_fraction=0.3, validation_fraction=0.1,
-                              synsets=("n01440764",)).task_options()
+                              synsets=("n01440764",), builtin_seed=4,
+                              builtin_scenes=30).task_options()
   assert (options.test_fraction, options.validation_fraction) == (0.3, 0.1)
+  assert (options.builtin_seed, options.num_scenes) == (4, 30)
   assert options.synsets == ("n01440764",)
 
 

@@ -26,7 +26,7 @@ def exported(tmp_path_factory):
              CUDA_VISIBLE_DEVICES="")
   workdir = base / "run"
   subprocess.run([sys.executable, os.path.join(REPO, "bin", "train"), "--net=bondi",
-                  "--epochs=1", "--steps_per_epoch=5", "--test_qfs=none",
+                  "--epochs=1", "--steps_per_epoch=5", "--test_qfs=none", "--builtin_scenes=40",
                   f"--workdir={workdir}"], env=env, check=True, capture_output=True)
   subprocess.run([sys.executable, os.path.join(REPO, "bin", "export"), f"--workdir={workdir}",
                   f"--out={base / 'model'}"], env=env, check=True, capture_output=True)

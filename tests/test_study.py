@@ -18,7 +18,7 @@ PRESET = '''
 from tfjpeg import config, study
 
 def get_study(tasks=("cameras",), nets=("hpf",)):
-  base = config.Config(epochs=1, steps_per_epoch=3, batch_size=16)
+  base = config.Config(epochs=1, steps_per_epoch=3, batch_size=16, builtin_scenes=60)
   return study.Study("tiny", study.alignment_runs(tasks, nets, base, ("aligned", "random")))
 '''
 

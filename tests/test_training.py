@@ -22,7 +22,7 @@ from tfjpeg import training
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Small but real: the built-in camera task, few steps.
 FAST = ["--epochs=3", "--steps_per_epoch=6", "--batch_size=16", "--test_qfs=none,50",
-        "--train_qf=90", "--double_qf=60"]
+        "--train_qf=90", "--double_qf=60", "--builtin_scenes=60"]
 
 
 def _env(cache):

@@ -32,6 +32,7 @@ class Config:
   validation_fraction: float = 0.15  # of the rest; the paper's 85/15
   synsets: Optional[Tuple[str, ...]] = None  # imagenet; None: DEFAULT_SYNSETS
   builtin_seed: int = 0  # built-in tasks: the generator's seed (new scenes for another)
+  builtin_scenes: Optional[int] = None  # built-in tasks: scenes to generate (None: default)
   # The JPEG conditions of the study.
   lattice_qf: Optional[int] = None  # 100 in the alignment experiment
   train_crop: str = "random"
@@ -83,7 +84,8 @@ class Config:
                              patches_per_image=self.patches_per_image,
                              split_seed=self.split_seed, test_fraction=self.test_fraction,
                              validation_fraction=self.validation_fraction,
-                             synsets=self.synsets, builtin_seed=self.builtin_seed)
+                             synsets=self.synsets, builtin_seed=self.builtin_seed,
+                             num_scenes=self.builtin_scenes)
 
   def pipeline(self, task):
     return input_pipeline.PipelineConfig(
