@@ -67,9 +67,8 @@ class Config:
     for crop in self.test_crops:
       if crop not in input_pipeline.TEST_CROPS:
         raise ValueError(f"test crop must be one of {input_pipeline.TEST_CROPS}, got {crop!r}")
-    if self.double_qfs and not self.train_qfs:
-      raise ValueError("double_qfs (double-compression augmentation) needs train_qfs, the "
-                       "QFs of the second save")
+    input_pipeline.check_augmentation(self.train_qfs, self.aug_fraction, self.double_qfs,
+                                      self.double_fraction)
     if self.strategy not in STRATEGIES:
       raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
     for qf in (tuple(self.train_qfs) + tuple(self.double_qfs)

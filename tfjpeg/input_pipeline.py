@@ -48,12 +48,18 @@ class PipelineConfig:
   data_service: Optional[str] = None  # tf.data service dispatcher, e.g. grpc://host:5050
 
   def __post_init__(self):
-    for name in ("aug_fraction", "double_fraction"):
-      if not 0.0 <= getattr(self, name) <= 1.0:
-        raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-    if self.double_qfs and not self.train_qfs:
-      raise ValueError("double-compression augmentation (double_qfs) needs train_qfs: "
-                       "the QFs its patches are saved at the second time")
+    check_augmentation(self.train_qfs, self.aug_fraction, self.double_qfs,
+                       self.double_fraction)
+
+
+def check_augmentation(train_qfs, aug_fraction, double_qfs, double_fraction):
+  """Raises ValueError for augmentation settings the pipeline cannot honour."""
+  for name, value in (("aug_fraction", aug_fraction), ("double_fraction", double_fraction)):
+    if not 0.0 <= value <= 1.0:
+      raise ValueError(f"{name} must be in [0, 1], got {value}")
+  if double_qfs and not train_qfs:
+    raise ValueError("double-compression augmentation (double_qfs) needs train_qfs: "
+                     "the QFs its patches are saved at the second time")
 
 
 # Test-only crop mode: the random crop moved onto the JPEG grid estimated from
@@ -80,11 +86,17 @@ class Condition:
     return f"{self.crop}_qf{self.qf or 'none'}{first}"
 
 
-def decode_element(element, lattice_qf=None, chroma="4:2:0"):
-  """Decodes `element["encoded"]` whole; compresses it at `lattice_qf` if given."""
+def decode_element(element, lattice_qf=None, chroma="4:2:0", first_qf=None):
+  """Decodes `element["encoded"]` whole; compresses it at `lattice_qf` if given,
+  then at `first_qf` (an int, or an int32 tensor with 0 for none), the first
+  save of a double compression."""
   image = images.decode(element["encoded"])
   if lattice_qf:
     image = jpeg.compress(image, int(lattice_qf), chroma)
+  if isinstance(first_qf, int):
+    image = jpeg.compress(image, first_qf, chroma)  # a static QF: no branch
+  elif first_qf is not None:
+    image = jpeg.compress_if(image, first_qf, chroma)
   return image
 
 
@@ -127,11 +139,7 @@ def cut_patches(element, config, modes, image_seed, first_qf=None):
     return out
 
   def whole():
-    image = decode_element(element, config.lattice_qf, config.chroma)
-    if isinstance(first_qf, int):
-      image = jpeg.compress(image, first_qf, config.chroma)
-    elif first_qf is not None:
-      image = jpeg.compress_if(image, first_qf, config.chroma)
+    image = decode_element(element, config.lattice_qf, config.chroma, first_qf)
     out = []
     for mode in modes:
       offsets = offsets_for(tf.shape(image)[:2], mode, image)
@@ -180,9 +188,9 @@ def train_dataset(task, config, epoch):
       # A double-compressed image's patches are always saved again; the rest
       # with probability aug_fraction.
       fraction = tf.where(element["first_qf"] > 0, 1.0, config.aug_fraction)
-      element["qf"] = jpeg.draw_quality(qualities, fraction,
-                                        seeds.for_example(aug_seed, index))
-      element["image"] = jpeg.compress_if(element["image"], element["qf"], config.chroma)
+      element["image"], element["qf"] = jpeg.random_compress(
+          element["image"], qualities, fraction, seeds.for_example(aug_seed, index),
+          config.chroma)
     else:
       element["qf"] = tf.constant(0, tf.int32)
     return element
@@ -260,9 +268,8 @@ def offset_dataset(task, split, config, period=8, qf=None, first_qf=None):
   offset_seed = seeds.for_example(config.seed, -2)
 
   def per_image(index, element):
-    image = decode_element(element, config.lattice_qf, config.chroma)
-    if first_qf:
-      image = jpeg.compress(image, int(first_qf), config.chroma)
+    image = decode_element(element, config.lattice_qf, config.chroma,
+                           int(first_qf) if first_qf else None)
     image_size = tf.shape(image)[:2]
     check = tf.debugging.Assert(tf.reduce_all(image_size >= size + period), [
         "per-offset analysis shifts each patch by up to", period, "pixels: it needs images "

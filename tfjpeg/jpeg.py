@@ -129,7 +129,8 @@ def random_compress(image, qualities, probability, seed, chroma="4:2:0"):
   Args:
     image: uint8 HxWx3.
     qualities: non-empty sequence of ints in 1..100; one is drawn uniformly.
-    probability: chance of compressing at all (0.5 in the paper).
+    probability: chance of compressing at all (0.5 in the paper); a float, or
+      a float32 tensor where it differs per example.
     seed: stateless seed (see `tfjpeg.seeds`).
     chroma: "4:2:0" or "4:4:4".
 
