@@ -114,11 +114,14 @@ def test_study_cli_shards_skips_and_merges(tmp_path):
 
   # Scenes generated anew: results go beside the run's own, not into them.
   subprocess.run([sys.executable, os.path.join(REPO, "bin", "evaluate"), f"--workdir={workdir}",
-                  "--test_crops=aligned", "--builtin_seed=7"], env=env, check=True,
-                 capture_output=True)
+                  "--test_crops=aligned", "--test_qfs=none", "--builtin_seed=7",
+                  "--per_offset"], env=env, check=True, capture_output=True)
   unseen = pd.read_csv(workdir / "builtin_seed7" / "results.csv")
   assert len(unseen) == 1 and unseen["n_images"].iloc[0] > 0
+  unseen_sweep = pd.read_csv(workdir / "builtin_seed7" / "offsets_qfnone.csv")
+  assert set(unseen_sweep["n_patches"]) == {int(unseen["n_images"].iloc[0])}
   assert len(pd.read_csv(workdir / "results.csv")) == 5
+  assert not (workdir / "offsets_qfnone.csv").exists()  # the run's own files untouched
 
 
 def _fake_table():

@@ -124,21 +124,41 @@ def evaluate(model, task, config, split="test", conditions=None):
   return pd.DataFrame(rows, columns=RESULT_COLUMNS), confusions
 
 
+# QF columns hold "none" or a number: read them as text, whatever the file holds.
+TEXT_COLUMNS = {"train_qf": str, "test_qf": str, "test_first_qf": str}
+
+
+def read_table(path):
+  """A results-like CSV (results.csv, a study table, offsets_summary.csv).
+
+  QF columns come back as text; a file written before double compression
+  existed gets its `test_first_qf` column ("none").
+  """
+  table = pd.read_csv(path, keep_default_na=False, dtype=TEXT_COLUMNS)
+  if "test_qf" in table.columns and "test_first_qf" not in table.columns:
+    table.insert(table.columns.get_loc("test_qf") + 1, "test_first_qf", "none")
+  return table
+
+
+def upsert_rows(path, rows, keys):
+  """Writes `rows` to the CSV at `path`, replacing the rows already there with
+  the same values of `keys` and keeping the others; atomic. Returns the table."""
+  if os.path.exists(path):
+    old = read_table(path)
+    key = lambda f: f[list(keys)].astype(str).agg("/".join, axis=1)
+    rows = pd.concat([old[~key(old).isin(set(key(rows)))], rows], ignore_index=True)
+  tmp = path + ".tmp"
+  rows.to_csv(tmp, index=False)
+  os.replace(tmp, path)
+  return rows
+
+
 def write_results(workdir, results, confusions, class_names):
   """Adds `results` to workdir/results.csv (replacing rows of the same test
   conditions) and writes a confusion matrix per condition (CSV and PNG)."""
   from tfjpeg import plotting  # pylint: disable=g-import-not-at-top
-  path = os.path.join(workdir, "results.csv")
-  if os.path.exists(path):
-    old = pd.read_csv(path, keep_default_na=False)
-    if "test_first_qf" not in old.columns:  # written before double compression existed
-      old["test_first_qf"] = "none"
-    key = lambda f: (f["test_crop"].astype(str) + "/" + f["test_qf"].astype(str) + "/"
-                     + f["test_first_qf"].astype(str))
-    results = pd.concat([old[~key(old).isin(set(key(results)))], results], ignore_index=True)
-  tmp = path + ".tmp"
-  results.to_csv(tmp, index=False)
-  os.replace(tmp, path)
+  results = upsert_rows(os.path.join(workdir, "results.csv"), results,
+                        ("test_crop", "test_qf", "test_first_qf"))
   for name, matrix in confusions.items():
     stem = os.path.join(workdir, f"confusion_{name}")
     np.savetxt(stem + ".csv", matrix, fmt="%d", delimiter=",", header=",".join(class_names))
@@ -177,9 +197,16 @@ def evaluate_run(workdir, test_crops=None, test_qfs=None, test_first_qfs=None,
   """
   config, task, model = load_run(workdir, test_crops=test_crops, test_qfs=test_qfs,
                                  test_first_qfs=test_first_qfs, builtin_seed=builtin_seed)
-  out_dir = workdir if builtin_seed is None else os.path.join(workdir,
-                                                              f"builtin_seed{builtin_seed}")
-  os.makedirs(out_dir, exist_ok=True)
   results, confusions = evaluate(model, task, config)
-  write_results(out_dir, results, confusions, task.class_names)
+  write_results(output_dir(workdir, builtin_seed), results, confusions, task.class_names)
   return results
+
+
+def output_dir(workdir, builtin_seed=None):
+  """Where results on a run's own test split go (the run directory), or on a
+  built-in task generated anew with `builtin_seed` (a subfolder, created)."""
+  if builtin_seed is None:
+    return workdir
+  path = os.path.join(workdir, f"builtin_seed{builtin_seed}")
+  os.makedirs(path, exist_ok=True)
+  return path

@@ -134,8 +134,7 @@ def table_path(workdir, qf=None, first_qf=None, period=8):
 def resummarize(workdir):
   """offsets_summary.csv of a run with every row recomputed from its phase
   table, so summaries follow this code whatever version wrote them."""
-  summary = pd.read_csv(os.path.join(workdir, "offsets_summary.csv"), keep_default_na=False,
-                        dtype={"test_qf": str, "test_first_qf": str})
+  summary = evaluation.read_table(os.path.join(workdir, "offsets_summary.csv"))
   rows = []
   for row in summary.to_dict("records"):
     path = table_path(workdir, row["test_qf"], row["test_first_qf"], row["period"])
@@ -145,11 +144,15 @@ def resummarize(workdir):
   return pd.DataFrame(rows)
 
 
-def analyse_run(workdir, period=8, test_qfs=None, test_first_qfs=None):
-  """Per-offset analysis of a trained run's best weights (see `write_analysis`)."""
+def analyse_run(workdir, period=8, test_qfs=None, test_first_qfs=None, builtin_seed=None):
+  """Per-offset analysis of a trained run's best weights (see `write_analysis`);
+  with `builtin_seed`, on a built-in task generated anew, written where
+  `evaluation.evaluate_run` puts such results."""
   config, task, model = evaluation.load_run(workdir, test_qfs=test_qfs,
-                                            test_first_qfs=test_first_qfs)
-  return write_analysis(workdir, model, task, config, period)
+                                            test_first_qfs=test_first_qfs,
+                                            builtin_seed=builtin_seed)
+  return write_analysis(evaluation.output_dir(workdir, builtin_seed), model, task, config,
+                        period)
 
 
 def write_analysis(workdir, model, task, config, period=8):
@@ -177,12 +180,6 @@ def write_analysis(workdir, model, task, config, period=8):
                             crop_grid=config.crop_grid, train_qf=config.train_qf_label,
                             test_qf=qf or "none", test_first_qf=first_qf or "none",
                             **summarize(table)))
-  summary = pd.DataFrame(summaries)
-  path = os.path.join(workdir, "offsets_summary.csv")
-  if os.path.exists(path):  # keep other periods and conditions
-    old = pd.read_csv(path, keep_default_na=False, dtype={"test_qf": str, "test_first_qf": str})
-    key = lambda f: (f["period"].astype(str) + "/" + f["test_qf"].astype(str) + "/"
-                     + f["test_first_qf"].astype(str))
-    summary = pd.concat([old[~key(old).isin(set(key(summary)))], summary], ignore_index=True)
-  summary.to_csv(path, index=False)
-  return summary
+  # Other periods and conditions already swept stay.
+  return evaluation.upsert_rows(os.path.join(workdir, "offsets_summary.csv"),
+                                pd.DataFrame(summaries), ("period", "test_qf", "test_first_qf"))

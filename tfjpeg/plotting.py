@@ -224,8 +224,8 @@ def study_figures(table_path, out_dir=None, metric="balanced_accuracy"):
   if table_path.endswith(".parquet"):
     table = pd.read_parquet(table_path)
   else:
-    table = pd.read_csv(table_path, keep_default_na=False,
-                        dtype={"test_qf": str, "train_qf": str, "test_first_qf": str})
+    from tfjpeg import evaluation  # pylint: disable=g-import-not-at-top
+    table = evaluation.read_table(table_path)
   if "experiment" not in table.columns or table.empty:
     raise ValueError(f"{table_path} is not a study table (no experiment column, or no rows)")
   out_dir = out_dir or os.path.dirname(os.path.abspath(table_path))

@@ -14,6 +14,7 @@ import os
 import pandas as pd
 
 from tfjpeg import config as config_lib
+from tfjpeg import evaluation
 from tfjpeg import offsets
 
 PAPER_TASKS = ("vision", "gan", "imagenet", "lsun")
@@ -103,10 +104,7 @@ def merge(study, study_dir):
     path = os.path.join(study_dir, "runs", name, "results.csv")
     if not os.path.exists(path):
       continue
-    results = pd.read_csv(path, keep_default_na=False, dtype={"test_qf": str, "train_qf": str,
-                                                              "test_first_qf": str})
-    if "test_first_qf" not in results.columns:  # runs from before double compression
-      results.insert(results.columns.get_loc("test_qf") + 1, "test_first_qf", "none")
+    results = evaluation.read_table(path)
     settings = {k: (v if isinstance(v, (int, float, str, bool)) or v is None else
                     ",".join("none" if x is None else str(x) for x in v))
                 for k, v in dataclasses.asdict(config).items() if k not in results.columns}
