@@ -9,8 +9,6 @@ import tensorflow as tf
 
 from tfjpeg import input_pipeline as ip
 from tfjpeg import jpeg
-from tfjpeg import manifest
-from tfjpeg import tasks
 from tfjpeg import testing
 
 PATCH = 32
@@ -18,18 +16,9 @@ PATCH = 32
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
-  root = tmp_path_factory.mktemp("folder")
-  for c, name in enumerate(("a", "b")):
-    for i in range(10):
-      image = testing.synthetic_image(83, 101, seed=100 * c + i)
-      if i % 2:
-        testing.write_image(root / name / f"{i}.jpg", image, quality=93)
-      else:
-        testing.write_image(root / name / f"{i}.png", image)
-  task = tasks.get("folder", tasks.TaskOptions(data_dir=str(root), patch_size=PATCH,
-                                               patches_per_image=3))
-  files = manifest.from_class_folders(root, (PATCH, PATCH)).files
-  return task, dict(zip(files["image_id"], files["path"])), files
+  # Half PNG, half JPEG: both decode paths.
+  return testing.folder_task(tmp_path_factory.mktemp("folder"), (83, 101), PATCH, per_class=10,
+                             png_every=2, quality=93, patches_per_image=3)
 
 
 def _opencv_reference(path, offset, lattice_qf, qf, first_qf=None):

@@ -8,9 +8,7 @@ import tensorflow as tf
 from tfjpeg import grid
 from tfjpeg import input_pipeline as ip
 from tfjpeg import jpeg
-from tfjpeg import manifest
 from tfjpeg import offsets
-from tfjpeg import tasks
 from tfjpeg import testing
 
 PATCH = 32
@@ -18,15 +16,9 @@ PATCH = 32
 
 @pytest.fixture(scope="module")
 def jpeg_folder(tmp_path_factory):
-  root = tmp_path_factory.mktemp("offsets")
-  for c, name in enumerate(("a", "b")):
-    for i in range(6):
-      testing.write_image(root / name / f"{i}.jpg",
-                          testing.synthetic_image(70, 75, seed=10 * c + i), quality=80)
-  task = tasks.get("folder", tasks.TaskOptions(data_dir=str(root), patch_size=PATCH,
-                                               patches_per_image=1, test_fraction=0.5))
-  files = manifest.from_class_folders(root, (PATCH, PATCH)).files
-  return task, dict(zip(files["image_id"], files["path"]))
+  task, path_of, _ = testing.folder_task(tmp_path_factory.mktemp("offsets"), (70, 75), PATCH,
+                                         per_class=6, quality=80, test_fraction=0.5)
+  return task, path_of
 
 
 def _decoded(path_of, image_id):

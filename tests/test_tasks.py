@@ -55,6 +55,22 @@ def test_colour_filter_phase_is_a_sensor_shift():
   assert np.abs(odd[:, 1:] - even[:, 1:]).mean() > 2.0 * np.abs(odd[:, 1:] - shifted[:, :-1]).mean()
 
 
+def test_random_cfa_task_shoots_at_random_phases(tmp_path, monkeypatch):
+  phases = {}
+  real_shoot = builtin.shoot
+
+  def recording_shoot(light, camera, rng, cfa_phase=(0, 0)):
+    phases.setdefault(kind, []).append(tuple(cfa_phase))
+    return real_shoot(light, camera, rng, cfa_phase)
+
+  monkeypatch.setattr(builtin, "shoot", recording_shoot)
+  for kind in ("cameras", "cameras_random_cfa"):
+    builtin.generate(kind, tmp_path / kind, num_scenes=4, image_size=32, seed=0)
+  assert set(phases["cameras"]) == {(0, 0)}  # locked to the origin, as camera originals
+  assert len(phases["cameras_random_cfa"]) == 16
+  assert set(phases["cameras_random_cfa"]) == {(0, 0), (0, 1), (1, 0), (1, 1)}
+
+
 def test_builtin_cameras_share_content_and_differ_in_processing(tmp_path):
   root = builtin.materialize("cameras", 2, 96, seed=0, root=tmp_path)
   pictures = [tf.io.decode_jpeg(open(root / c.name / "scene00000.jpg", "rb").read(),

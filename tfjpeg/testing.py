@@ -98,6 +98,31 @@ def write_image(path, rgb, **params):
   return path
 
 
+def folder_task(root, size, patch_size, per_class, png_every=0, quality=90, **options):
+  """A `folder` task over classes "a" and "b" of synthetic images written to `root`.
+
+  Images are JPEG at `quality`, except every `png_every`-th (from the first),
+  which is PNG. `options` go to `tasks.TaskOptions`.
+
+  Returns:
+    (task, {image_id: path}, the manifest's file table).
+  """
+  from tfjpeg import manifest  # pylint: disable=g-import-not-at-top
+  from tfjpeg import tasks  # pylint: disable=g-import-not-at-top
+  root = pathlib.Path(root)
+  for c, name in enumerate(("a", "b")):
+    for i in range(per_class):
+      image = synthetic_image(*size, seed=100 * c + i)
+      if png_every and i % png_every == 0:
+        write_image(root / name / f"{i}.png", image)
+      else:
+        write_image(root / name / f"{i}.jpg", image, quality=quality)
+  task = tasks.get("folder", tasks.TaskOptions(data_dir=str(root), patch_size=patch_size,
+                                               **options))
+  files = manifest.from_class_folders(root, (patch_size, patch_size)).files
+  return task, dict(zip(files["image_id"], files["path"])), files
+
+
 def make_manual_dir(key, root, size=(240, 250), per_class=3):
   """Tiny dummy data laid out as each TFDS builder's instructions say."""
   root = pathlib.Path(root)
