@@ -89,7 +89,8 @@ def test_builtin_seed_gives_new_scenes(tmp_path):
 
 
 @pytest.mark.parametrize("name", sorted(tasks.TASKS))
-def test_every_registered_task_builds_and_streams(tmp_path, name):
+def test_every_registered_task_builds_and_streams(tmp_path, monkeypatch, name):
+  monkeypatch.setenv("TFJPEG_CACHE", str(tmp_path / "cache"))
   options = tasks.TaskOptions(data_dir=str(tmp_path / "data"),
                               tfds_data_dir=str(tmp_path / "tfds"), num_scenes=8)
   if name == "folder":
@@ -100,6 +101,11 @@ def test_every_registered_task_builds_and_streams(tmp_path, name):
     options = tasks.TaskOptions(data_dir=str(tmp_path / "data"), patch_size=64)
   elif name in TFDS_TASKS:
     testing.make_manual_dir(name, tmp_path / "data", per_class=2)
+  elif name.startswith("real_"):  # dummy never-compressed photos as the shared folder
+    for i in range(5):
+      testing.write_image(tmp_path / "data" / "photos" / f"{i}.png",
+                          testing.synthetic_image(140, 140, seed=i))
+    options = tasks.TaskOptions(data_dir=str(tmp_path / "data"), image_size=64)
   task = tasks.get(name, options)
   assert task.num_classes >= 2 and sum(task.num_images.values()) > 0
   element = next(iter(task.images("train")))

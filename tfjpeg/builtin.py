@@ -190,22 +190,30 @@ def cache_root():
 
 
 def materialize(kind, num_scenes, image_size, seed, root=None):
-  """Generates the built-in data once into the cache and returns its folder.
+  """Generates the built-in data once into the cache and returns its folder."""
+  spec = dict(kind=kind, num_scenes=num_scenes, image_size=image_size, seed=seed,
+              version=VERSION)
+  root = pathlib.Path(root) if root else cache_root() / "builtin"
+  return build_once(root, kind, spec,
+                    lambda staging: generate(kind, staging, num_scenes, image_size, seed))
+
+
+def build_once(root, prefix, spec, write, log=None):
+  """`root/<prefix>-<hash of spec>`, made by `write(folder)` unless it exists.
 
   Generation goes to a temporary folder renamed into place when complete, so an
   interrupted generation never leaves a half-written dataset behind.
   """
-  spec = dict(kind=kind, num_scenes=num_scenes, image_size=image_size, seed=seed,
-              version=VERSION)
   digest = hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10]
-  root = pathlib.Path(root) if root else cache_root() / "builtin"
-  target = root / f"{kind}-{digest}"
+  target = pathlib.Path(root) / f"{prefix}-{digest}"
   if (target / "spec.json").exists():
     return target
-  root.mkdir(parents=True, exist_ok=True)
-  staging = pathlib.Path(tempfile.mkdtemp(dir=root, prefix=f".{kind}-"))
+  if log:
+    log(f"generating {prefix} into {target} (once)")
+  target.parent.mkdir(parents=True, exist_ok=True)
+  staging = pathlib.Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{prefix}-"))
   try:
-    generate(kind, staging, num_scenes, image_size, seed)
+    write(staging)
     (staging / "spec.json").write_text(json.dumps(spec, indent=1, sort_keys=True))
     try:
       staging.rename(target)

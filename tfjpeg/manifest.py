@@ -40,12 +40,13 @@ class Manifest:
 
 
 def from_class_folders(root, min_size=None, fractions=splits.SplitFractions(),
-                       seed=0, class_names=None, workers=8):
+                       seed=0, class_names=None, workers=8, group=None):
   """Scans `root/<class>/**` for images; one subfolder per class.
 
   Files of the same name (without extension) in different class folders count
   as versions of one source (a scene and its simulated cameras, a real image
-  and the fake made from it) and always share a split.
+  and the fake made from it) and always share a split. `group` maps a source
+  to a coarser split group (tiles of one photo), if given.
 
   Raises:
     FileNotFoundError: `root` or a named class folder does not exist.
@@ -71,12 +72,13 @@ def from_class_folders(root, min_size=None, fractions=splits.SplitFractions(),
     for path in paths:
       rel = os.path.relpath(path, folder)
       entries.append((path, label, name, os.path.splitext(rel)[0]))
-  return from_entries(entries, class_names, min_size, fractions, seed, workers)
+  return from_entries(entries, class_names, min_size, fractions, seed, workers, group)
 
 
 def from_entries(entries, class_names, min_size=None,
-                 fractions=splits.SplitFractions(), seed=0, workers=8):
-  """Probes (path, label, class_name, source) entries and splits them by source."""
+                 fractions=splits.SplitFractions(), seed=0, workers=8, group=None):
+  """Probes (path, label, class_name, source) entries and splits them by source
+  (or by `group(source)`, if given)."""
   def check(entry):
     try:
       return entry, images.probe(entry[0], min_size), None
@@ -97,6 +99,7 @@ def from_entries(entries, class_names, min_size=None,
   if empty:
     raise ValueError(f"no usable image in class(es) {empty}: "
                      f"{len(bad)} bad files, e.g. {bad[:3]}")
-  files["split"] = splits.assign(files["source"], files["label"], fractions, seed)
+  groups = files["source"].map(group) if group else files["source"]
+  files["split"] = splits.assign(groups, files["label"], fractions, seed)
   return Manifest(list(class_names), files[list(COLUMNS)],
                   pd.DataFrame(bad, columns=["path", "class_name", "problem"]))

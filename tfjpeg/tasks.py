@@ -7,6 +7,9 @@ A `Task` hands the input pipeline a stream of encoded images per split
   cameras_random_cfa  the same cameras at a random colour-filter phase: only
             the JPEG grid is locked to the image origin
   shapes    built-in vision task: four visible shapes, random cameras
+  real_history  compression history of real never-compressed photos (never, or
+            once before at QF 90, 80, 70), generated from ../shared/data
+  real_cameras  the simulated cameras shooting real photos (downscaled by 2 first)
   folder    any tree DIR/<class>/<images> (JPEG, PNG, TIFF, BMP, WebP)
   vision    VISION camera models (TFDS, manual download), 512 px, 10 patches
   gan       CycleGAN real vs fake (TFDS, manual download), 224 px
@@ -23,6 +26,7 @@ import tensorflow as tf
 
 from tfjpeg import builtin
 from tfjpeg import manifest
+from tfjpeg import real_photos
 from tfjpeg import seeds
 from tfjpeg import splits
 
@@ -103,6 +107,20 @@ def _builtin(kind, task_kind, name, default_scenes, default_size, default_patch,
   return make
 
 
+def _real(kind, default_ppi):
+  """A real-photo task: `data_dir` is the shared photo folder (default ../shared/data),
+  `image_size` the tile side, `num_scenes` the number of photos used."""
+  def make(options):
+    patch = _pick(options.patch_size, 64)
+    root = real_photos.materialize(kind, options.image_size, options.num_scenes,
+                                   options.builtin_seed, options.data_dir)
+    found = manifest.from_class_folders(root, (patch, patch), _fractions(options),
+                                        options.split_seed, group=real_photos.group_of)
+    return _file_task(f"real_{kind}", "forensic", found, patch,
+                      _pick(options.patches_per_image, default_ppi))
+  return make
+
+
 def _folder(options):
   if not options.data_dir:
     raise ValueError("the folder task needs --data_dir=DIR with one subfolder per class")
@@ -159,6 +177,8 @@ TASKS = {
     "cameras_random_cfa": _builtin("cameras_random_cfa", "forensic", "cameras_random_cfa",
                                    200, 128, 64, 4),
     "shapes": _builtin("shapes", "vision", "shapes", 800, 96, 64, 4),
+    "real_history": _real("history", 4),
+    "real_cameras": _real("cameras", 4),
     "folder": _folder,
     "vision": _tfds("vision", "forensic", 512, 10),
     "gan": _tfds("gan", "forensic", 224, 1),

@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfjpeg import builtin
+from tfjpeg import real_photos
 
 WAYS = ("eager", "function", "dataset_map")
 
@@ -59,18 +60,10 @@ def pil_compress(rgb, quality, chroma="4:2:0"):
 
 
 def shared_data_dir():
-  """The real-photo folder beside the checkout (`../shared/data`), or None.
-
-  `TFJPEG_SHARED_DATA` overrides the location.
-  """
-  env = os.environ.get("TFJPEG_SHARED_DATA")
-  candidates = [pathlib.Path(env)] if env else []
-  repo = pathlib.Path(__file__).resolve().parents[1]
-  candidates.append(repo.parent / "shared" / "data")
-  for path in candidates:
-    if path.is_dir():
-      return path
-  return None
+  """The real-photo folder (`real_photos.default_root()`: `../shared/data` beside
+  the checkout, or $TFJPEG_SHARED_DATA), or None when it is absent."""
+  path = real_photos.default_root()
+  return path if path.is_dir() else None
 
 
 def shared_photos(limit=None):
