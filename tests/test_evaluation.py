@@ -46,3 +46,26 @@ def test_condition_metrics_image_level_and_two_class():
 def test_confusion_matrix():
   matrix = evaluation.confusion_matrix([0, 0, 1, 2], [0, 1, 1, 1], 3)
   assert matrix.tolist() == [[1, 1, 0], [0, 1, 0], [0, 1, 0]]
+
+
+def test_bootstrap_interval_resamples_images_not_patches():
+  # 2 classes x 20 images x 100 patches; half the images entirely right.
+  images = np.repeat(np.arange(40), 100)
+  labels = images % 2
+  right = (images // 2) % 2 == 0
+  predictions = np.where(right, labels, 1 - labels)
+  low, high = evaluation.bootstrap_interval(labels, predictions, images.astype(str))
+  assert low < evaluation.balanced_accuracy(labels, predictions, 2) == 0.5 < high
+  # Images are the unit: about 0.5 +- 1.96 * sqrt(0.25 / 20 / 2), not +- 0.01 (patches).
+  assert 0.2 < high - low < 0.45
+  assert (low, high) == evaluation.bootstrap_interval(labels, predictions, images.astype(str))
+  assert evaluation.bootstrap_interval(labels, labels, images.astype(str)) == (1.0, 1.0)
+
+
+def test_results_carry_the_interval():
+  probabilities = np.array([[0.9, 0.1], [0.4, 0.6], [0.2, 0.8], [0.3, 0.7]])
+  metrics = evaluation.condition_metrics(probabilities, np.array([0, 0, 1, 1]),
+                                         np.array(["a", "b", "c", "d"]), 2)
+  assert metrics["balanced_accuracy_low"] <= metrics["balanced_accuracy"] <= metrics[
+      "balanced_accuracy_high"]
+  assert {"balanced_accuracy_low", "balanced_accuracy_high"} <= set(evaluation.RESULT_COLUMNS)

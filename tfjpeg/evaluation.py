@@ -1,7 +1,9 @@
 """Metrics over test conditions: one row of results.csv per condition.
 
 `balanced_accuracy` is the paper's metric, the average per-class accuracy over
-patches. `image_balanced_accuracy` first averages the log-probabilities of an
+patches. `balanced_accuracy_low` and `_high` bound its 95% interval, by
+bootstrap over test images: patches of one image are not independent, so
+whole images are resampled (within each class, so every class stays present). `image_balanced_accuracy` first averages the log-probabilities of an
 image's patches, then scores images. Two-class tasks (real vs generated) also
 get `roc_auc` and `average_precision` of the second class's probability, since
 a fixed 0.5 threshold hides how separable the classes are; both are empty for
@@ -18,7 +20,8 @@ from tfjpeg import input_pipeline
 
 RESULT_COLUMNS = ("task", "net", "train_crop", "train_qf", "test_crop", "test_qf",
                   "test_first_qf",
-                  "balanced_accuracy", "accuracy", "n_images", "n_patches",
+                  "balanced_accuracy", "balanced_accuracy_low", "balanced_accuracy_high",
+                  "accuracy", "n_images", "n_patches",
                   "image_balanced_accuracy", "roc_auc", "average_precision")
 
 
@@ -28,6 +31,29 @@ def balanced_accuracy(labels, predictions, num_classes):
   recalls = [np.mean(predictions[labels == c] == c)
              for c in range(num_classes) if np.any(labels == c)]
   return float(np.mean(recalls)) if recalls else float("nan")
+
+
+def bootstrap_interval(labels, predictions, image_ids, level=0.95,
+                       resamples=1000, seed=0):
+  """The `level` percentile interval of patch-level balanced accuracy when
+  test images (all patches of each) are resampled with replacement within
+  their class. Returns (low, high); NaN without test images."""
+  frame = pd.DataFrame(dict(image=np.asarray(image_ids), label=np.asarray(labels),
+                            correct=np.asarray(predictions) == np.asarray(labels)))
+  if frame.empty:
+    return float("nan"), float("nan")
+  per_image = frame.groupby("image").agg(label=("label", "first"), correct=("correct", "sum"),
+                                         patches=("correct", "size"))
+  rng = np.random.default_rng(seed)
+  recalls = []
+  for _, rows in per_image.groupby("label"):
+    # Each resample's count of every image of this class: (resamples, images).
+    picks = rng.integers(0, len(rows), size=(resamples, len(rows)))
+    counts = np.apply_along_axis(np.bincount, 1, picks, minlength=len(rows))
+    recalls.append(counts @ rows["correct"].to_numpy() / (counts @ rows["patches"].to_numpy()))
+  scores = np.mean(recalls, axis=0)
+  tail = 100 * (1 - level) / 2
+  return float(np.percentile(scores, tail)), float(np.percentile(scores, 100 - tail))
 
 
 def roc_auc(positive, scores):
@@ -90,8 +116,10 @@ def condition_metrics(probabilities, labels, image_ids, num_classes):
   frame["image_id"], frame["label"] = image_ids, labels
   per_image = frame.groupby("image_id").mean()
   image_predictions = per_image.drop(columns="label").to_numpy().argmax(-1)
+  low, high = bootstrap_interval(labels, predictions, image_ids)
   return dict(
       balanced_accuracy=balanced_accuracy(labels, predictions, num_classes),
+      balanced_accuracy_low=low, balanced_accuracy_high=high,
       accuracy=float(np.mean(predictions == labels)),
       n_images=int(len(per_image)), n_patches=int(len(labels)),
       image_balanced_accuracy=balanced_accuracy(per_image["label"].astype(int),
