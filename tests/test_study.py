@@ -151,3 +151,44 @@ def test_figures_from_the_table_alone(tmp_path):
   with pytest.raises(ValueError, match="not a study table"):
     pd.DataFrame(dict(a=[1])).to_csv(tmp_path / "bad.csv", index=False)
     plotting.study_figures(str(tmp_path / "bad.csv"))
+
+
+def test_seeds_repeat_every_run_with_a_new_split():
+  base = study.Study("s", (("a", config_lib.Config(net="hpf")), ("b", config_lib.Config(net="bayar"))))
+  seeded = study.with_seeds(base, ["0", "2"])
+  assert [n for n, _ in seeded.runs] == ["a_seed0", "a_seed2", "b_seed0", "b_seed2"]
+  assert [(c.seed, c.split_seed) for _, c in seeded.runs][:2] == [(0, 0), (2, 2)]
+  same = study.with_seeds(base, [1, 2], new_split=False)
+  assert {c.split_seed for _, c in same.runs} == {0}
+  with pytest.raises(ValueError, match="repeat"):
+    study.with_seeds(base, [1, 1])
+
+
+def test_summary_gives_mean_and_spread_over_seeds():
+  rows = []
+  for net, values in (("hpf", (0.6, 0.8, 0.7)), ("minimal", (0.5, 0.5, 0.5))):
+    for seed, value in enumerate(values):
+      for crop in ("aligned", "random"):
+        rows.append(dict(task="t", net=net, train_crop="random", train_qf="none",
+                         test_crop=crop, test_qf="none", test_first_qf="none",
+                         balanced_accuracy=value if crop == "aligned" else value / 2,
+                         n_images=10, run=f"{net}_seed{seed}", seed=seed, split_seed=seed,
+                         data_dir=None))
+  summary = study.summarize(pd.DataFrame(rows))
+  assert len(summary) == 4 and set(summary["n_seeds"]) == {3}
+  hpf = summary[(summary["net"] == "hpf") & (summary["test_crop"] == "aligned")].iloc[0]
+  assert hpf["balanced_accuracy_mean"] == pytest.approx(0.7)
+  assert hpf["balanced_accuracy_sd"] == pytest.approx(0.1)  # sample sd, ddof 1
+  assert "seed" not in summary.columns and "run" not in summary.columns
+
+
+def test_figures_show_spread_over_seeds(tmp_path, monkeypatch):
+  # Two seeds of the same table with different values: error bars are drawn.
+  table = pd.concat([_fake_table().assign(seed=s, balanced_accuracy=lambda t, s=s: t[
+      "balanced_accuracy"] * (1 - 0.2 * s)) for s in (0, 1)], ignore_index=True)
+  bars = []
+  real_bar = plotting._pyplot().Axes.bar
+  monkeypatch.setattr(plotting._pyplot().Axes, "bar",
+                      lambda self, *a, **k: bars.append(k.get("yerr")) or real_bar(self, *a, **k))
+  plotting.alignment_figure(table, str(tmp_path))
+  assert bars and all(e is not None and max(e) > 0 for e in bars)

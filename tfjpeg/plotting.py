@@ -156,7 +156,8 @@ def _qf_key(value):
 
 
 def alignment_figure(table, out_dir, metric="balanced_accuracy"):
-  """The paper's Fig. 1: per task, accuracy of each train/test alignment pair, per net."""
+  """The paper's Fig. 1: per task, accuracy of each train/test alignment pair, per
+  net; with several seeds, their mean, and error bars of one standard deviation."""
   plt = _pyplot()
   table = _single_compression(table[table["experiment"] == "alignment"])
   task_names = sorted(table["task"].unique())
@@ -169,9 +170,10 @@ def alignment_figure(table, out_dir, metric="balanced_accuracy"):
     nets = sorted(rows["net"].unique())
     width = 0.8 / len(pairs)
     for k, (train, test) in enumerate(pairs):
-      values = [rows[(rows["net"] == n) & (rows["train_crop"] == train)
-                     & (rows["test_crop"] == test)][metric].mean() for n in nets]
-      axis.bar(np.arange(len(nets)) + (k - 1.5) * width, values, width,
+      runs = [rows[(rows["net"] == n) & (rows["train_crop"] == train)
+                   & (rows["test_crop"] == test)][metric].astype(float) for n in nets]
+      axis.bar(np.arange(len(nets)) + (k - 1.5) * width, [r.mean() for r in runs], width,
+               yerr=[r.std() if len(r) > 1 else 0.0 for r in runs], capsize=2,
                label=f"train {train} / test {test}")
     axis.set_xticks(range(len(nets)), nets)
     axis.set_ylim(0, 1)
@@ -184,19 +186,24 @@ def alignment_figure(table, out_dir, metric="balanced_accuracy"):
 
 def quality_figures(table, out_dir, metric="balanced_accuracy"):
   """Figs. 2-5: per task and net, accuracy against test QF (one curve per
-  training augmentation), beside a heatmap of the same matrix."""
+  training augmentation), beside a heatmap of the same matrix; with several
+  seeds, means with error bars of one standard deviation."""
   plt = _pyplot()
   table = _single_compression(table[table["experiment"] == "quality"])
   paths = []
   for (task, net), rows in table.groupby(["task", "net"]):
     rows = rows.assign(test_qf=rows["test_qf"].astype(str), train_qf=rows["train_qf"].astype(str))
+    rows = rows.assign(**{metric: rows[metric].astype(float)})
     matrix = rows.pivot_table(index="train_qf", columns="test_qf", values=metric)
     matrix = matrix[sorted(matrix.columns, key=_qf_key)]
     matrix = matrix.loc[sorted(matrix.index, key=_qf_key)]
+    spread = rows.pivot_table(index="train_qf", columns="test_qf", values=metric,
+                              aggfunc="std").reindex_like(matrix).fillna(0.0)
     fig, (curves, heat) = plt.subplots(1, 2, figsize=(10, 3.6))
     for train_qf, values in matrix.iterrows():
-      curves.plot(range(len(values)), values.to_numpy(), marker="o",
-                  label=f"aug {train_qf}" if train_qf != "none" else "no aug")
+      curves.errorbar(range(len(values)), values.to_numpy(), yerr=spread.loc[train_qf],
+                      marker="o", capsize=2,
+                      label=f"aug {train_qf}" if train_qf != "none" else "no aug")
     curves.set_xticks(range(len(matrix.columns)), matrix.columns)
     curves.set_xlabel("test QF")
     curves.set_ylabel(metric.replace("_", " "))

@@ -4,7 +4,9 @@ A study is a list of (run name, Config). `run` trains each run of its shard in
 STUDY_DIR/runs/<name> (a finished run, one with results.csv, is skipped; a
 broken one resumes), then `merge` gathers every finished run's results.csv
 into STUDY_DIR/table.csv and table.parquet, one row per test condition with
-every setting as a column. All runs log under STUDY_DIR/runs, so
+every setting as a column. A study repeated over seeds (`with_seeds`) also
+gets STUDY_DIR/summary.csv: per run setting and test condition, the mean,
+standard deviation and count over seeds of each metric. All runs log under STUDY_DIR/runs, so
 `tensorboard --logdir=STUDY_DIR/runs` compares them in the HParams dashboard.
 """
 
@@ -65,6 +67,40 @@ def with_data_dirs(study, data_dirs):
       for name, c in study.runs))
 
 
+def with_seeds(study, seeds, new_split=True):
+  """Each run repeated once per seed, named `<run>_seed<N>`. `new_split` also
+  draws a new train/validation/test split per seed (`split_seed`), so the
+  spread covers which images land in test as well as training randomness;
+  every run of one seed shares that seed's split, so runs compare paired."""
+  seeds = tuple(int(s) for s in seeds)
+  if len(set(seeds)) != len(seeds):
+    raise ValueError(f"seeds repeat: {seeds}")
+  return Study(study.name, tuple(
+      (f"{name}_seed{seed}", dataclasses.replace(
+          c, seed=seed, split_seed=seed if new_split else c.split_seed))
+      for name, c in study.runs for seed in seeds))
+
+
+# Columns of a results table that are measurements, not settings.
+METRICS = tuple(c for c in evaluation.RESULT_COLUMNS if c not in (
+    "task", "net", "train_crop", "train_qf", "test_crop", "test_qf", "test_first_qf"))
+SEED_COLUMNS = ("run", "seed", "split_seed")
+
+
+def summarize(table):
+  """Mean, standard deviation (ddof 1) and count over seeds of every metric,
+  per setting and test condition: columns `<metric>_mean`, `<metric>_sd`, and
+  `n_seeds`."""
+  keys = [c for c in table.columns if c not in METRICS and c not in SEED_COLUMNS]
+  metrics = [c for c in METRICS if c in table.columns]
+  grouped = table.assign(**{m: pd.to_numeric(table[m], errors="coerce") for m in metrics}
+                         ).groupby(keys, dropna=False, sort=False)
+  summary = grouped[metrics].agg(["mean", "std"])
+  summary.columns = [f"{m}_{'sd' if stat == 'std' else stat}" for m, stat in summary.columns]
+  summary["n_seeds"] = grouped.size()
+  return summary.reset_index()
+
+
 def shard(runs, index, count):
   """Runs index, index + count, ...: array job `index` of `count` (0-based)."""
   if not 0 <= index < count:
@@ -118,6 +154,8 @@ def merge(study, study_dir):
     pd.concat(sweeps, ignore_index=True).to_csv(os.path.join(study_dir, "offsets.csv"),
                                                 index=False)
   table.to_csv(os.path.join(study_dir, "table.csv"), index=False)
+  if "seed" in table.columns and table["seed"].nunique() > 1:
+    summarize(table).to_csv(os.path.join(study_dir, "summary.csv"), index=False)
   for column in table.columns:  # Parquet wants one type per column
     if table[column].dtype == object:
       table[column] = table[column].astype(str)
