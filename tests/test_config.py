@@ -32,6 +32,12 @@ def test_qf_parsing():
   assert config_lib.parse_qfs("50,90", allow_none=False) == (50, 90)
 
 
+def test_optional_number_flags():
+  assert config_lib.parse_optional_ints(lr_patience="none", stop_patience="4",
+                                        shuffle_buffer="auto", epochs=None) == dict(
+      lr_patience=None, stop_patience=4, shuffle_buffer=None)
+
+
 def test_bad_settings_are_refused():
   with pytest.raises(ValueError, match="train_crop"):
     config_lib.Config(train_crop="centre")
@@ -43,6 +49,10 @@ def test_bad_settings_are_refused():
     config_lib.Config(double_qfs=(50,))
   with pytest.raises(ValueError, match="strategy"):
     config_lib.Config(strategy="tpu")
+  with pytest.raises(ValueError, match="recipe"):
+    config_lib.Config(recipe="magic")
+  with pytest.raises(ValueError, match="select"):
+    config_lib.Config(select="best")
   with pytest.raises(FileNotFoundError, match="nope.py"):
     config_lib.load_preset("nope.py")
 

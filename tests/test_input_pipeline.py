@@ -118,6 +118,19 @@ def test_epochs_are_reproducible_and_differ(folder):
   assert _epoch(task, other_seed, 3) != _epoch(task, config, 3)
 
 
+def test_automatic_shuffle_buffer_holds_an_epoch_within_a_memory_bound(folder):
+  task, _, _ = folder
+  auto = ip.PipelineConfig(patch_size=PATCH, patches_per_image=3, shuffle_buffer=None)
+  assert ip.shuffle_buffer_size(auto, 100) == 300
+  assert ip.shuffle_buffer_size(dataclasses.replace(auto, shuffle_buffer=64), 100) == 64
+  large = dataclasses.replace(auto, patch_size=512, patches_per_image=10)
+  assert ip.shuffle_buffer_size(large, 1000) == ip.SHUFFLE_BYTES // (3 * 512 * 512)
+  # A whole-epoch buffer batches patches of many images together.
+  many = dataclasses.replace(auto, patches_per_image=8, batch_size=8)
+  first = next(iter(ip.train_dataset(task, many, 0)))["image_id"].numpy()
+  assert len(set(first)) >= 5
+
+
 def test_patches_of_an_image_stay_in_one_split(folder):
   task, _, files = folder
   config = ip.PipelineConfig(patch_size=PATCH, patches_per_image=3)

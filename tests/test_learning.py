@@ -1,39 +1,73 @@
-"""Each compact net learns the built-in task of its kind: a learning check, not a timing.
+"""Each compact net learns a task of its kind: a learning check, not a timing.
 
-The forensic nets must learn `cameras`; `plain`, the compact vision net, `shapes`.
+The forensic nets must learn the built-in `cameras` and, when ../shared/data is
+present, the real-photo compression-history task, scored on held-out photos;
+`plain`, the compact vision net, the built-in `shapes`.
 """
 
 import keras
-import numpy as np
 import pytest
 
+from tfjpeg import config as config_lib
+from tfjpeg import evaluation
 from tfjpeg import input_pipeline
 from tfjpeg import models
 from tfjpeg import tasks
+from tfjpeg import testing
 
 # (epochs over the training patches, training accuracy to reach; chance is 0.25)
-BUDGET = {"hpf": (2, 0.6), "bayar": (2, 0.6), "bondi": (4, 0.4), "plain": (3, 0.5)}
+BUDGET = {"hpf": (2, 0.6), "bayar": (2, 0.6), "bondi": (4, 0.4), "plain": (3, 0.5),
+          "minimal": (3, 0.5)}
 TASK_FOR = {"forensic": "cameras", "vision": "shapes"}
+# Real photos: (epochs, balanced accuracy on held-out test photos to reach; chance 0.25).
+REAL_BUDGET = {"hpf": (3, 0.4), "bayar": (3, 0.32), "minimal": (3, 0.35)}
+# Bondi et al.'s net as published (inputs scaled to [0, 1], no non-linearity
+# before its fourth convolution) stayed at chance here (0.26 after 8 epochs):
+# the faithful baseline of the paper, not a net for small real datasets.
+NOT_ON_REAL_PHOTOS = {"bondi"}
+
+
+def _fit(name, task, config, epochs):
+  keras.utils.set_random_seed(0)
+  model = models.build(name, config.patch_size, task.num_classes)
+  model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
+                metrics=["accuracy"])
+  for epoch in range(epochs):
+    model.fit(input_pipeline.to_inputs(input_pipeline.train_dataset(task, config, epoch)),
+              verbose=0, shuffle=False)
+  return model
 
 
 def test_every_compact_net_has_a_learning_check():
-  assert set(BUDGET) == {n for n, spec in models.NETS.items() if spec.compact}
+  compact = {n for n, spec in models.NETS.items() if spec.compact}
+  assert set(BUDGET) == compact
+  forensic = {n for n in compact if models.NETS[n].made_for == "forensic"}
+  assert set(REAL_BUDGET) | NOT_ON_REAL_PHOTOS == forensic
 
 
 @pytest.mark.parametrize("name", sorted(BUDGET))
 def test_compact_net_learns_the_builtin_task_of_its_kind(name, tmp_path_factory, monkeypatch):
   monkeypatch.setenv("TFJPEG_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
-  keras.utils.set_random_seed(0)
   task = tasks.get(TASK_FOR[models.NETS[name].made_for])
   config = input_pipeline.PipelineConfig(patch_size=64, patches_per_image=4, batch_size=32)
-  model = models.build(name, 64, task.num_classes)
-  model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
-                metrics=["accuracy"])
   epochs, target = BUDGET[name]
-  for epoch in range(epochs):
-    model.fit(input_pipeline.to_inputs(input_pipeline.train_dataset(task, config, epoch)),
-              verbose=0, shuffle=False)
+  model = _fit(name, task, config, epochs)
   # Accuracy of the trained net on a fixed pass over the training patches.
   _, accuracy = model.evaluate(
       input_pipeline.to_inputs(input_pipeline.train_dataset(task, config, 0)), verbose=0)
   assert accuracy > target, f"{name}: training accuracy {accuracy:.3f} after {epochs} epochs"
+
+
+@pytest.mark.skipif(testing.shared_data_dir() is None, reason="../shared/data absent")
+@pytest.mark.parametrize("name", sorted(REAL_BUDGET))
+def test_forensic_net_learns_real_photos_on_held_out_photos(name, tmp_path_factory, monkeypatch):
+  monkeypatch.setenv("TFJPEG_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+  run = config_lib.Config(task="real_history", net=name, patches_per_image=2,
+                          shuffle_buffer=None, test_crops=("aligned",))
+  task = tasks.get(run.task, run.task_options())
+  epochs, target = REAL_BUDGET[name]
+  model = _fit(name, task, run.pipeline(task), epochs)
+  results, _ = evaluation.evaluate(model, task, run)
+  score = results["balanced_accuracy"].iloc[0]
+  assert results["n_images"].iloc[0] == task.num_images["test"]
+  assert score > target, f"{name}: {score:.3f} on held-out photos after {epochs} epochs"

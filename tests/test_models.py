@@ -12,7 +12,7 @@ from tfjpeg import models
 PARAMS = {
     "efficientnetb0": 4_054_695, "efficientnetb4": 17_680_995, "resnet50": 23_595_908,
     "xception": 20_869_676, "bondi": 338_836, "bayar": 97_893, "hpf": 141_485,
-    "plain": 94_660,
+    "plain": 94_660, "minimal": 140_973,
 }
 
 
@@ -78,3 +78,22 @@ def test_weights_from_a_file(tmp_path):
 def test_unknown_net_is_named():
   with pytest.raises(ValueError, match="unknown net 'vgg'.*hpf"):
     models.build("vgg", 64, 2)
+
+
+def test_precise_batch_norm_averages_the_batch_statistics():
+  inner = keras.Sequential([keras.Input((4, 4, 2)), keras.layers.BatchNormalization(momentum=0.9)])
+  model = keras.Sequential([keras.Input((4, 4, 2)), inner, keras.layers.Dense(3)])
+  norm = inner.layers[0]
+  rng = np.random.default_rng(0)
+  batches = [rng.normal(loc=k, scale=1 + k, size=(8, 4, 4, 2)).astype("float32")
+             for k in range(5)]
+  gamma = norm.gamma.numpy().copy()
+  assert models.precise_batch_norm(model, iter(batches)) == 5
+  np.testing.assert_allclose(norm.moving_mean.numpy(),
+                             np.mean([b.mean(axis=(0, 1, 2)) for b in batches], 0), rtol=1e-5)
+  np.testing.assert_allclose(norm.moving_variance.numpy(),
+                             np.mean([b.var(axis=(0, 1, 2)) for b in batches], 0), rtol=1e-4)
+  assert norm.momentum == 0.9
+  np.testing.assert_array_equal(norm.gamma.numpy(), gamma)
+  plain = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+  assert models.precise_batch_norm(plain, iter([np.zeros((2, 4), "float32")])) == 0

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
+from tfjpeg import baseline
 from tfjpeg import config as config_lib
 from tfjpeg import evaluation
 from tfjpeg import export
@@ -153,3 +154,44 @@ def test_schedule_state_follows_the_paper():
   for _ in range(10):
     state.update(2.0, config)
   assert state.stopped and state.best_epoch == 0 and state.learning_rate == pytest.approx(1e-5)
+
+
+def test_constant_rate_and_no_early_stop_when_patience_is_none():
+  config = config_lib.Config(epochs=30, lr_patience=None, stop_patience=None)
+  state = training.ScheduleState(learning_rate=1e-3)
+  state.update(1.0, config)
+  for _ in range(28):
+    state.update(2.0, config)
+  assert state.learning_rate == 1e-3 and not state.stopped
+  state.update(2.0, config)
+  assert state.stopped  # after `epochs`
+
+
+def test_default_recipe_tests_the_last_epochs_weights(finished_run):
+  workdir, _ = finished_run
+  config = config_lib.Config.from_json((workdir / "config.json").read_text())
+  assert config.select == "last" and config.lr_patience is None
+  latest = tf.keras.models.load_model(str(workdir / "checkpoints" / "latest.keras"))
+  best = models.build(config.net, 64, 4)
+  best.load_weights(str(workdir / "checkpoints" / "best.weights.h5"))
+  for a, b in zip(latest.get_weights(), best.get_weights()):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_reference_baseline_runs_beside_the_recipe(tmp_path, cache, monkeypatch):
+  workdir = tmp_path / "baseline"
+  out = _train(["--recipe=baseline", "--net=minimal", "--epochs=2", "--batch_size=64",
+                "--builtin_scenes=40", "--test_qfs=none", f"--workdir={workdir}"], cache)
+  assert "epoch 2/2" in out.stdout and "(baseline)" in out.stdout
+  results = pd.read_csv(workdir / "results.csv")
+  assert tuple(results.columns) == evaluation.RESULT_COLUMNS and len(results) == 2
+  assert (results["balanced_accuracy_low"] <= results["balanced_accuracy"]).all()
+  # Fixed patches: one epoch of the training and the validation images, drawn once.
+  monkeypatch.setenv("TFJPEG_CACHE", str(cache))
+  config = config_lib.Config.from_json((workdir / "config.json").read_text())
+  task = tasks.get(config.task, config.task_options())
+  patches, labels = baseline.fixed_patches(task, config.pipeline(task))
+  count = (task.num_images["train"] + task.num_images["validation"]) * task.patches_per_image
+  assert patches.shape == (count, 64, 64, 3) and labels.shape == (count,)
+  again, _ = baseline.fixed_patches(task, config.pipeline(task))
+  np.testing.assert_array_equal(patches, again)

@@ -44,7 +44,7 @@ class PipelineConfig:
   chroma: str = "4:2:0"
   batch_size: int = 32
   seed: int = 0
-  shuffle_buffer: int = 1024  # patches
+  shuffle_buffer: Optional[int] = 1024  # patches; None: a whole epoch's, up to SHUFFLE_BYTES
   data_service: Optional[str] = None  # tf.data service dispatcher, e.g. grpc://host:5050
 
   def __post_init__(self):
@@ -60,6 +60,21 @@ def check_augmentation(train_qfs, aug_fraction, double_qfs, double_fraction):
   if double_qfs and not train_qfs:
     raise ValueError("double-compression augmentation (double_qfs) needs train_qfs: "
                      "the QFs its patches are saved at the second time")
+
+
+# The most memory an automatic shuffle buffer may hold: a whole epoch of
+# 64-pixel patches of a few thousand images, or 680 patches of 512 pixels.
+SHUFFLE_BYTES = 512 * 2**20
+
+
+def shuffle_buffer_size(config, num_images):
+  """`config.shuffle_buffer`, or when None every patch of an epoch of
+  `num_images` images, up to SHUFFLE_BYTES: with many patches per image a
+  small buffer fills each batch from a few images, which slows learning."""
+  if config.shuffle_buffer:
+    return config.shuffle_buffer
+  patches = max(1, num_images * config.patches_per_image)
+  return max(config.batch_size, min(patches, SHUFFLE_BYTES // (3 * config.patch_size ** 2)))
 
 
 # Test-only crop mode: the random crop moved onto the JPEG grid estimated from
@@ -174,12 +189,18 @@ def _per_image(dataset, config, mode, epoch_seed):
   return dataset.unbatch()
 
 
-def train_dataset(task, config, epoch):
-  """One epoch of training batches; epoch `e` is the same whenever it is built."""
+def train_dataset(task, config, epoch, splits=("train",)):
+  """One epoch of training batches; epoch `e` is the same whenever it is built.
+
+  `splits` lists the task's splits it draws images from (the reference
+  baseline also trains on the validation images).
+  """
   epoch_seed = seeds.for_example(config.seed, epoch)
   data_seed, crop_seed, aug_seed, shuffle_seed = seeds.split(epoch_seed, 4)
-  dataset = _per_image(task.images("train", shuffle_seed=data_seed), config,
-                       config.train_crop, crop_seed)
+  images = task.images(splits[0], shuffle_seed=data_seed)
+  for split in splits[1:]:
+    images = images.concatenate(task.images(split, shuffle_seed=data_seed))
+  dataset = _per_image(images, config, config.train_crop, crop_seed)
   dataset = dataset.enumerate()
   qualities = list(config.train_qfs)
 
@@ -197,7 +218,8 @@ def train_dataset(task, config, epoch):
 
   dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   # Mix patches of different images within a batch; seeded, so reproducible.
-  dataset = dataset.shuffle(config.shuffle_buffer, seed=seeds.to_int(shuffle_seed))
+  buffer = shuffle_buffer_size(config, sum(task.num_images[s] for s in splits))
+  dataset = dataset.shuffle(buffer, seed=seeds.to_int(shuffle_seed))
   dataset = dataset.batch(config.batch_size)
   if config.data_service:
     # Workers run everything above (reading, decoding, JPEG) and split the

@@ -8,6 +8,8 @@ and the exported SavedModel all feed the same raw pixels.
   bayar    Bayar & Stamm, IEEE TIFS 2018: constrained-convolution front end
   hpf      fixed high-pass residual front end (SRM-style), no early pooling
   plain    a plain small CNN for content (vision) tasks
+  minimal  the reference baseline's net: hpf's front end without batch norm,
+           a 1x1 convolution to class scores, global pooling
 """
 
 import dataclasses
@@ -145,6 +147,14 @@ def _bayar(input_shape, num_classes, weights):
   return keras.Model(inputs, outputs, name="bayar")
 
 
+def _high_pass(luma):
+  """The fixed 3x3 second-derivative (Laplacian) residual of luma."""
+  laplacian = np.array([[-1, 2, -1], [2, -4, 2], [-1, 2, -1]], np.float32) / 4.0
+  return layers.Conv2D(1, 3, use_bias=False, trainable=False, name="high_pass",
+                       kernel_initializer=keras.initializers.Constant(
+                           laplacian[..., None, None]))(luma)
+
+
 def _hpf(input_shape, num_classes, weights):
   """Fixed high-pass residual front end, then full-resolution convolutions.
 
@@ -158,10 +168,7 @@ def _hpf(input_shape, num_classes, weights):
   """
   del weights
   inputs = keras.Input(input_shape, name="patch")
-  x = Luminance()(inputs)
-  laplacian = np.array([[-1, 2, -1], [2, -4, 2], [-1, 2, -1]], np.float32) / 4.0
-  x = layers.Conv2D(1, 3, use_bias=False, trainable=False, name="high_pass",
-                    kernel_initializer=keras.initializers.Constant(laplacian[..., None, None]))(x)
+  x = _high_pass(Luminance()(inputs))
   x = layers.Conv2D(32, 3, padding="same")(x)
   x = layers.BatchNormalization(momentum=_BN_MOMENTUM)(x)
   x = layers.ReLU()(x)
@@ -175,6 +182,26 @@ def _hpf(input_shape, num_classes, weights):
   outputs = layers.Dense(num_classes, activation="softmax", dtype="float32",
                          name="probabilities")(x)
   return keras.Model(inputs, outputs, name="hpf")
+
+
+def _minimal(input_shape, num_classes, weights):
+  """The reference baseline's minimal forensic CNN (`tfjpeg.baseline`).
+
+  Fixed 3x3 Laplacian on luma (0..255), two 3x3 convolutions at full
+  resolution, an 8x8 stride-8 convolution, a 1x1 convolution to one score map
+  per class, global average pooling: no batch norm, nothing learned on the
+  statistics of a batch.
+  """
+  del weights
+  inputs = keras.Input(input_shape, name="patch")
+  x = _high_pass(Luminance()(inputs))
+  x = layers.Conv2D(32, 3, padding="same", activation="relu")(x)
+  x = layers.Conv2D(32, 3, padding="same", activation="relu")(x)
+  x = layers.Conv2D(64, 8, strides=8, activation="relu")(x)
+  x = layers.Conv2D(num_classes, 1)(x)
+  x = layers.GlobalAveragePooling2D()(x)
+  outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(x)
+  return keras.Model(inputs, outputs, name="minimal")
 
 
 def _plain(input_shape, num_classes, weights):
@@ -212,8 +239,37 @@ NETS = {
     "bayar": NetSpec(_bayar, 64, True, made_for="forensic"),
     "hpf": NetSpec(_hpf, 64, True, made_for="forensic"),
     "plain": NetSpec(_plain, 64, True, made_for="vision"),
+    "minimal": NetSpec(_minimal, 64, True, made_for="forensic"),
 }
 DEFAULT_NET = "hpf"
+
+
+def _batch_norms(layer):
+  found = [layer] if isinstance(layer, layers.BatchNormalization) else []
+  for child in getattr(layer, "layers", []):
+    found += _batch_norms(child)
+  return found
+
+
+def precise_batch_norm(model, batches):
+  """Sets every batch-norm layer's moving mean and variance to the average of
+  its batch statistics over `batches` (image batches of the training data):
+  the "precise BN" of Wu & Johnson, "Rethinking 'Batch' in BatchNorm" (2021).
+  Weights are untouched. Returns the number of batches used."""
+  norms = _batch_norms(model)
+  momenta = [norm.momentum for norm in norms]
+  count = 0
+  try:
+    for count, images in enumerate(batches, 1):
+      if not norms:
+        break
+      for norm in norms:  # a running mean: batch k weighs 1/k
+        norm.momentum = (count - 1) / count
+      model(images, training=True)
+  finally:
+    for norm, momentum in zip(norms, momenta):
+      norm.momentum = momentum
+  return count if norms else 0
 
 
 def keras_cache_dir():

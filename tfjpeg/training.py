@@ -10,9 +10,10 @@ The run directory holds:
   offsets_*          per-offset sweeps, if `offset_periods` asks (see tfjpeg.offsets)
 
 The schedule: Adam; the learning rate is multiplied by `lr_factor` when the
-validation loss has not improved for `lr_patience` epochs; training stops when
-it has not improved for `stop_patience` epochs, or after `epochs`; the best
-validation-loss weights are restored before testing. Its state is saved with
+validation loss has not improved for `lr_patience` epochs (never, if None);
+training stops when it has not improved for `stop_patience` epochs (if set), or
+after `epochs`; the weights `select` names (the best validation loss, or the
+last epoch's) are restored before testing. Its state is saved with
 every epoch's checkpoint, so a killed run started again with the same command
 continues from its last finished epoch and, with a fixed seed, ends with the
 same results as an uninterrupted one.
@@ -27,6 +28,7 @@ import time
 import keras
 import tensorflow as tf
 
+from tfjpeg import baseline
 from tfjpeg import config as config_lib
 from tfjpeg import evaluation
 from tfjpeg import input_pipeline
@@ -55,10 +57,11 @@ class ScheduleState:
     else:
       self.epochs_since_best += 1
       self.epochs_since_lr_change += 1
-      if self.epochs_since_lr_change >= config.lr_patience:
+      if config.lr_patience and self.epochs_since_lr_change >= config.lr_patience:
         self.learning_rate *= config.lr_factor
         self.epochs_since_lr_change = 0
-    if self.epochs_since_best >= config.stop_patience or self.epoch >= config.epochs:
+    if ((config.stop_patience and self.epochs_since_best >= config.stop_patience)
+        or self.epoch >= config.epochs):
       self.stopped = True
     return improved
 
@@ -108,9 +111,13 @@ def _load_state(workdir, config):
   return ScheduleState(learning_rate=config.learning_rate)
 
 
-def _log_epoch(writer, state, sample=None):
+def _log_epoch(writer, validation_writer, state, sample=None):
+  metrics = state.history[-1]
+  with validation_writer.as_default(step=state.epoch - 1):  # beside Keras's train curves
+    tf.summary.scalar("epoch_loss", metrics["val_loss"])
+    tf.summary.scalar("epoch_accuracy", metrics["val_accuracy"])
   with writer.as_default(step=state.epoch - 1):
-    tf.summary.scalar("learning_rate", state.history[-1]["learning_rate"])
+    tf.summary.scalar("learning_rate", metrics["learning_rate"])
     if sample is not None:
       tf.summary.image("augmented_training_patches", tf.cast(sample, tf.float32) / 255.0,
                        max_outputs=6)
@@ -140,7 +147,7 @@ def _build_model(config, task, state, workdir):
 
 
 def train_and_evaluate(config, workdir, log=print):
-  """Trains with the paper's schedule (resuming if `workdir` holds a run), then tests.
+  """Trains by `config.recipe` (resuming if `workdir` holds a run), then tests.
 
   Returns:
     The results DataFrame, also written to `workdir/results.csv`.
@@ -158,6 +165,22 @@ def train_and_evaluate(config, workdir, log=print):
     raise ValueError(f"the {config.task} task has no {' or '.join(empty)} images "
                      f"({task.num_images}): too few source images for the split; add "
                      "images or change --test_fraction/--validation_fraction")
+  if config.recipe == "baseline":
+    model = baseline.fit(config, task, workdir, log)
+  else:
+    model = _fit_schedule(config, task, workdir, log)
+  results, confusions = evaluation.evaluate(model, task, config)
+  evaluation.write_results(workdir, results, confusions, task.class_names)
+  _log_hparams(os.path.join(workdir, "logs"), config, results)
+  log(results.to_string(index=False))
+  for period in config.offset_periods:
+    from tfjpeg import offsets  # pylint: disable=g-import-not-at-top
+    log(offsets.write_analysis(workdir, model, task, config, period).to_string(index=False))
+  return results
+
+
+def _fit_schedule(config, task, workdir, log):
+  """The project's loop; returns the model with the weights `config.select` chose."""
   pipeline = config.pipeline(task)
   state = _load_state(workdir, config)
   strategy = make_strategy(config.strategy)
@@ -167,6 +190,7 @@ def train_and_evaluate(config, workdir, log=print):
       task, "validation", [input_pipeline.Condition(config.train_crop)], pipeline))
   logdir = os.path.join(workdir, "logs")
   writer = tf.summary.create_file_writer(os.path.join(logdir, "train"))
+  validation_writer = tf.summary.create_file_writer(os.path.join(logdir, "validation"))
   checkpoints = os.path.join(workdir, "checkpoints")
   while not state.stopped:
     epoch = state.epoch
@@ -176,16 +200,25 @@ def train_and_evaluate(config, workdir, log=print):
     model.optimizer.learning_rate.assign(state.learning_rate)
     started = time.time()
     history = model.fit(
-        input_pipeline.to_inputs(train), validation_data=validation,
+        input_pipeline.to_inputs(train),
         initial_epoch=epoch, epochs=epoch + 1, steps_per_epoch=config.steps_per_epoch,
         callbacks=[keras.callbacks.TensorBoard(logdir, write_graph=False)], verbose=0,
         shuffle=False)  # the pipeline shuffles, seeded
     metrics = {k: float(v[-1]) for k, v in history.history.items()}
+    if config.precise_bn_batches:
+      # The moving averages follow the last few batches; on high-pass residuals,
+      # whose energy differs widely between flat and textured patches, they
+      # swung validation accuracy by 0.2 between epochs. Every later use of the
+      # weights (validation, checkpoints, testing, export) sees the re-estimate.
+      models.precise_batch_norm(model, (images for images, _ in input_pipeline.to_inputs(
+          input_pipeline.train_dataset(task, pipeline, epoch)).take(config.precise_bn_batches)))
+    validated = model.evaluate(validation, verbose=0, return_dict=True)
+    metrics.update({f"val_{k}": float(v) for k, v in validated.items()})
     metrics.update(learning_rate=state.learning_rate, seconds=time.time() - started)
     state.history.append(metrics)
-    if state.update(metrics["val_loss"], config):
+    if state.update(metrics["val_loss"], config) or config.select == "last":
       model.save_weights(os.path.join(checkpoints, "best.weights.h5"))
-    _log_epoch(writer, state, sample)
+    _log_epoch(writer, validation_writer, state, sample)
     # Checkpoint first, then the state that points at it: a kill in between
     # only repeats this epoch.
     model.save(os.path.join(checkpoints, "latest.keras.tmp.keras"))
@@ -199,11 +232,4 @@ def train_and_evaluate(config, workdir, log=print):
         f"val_acc {metrics['val_accuracy']:.3f} lr {metrics['learning_rate']:.0e} "
         f"({metrics['seconds']:.0f}s)")
   model.load_weights(os.path.join(checkpoints, "best.weights.h5"))
-  results, confusions = evaluation.evaluate(model, task, config)
-  evaluation.write_results(workdir, results, confusions, task.class_names)
-  _log_hparams(logdir, config, results)
-  log(results.to_string(index=False))
-  for period in config.offset_periods:
-    from tfjpeg import offsets  # pylint: disable=g-import-not-at-top
-    log(offsets.write_analysis(workdir, model, task, config, period).to_string(index=False))
-  return results
+  return model

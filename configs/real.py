@@ -1,0 +1,34 @@
+"""Real photos: the default recipe beside the reference baseline, over seeds.
+
+    bin/study --config=configs/real.py --seeds=0,1,2
+
+For each real-photo task (generated once from ../shared/data: compression
+history, and the simulated cameras shooting real scenes), the paper's
+experiment 1: every image compressed whole at QF 100 first, training crops
+aligned to the JPEG grid or random, tested on aligned, random and realigned
+crops. Each setting is trained twice: the default net with the default recipe
+(`config.DEFAULT_RECIPE`) and the reference baseline (`tfjpeg.baseline`: the
+minimal CNN in a plain Keras loop on fixed patches, `config.BASELINE_RECIPE`).
+With --seeds every run is repeated on a new split per seed; summary.csv has the
+mean and standard deviation over seeds. 8 runs a seed, about 10 minutes a seed
+on 2 cores.
+"""
+
+import dataclasses
+
+from tfjpeg import config
+from tfjpeg import study
+
+RECIPES = {"default": dict(net="hpf", **config.DEFAULT_RECIPE),
+           "baseline": config.BASELINE_RECIPE}
+
+
+def get_study(tasks=("real_history", "real_cameras"), nets=None):
+  runs = ()
+  for recipe, settings in RECIPES.items():
+    if nets:  # the same recipe with other nets
+      settings = dict(settings, net=nets[0])
+    base = config.Config(**settings)
+    runs += tuple((f"{name}_{recipe}", dataclasses.replace(c, experiment="real"))
+                  for name, c in study.alignment_runs(tasks, (base.net,), base))
+  return study.Study("real", runs)
