@@ -216,3 +216,11 @@ def test_imagenet_synsets_can_be_overridden(tmp_path):
       data_dir=str(manual), tfds_data_dir=str(tmp_path / "tfds"),
       synsets=("n01440764", "n02102040")))
   assert task.class_names == ["n01440764", "n02102040"]
+  # Lists that agree on a long prefix still get datasets of their own.
+  names = list(datasets.builders.DEFAULT_SYNSETS)
+  longer = tasks.get("imagenet", tasks.TaskOptions(
+      data_dir=str(manual), tfds_data_dir=str(tmp_path / "tfds"), synsets=tuple(names[:8])))
+  shorter = tasks.get("imagenet", tasks.TaskOptions(
+      data_dir=str(manual), tfds_data_dir=str(tmp_path / "tfds"), synsets=tuple(names[:7])))
+  assert len(longer.class_names) == 8 and len(shorter.class_names) == 7
+  assert tasks.synsets_config_name(names[:8]) != tasks.synsets_config_name(names[:7])

@@ -18,6 +18,7 @@ A `Task` hands the input pipeline a stream of encoded images per split
 """
 
 import dataclasses
+import hashlib
 import os
 from typing import Callable, Optional
 
@@ -130,6 +131,13 @@ def _folder(options):
   return _file_task("folder", "custom", found, patch, _pick(options.patches_per_image, 1))
 
 
+def synsets_config_name(synsets):
+  """The TFDS config name of an ImageNet synset list: a hash of the whole list
+  (a prefix of the joined names, kept short, let two lists share a dataset)."""
+  digest = hashlib.sha1(",".join(synsets).encode()).hexdigest()[:16]
+  return f"synsets{len(synsets)}-{digest}"
+
+
 def _tfds(key, kind, default_patch, default_ppi):
   def make(options):
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
@@ -141,7 +149,7 @@ def _tfds(key, kind, default_patch, default_ppi):
     kwargs = dict(data_dir=options.tfds_data_dir)
     if key == "imagenet" and options.synsets:
       kwargs["config"] = datasets.builders.ImagenetConfig(
-          name="synsets-" + "-".join(options.synsets)[:64], synsets=tuple(options.synsets))
+          name=synsets_config_name(options.synsets), synsets=tuple(options.synsets))
     builder = cls(**kwargs)
     if not builder.is_prepared():
       manual_dir = options.data_dir
