@@ -195,3 +195,11 @@ def test_reference_baseline_runs_beside_the_recipe(tmp_path, cache, monkeypatch)
   assert patches.shape == (count, 64, 64, 3) and labels.shape == (count,)
   again, _ = baseline.fixed_patches(task, config.pipeline(task))
   np.testing.assert_array_equal(patches, again)
+
+
+def test_a_non_finite_loss_stops_the_run_with_a_message():
+  training.check_finite({"loss": 0.5, "val_loss": 0.7, "accuracy": float("nan")}, 0, "run")
+  with pytest.raises(FloatingPointError, match=r"run: non-finite val_loss nan in epoch 3"):
+    training.check_finite({"loss": 0.5, "val_loss": float("nan")}, 2, "run")
+  with pytest.raises(FloatingPointError, match="loss inf"):
+    training.check_finite({"loss": float("inf"), "val_loss": 1.0}, 0, "run")

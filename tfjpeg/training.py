@@ -22,6 +22,7 @@ same results as an uninterrupted one.
 import dataclasses
 import json
 import logging
+import math
 import os
 import time
 
@@ -64,6 +65,18 @@ class ScheduleState:
         or self.epoch >= config.epochs):
       self.stopped = True
     return improved
+
+
+def check_finite(metrics, epoch, workdir):
+  """Stops a run at its first non-finite training or validation loss: a NaN
+  never counts as an improvement, so the run would otherwise go on to its last
+  epoch with nothing to test."""
+  bad = {k: v for k, v in metrics.items() if k in ("loss", "val_loss") and not math.isfinite(v)}
+  if bad:
+    raise FloatingPointError(
+        f"{workdir}: non-finite {', '.join(f'{k} {v}' for k, v in bad.items())} in epoch "
+        f"{epoch + 1}; the run stops here (lower the learning rate, or check the inputs). "
+        "Earlier epochs' checkpoints are kept.")
 
 
 def configure_cpu_devices(count):
@@ -202,7 +215,8 @@ def _fit_schedule(config, task, workdir, log):
     history = model.fit(
         input_pipeline.to_inputs(train),
         initial_epoch=epoch, epochs=epoch + 1, steps_per_epoch=config.steps_per_epoch,
-        callbacks=[keras.callbacks.TensorBoard(logdir, write_graph=False)], verbose=0,
+        callbacks=[keras.callbacks.TensorBoard(logdir, write_graph=False),
+                   keras.callbacks.TerminateOnNaN()], verbose=0,
         shuffle=False)  # the pipeline shuffles, seeded
     metrics = {k: float(v[-1]) for k, v in history.history.items()}
     if config.precise_bn_batches:
@@ -215,6 +229,7 @@ def _fit_schedule(config, task, workdir, log):
     validated = model.evaluate(validation, verbose=0, return_dict=True)
     metrics.update({f"val_{k}": float(v) for k, v in validated.items()})
     metrics.update(learning_rate=state.learning_rate, seconds=time.time() - started)
+    check_finite(metrics, epoch, workdir)
     state.history.append(metrics)
     if state.update(metrics["val_loss"], config) or config.select == "last":
       model.save_weights(os.path.join(checkpoints, "best.weights.h5"))
