@@ -1,5 +1,7 @@
 """bin/benchmark's measurements run end to end (no speed is asserted in tests)."""
 
+import os
+
 import numpy as np
 
 from tfjpeg import benchmark
@@ -17,6 +19,9 @@ def test_benchmark_measures_every_quantity(tmp_path):
   assert all(np.isfinite(v) and v > 0 for _, v, _ in report.rows)
   assert "benchmark on" in report.text()
   assert len(list(tmp_path.rglob("*.jpg"))) == 6 + 4 + 8
+  # The memory measure's datasets never become classes of the timed pipeline's folder.
+  assert sorted(os.listdir(benchmark.source_dir(str(tmp_path)))) == ["class0", "class1"]
+  assert benchmark._folder_task(benchmark.source_dir(str(tmp_path)), 64).num_classes == 2
 
 
 def test_missed_goals_are_reported():

@@ -40,6 +40,11 @@ def make_sources(directory, num_images=48, size=(768, 1024), seed=0):
   return paths
 
 
+def source_dir(directory):
+  """The folder task (b) reads: only the sources' class folders."""
+  return os.path.join(directory, "sources")
+
+
 def _opencv_worker(args):
   """(a) in one process: patches per second for `seconds`."""
   import cv2  # pylint: disable=g-import-not-at-top
@@ -194,13 +199,15 @@ def run(directory, patch_sizes=(224, 512), nets=("efficientnetb0", "efficientnet
         seconds=10.0, train_batch=4, train_steps=8, log=print, memory_sizes=(96, 384),
         num_sources=48, source_size=(768, 1024)):
   """Measures (a)-(d) and the pipeline's memory; returns the `Report` (its
-  `failures` list the goals missed)."""
-  paths = make_sources(directory, num_sources, source_size)
+  `failures` list the goals missed). Sources go to `directory/sources`, the
+  memory measure's datasets beside them, so no run reads another's files."""
+  sources = source_dir(directory)
+  paths = make_sources(sources, num_sources, source_size)
   report = Report()
   workers = os.cpu_count()
   for patch in patch_sizes:
     a = opencv_rate(paths, patch, seconds, workers)
-    b = tfjpeg_rate(directory, patch, seconds)
+    b = tfjpeg_rate(sources, patch, seconds)
     c = albumentations_rate(paths, patch, seconds)
     report.add(f"(a) OpenCV, {workers} processes, {patch} px", a, "patches/s")
     report.add(f"(b) tfjpeg pipeline, {patch} px", b, "patches/s")
@@ -215,7 +222,7 @@ def run(directory, patch_sizes=(224, 512), nets=("efficientnetb0", "efficientnet
   log(report.text())
   for net in nets:
     patch = min(224, *source_size)
-    real, const = training_rates(net, directory, patch, train_batch, train_steps)
+    real, const = training_rates(net, sources, patch, train_batch, train_steps)
     report.add(f"(d) {net} {patch} px, real pipeline", real, f"steps/s (batch {train_batch})")
     report.add(f"(d) {net} {patch} px, constant batch", const, f"steps/s (batch {train_batch})")
     report.ratio(f"d_real/d_const {net}", real / const, "d_real/d_const")
