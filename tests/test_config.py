@@ -1,5 +1,6 @@
 """tfjpeg.config: presets, overrides, flag parsing, and the JSON a run is resumed from."""
 
+import dataclasses
 import os
 
 import pytest
@@ -25,11 +26,19 @@ def test_override_ignores_unset_flags():
 
 
 def test_qf_parsing():
-  assert config_lib.parse_qf(None) is None
-  assert config_lib.parse_qf("none") == 0 and config_lib.parse_qf("100") == 100
   assert config_lib.parse_qfs("none,50, 90") == (None, 50, 90)
   assert config_lib.parse_qfs("none", allow_none=False) == ()
   assert config_lib.parse_qfs("50,90", allow_none=False) == (50, 90)
+
+
+def test_no_lattice_has_one_spelling():
+  unset = config_lib.Config()
+  given = dataclasses.replace(unset, **config_lib.parse_optional_ints(lattice_qf="none"))
+  assert given == unset and given.lattice_qf is None
+  assert config_lib.default_workdir(given) == config_lib.default_workdir(unset)
+  assert config_lib.parse_optional_ints(lattice_qf="100") == dict(lattice_qf=100)
+  with pytest.raises(ValueError, match="lattice_qf=none"):
+    config_lib.Config(lattice_qf=0)
 
 
 def test_optional_number_flags():

@@ -26,6 +26,7 @@ SELECTIONS = ("val_loss", "last")
 @dataclasses.dataclass(frozen=True)
 class Config:
   experiment: str = ""  # a study's label for the run: "alignment", "quality", ...
+  variant: str = ""  # a study's name for the run's recipe, in tables and figures
   # What to learn.
   task: str = tasks.DEFAULT_TASK
   net: str = "hpf"
@@ -83,6 +84,8 @@ class Config:
         raise ValueError(f"test crop must be one of {input_pipeline.TEST_CROPS}, got {crop!r}")
     input_pipeline.check_augmentation(self.train_qfs, self.aug_fraction, self.double_qfs,
                                       self.double_fraction)
+    if self.lattice_qf == 0:
+      raise ValueError("lattice_qf 0: no lattice compression is None (--lattice_qf=none)")
     if self.recipe not in RECIPES:
       raise ValueError(f"recipe must be one of {RECIPES}, got {self.recipe!r}")
     if self.select not in SELECTIONS:
@@ -161,19 +164,14 @@ def override(config, **changes):
 
 def parse_optional_ints(**texts):
   """Flags that take a number or none/auto: {'lr_patience': 'none'} ->
-  {'lr_patience': None}, '4' -> 4; flags left unset (None) are left out."""
+  {'lr_patience': None}, '4' -> 4; flags left unset (None) are left out.
+  "none" is the one spelling of "no compression" (None in Config, "none" in
+  tables) for `lattice_qf` too."""
   values = {}
   for name, text in texts.items():
     if text is not None:
       values[name] = None if str(text).strip().lower() in ("none", "auto") else int(text)
   return values
-
-
-def parse_qf(text):
-  """'none' -> 0 (meaning no compression), '100' -> 100; None stays None (flag unset)."""
-  if text is None:
-    return None
-  return 0 if str(text).strip().lower() == "none" else int(text)
 
 
 def parse_qfs(text, allow_none=True):
