@@ -1,5 +1,6 @@
 """Studies: grids of runs, shards, skip and merge; bin/evaluate; the paper's figures."""
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import pytest
 from tfjpeg import config as config_lib
 from tfjpeg import evaluation
 from tfjpeg import plotting
+from tfjpeg import rundir
 from tfjpeg import study
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -192,3 +194,49 @@ def test_figures_show_spread_over_seeds(tmp_path, monkeypatch):
                       lambda self, *a, **k: bars.append(k.get("yerr")) or real_bar(self, *a, **k))
   plotting.alignment_figure(table, str(tmp_path))
   assert bars and all(e is not None and max(e) > 0 for e in bars)
+
+
+def test_real_photo_study_compares_recipes_in_one_figure(tmp_path):
+  preset = config_lib.load_preset(os.path.join(REPO, "configs", "real.py"), "get_study")
+  variants = {(c.variant, c.net, c.recipe) for _, c in preset.runs}
+  assert variants == {("default", "hpf", "schedule"), ("baseline", "minimal", "baseline"),
+                      ("paper-rule", "hpf", "schedule")}
+  default = [c for _, c in preset.runs if c.variant == "default"][0]
+  assert default.precise_bn_batches and default.select == "last" and default.lattice_qf == 100
+  table = _fake_table().query("experiment == 'alignment'")
+  table = pd.concat([table.assign(experiment="real", variant=v) for v in ("default", "baseline")])
+  made = plotting.study_figures(str(_write(table, tmp_path / "real.csv")))
+  assert sorted(os.path.basename(p) for p in made) == ["real_photos.pdf", "real_photos.png"]
+
+
+def _write(table, path):
+  table.to_csv(path, index=False)
+  return path
+
+
+def _fake_run(workdir, config, marker=True):
+  workdir.mkdir(parents=True)
+  (workdir / "config.json").write_text(config.to_json())
+  pd.DataFrame([dict(task=config.task, net=config.net, train_crop=config.train_crop,
+                     train_qf="none", test_crop="aligned", test_qf="none", test_first_qf="none",
+                     balanced_accuracy=0.9)]).to_csv(workdir / "results.csv", index=False)
+  if marker:
+    rundir.mark_finished(str(workdir))
+
+
+def test_only_marked_runs_count_and_skips_check_the_preset(tmp_path):
+  saved = config_lib.Config(epochs=3, lr_patience=2)
+  preset = study.Study("s", (("done", saved), ("killed", saved)))
+  _fake_run(tmp_path / "runs" / "done", saved)
+  _fake_run(tmp_path / "runs" / "killed", saved, marker=False)  # killed during a sweep
+  table = study.merge(preset, str(tmp_path))
+  assert list(table["run"]) == ["done"]
+  # A preset edited since: the finished run is not merged under the new settings...
+  edited = study.Study("s", (("done", dataclasses.replace(saved, epochs=9, lr_patience=None)),))
+  assert study.merge(edited, str(tmp_path))["epochs"].tolist() == [3]
+  # ...and running it stops with the fields named.
+  with pytest.raises(ValueError, match=r"differs in \['epochs', 'lr_patience'\]"):
+    study.run(edited, str(tmp_path), log=lambda _: None)
+  lines = []
+  study.run(study.Study("s", (("done", saved),)), str(tmp_path), log=lines.append)
+  assert lines == ["[1/1] done: finished, skipped"]

@@ -16,6 +16,7 @@ from tfjpeg import config as config_lib
 from tfjpeg import evaluation
 from tfjpeg import export
 from tfjpeg import models
+from tfjpeg import rundir
 from tfjpeg import tasks
 from tfjpeg import testing
 from tfjpeg import training
@@ -64,6 +65,7 @@ def test_run_directory_holds_everything(finished_run):
   assert len(sweep) == 81 and (workdir / "offsets_qf50.csv").exists()
   assert len(pd.read_csv(workdir / "offsets_summary.csv")) == 2
   assert "bad files" in (workdir / "data_summary.txt").read_text()
+  assert rundir.is_finished(str(workdir))  # written last, after the sweeps
   for name in ("latest.keras", "best.weights.h5", "state.json"):
     assert (workdir / "checkpoints" / name).exists()
   assert len(glob.glob(str(workdir / "confusion_*.csv"))) == 4
@@ -87,7 +89,7 @@ def test_killed_run_resumes_to_the_same_results(tmp_path, cache, finished_run):
       process.send_signal(signal.SIGKILL)
       break
   process.wait()
-  assert not (workdir / "results.csv").exists()
+  assert not (workdir / "results.csv").exists() and not rundir.is_finished(str(workdir))
   out = _train(FAST + [f"--workdir={workdir}"], cache)
   assert "epoch 1/3" not in out.stdout and "epoch 3/3" in out.stdout
   pd.testing.assert_frame_equal(pd.read_csv(workdir / "results.csv"),

@@ -1,7 +1,8 @@
 """Grids of runs: the paper's two experiments, run resumably and in shards, merged.
 
 A study is a list of (run name, Config). `run` trains each run of its shard in
-STUDY_DIR/runs/<name> (a finished run, one with results.csv, is skipped; a
+STUDY_DIR/runs/<name> (a finished run, one with its completion marker, is
+skipped if its saved config is the preset's, and stops the study otherwise; a
 broken one resumes), then `merge` gathers every finished run's results.csv
 into STUDY_DIR/table.csv and table.parquet, one row per test condition with
 every setting as a column. A study repeated over seeds (`with_seeds`) also
@@ -18,6 +19,7 @@ import pandas as pd
 from tfjpeg import config as config_lib
 from tfjpeg import evaluation
 from tfjpeg import offsets
+from tfjpeg import rundir
 
 PAPER_TASKS = ("vision", "gan", "imagenet", "lsun")
 PAPER_NETS = ("efficientnetb0", "efficientnetb4", "resnet50", "xception")
@@ -125,7 +127,12 @@ def run(study, study_dir, shard_index=0, shard_count=1, log=print):
   mine = shard(study.runs, shard_index, shard_count)
   for number, (name, config) in enumerate(mine, 1):
     workdir = os.path.join(study_dir, "runs", name)
-    if os.path.exists(os.path.join(workdir, "results.csv")):
+    if rundir.is_finished(workdir):
+      changed = rundir.config_differences(rundir.saved_config(workdir), config)
+      if changed:
+        raise ValueError(f"{workdir} finished with another config than the preset's "
+                         f"{name} (differs in {changed}): the preset changed since; use a "
+                         "new --study_dir, or move the run away to train it again")
       log(f"[{number}/{len(mine)}] {name}: finished, skipped")
       continue
     log(f"[{number}/{len(mine)}] {name}")
@@ -134,14 +141,17 @@ def run(study, study_dir, shard_index=0, shard_count=1, log=print):
 
 
 def merge(study, study_dir):
-  """One tidy table of every finished run of the study, with its settings."""
+  """One tidy table of every finished run of the study, with its settings as
+  each run saved them (config.json), not as the preset says now."""
   frames = []
-  for name, config in study.runs:
-    path = os.path.join(study_dir, "runs", name, "results.csv")
-    if not os.path.exists(path):
+  for name, _ in study.runs:
+    workdir = os.path.join(study_dir, "runs", name)
+    if not rundir.is_finished(workdir):
       continue
-    results = evaluation.read_table(path)
-    settings = {k: (v if isinstance(v, (int, float, str, bool)) or v is None else
+    config = rundir.saved_config(workdir)
+    results = evaluation.read_table(os.path.join(workdir, "results.csv"))
+    settings = {k: (v if isinstance(v, (int, float, str, bool)) else
+                    ("none" if "qf" in k else v) if v is None else
                     ",".join("none" if x is None else str(x) for x in v))
                 for k, v in dataclasses.asdict(config).items() if k not in results.columns}
     frames.append(results.assign(study=study.name, run=name, **settings))

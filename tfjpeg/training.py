@@ -8,6 +8,7 @@ The run directory holds:
                      augmented training patches, HParams with test metrics
   results.csv        one row per test condition (see evaluation.RESULT_COLUMNS)
   offsets_*          per-offset sweeps, if `offset_periods` asks (see tfjpeg.offsets)
+  finished.json      written last: the run is complete (what a study's skip checks)
 
 The schedule: Adam; the learning rate is multiplied by `lr_factor` when the
 validation loss has not improved for `lr_patience` epochs (never, if None);
@@ -34,6 +35,7 @@ from tfjpeg import config as config_lib
 from tfjpeg import evaluation
 from tfjpeg import input_pipeline
 from tfjpeg import models
+from tfjpeg import rundir
 from tfjpeg import tasks
 
 
@@ -96,25 +98,16 @@ def make_strategy(name):
   return tf.distribute.get_strategy()
 
 
-def _write_atomically(path, text):
-  tmp = f"{path}.tmp"
-  with open(tmp, "w") as f:
-    f.write(text)
-  os.replace(tmp, path)
-
-
 def _prepare_workdir(config, workdir):
   os.makedirs(os.path.join(workdir, "checkpoints"), exist_ok=True)
   path = os.path.join(workdir, "config.json")
   if os.path.exists(path):
-    saved = config_lib.Config.from_json(open(path).read())
-    if saved != config:
-      changed = {k for k in dataclasses.asdict(config)
-                 if getattr(saved, k) != getattr(config, k)}
+    changed = rundir.config_differences(rundir.saved_config(workdir), config)
+    if changed:
       raise ValueError(f"{workdir} holds a run with another config (differs in "
-                       f"{sorted(changed)}); use a new --workdir")
+                       f"{changed}); use a new --workdir")
   else:
-    _write_atomically(path, config.to_json())
+    rundir.write_atomically(path, config.to_json())
 
 
 def _load_state(workdir, config):
@@ -171,7 +164,7 @@ def train_and_evaluate(config, workdir, log=print):
   if config.mixed_precision:
     keras.mixed_precision.set_global_policy("mixed_float16")
   task = tasks.get(config.task, config.task_options())
-  _write_atomically(os.path.join(workdir, "data_summary.txt"), task.summary + "\n")
+  rundir.write_atomically(os.path.join(workdir, "data_summary.txt"), task.summary + "\n")
   log(task.summary)
   empty = [s for s, n in task.num_images.items() if n == 0]
   if empty:
@@ -189,6 +182,7 @@ def train_and_evaluate(config, workdir, log=print):
   for period in config.offset_periods:
     from tfjpeg import offsets  # pylint: disable=g-import-not-at-top
     log(offsets.write_analysis(workdir, model, task, config, period).to_string(index=False))
+  rundir.mark_finished(workdir, conditions=len(results))
   return results
 
 
@@ -239,7 +233,7 @@ def _fit_schedule(config, task, workdir, log):
     model.save(os.path.join(checkpoints, "latest.keras.tmp.keras"))
     os.replace(os.path.join(checkpoints, "latest.keras.tmp.keras"),
                os.path.join(checkpoints, "latest.keras"))
-    _write_atomically(os.path.join(checkpoints, "state.json"),
+    rundir.write_atomically(os.path.join(checkpoints, "state.json"),
                       json.dumps(dataclasses.asdict(state), indent=1))
     # Printed once the epoch is safe on disk.
     log(f"epoch {epoch + 1}/{config.epochs}: loss {metrics['loss']:.4f} "
