@@ -1,6 +1,7 @@
 """tfjpeg.input_pipeline: equals an OpenCV reference of the same steps; reproducible."""
 
 import dataclasses
+import itertools
 
 import cv2
 import numpy as np
@@ -230,6 +231,17 @@ def test_training_through_a_local_tf_data_service(folder):
                          for i, o, q in zip(b["image_id"].numpy(), b["offset"].numpy().tolist(),
                                             b["qf"].numpy()))
   assert key(remote) == key(config)  # one worker: the same epoch, served remotely
+  # Two runs with the same seed on one dispatcher, read at the same time: each
+  # gets its whole epoch when their jobs are named apart.
+  runs = [iter(ip.train_dataset(task, dataclasses.replace(remote, service_job=name), 0))
+          for name in ("run-a", "run-b")]
+  seen = [[], []]
+  for batches in itertools.zip_longest(*runs):
+    for k, batch in enumerate(batches):
+      if batch is not None:
+        seen[k] += [(i, tuple(o), int(q)) for i, o, q in zip(
+            batch["image_id"].numpy(), batch["offset"].numpy().tolist(), batch["qf"].numpy())]
+  assert sorted(seen[0]) == sorted(seen[1]) == key(config)
 
 
 def test_realigned_crops_land_on_the_estimated_grid():

@@ -46,6 +46,9 @@ class PipelineConfig:
   seed: int = 0
   shuffle_buffer: Optional[int] = 1024  # patches; None: a whole epoch's, up to SHUFFLE_BYTES
   data_service: Optional[str] = None  # tf.data service dispatcher, e.g. grpc://host:5050
+  # The run's name for its tf.data service jobs: every run on one dispatcher
+  # needs its own, or runs with the same seed would split each other's epochs.
+  service_job: str = "tfjpeg-train"
 
   def __post_init__(self):
     check_augmentation(self.train_qfs, self.aug_fraction, self.double_qfs,
@@ -189,6 +192,10 @@ def _per_image(dataset, config, mode, epoch_seed):
   return dataset.unbatch()
 
 
+def service_job_name(config, epoch):
+  return f"{config.service_job}-seed{config.seed}-epoch{epoch}"
+
+
 def train_dataset(task, config, epoch, splits=("train",)):
   """One epoch of training batches; epoch `e` is the same whenever it is built.
 
@@ -228,7 +235,7 @@ def train_dataset(task, config, epoch, splits=("train",)):
     # positions are still seeded but depend on how images fall to workers.
     dataset = dataset.apply(tf.data.experimental.service.distribute(
         processing_mode="distributed_epoch", service=config.data_service,
-        job_name=f"tfjpeg-train-{config.seed}-epoch-{epoch}"))
+        job_name=service_job_name(config, epoch)))
   return dataset.prefetch(tf.data.AUTOTUNE)
 
 

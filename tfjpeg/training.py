@@ -21,6 +21,7 @@ same results as an uninterrupted one.
 """
 
 import dataclasses
+import hashlib
 import json
 import logging
 import math
@@ -188,7 +189,11 @@ def train_and_evaluate(config, workdir, log=print):
 
 def _fit_schedule(config, task, workdir, log):
   """The project's loop; returns the model with the weights `config.select` chose."""
-  pipeline = config.pipeline(task)
+  pipeline = dataclasses.replace(config.pipeline(task), service_job="tfjpeg-" + hashlib.sha1(
+      os.path.abspath(workdir).encode()).hexdigest()[:12])
+  # Samples for TensorBoard and batch-norm statistics come from this host's own
+  # pipeline: a second consumer of the run's service job would take its batches.
+  local = dataclasses.replace(pipeline, data_service=None)
   state = _load_state(workdir, config)
   strategy = make_strategy(config.strategy)
   with strategy.scope():
@@ -203,7 +208,8 @@ def _fit_schedule(config, task, workdir, log):
     epoch = state.epoch
     train = input_pipeline.train_dataset(task, pipeline, epoch)
     # A first batch costs a shuffle buffer of patches: take it once per run.
-    sample = next(iter(train))["image"][:6] if epoch == 0 else None
+    sample = (next(iter(input_pipeline.train_dataset(task, local, epoch)))["image"][:6]
+              if epoch == 0 else None)
     model.optimizer.learning_rate.assign(state.learning_rate)
     started = time.time()
     history = model.fit(
@@ -219,7 +225,7 @@ def _fit_schedule(config, task, workdir, log):
       # swung validation accuracy by 0.2 between epochs. Every later use of the
       # weights (validation, checkpoints, testing, export) sees the re-estimate.
       models.precise_batch_norm(model, (images for images, _ in input_pipeline.to_inputs(
-          input_pipeline.train_dataset(task, pipeline, epoch)).take(config.precise_bn_batches)))
+          input_pipeline.train_dataset(task, local, epoch)).take(config.precise_bn_batches)))
     validated = model.evaluate(validation, verbose=0, return_dict=True)
     metrics.update({f"val_{k}": float(v) for k, v in validated.items()})
     metrics.update(learning_rate=state.learning_rate, seconds=time.time() - started)
