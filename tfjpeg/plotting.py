@@ -73,10 +73,13 @@ def confusion_figure(matrix, class_names, title, path):
 
 
 def _single_compression(table):
-  """Rows without a double-compression test condition (older tables have none)."""
-  if "test_first_qf" not in table.columns:
-    return table
-  return table[table["test_first_qf"].astype(str).isin(["none", "", "nan"])]
+  """Rows of single-compression test conditions on the 8-pixel grid (the
+  paper's; older tables have neither column)."""
+  if "test_first_qf" in table.columns:
+    table = table[table["test_first_qf"].astype(str).isin(["none", "", "nan"])]
+  if "test_grid" in table.columns:
+    table = table[table["test_grid"].astype(str).isin(["8", ""])]
+  return table
 
 
 def offset_figure(runs, stem, metric="balanced_accuracy"):
@@ -155,11 +158,15 @@ def _qf_key(value):
   return QF_ORDER.index(value) if value in QF_ORDER else -int(value)
 
 
-def alignment_figure(table, out_dir, metric="balanced_accuracy"):
+def alignment_figure(table, out_dir, metric="balanced_accuracy", experiment="alignment",
+                     name="fig1_alignment"):
   """The paper's Fig. 1: per task, accuracy of each train/test alignment pair, per
-  net; with several seeds, their mean, and error bars of one standard deviation."""
+  net (and recipe, where a study has several); with several seeds, their mean,
+  and error bars of one standard deviation."""
   plt = _pyplot()
-  table = _single_compression(table[table["experiment"] == "alignment"])
+  table = _single_compression(table[table["experiment"] == experiment])
+  if "variant" in table.columns and (table["variant"].fillna("") != "").any():
+    table = table.assign(net=table["net"] + " (" + table["variant"].fillna("") + ")")
   task_names = sorted(table["task"].unique())
   fig, axes = plt.subplots(1, len(task_names), figsize=(4.5 * len(task_names), 3.4),
                            squeeze=False)
@@ -181,7 +188,7 @@ def alignment_figure(table, out_dir, metric="balanced_accuracy"):
     axis.set_ylabel(metric.replace("_", " "))
   axes[0][-1].legend(fontsize=7, loc="lower right")
   fig.tight_layout()
-  return _save(fig, os.path.join(out_dir, "fig1_alignment"))
+  return _save(fig, os.path.join(out_dir, name))
 
 
 def quality_figures(table, out_dir, metric="balanced_accuracy"):
@@ -240,6 +247,8 @@ def study_figures(table_path, out_dir=None, metric="balanced_accuracy"):
   paths = []
   if (table["experiment"] == "alignment").any():
     paths += alignment_figure(table, out_dir, metric)
+  if (table["experiment"] == "real").any():  # configs/real.py: recipes side by side
+    paths += alignment_figure(table, out_dir, metric, "real", "real_photos")
   if (table["experiment"] == "quality").any():
     paths += quality_figures(table, out_dir, metric)
   return paths
