@@ -40,7 +40,8 @@ def get_study(tasks=("cameras_random_cfa", "cameras"), nets=("hpf", "bayar"),
                                ("random", "random", 8)):
         runs += ((f"grid_{task}_{net}_train-{name}", dataclasses.replace(
             common, lattice_qf=100, train_crop=crop, crop_grid=grid,
-            test_crops=("aligned", "random", "realigned"), offset_periods=(16,))),)
+            test_crops=("aligned", "aligned16", "random", "realigned"),
+            offset_periods=(16,))),)
       for name, train_qfs, double_qfs in (("none", (), ()), ("single", (70, 90), ()),
                                           ("double", (90,), (60, 70, 80))):
         runs += ((f"grid_{task}_{net}_double-{name}", dataclasses.replace(

@@ -257,3 +257,24 @@ def test_realigned_crops_land_on_the_estimated_grid():
   # Never compressed: no grid is found, and the random crops are kept.
   cut = ip.cut_patches(element(tf.io.encode_png(image)), config, ["random", "realigned"], seed)
   np.testing.assert_array_equal(cut["realigned"]["offset"], cut["random"]["offset"])
+
+
+def test_test_crops_name_their_grid_whatever_the_training_grid(folder):
+  task, _, _ = folder
+  trained_on_16 = ip.PipelineConfig(patch_size=PATCH, patches_per_image=3, crop_grid=16)
+  conditions = [ip.Condition("aligned"), ip.Condition("misaligned"),
+                ip.Condition("aligned", grid=16), ip.Condition("misaligned", grid=16)]
+  offsets = {}
+  for batch in ip.eval_dataset(task, "test", conditions, trained_on_16):
+    for number, offset in zip(batch["condition"].numpy(), batch["offset"].numpy()):
+      offsets.setdefault(conditions[number].spelling, []).append(tuple(offset))
+  on = lambda grid, o: o[0] % grid == 0 and o[1] % grid == 0
+  assert all(on(8, o) for o in offsets["aligned"]) and not all(on(16, o) for o in offsets["aligned"])
+  assert not any(on(8, o) for o in offsets["misaligned"])  # never on the 8x8 blocks
+  assert all(on(16, o) for o in offsets["aligned16"])
+  assert not any(on(16, o) for o in offsets["misaligned16"])
+  assert ip.parse_test_crop("aligned16") == ("aligned", 16)
+  assert ip.parse_test_crop("realigned") == ("realigned", 8)
+  for bad in ("random16", "aligned12", "centre"):
+    with pytest.raises(ValueError, match="test crop"):
+      ip.parse_test_crop(bad)

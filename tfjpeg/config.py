@@ -80,8 +80,7 @@ class Config:
     if self.train_crop not in crops.MODES:
       raise ValueError(f"train_crop must be one of {crops.MODES}, got {self.train_crop!r}")
     for crop in self.test_crops:
-      if crop not in input_pipeline.TEST_CROPS:
-        raise ValueError(f"test crop must be one of {input_pipeline.TEST_CROPS}, got {crop!r}")
+      input_pipeline.parse_test_crop(crop)
     input_pipeline.check_augmentation(self.train_qfs, self.aug_fraction, self.double_qfs,
                                       self.double_fraction)
     if self.lattice_qf == 0:
@@ -118,7 +117,9 @@ class Config:
         data_service=self.data_service)
 
   def conditions(self):
-    return [input_pipeline.Condition(c, q, f) for c in self.test_crops
+    """Test conditions; a test crop names its grid ('aligned16'), else 8."""
+    test_crops = [input_pipeline.parse_test_crop(c) for c in self.test_crops]
+    return [input_pipeline.Condition(crop, q, f, grid) for crop, grid in test_crops
             for f in self.test_first_qfs for q in self.test_qfs]
 
   @property

@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from tfjpeg import input_pipeline
 
-RESULT_COLUMNS = ("task", "net", "train_crop", "train_qf", "test_crop", "test_qf",
+RESULT_COLUMNS = ("task", "net", "train_crop", "train_qf", "test_crop", "test_grid", "test_qf",
                   "test_first_qf",
                   "balanced_accuracy", "balanced_accuracy_low", "balanced_accuracy_high",
                   "accuracy", "n_images", "n_patches",
@@ -143,6 +143,7 @@ def evaluate(model, task, config, split="test", conditions=None):
     probabilities, labels = out["probabilities"][mask], out["label"][mask]
     rows.append(dict(task=config.task, net=config.net, train_crop=config.train_crop,
                      train_qf=config.train_qf_label, test_crop=condition.crop,
+                     test_grid=condition.grid,
                      test_qf=condition.qf or "none",
                      test_first_qf=condition.first_qf or "none",
                      **condition_metrics(probabilities, labels, out["image_id"][mask],
@@ -156,15 +157,19 @@ def evaluate(model, task, config, split="test", conditions=None):
 TEXT_COLUMNS = {"train_qf": str, "test_qf": str, "test_first_qf": str}
 
 
-def read_table(path):
+def read_table(path, default_grid=8):
   """A results-like CSV (results.csv, a study table, offsets_summary.csv).
 
   QF columns come back as text; a file written before double compression
-  existed gets its `test_first_qf` column ("none").
+  existed gets its `test_first_qf` column ("none"), and one written before test
+  crops named their grid gets `test_grid` = `default_grid` (such crops
+  followed the training `crop_grid`).
   """
   table = pd.read_csv(path, keep_default_na=False, dtype=TEXT_COLUMNS)
   if "test_qf" in table.columns and "test_first_qf" not in table.columns:
     table.insert(table.columns.get_loc("test_qf") + 1, "test_first_qf", "none")
+  if "test_crop" in table.columns and "test_grid" not in table.columns:
+    table.insert(table.columns.get_loc("test_crop") + 1, "test_grid", default_grid)
   return table
 
 
@@ -186,7 +191,7 @@ def write_results(workdir, results, confusions, class_names):
   conditions) and writes a confusion matrix per condition (CSV and PNG)."""
   from tfjpeg import plotting  # pylint: disable=g-import-not-at-top
   results = upsert_rows(os.path.join(workdir, "results.csv"), results,
-                        ("test_crop", "test_qf", "test_first_qf"))
+                        ("test_crop", "test_grid", "test_qf", "test_first_qf"))
   for name, matrix in confusions.items():
     stem = os.path.join(workdir, f"confusion_{name}")
     np.savetxt(stem + ".csv", matrix, fmt="%d", delimiter=",", header=",".join(class_names))

@@ -15,6 +15,7 @@ exactly.
 """
 
 import dataclasses
+import re
 from typing import Optional, Sequence
 
 import tensorflow as tf
@@ -97,11 +98,37 @@ class Condition:
   crop: str = "aligned"
   qf: Optional[int] = None  # None: left as read
   first_qf: Optional[int] = None  # None: a single compression (or none)
+  # The grid `aligned` and `misaligned` crops are placed against: 8 (JPEG
+  # blocks) or 16 (4:2:0 MCUs), whatever grid the net was trained on.
+  grid: int = 8
+
+  def __post_init__(self):
+    if self.crop not in TEST_CROPS:
+      raise ValueError(f"test crop must be one of {TEST_CROPS}, got {self.crop!r}")
+    if self.grid not in (8, 16) or (self.grid != 8 and self.crop not in GRID_CROPS):
+      raise ValueError(f"{self.crop} test crops take grid 8{' or 16' * (self.crop in GRID_CROPS)}"
+                       f", got {self.grid}")
 
   @property
   def name(self):
     first = f"_first{self.first_qf}" if self.first_qf else ""
-    return f"{self.crop}_qf{self.qf or 'none'}{first}"
+    return f"{self.spelling}_qf{self.qf or 'none'}{first}"
+
+  @property
+  def spelling(self):
+    """How flags and tables name the crop: 'aligned', 'aligned16', 'random'."""
+    return self.crop + (str(self.grid) if self.grid != 8 else "")
+
+
+GRID_CROPS = ("aligned", "misaligned")
+
+
+def parse_test_crop(text):
+  """'aligned16' -> ('aligned', 16); 'misaligned' -> ('misaligned', 8)."""
+  match = re.fullmatch(r"([a-z]+?)(8|16)?", str(text).strip())
+  crop, grid = (match.group(1), int(match.group(2) or 8)) if match else (str(text), 8)
+  Condition(crop, grid=grid)  # refuses what does not exist, naming it
+  return crop, grid
 
 
 def decode_element(element, lattice_qf=None, chroma="4:2:0", first_qf=None):
@@ -119,7 +146,8 @@ def decode_element(element, lattice_qf=None, chroma="4:2:0", first_qf=None):
 
 
 def cut_patches(element, config, modes, image_seed, first_qf=None):
-  """`patches_per_image` crops of one encoded image for each crop mode.
+  """`patches_per_image` crops of one encoded image for each of `modes`: a crop
+  mode (placed against `config.crop_grid`) or a (crop mode, grid) pair.
 
   `first_qf` (an int, or an int32 tensor with 0 for none) compresses the whole
   decoded image before it is cut: the first save of a double compression.
@@ -130,14 +158,17 @@ def cut_patches(element, config, modes, image_seed, first_qf=None):
   (image size, mode, seed, patch index), so both paths cut the same patches.
 
   Returns:
-    {mode: {"image": [n, P, P, 3], "offset": [n, 2], "label", "image_id",
+    {each of `modes`: {"image": [n, P, P, 3], "offset": [n, 2], "label", "image_id",
     "patch_index"}}.
   """
   encoded, size, n = element["encoded"], config.patch_size, config.patches_per_image
+  keys, modes = list(modes), [m if isinstance(m, tuple) else (m, config.crop_grid)
+                              for m in modes]
 
   def offsets_for(image_size, mode, image=None):
+    mode, crop_grid = mode
     base_mode = "random" if mode == REALIGNED else mode
-    offsets = [crops.choose_offset(image_size, size, base_mode, config.crop_grid,
+    offsets = [crops.choose_offset(image_size, size, base_mode, crop_grid,
                                    tf.random.experimental.stateless_fold_in(image_seed, k))
                for k in range(n)]
     if mode == REALIGNED:
@@ -165,14 +196,14 @@ def cut_patches(element, config, modes, image_seed, first_qf=None):
                   tf.stack(offsets)))
     return out
 
-  if config.lattice_qf or REALIGNED in modes or first_qf is not None:  # need the whole image
+  if config.lattice_qf or REALIGNED in [m for m, _ in modes] or first_qf is not None:  # need the whole image
     cut = whole()
   else:
     cut = tf.cond(tf.io.is_jpeg(encoded), windowed, whole)
   common = dict(label=tf.fill([n], element["label"]), image_id=tf.fill([n], element["image_id"]),
                 patch_index=tf.range(n, dtype=tf.int32))
-  return {mode: dict(common, image=tf.ensure_shape(patches, [n, size, size, 3]), offset=offsets)
-          for mode, (patches, offsets) in zip(modes, cut)}
+  return {key: dict(common, image=tf.ensure_shape(patches, [n, size, size, 3]), offset=offsets)
+          for key, (patches, offsets) in zip(keys, cut)}
 
 
 def _per_image(dataset, config, mode, epoch_seed):
@@ -255,12 +286,13 @@ def eval_dataset(task, split, conditions, config):
   def per_image(index, element):
     image_seed = seeds.for_example(eval_seed, index)
     cuts = {first: cut_patches(element, config,
-                               sorted({c.crop for c in conditions if (c.first_qf or 0) == first}),
+                               sorted({(c.crop, c.grid) for c in conditions
+                                       if (c.first_qf or 0) == first}),
                                image_seed, first or None)
             for first in first_qfs}
     outputs = []
     for number, condition in enumerate(conditions):
-      patches = dict(cuts[condition.first_qf or 0][condition.crop])
+      patches = dict(cuts[condition.first_qf or 0][(condition.crop, condition.grid)])
       if condition.qf:
         patches["image"] = tf.map_fn(
             lambda p, q=int(condition.qf): jpeg.compress(p, q, config.chroma),

@@ -85,7 +85,8 @@ def with_seeds(study, seeds, new_split=True):
 
 # Columns of a results table that are measurements, not settings.
 METRICS = tuple(c for c in evaluation.RESULT_COLUMNS if c not in (
-    "task", "net", "train_crop", "train_qf", "test_crop", "test_qf", "test_first_qf"))
+    "task", "net", "train_crop", "train_qf", "test_crop", "test_grid", "test_qf",
+    "test_first_qf"))
 SEED_COLUMNS = ("run", "seed", "split_seed")
 
 
@@ -149,7 +150,7 @@ def merge(study, study_dir):
     if not rundir.is_finished(workdir):
       continue
     config = rundir.saved_config(workdir)
-    results = evaluation.read_table(os.path.join(workdir, "results.csv"))
+    results = evaluation.read_table(os.path.join(workdir, "results.csv"), config.crop_grid)
     settings = {k: (v if isinstance(v, (int, float, str, bool)) else
                     ("none" if "qf" in k else v) if v is None else
                     ",".join("none" if x is None else str(x) for x in v))

@@ -199,7 +199,9 @@ def _fit_schedule(config, task, workdir, log):
   with strategy.scope():
     model = _build_model(config, task, state, workdir)
   validation = input_pipeline.to_inputs(input_pipeline.eval_dataset(
-      task, "validation", [input_pipeline.Condition(config.train_crop)], pipeline))
+      task, "validation", [input_pipeline.Condition(
+          config.train_crop, grid=config.crop_grid if config.train_crop != "random" else 8)],
+      pipeline))
   logdir = os.path.join(workdir, "logs")
   writer = tf.summary.create_file_writer(os.path.join(logdir, "train"))
   validation_writer = tf.summary.create_file_writer(os.path.join(logdir, "validation"))
