@@ -10,6 +10,7 @@ from PIL import Image
 
 from tfjpeg import images
 from tfjpeg import jpeg
+from tfjpeg import manifest
 from tfjpeg import testing
 
 RGB = testing.synthetic_image(45, 67, seed=11)
@@ -102,3 +103,25 @@ def test_list_images_is_recursive_and_sorted(tmp_path):
     (tmp_path / rel).write_bytes(b"x")
   found = [p.replace(str(tmp_path) + "/", "") for p in images.list_images(tmp_path)]
   assert found == ["c.tif", "a/1.JPG", "b/2.png"]
+
+
+def test_probe_decodes_as_the_pipeline_does_and_names_the_problem(tmp_path):
+  for path, problem in testing.write_corrupt_images(tmp_path).items():
+    with pytest.raises(images.BadImageError, match=problem) as caught:
+      images.probe(path)
+    assert str(path) in str(caught.value)
+    images.probe(path, decode_check=False)  # the header alone looks fine
+  good = testing.write_image(tmp_path / "good.jpg", testing.synthetic_image(80, 96))
+  assert images.probe(good).format == "jpeg"
+
+
+def test_manifest_probes_in_parallel_with_progress(tmp_path):
+  for c in ("a", "b"):
+    for i in range(6):
+      testing.write_image(tmp_path / c / f"{i}.png", testing.synthetic_image(40, 40, seed=i))
+  testing.write_corrupt_images(tmp_path / "a")
+  lines = []
+  found = manifest.from_class_folders(tmp_path, None, progress=lines.append)
+  assert len(found.files) == 12 and len(found.bad_files) == 6
+  assert lines[-1].startswith("probed 18 images") and "12 good, 6 bad" in lines[-1]
+  assert found.bad_files["problem"].str.contains("refuses|corrupt").all()

@@ -14,6 +14,7 @@ import tensorflow as tf
 from tfjpeg import baseline
 from tfjpeg import config as config_lib
 from tfjpeg import evaluation
+from tfjpeg import images
 from tfjpeg import export
 from tfjpeg import models
 from tfjpeg import rundir
@@ -205,3 +206,30 @@ def test_a_non_finite_loss_stops_the_run_with_a_message():
     training.check_finite({"loss": 0.5, "val_loss": float("nan")}, 2, "run")
   with pytest.raises(FloatingPointError, match="loss inf"):
     training.check_finite({"loss": float("inf"), "val_loss": 1.0}, 0, "run")
+
+
+def test_files_that_go_bad_after_the_probe_are_named_and_the_run_goes_on(tmp_path, monkeypatch):
+  # As if files changed on disk after they were probed: the probe does not decode.
+  monkeypatch.setattr(images, "check_decodes", lambda path, data: None)
+  monkeypatch.setattr(images, "_check_jpeg_strictly", lambda path, data: None)
+  for c in ("a", "b"):
+    for i in range(10):
+      testing.write_image(tmp_path / "data" / c / f"{c}{i}.png",
+                          testing.synthetic_image(80, 96, i))
+  testing.write_corrupt_images(tmp_path / "corrupt")
+  bad = [tmp_path / "data" / "a" / "a0.png", tmp_path / "data" / "b" / "b7.png"]
+  for target, name in zip(bad, ("bad_zlib.png", "bad_crc.png")):
+    target.write_bytes((tmp_path / "corrupt" / name).read_bytes())
+  config = config_lib.Config(task="folder", data_dir=str(tmp_path / "data"), patch_size=64,
+                             epochs=1, batch_size=8, test_crops=("aligned",),
+                             test_fraction=0.25, validation_fraction=0.2)
+  workdir = tmp_path / "run"
+  lines = []
+  results = training.train_and_evaluate(config, str(workdir), log=lines.append)
+  lost = [l for l in (workdir / "data_summary.txt").read_text().splitlines()
+          if l.startswith("LOST AT RUN TIME")]
+  assert sorted(l.split(") ")[1].split(":")[0] for l in lost) == sorted(map(str, bad))
+  assert all(l in lines for l in lost) and rundir.is_finished(str(workdir))
+  test_lost = sum("(test)" in l for l in lost)
+  assert results["n_images"].iloc[0] == int((tasks.get(config.task, config.task_options())
+                                            .num_images["test"])) - test_lost

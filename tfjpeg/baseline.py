@@ -16,14 +16,16 @@ import numpy as np
 
 from tfjpeg import input_pipeline
 from tfjpeg import models
+from tfjpeg import rundir
 
 SPLITS = ("train", "validation")
 
 
-def fixed_patches(task, pipeline, splits=SPLITS):
-  """(patches, labels) of one epoch of the training pipeline, as arrays."""
+def fixed_patches(task, pipeline, splits=SPLITS, seen=None):
+  """(patches, labels) of one epoch of the training pipeline, as arrays; with
+  `seen`, images that fail to decode are skipped (see input_pipeline.ImagesSeen)."""
   patches, labels = [], []
-  for batch in input_pipeline.train_dataset(task, pipeline, epoch=0, splits=splits):
+  for batch in input_pipeline.train_dataset(task, pipeline, epoch=0, splits=splits, seen=seen):
     patches.append(batch["image"].numpy())
     labels.append(batch["label"].numpy())
   return np.concatenate(patches), np.concatenate(labels)
@@ -44,7 +46,10 @@ def fit(config, task, workdir, log=print):
   """Trains `config.net` the plain way; writes checkpoints/best.weights.h5 (the
   last epoch's) and returns the model. An interrupted run resumes at its last
   finished epoch (Keras's BackupAndRestore)."""
-  patches, labels = fixed_patches(task, config.pipeline(task))
+  seen = input_pipeline.ImagesSeen()
+  patches, labels = fixed_patches(task, config.pipeline(task), seen=seen)
+  for split in SPLITS:
+    rundir.report_lost_images(workdir, task, split, seen, log)
   log(f"baseline: {len(labels)} fixed patches from the {' and '.join(SPLITS)} images")
   model = models.build(config.net, task.patch_size, task.num_classes, config.weights)
   model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),

@@ -10,6 +10,7 @@ a fixed 0.5 threshold hides how separable the classes are; both are empty for
 more classes.
 """
 
+import logging
 import os
 
 import numpy as np
@@ -17,6 +18,7 @@ import pandas as pd
 import tensorflow as tf
 
 from tfjpeg import input_pipeline
+from tfjpeg import rundir
 
 RESULT_COLUMNS = ("task", "net", "train_crop", "train_qf", "test_crop", "test_grid", "test_qf",
                   "test_first_qf",
@@ -127,15 +129,17 @@ def condition_metrics(probabilities, labels, image_ids, num_classes):
       **two_class_scores(labels, probabilities))
 
 
-def evaluate(model, task, config, split="test", conditions=None):
-  """Scores `model` on every test condition of `config`.
+def evaluate(model, task, config, split="test", conditions=None, seen=None):
+  """Scores `model` on every test condition of `config`. With `seen` (an
+  `input_pipeline.ImagesSeen`), an image that fails to decode is skipped, for
+  the caller to report.
 
   Returns:
     (results, confusions): a DataFrame with `RESULT_COLUMNS`, and a dict
     condition name -> confusion matrix.
   """
   conditions = list(conditions or config.conditions())
-  dataset = input_pipeline.eval_dataset(task, split, conditions, config.pipeline(task))
+  dataset = input_pipeline.eval_dataset(task, split, conditions, config.pipeline(task), seen)
   out = predict(model, dataset)
   rows, confusions = [], {}
   for number, condition in enumerate(conditions):
@@ -230,7 +234,9 @@ def evaluate_run(workdir, test_crops=None, test_qfs=None, test_first_qfs=None,
   """
   config, task, model = load_run(workdir, test_crops=test_crops, test_qfs=test_qfs,
                                  test_first_qfs=test_first_qfs, builtin_seed=builtin_seed)
-  results, confusions = evaluate(model, task, config)
+  seen = input_pipeline.ImagesSeen()
+  results, confusions = evaluate(model, task, config, seen=seen)
+  rundir.report_lost_images(workdir, task, "test", seen, logging.warning)
   write_results(output_dir(workdir, builtin_seed), results, confusions, task.class_names)
   return results
 

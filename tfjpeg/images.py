@@ -1,8 +1,11 @@
 """Reading image files: probe each file once, then decode exactly on the graph.
 
-`probe` reads a file's header (and, for JPEG and PNG, its end) in Python and
-either returns what the pipeline needs to know or raises `BadImageError`
-naming the file and the problem. `decode` turns the bytes of a probed file into
+`probe` reads a file's header (and, for JPEG and PNG, its end), then decodes it
+once with the pipeline's own decoder (and JPEG with a strict libjpeg that
+refuses corrupt scan data), and either returns what the pipeline needs to know
+or raises `BadImageError` naming the file and the problem: a header probe is
+not a decode, and a file TensorFlow cannot decode would stop training later
+with an error naming no file. `decode` turns the bytes of a probed file into
 uint8 HxWx3 RGB inside tf.data; JPEG always with the accurate IDCT.
 
 Conversion rules (documented in the README):
@@ -17,6 +20,7 @@ Nothing is ever re-encoded here.
 import dataclasses
 import io
 import os
+import re
 
 import numpy as np
 import tensorflow as tf
@@ -63,13 +67,15 @@ def sniff_format(head):
   return None
 
 
-def probe(path, min_size=None):
+def probe(path, min_size=None, decode_check=True):
   """Checks one file and returns its `ImageInfo`; raises `BadImageError`.
 
   Args:
     path: the file.
     min_size: (height, width) the image must reach, e.g. the patch size; a
       smaller image is refused, not resized.
+    decode_check: also decode it with the pipeline's decoder (`decode`), and a
+      JPEG strictly; off only where the caller decodes it next anyway.
   """
   from PIL import Image  # pylint: disable=g-import-not-at-top
   try:
@@ -108,7 +114,40 @@ def probe(path, min_size=None):
   if min_size is not None and (height < min_size[0] or width < min_size[1]):
     raise BadImageError(path, f"image of {height}x{width} pixels is smaller "
                         f"than the {min_size[0]}x{min_size[1]} patch")
+  if decode_check:
+    if fmt == "jpeg":
+      _check_jpeg_strictly(path, data)
+    check_decodes(path, data)
   return ImageInfo(fmt, height, width, mode)
+
+
+def check_decodes(path, data):
+  """Decodes `data` once as the pipeline does; a refusal becomes `BadImageError`."""
+  try:
+    decode(tf.constant(data))
+  except (tf.errors.OpError, ValueError) as e:
+    message = re.sub(r"\{\{function_node [^}]*\}\}", "", getattr(e, "message", str(e)))
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    reason = (lines[0] if lines else type(e).__name__).split(" [Op:")[0]
+    raise BadImageError(path, f"TensorFlow's decoder refuses it ({reason})") from e
+
+
+def _check_jpeg_strictly(path, data):
+  """libjpeg only warns about corrupt scan data (flipped bytes, a scan cut short
+  and an end marker appended) and returns made-up pixels: a JPEG that fails a
+  strict decode but passes a lenient one is corrupt. One that neither reads
+  (an unusual layout) is left to the pipeline's decoder."""
+  import simplejpeg  # pylint: disable=g-import-not-at-top
+  try:
+    simplejpeg.decode_jpeg(data, strict=True)
+    return
+  except ValueError as strict:
+    try:
+      simplejpeg.decode_jpeg(data, strict=False)
+    except ValueError:
+      return
+    raise BadImageError(path, f"corrupt JPEG data ({strict}): a decoder would make up "
+                        "the missing pixels") from strict
 
 
 def _check_jpeg_complete(path, data):

@@ -16,6 +16,7 @@ exactly.
 
 import dataclasses
 import re
+import threading
 from typing import Optional, Sequence
 
 import tensorflow as tf
@@ -131,6 +132,37 @@ def parse_test_crop(text):
   return crop, grid
 
 
+class ImagesSeen:
+  """The images a pipeline delivered, by id. A pipeline given one skips an
+  image whose decode fails at run time (a file changed on disk since it was
+  probed) instead of stopping, and the caller names the images missing from
+  `ids`: errors are never ignored without someone reporting them."""
+
+  def __init__(self):
+    self._ids, self._lock = set(), threading.Lock()
+
+  def add(self, image_id):
+    with self._lock:
+      self._ids.add(image_id.numpy().decode())
+    return True
+
+  @property
+  def ids(self):
+    with self._lock:
+      return set(self._ids)
+
+
+def _skip_and_record(dataset, seen):
+  """Per-image elements: failures skipped and survivors recorded in `seen` (if given)."""
+  if seen is None:
+    return dataset
+  def record(element):
+    done = tf.py_function(seen.add, [element["image_id"][0]], Tout=tf.bool)
+    with tf.control_dependencies([done]):
+      return {k: tf.identity(v) for k, v in element.items()}
+  return dataset.ignore_errors(log_warning=True).map(record)
+
+
 def decode_element(element, lattice_qf=None, chroma="4:2:0", first_qf=None):
   """Decodes `element["encoded"]` whole; compresses it at `lattice_qf` if given,
   then at `first_qf` (an int, or an int32 tensor with 0 for none), the first
@@ -206,7 +238,7 @@ def cut_patches(element, config, modes, image_seed, first_qf=None):
           for key, (patches, offsets) in zip(keys, cut)}
 
 
-def _per_image(dataset, config, mode, epoch_seed):
+def _per_image(dataset, config, mode, epoch_seed, seen=None):
   def per_image(index, element):
     image_seed = seeds.for_example(epoch_seed, index)
     first_qf = None
@@ -220,25 +252,28 @@ def _per_image(dataset, config, mode, epoch_seed):
 
   dataset = dataset.enumerate().map(per_image, num_parallel_calls=tf.data.AUTOTUNE,
                                     deterministic=True)
-  return dataset.unbatch()
+  return _skip_and_record(dataset, seen).unbatch()
 
 
 def service_job_name(config, epoch):
   return f"{config.service_job}-seed{config.seed}-epoch{epoch}"
 
 
-def train_dataset(task, config, epoch, splits=("train",)):
+def train_dataset(task, config, epoch, splits=("train",), seen=None):
   """One epoch of training batches; epoch `e` is the same whenever it is built.
 
   `splits` lists the task's splits it draws images from (the reference
-  baseline also trains on the validation images).
+  baseline also trains on the validation images). With `seen` (an
+  `ImagesSeen`), an image that fails to decode is skipped and the others are
+  recorded (not with a tf.data service, whose workers cannot record).
   """
   epoch_seed = seeds.for_example(config.seed, epoch)
   data_seed, crop_seed, aug_seed, shuffle_seed = seeds.split(epoch_seed, 4)
   images = task.images(splits[0], shuffle_seed=data_seed)
   for split in splits[1:]:
     images = images.concatenate(task.images(split, shuffle_seed=data_seed))
-  dataset = _per_image(images, config, config.train_crop, crop_seed)
+  dataset = _per_image(images, config, config.train_crop, crop_seed,
+                       None if config.data_service else seen)
   dataset = dataset.enumerate()
   qualities = list(config.train_qfs)
 
@@ -270,10 +305,11 @@ def train_dataset(task, config, epoch, splits=("train",)):
   return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def eval_dataset(task, split, conditions, config):
+def eval_dataset(task, split, conditions, config, seen=None):
   """Batches of `split` under every test condition, each image read and decoded once.
 
   Each element carries `condition`, the index of its condition in `conditions`.
+  With `seen`, an image that fails to decode is skipped and the others recorded.
   Crops depend only on (seed, image, crop mode), so every run, and every
   combination of conditions, cuts the same test patches (a double compression
   cuts them at the same places too).
@@ -305,10 +341,11 @@ def eval_dataset(task, split, conditions, config):
 
   dataset = task.images(split).enumerate().map(
       per_image, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  dataset = _skip_and_record(dataset, seen)
   return dataset.unbatch().batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def offset_dataset(task, split, config, period=8, qf=None, first_qf=None):
+def offset_dataset(task, split, config, period=8, qf=None, first_qf=None, seen=None):
   """Batches of `split` with each image cut at every grid phase, for per-offset analysis.
 
   Each image gets one base position, a multiple of 16 so that the unshifted
@@ -318,7 +355,8 @@ def offset_dataset(task, split, config, period=8, qf=None, first_qf=None):
   lattice QF's if there is one, else the file's own, which starts at the
   top-left), and the same content is seen at every phase, so any accuracy
   change comes from the phase alone. `qf` and `first_qf` compress as in
-  `Condition`. Elements carry `phase` = (dy, dx).
+  `Condition`. Elements carry `phase` = (dy, dx). With `seen`, an image that
+  fails to decode is skipped and the others recorded.
   """
   if period < 1:
     raise ValueError(f"offset period must be positive, got {period}")
@@ -351,6 +389,7 @@ def offset_dataset(task, split, config, period=8, qf=None, first_qf=None):
 
   dataset = task.images(split).enumerate().map(
       per_image, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  dataset = _skip_and_record(dataset, seen)
   return dataset.unbatch().batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
 
 

@@ -8,7 +8,9 @@ built-in tasks and the TFDS builders alike.
 
 import concurrent.futures
 import dataclasses
+import logging
 import os
+import time
 
 import pandas as pd
 
@@ -40,7 +42,8 @@ class Manifest:
 
 
 def from_class_folders(root, min_size=None, fractions=splits.SplitFractions(),
-                       seed=0, class_names=None, workers=8, group=None):
+                       seed=0, class_names=None, workers=8, group=None,
+                       progress=logging.info):
   """Scans `root/<class>/**` for images; one subfolder per class.
 
   Files of the same name (without extension) in different class folders count
@@ -72,13 +75,17 @@ def from_class_folders(root, min_size=None, fractions=splits.SplitFractions(),
     for path in paths:
       rel = os.path.relpath(path, folder)
       entries.append((path, label, name, os.path.splitext(rel)[0]))
-  return from_entries(entries, class_names, min_size, fractions, seed, workers, group)
+  return from_entries(entries, class_names, min_size, fractions, seed, workers, group,
+                      progress)
 
 
 def from_entries(entries, class_names, min_size=None,
-                 fractions=splits.SplitFractions(), seed=0, workers=8, group=None):
+                 fractions=splits.SplitFractions(), seed=0, workers=8, group=None,
+                 progress=logging.info):
   """Probes (path, label, class_name, source) entries and splits them by source
-  (or by `group(source)`, if given)."""
+  (or by `group(source)`, if given). Every file is decoded once, in parallel
+  threads (TensorFlow's decoders release the GIL); `progress` gets a line every
+  few seconds with the time left, and a last line with the counts."""
   def check(entry):
     try:
       return entry, images.probe(entry[0], min_size), None
@@ -86,14 +93,23 @@ def from_entries(entries, class_names, min_size=None,
       return entry, None, e.problem
 
   good, bad = [], []
+  started = last = time.monotonic()
   with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-    for (path, label, name, source), info, problem in pool.map(check, entries):
+    for done, ((path, label, name, source), info, problem) in enumerate(
+        pool.map(check, entries), 1):
+      now = time.monotonic()
+      if now - last > 5 and done < len(entries):
+        last, rate = now, done / (now - started)
+        progress(f"probing images: {done}/{len(entries)} decoded, {len(bad)} bad, "
+                 f"about {(len(entries) - done) / rate:.0f} s left")
       if problem is not None:
         bad.append(dict(path=path, class_name=name, problem=problem))
       else:
         good.append(dict(path=path, label=label, class_name=name,
                          image_id=f"{name}/{source}", source=source,
                          format=info.format, height=info.height, width=info.width))
+  progress(f"probed {len(entries)} images in {time.monotonic() - started:.1f} s: "
+           f"{len(good)} good, {len(bad)} bad")
   files = pd.DataFrame(good, columns=[c for c in COLUMNS if c != "split"])
   empty = [n for n in class_names if n not in set(files["class_name"])]
   if empty:

@@ -20,6 +20,7 @@ misaligned diagonal shifts, in percent: 100 * mean_{s=1..period-1}
 net ignores the grid; 100 means misalignment removes all its confidence.
 """
 
+import logging
 import os
 
 import numpy as np
@@ -27,6 +28,7 @@ import pandas as pd
 
 from tfjpeg import evaluation
 from tfjpeg import input_pipeline
+from tfjpeg import rundir
 
 DIRECTIONS = {"diagonal": (1, 1), "vertical": (1, 0), "horizontal": (0, 1)}
 
@@ -110,10 +112,11 @@ def summarize(table):
               asd_percent=average_score_drop(displacement_curve(table)))
 
 
-def analyse(model, task, config, split="test", period=8, qf=None, first_qf=None):
-  """Runs the sweep for `model`; returns its phase table (see `phase_table`)."""
+def analyse(model, task, config, split="test", period=8, qf=None, first_qf=None, seen=None):
+  """Runs the sweep for `model`; returns its phase table (see `phase_table`).
+  With `seen`, an image that fails to decode is skipped, for the caller to report."""
   dataset = input_pipeline.offset_dataset(task, split, config.pipeline(task), period,
-                                          qf, first_qf)
+                                          qf, first_qf, seen)
   out = evaluation.predict(model, dataset)
   return phase_table(out["probabilities"], out["label"], out["phase"], task.num_classes)
 
@@ -169,7 +172,9 @@ def write_analysis(workdir, model, task, config, period=8):
   summaries = []
   for first_qf in config.test_first_qfs:
     for qf in config.test_qfs:
-      table = analyse(model, task, config, "test", period, qf, first_qf)
+      seen = input_pipeline.ImagesSeen()
+      table = analyse(model, task, config, "test", period, qf, first_qf, seen)
+      rundir.report_lost_images(workdir, task, "test", seen, logging.warning)
       name = tag(qf, first_qf, period)
       table.to_csv(table_path(workdir, qf, first_qf, period), index=False)
       displacement_curve(table).to_csv(os.path.join(workdir, f"displacement_{name}.csv"),

@@ -22,6 +22,23 @@ def write_atomically(path, text):
   os.replace(tmp, path)
 
 
+def report_lost_images(workdir, task, split, seen, log=print):
+  """Names the images of `split` that a pipeline with `seen` skipped (failed to
+  decode at run time): logged, and appended to the run's data_summary.txt.
+  Returns how many."""
+  lost = task.lost_images(split, seen.ids)
+  lines = [f"LOST AT RUN TIME ({split}) {row.path}: {row.problem}" for row in lost.itertuples()]
+  path = os.path.join(workdir, "data_summary.txt")
+  known = set(open(path).read().splitlines()) if os.path.exists(path) else set()
+  new = [line for line in lines if line not in known]  # each file named once
+  if new:
+    with open(path, "a") as f:
+      f.write("\n".join(new) + "\n")
+    for line in new:
+      log(line)
+  return len(lines)
+
+
 def mark_finished(workdir, **facts):
   write_atomically(os.path.join(workdir, FINISHED), json.dumps(
       dict(finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), **facts)))

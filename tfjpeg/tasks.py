@@ -26,6 +26,7 @@ import pandas as pd
 import tensorflow as tf
 
 from tfjpeg import builtin
+from tfjpeg import images as images_lib
 from tfjpeg import manifest
 from tfjpeg import real_photos
 from tfjpeg import seeds
@@ -61,10 +62,31 @@ class Task:
   num_images: dict  # split -> count
   bad_files: pd.DataFrame  # path, class_name, problem
   summary: str = ""
+  files: Optional[pd.DataFrame] = None  # the manifest (path, image_id, split, ...), if files
 
   @property
   def num_classes(self):
     return len(self.class_names)
+
+  def lost_images(self, split, seen_ids):
+    """The images of `split` a pipeline did not deliver (`seen_ids`: what it
+    did), with the probe's verdict on each file now: path, class_name, problem."""
+    columns = ["path", "class_name", "problem"]
+    if self.files is None:  # a prepared TFDS dataset: counts only
+      missing = self.num_images[split] - len(seen_ids)
+      return pd.DataFrame([dict(path=f"{missing} images of {self.name}", class_name="",
+                                problem="failed to decode at run time")] if missing > 0 else [],
+                          columns=columns)
+    rows = self.files[(self.files["split"] == split) & ~self.files["image_id"].isin(seen_ids)]
+    lost = []
+    for row in rows.itertuples():
+      try:
+        images_lib.probe(row.path)
+        problem = "failed to decode at run time"
+      except images_lib.BadImageError as e:
+        problem = f"changed since it was probed: {e.problem}"
+      lost.append(dict(path=row.path, class_name=row.class_name, problem=problem))
+    return pd.DataFrame(lost, columns=columns)
 
 
 def _file_task(name, kind, found, patch_size, patches_per_image):
@@ -85,7 +107,7 @@ def _file_task(name, kind, found, patch_size, patches_per_image):
 
   counts = {s: int((found.files["split"] == s).sum()) for s in splits.SPLITS}
   return Task(name, kind, list(found.class_names), patch_size, patches_per_image,
-              images, counts, found.bad_files, found.summary())
+              images, counts, found.bad_files, found.summary(), found.files)
 
 
 def _fractions(options):

@@ -146,3 +146,51 @@ def make_manual_dir(key, root, size=(240, 250), per_class=3):
   else:
     raise ValueError(key)
   return root
+
+
+def write_corrupt_images(root):
+  """Files whose headers look fine but whose data the pipeline cannot use, each
+  of a kind seen in real collections. Returns {path: what the probe must say}."""
+  import struct  # pylint: disable=g-import-not-at-top
+  import zlib  # pylint: disable=g-import-not-at-top
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  root = pathlib.Path(root)
+  root.mkdir(parents=True, exist_ok=True)
+  rgb = synthetic_image(80, 96, seed=5)
+  jpg = cv2.imencode(".jpg", rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+  png = cv2.imencode(".png", rgb[..., ::-1])[1].tobytes()
+  scan = jpg.rfind(b"\xff\xda")
+  flipped = bytearray(jpg)
+  for k in range(scan + 40, len(flipped) - 10, 7):  # flipped bytes in the scan data
+    flipped[k] ^= 0xFF
+  idat = png.find(b"IDAT")
+  length = struct.unpack(">I", png[idat - 4:idat])[0]
+  bad_crc = bytearray(png)
+  bad_crc[idat + 4 + length] ^= 0xFF
+  bad_zlib = bytearray(png)
+  for k in range(idat + 24, idat + 4 + length, 5):
+    bad_zlib[k] ^= 0x55
+  bad_zlib[idat + 4 + length:idat + 8 + length] = struct.pack(
+      ">I", zlib.crc32(bytes(bad_zlib[idat:idat + 4 + length])) & 0xFFFFFFFF)
+  animated = io.BytesIO()  # TensorFlow reads no animated WebP
+  Image.fromarray(rgb).save(animated, "WEBP", save_all=True,
+                            append_images=[Image.fromarray(255 - rgb)], duration=100)
+  width, height = 16, 8  # a 16-bit RGB555 BMP: two bytes a pixel
+  pixels = b"\x1f\x00" * width * height
+  bmp16 = (b"BM" + struct.pack("<IHHI", 54 + len(pixels), 0, 0, 54)
+           + struct.pack("<IiiHHIIiiII", 40, width, height, 1, 16, 0, len(pixels), 2835,
+                         2835, 0, 0) + pixels)
+  cases = {
+      "flipped_scan.jpg": (bytes(flipped), "corrupt JPEG data"),
+      "truncated_scan_with_end.jpg": (jpg[:len(jpg) * 2 // 3] + b"\xff\xd9",
+                                      "corrupt JPEG data"),
+      "bad_crc.png": (bytes(bad_crc), "TensorFlow's decoder refuses it"),
+      "bad_zlib.png": (bytes(bad_zlib), "TensorFlow's decoder refuses it"),
+      "animated.webp": (animated.getvalue(), "TensorFlow's decoder refuses it"),
+      "rgb555.bmp": (bmp16, "refuses it.*channels"),
+  }
+  written = {}
+  for name, (data, problem) in cases.items():
+    (root / name).write_bytes(data)
+    written[root / name] = problem
+  return written

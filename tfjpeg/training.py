@@ -176,14 +176,16 @@ def train_and_evaluate(config, workdir, log=print):
     model = baseline.fit(config, task, workdir, log)
   else:
     model = _fit_schedule(config, task, workdir, log)
-  results, confusions = evaluation.evaluate(model, task, config)
+  seen = input_pipeline.ImagesSeen()
+  results, confusions = evaluation.evaluate(model, task, config, seen=seen)
+  lost = rundir.report_lost_images(workdir, task, "test", seen, log)
   evaluation.write_results(workdir, results, confusions, task.class_names)
   _log_hparams(os.path.join(workdir, "logs"), config, results)
   log(results.to_string(index=False))
   for period in config.offset_periods:
     from tfjpeg import offsets  # pylint: disable=g-import-not-at-top
     log(offsets.write_analysis(workdir, model, task, config, period).to_string(index=False))
-  rundir.mark_finished(workdir, conditions=len(results))
+  rundir.mark_finished(workdir, conditions=len(results), test_images_lost=lost)
   return results
 
 
@@ -198,19 +200,19 @@ def _fit_schedule(config, task, workdir, log):
   strategy = make_strategy(config.strategy)
   with strategy.scope():
     model = _build_model(config, task, state, workdir)
-  validation = input_pipeline.to_inputs(input_pipeline.eval_dataset(
-      task, "validation", [input_pipeline.Condition(
-          config.train_crop, grid=config.crop_grid if config.train_crop != "random" else 8)],
-      pipeline))
+  validation_condition = input_pipeline.Condition(
+      config.train_crop, grid=config.crop_grid if config.train_crop != "random" else 8)
   logdir = os.path.join(workdir, "logs")
   writer = tf.summary.create_file_writer(os.path.join(logdir, "train"))
   validation_writer = tf.summary.create_file_writer(os.path.join(logdir, "validation"))
   checkpoints = os.path.join(workdir, "checkpoints")
   while not state.stopped:
     epoch = state.epoch
-    train = input_pipeline.train_dataset(task, pipeline, epoch)
+    seen = input_pipeline.ImagesSeen()
+    train = input_pipeline.train_dataset(task, pipeline, epoch, seen=seen)
     # A first batch costs a shuffle buffer of patches: take it once per run.
-    sample = (next(iter(input_pipeline.train_dataset(task, local, epoch)))["image"][:6]
+    sample = (next(iter(input_pipeline.train_dataset(
+        task, local, epoch, seen=input_pipeline.ImagesSeen())))["image"][:6]
               if epoch == 0 else None)
     model.optimizer.learning_rate.assign(state.learning_rate)
     started = time.time()
@@ -227,9 +229,22 @@ def _fit_schedule(config, task, workdir, log):
       # swung validation accuracy by 0.2 between epochs. Every later use of the
       # weights (validation, checkpoints, testing, export) sees the re-estimate.
       models.precise_batch_norm(model, (images for images, _ in input_pipeline.to_inputs(
-          input_pipeline.train_dataset(task, local, epoch)).take(config.precise_bn_batches)))
-    validated = model.evaluate(validation, verbose=0, return_dict=True)
-    metrics.update({f"val_{k}": float(v) for k, v in validated.items()})
+          input_pipeline.train_dataset(task, local, epoch, seen=input_pipeline.ImagesSeen())
+      ).take(config.precise_bn_batches)))
+    # A file that fails to decode now (changed on disk since the probe) is
+    # skipped, named in data_summary.txt and counted; the run goes on.
+    lost = 0
+    if config.steps_per_epoch is None and not config.data_service:  # a whole epoch was read
+      lost = rundir.report_lost_images(workdir, task, "train", seen, log)
+    validation_seen = input_pipeline.ImagesSeen()
+    validated = model.evaluate(input_pipeline.to_inputs(input_pipeline.eval_dataset(
+        task, "validation", [validation_condition], pipeline, validation_seen)),
+        verbose=0, return_dict=True)
+    lost += rundir.report_lost_images(workdir, task, "validation", validation_seen, log)
+    if "loss" not in validated:
+      raise ValueError(f"{workdir}: no validation image could be decoded in epoch {epoch + 1} "
+                       "(see data_summary.txt)")
+    metrics.update({f"val_{k}": float(v) for k, v in validated.items()}, images_lost=lost)
     metrics.update(learning_rate=state.learning_rate, seconds=time.time() - started)
     check_finite(metrics, epoch, workdir)
     state.history.append(metrics)
