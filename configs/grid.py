@@ -26,8 +26,8 @@ import dataclasses
 from tfjpeg import config
 from tfjpeg import study
 
-BASE = config.Config(epochs=6, batch_size=32, lr_patience=2, stop_patience=4)
-VISION_BASE = config.Config(epochs=12, batch_size=32, lr_patience=2, stop_patience=4)
+BASE = config.Config(**config.PAPER_RULE_ON_CPU)
+VISION_BASE = config.Config(**dict(config.PAPER_RULE_ON_CPU, epochs=12))
 
 
 def get_study(tasks=("cameras_random_cfa", "cameras"), nets=("hpf", "bayar"),

@@ -25,8 +25,7 @@ from tfjpeg import study
 
 RECIPES = {"default": dict(net="hpf", **config.DEFAULT_RECIPE),
            "baseline": config.BASELINE_RECIPE,
-           "paper-rule": dict(net="hpf", epochs=6, batch_size=32, lr_patience=2,
-                              stop_patience=4)}
+           "paper-rule": dict(net="hpf", **config.PAPER_RULE_ON_CPU)}
 
 
 def get_study(tasks=("real_history", "real_cameras"), nets=None):

@@ -153,6 +153,10 @@ class Config:
 # epoch shuffled together (a small buffer fills a batch from a few images).
 DEFAULT_RECIPE = dict(epochs=6, batch_size=32, select="last", lr_patience=None,
                       stop_patience=None, shuffle_buffer=None, precise_bn_batches=64)
+# The paper's rule shortened for a CPU (the built-in studies configs/mini.py
+# and configs/grid.py, and the real-photo study's "paper-rule" recipe).
+PAPER_RULE_ON_CPU = dict(epochs=6, batch_size=32, lr_patience=2, stop_patience=4)
+
 # The reference baseline (tfjpeg.baseline): what a researcher writes outside
 # the project, run beside the default recipe by configs/real.py.
 BASELINE_RECIPE = dict(recipe="baseline", net="minimal", epochs=6, batch_size=64)

@@ -12,9 +12,11 @@ more classes.
 
 import logging
 import os
+import warnings
 
 import numpy as np
 import pandas as pd
+from sklearn import metrics
 import tensorflow as tf
 
 from tfjpeg import input_pipeline
@@ -28,11 +30,14 @@ RESULT_COLUMNS = ("task", "net", "train_crop", "train_qf", "test_crop", "test_gr
 
 
 def balanced_accuracy(labels, predictions, num_classes):
-  """Mean over the classes present in `labels` of the fraction predicted right."""
-  labels, predictions = np.asarray(labels), np.asarray(predictions)
-  recalls = [np.mean(predictions[labels == c] == c)
-             for c in range(num_classes) if np.any(labels == c)]
-  return float(np.mean(recalls)) if recalls else float("nan")
+  """Mean over the classes present in `labels` of the fraction predicted right
+  (scikit-learn's balanced accuracy); NaN without labels."""
+  del num_classes  # classes absent from `labels` do not count
+  if len(labels) == 0:
+    return float("nan")
+  with warnings.catch_warnings():  # predictions of classes absent from `labels`
+    warnings.simplefilter("ignore", UserWarning)
+    return float(metrics.balanced_accuracy_score(labels, predictions))
 
 
 def bootstrap_interval(labels, predictions, image_ids, level=0.95,
@@ -59,27 +64,19 @@ def bootstrap_interval(labels, predictions, image_ids, level=0.95,
 
 
 def roc_auc(positive, scores):
-  """Area under the ROC curve: the chance a positive outscores a negative (ties: half)."""
+  """Area under the ROC curve (scikit-learn); NaN unless both classes occur."""
   positive = np.asarray(positive, bool)
-  n_pos, n_neg = positive.sum(), (~positive).sum()
-  if n_pos == 0 or n_neg == 0:
+  if positive.all() or not positive.any():
     return float("nan")
-  ranks = pd.Series(np.asarray(scores, np.float64)).rank().to_numpy()  # ties averaged
-  return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+  return float(metrics.roc_auc_score(positive, scores))
 
 
 def average_precision(positive, scores):
-  """Sum over score thresholds of (recall step) x precision, as scikit-learn defines it."""
+  """Average precision (scikit-learn); NaN without a positive."""
   positive = np.asarray(positive, bool)
-  if positive.sum() == 0:
+  if not positive.any():
     return float("nan")
-  order = np.argsort(-np.asarray(scores, np.float64), kind="stable")
-  scores, positive = np.asarray(scores, np.float64)[order], positive[order]
-  last_of_threshold = np.r_[np.nonzero(np.diff(scores))[0], len(scores) - 1]
-  true_positives = np.cumsum(positive)[last_of_threshold]
-  precision = true_positives / (last_of_threshold + 1)
-  recall = true_positives / positive.sum()
-  return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+  return float(metrics.average_precision_score(positive, scores))
 
 
 def two_class_scores(labels, probabilities):
@@ -92,9 +89,7 @@ def two_class_scores(labels, probabilities):
 
 
 def confusion_matrix(labels, predictions, num_classes):
-  matrix = np.zeros((num_classes, num_classes), np.int64)
-  np.add.at(matrix, (np.asarray(labels), np.asarray(predictions)), 1)
-  return matrix
+  return metrics.confusion_matrix(labels, predictions, labels=np.arange(num_classes))
 
 
 def predict(model, dataset):
