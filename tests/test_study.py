@@ -200,7 +200,7 @@ def test_real_photo_study_compares_recipes_in_one_figure(tmp_path):
   preset = config_lib.load_preset(os.path.join(REPO, "configs", "real.py"), "get_study")
   variants = {(c.variant, c.net, c.recipe) for _, c in preset.runs}
   assert variants == {("default", "hpf", "schedule"), ("baseline", "minimal", "baseline"),
-                      ("paper-rule", "hpf", "schedule")}
+                      ("paper-rule", "hpf", "schedule"), ("moving-bn", "hpf", "schedule")}
   default = [c for _, c in preset.runs if c.variant == "default"][0]
   assert default.precise_bn_batches and default.select == "last" and default.lattice_qf == 100
   table = _fake_table().query("experiment == 'alignment'")
