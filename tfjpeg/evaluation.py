@@ -202,13 +202,11 @@ def load_run(workdir, **overrides):
   """(config, task, model with its best weights) of a trained run directory;
   `overrides` (None values ignored) change the config, e.g. its test conditions."""
   import dataclasses  # pylint: disable=g-import-not-at-top
-  from tfjpeg import config as config_lib  # pylint: disable=g-import-not-at-top
   from tfjpeg import models  # pylint: disable=g-import-not-at-top
   from tfjpeg import tasks  # pylint: disable=g-import-not-at-top
-  config_path = os.path.join(workdir, "config.json")
-  if not os.path.exists(config_path):
+  if not os.path.exists(os.path.join(workdir, "config.json")):
     raise FileNotFoundError(f"{workdir} is not a run directory (no config.json)")
-  config = config_lib.Config.from_json(open(config_path).read())
+  config = rundir.saved_config(workdir)
   config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
   best = os.path.join(workdir, "checkpoints", "best.weights.h5")
   if not os.path.exists(best):

@@ -189,6 +189,18 @@ def train_and_evaluate(config, workdir, log=print):
   return results
 
 
+def _validate(model, task, condition, pipeline, workdir, epoch, log):
+  """({val_loss, val_accuracy}, images lost) of one pass over the validation images."""
+  seen = input_pipeline.ImagesSeen()
+  validated = model.evaluate(input_pipeline.to_inputs(input_pipeline.eval_dataset(
+      task, "validation", [condition], pipeline, seen)), verbose=0, return_dict=True)
+  lost = rundir.report_lost_images(workdir, task, "validation", seen, log)
+  if "loss" not in validated:
+    raise ValueError(f"{workdir}: no validation image could be decoded in epoch {epoch + 1} "
+                     "(see data_summary.txt)")
+  return {f"val_{k}": float(v) for k, v in validated.items()}, lost
+
+
 def _fit_schedule(config, task, workdir, log):
   """The project's loop; returns the model with the weights `config.select` chose."""
   pipeline = dataclasses.replace(config.pipeline(task), service_job="tfjpeg-" + hashlib.sha1(
@@ -236,15 +248,9 @@ def _fit_schedule(config, task, workdir, log):
     lost = 0
     if config.steps_per_epoch is None and not config.data_service:  # a whole epoch was read
       lost = rundir.report_lost_images(workdir, task, "train", seen, log)
-    validation_seen = input_pipeline.ImagesSeen()
-    validated = model.evaluate(input_pipeline.to_inputs(input_pipeline.eval_dataset(
-        task, "validation", [validation_condition], pipeline, validation_seen)),
-        verbose=0, return_dict=True)
-    lost += rundir.report_lost_images(workdir, task, "validation", validation_seen, log)
-    if "loss" not in validated:
-      raise ValueError(f"{workdir}: no validation image could be decoded in epoch {epoch + 1} "
-                       "(see data_summary.txt)")
-    metrics.update({f"val_{k}": float(v) for k, v in validated.items()}, images_lost=lost)
+    validated, validation_lost = _validate(model, task, validation_condition, pipeline,
+                                           workdir, epoch, log)
+    metrics.update(validated, images_lost=lost + validation_lost)
     metrics.update(learning_rate=state.learning_rate, seconds=time.time() - started)
     check_finite(metrics, epoch, workdir)
     state.history.append(metrics)
@@ -257,7 +263,7 @@ def _fit_schedule(config, task, workdir, log):
     os.replace(os.path.join(checkpoints, "latest.keras.tmp.keras"),
                os.path.join(checkpoints, "latest.keras"))
     rundir.write_atomically(os.path.join(checkpoints, "state.json"),
-                      json.dumps(dataclasses.asdict(state), indent=1))
+                            json.dumps(dataclasses.asdict(state), indent=1))
     # Printed once the epoch is safe on disk.
     log(f"epoch {epoch + 1}/{config.epochs}: loss {metrics['loss']:.4f} "
         f"acc {metrics['accuracy']:.3f} val_loss {metrics['val_loss']:.4f} "
