@@ -166,9 +166,10 @@ def alignment_figure(table, out_dir, metric="balanced_accuracy", experiment="ali
   plt = _pyplot()
   table = _single_compression(table[table["experiment"] == experiment])
   if "variant" in table.columns and (table["variant"].fillna("") != "").any():
-    table = table.assign(net=table["net"] + " (" + table["variant"].fillna("") + ")")
+    table = table.assign(net=table["net"] + "\n(" + table["variant"].fillna("") + ")")
   task_names = sorted(table["task"].unique())
-  fig, axes = plt.subplots(1, len(task_names), figsize=(4.5 * len(task_names), 3.4),
+  width = max(4.5, 1.3 * table["net"].nunique())
+  fig, axes = plt.subplots(1, len(task_names), figsize=(width * len(task_names), 3.6),
                            squeeze=False)
   pairs = [("aligned", "aligned"), ("aligned", "random"), ("random", "aligned"),
            ("random", "random")]
