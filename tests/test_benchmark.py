@@ -2,9 +2,12 @@
 
 import os
 
+import cv2
 import numpy as np
+import tensorflow as tf
 
 from tfjpeg import benchmark
+from tfjpeg import testing
 
 
 def test_benchmark_measures_every_quantity(tmp_path):
@@ -30,3 +33,16 @@ def test_missed_goals_are_reported():
   report.ratio("b/c", 2.0, "b/c")
   assert report.failures == ["b/a = 0.50 < 0.9"]
   assert "MISSED" in report.text() and "met" in report.text()
+
+
+def test_sources_can_be_real_photos(tmp_path):
+  photos = [testing.write_image(tmp_path / "shared" / "kodak" / f"{i}.png",
+                                testing.synthetic_image(120, 150, seed=i)) for i in range(2)]
+  paths = benchmark.make_sources(str(tmp_path / "sources"), num_images=3, photos=photos)
+  assert len(paths) == 3
+  for path, photo in zip(paths, photos + photos[:1]):
+    data = open(path, "rb").read()
+    assert data[:3] == b"\xff\xd8\xff"
+    decoded = tf.io.decode_jpeg(data, dct_method="INTEGER_ACCURATE").numpy().astype(float)
+    original = cv2.imread(str(photo))[..., ::-1].astype(float)
+    assert decoded.shape == original.shape and np.abs(decoded - original).mean() < 4

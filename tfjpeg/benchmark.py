@@ -24,17 +24,24 @@ QUALITIES = (50, 60, 70, 80, 90, 99)
 GOALS = {"b/a": 0.9, "b/c": 1.5, "d_real/d_const": 0.95, "memory_small/large": 0.9}
 
 
-def make_sources(directory, num_images=48, size=(768, 1024), seed=0):
-  """Camera-like JPEG files in two class folders; returns their paths."""
+def make_sources(directory, num_images=48, size=(768, 1024), seed=0, photos=None):
+  """Camera-like JPEG files (QF 95, 4:2:0) in two class folders; returns their
+  paths. The content is procedural scenes of `size`, or, given `photos`
+  (never-compressed files, e.g. `real_photos.list_sources()`), those photos at
+  their own size, in turn."""
   import cv2  # pylint: disable=g-import-not-at-top
   from tfjpeg import builtin  # pylint: disable=g-import-not-at-top
+  from tfjpeg import real_photos  # pylint: disable=g-import-not-at-top
   paths = []
   for index in range(num_images):
     path = os.path.join(directory, f"class{index % 2}", f"image{index:04d}.jpg")
     if not os.path.exists(path):
       os.makedirs(os.path.dirname(path), exist_ok=True)
-      rng = np.random.default_rng([seed, index])
-      rgb = np.clip(np.round(255 * builtin.scene(*size, rng)), 0, 255).astype(np.uint8)
+      if photos:
+        rgb = real_photos.read_rgb(photos[index % len(photos)])
+      else:
+        rng = np.random.default_rng([seed, index])
+        rgb = np.clip(np.round(255 * builtin.scene(*size, rng)), 0, 255).astype(np.uint8)
       cv2.imwrite(path, rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
     paths.append(path)
   return paths
@@ -197,12 +204,13 @@ class Report:
 def run(directory, patch_sizes=(224, 512), nets=("efficientnetb0", "efficientnetb4",
                                                   "resnet50", "xception"),
         seconds=10.0, train_batch=4, train_steps=8, log=print, memory_sizes=(96, 384),
-        num_sources=48, source_size=(768, 1024)):
+        num_sources=48, source_size=(768, 1024), photos=None):
   """Measures (a)-(d) and the pipeline's memory; returns the `Report` (its
-  `failures` list the goals missed). Sources go to `directory/sources`, the
-  memory measure's datasets beside them, so no run reads another's files."""
-  sources = source_dir(directory)
-  paths = make_sources(sources, num_sources, source_size)
+  `failures` list the goals missed). Sources go to `directory/sources` (real
+  `photos` in `directory/real_sources`), the memory measure's datasets beside
+  them, so no run reads another's files."""
+  sources = os.path.join(directory, "real_sources") if photos else source_dir(directory)
+  paths = make_sources(sources, num_sources, source_size, photos=photos)
   report = Report()
   workers = os.cpu_count()
   for patch in patch_sizes:

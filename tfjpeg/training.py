@@ -240,9 +240,11 @@ def _fit_schedule(config, task, workdir, log):
       # whose energy differs widely between flat and textured patches, they
       # swung validation accuracy by 0.2 between epochs. Every later use of the
       # weights (validation, checkpoints, testing, export) sees the re-estimate.
+      # No more batches than the epoch trained on.
+      batches = min(config.precise_bn_batches, config.steps_per_epoch or float("inf"))
       models.precise_batch_norm(model, (images for images, _ in input_pipeline.to_inputs(
           input_pipeline.train_dataset(task, local, epoch, seen=input_pipeline.ImagesSeen())
-      ).take(config.precise_bn_batches)))
+      ).take(int(batches))))
     # A file that fails to decode now (changed on disk since the probe) is
     # skipped, named in data_summary.txt and counted; the run goes on.
     lost = 0
