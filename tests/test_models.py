@@ -46,6 +46,7 @@ def test_compact_nets_take_any_patch_of_at_least_64(name):
 
 
 def test_bayar_constraint_holds_after_steps():
+  keras.utils.set_random_seed(0)  # the same weights whatever ran before
   model = models.build("bayar", 64, 2)
   model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
   x = np.random.default_rng(1).integers(0, 256, (4, 64, 64, 3)).astype("uint8")
@@ -53,7 +54,9 @@ def test_bayar_constraint_holds_after_steps():
     model.train_on_batch(x, np.array([0, 1, 0, 1]))
   kernel = model.get_layer("constrained").kernel.numpy()
   np.testing.assert_allclose(kernel[2, 2], -1.0, atol=1e-6)
-  np.testing.assert_allclose(kernel.sum(axis=(0, 1)), 0.0, atol=1e-4)  # (+1) + (-1)
+  # (+1) + (-1), to float32 precision at the scale of the projected weights.
+  scale = np.abs(kernel).sum(axis=(0, 1))
+  assert (np.abs(kernel.sum(axis=(0, 1))) <= 1e-5 * scale).all()
 
 
 def test_imagenet_weights_offline_name_the_file(tmp_path, monkeypatch):
