@@ -76,9 +76,6 @@ def test_real_tasks_split_by_photo(photo_dir, monkeypatch, tmp_path, name):
   task = tasks.get(name, tasks.TaskOptions(data_dir=str(photo_dir), image_size=32,
                                            patch_size=32, test_fraction=0.4))
   assert task.num_classes == 4 and task.kind == "forensic"
-  files = real_photos.materialize(name.split("_")[1], 32, source_root=photo_dir,
-                                  cache=tmp_path / "cache" / "real")
-  del files
   split_of = {}
   for split in ("train", "validation", "test"):
     for element in task.images(split):
