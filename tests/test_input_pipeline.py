@@ -269,7 +269,8 @@ def test_test_crops_name_their_grid_whatever_the_training_grid(folder):
     for number, offset in zip(batch["condition"].numpy(), batch["offset"].numpy()):
       offsets.setdefault(conditions[number].spelling, []).append(tuple(offset))
   on = lambda grid, o: o[0] % grid == 0 and o[1] % grid == 0
-  assert all(on(8, o) for o in offsets["aligned"]) and not all(on(16, o) for o in offsets["aligned"])
+  assert all(on(8, o) for o in offsets["aligned"])
+  assert not all(on(16, o) for o in offsets["aligned"])
   assert not any(on(8, o) for o in offsets["misaligned"])  # never on the 8x8 blocks
   assert all(on(16, o) for o in offsets["aligned16"])
   assert not any(on(16, o) for o in offsets["misaligned16"])

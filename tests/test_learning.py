@@ -22,7 +22,7 @@ TASK_FOR = {"forensic": "cameras", "vision": "shapes"}
 # Real photos: (epochs, balanced accuracy on held-out test photos to reach; chance 0.25).
 REAL_BUDGET = {"hpf": (3, 0.4), "bayar": (3, 0.32), "minimal": (3, 0.35)}
 # Bondi et al.'s net as published (inputs scaled to [0, 1], no non-linearity
-# before its fourth convolution) stayed at chance here (0.26 after 8 epochs):
+# before its fourth convolution) stayed at chance here even after 8 epochs:
 # the faithful baseline of the paper, not a net for small real datasets.
 NOT_ON_REAL_PHOTOS = {"bondi"}
 

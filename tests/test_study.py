@@ -156,7 +156,8 @@ def test_figures_from_the_table_alone(tmp_path):
 
 
 def test_seeds_repeat_every_run_with_a_new_split():
-  base = study.Study("s", (("a", config_lib.Config(net="hpf")), ("b", config_lib.Config(net="bayar"))))
+  base = study.Study("s", (("a", config_lib.Config(net="hpf")),
+                           ("b", config_lib.Config(net="bayar"))))
   seeded = study.with_seeds(base, ["0", "2"])
   assert [n for n, _ in seeded.runs] == ["a_seed0", "a_seed2", "b_seed0", "b_seed2"]
   assert [(c.seed, c.split_seed) for _, c in seeded.runs][:2] == [(0, 0), (2, 2)]

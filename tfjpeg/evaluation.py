@@ -3,8 +3,9 @@
 `balanced_accuracy` is the paper's metric, the average per-class accuracy over
 patches. `balanced_accuracy_low` and `_high` bound its 95% interval, by
 bootstrap over test images: patches of one image are not independent, so
-whole images are resampled (within each class, so every class stays present). `image_balanced_accuracy` first averages the log-probabilities of an
-image's patches, then scores images. Two-class tasks (real vs generated) also
+whole images are resampled (within each class, so every class stays present).
+`image_balanced_accuracy` first averages the log-probabilities of an image's
+patches, then scores images. Two-class tasks (real vs generated) also
 get `roc_auc` and `average_precision` of the second class's probability, since
 a fixed 0.5 threshold hides how separable the classes are; both are empty for
 more classes.

@@ -138,6 +138,7 @@ def _check_jpeg_strictly(path, data):
   strict decode but passes a lenient one is corrupt. One that neither reads
   (an unusual layout) is left to the pipeline's decoder."""
   import simplejpeg  # pylint: disable=g-import-not-at-top
+  # Only the verdict is used; these pixels are discarded (never the pipeline's).
   try:
     simplejpeg.decode_jpeg(data, strict=True)
     return

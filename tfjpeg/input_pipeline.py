@@ -228,7 +228,8 @@ def cut_patches(element, config, modes, image_seed, first_qf=None):
                   tf.stack(offsets)))
     return out
 
-  if config.lattice_qf or REALIGNED in [m for m, _ in modes] or first_qf is not None:  # need the whole image
+  needs_whole = REALIGNED in [m for m, _ in modes]  # the grid is estimated from all of it
+  if config.lattice_qf or needs_whole or first_qf is not None:
     cut = whole()
   else:
     cut = tf.cond(tf.io.is_jpeg(encoded), windowed, whole)

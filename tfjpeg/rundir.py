@@ -1,4 +1,5 @@
-"""A run directory's own files: its saved config and its completion marker.
+"""A run directory's own files: its saved config, its completion marker, and
+the images a run lost at run time (appended to data_summary.txt).
 
 `config.json` is written before training starts; `finished.json` is written
 last, after results and per-offset sweeps, so a run killed at any point before

@@ -71,12 +71,8 @@ def shared_photos(limit=None):
   root = shared_data_dir()
   if root is None:
     return {}
-  files = sorted(p for p in root.glob("*/*") if p.suffix.lower() in (".png", ".tif", ".tiff"))
-  photos = {}
-  for path in files[:limit]:
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    photos[f"{path.parent.name}/{path.name}"] = np.ascontiguousarray(bgr[..., ::-1])
-  return photos
+  return {f"{path.parent.name}/{path.name}": real_photos.read_rgb(path)
+          for path in real_photos.list_sources(root)[:limit]}
 
 
 def write_image(path, rgb, **params):
