@@ -8,7 +8,9 @@ import tensorflow as tf
 from tfjpeg import grid
 from tfjpeg import input_pipeline as ip
 from tfjpeg import jpeg
+from tfjpeg import metrics
 from tfjpeg import offsets
+from tfjpeg import rundir
 from tfjpeg import testing
 
 PATCH = 32
@@ -86,38 +88,37 @@ def _fake_sweep(period, aligned_score, other_score, num_images=4):
 
 
 def test_map_curve_and_asd_by_hand():
-  table = offsets.phase_table(*_fake_sweep(8, 0.9, 0.3), num_classes=2)
+  table = metrics.phase_table(*_fake_sweep(8, 0.9, 0.3))
   assert len(table) == 81 and (table["n_patches"] == 4).all()
-  grid_map = offsets.offset_map(table)
+  grid_map = metrics.offset_map(table)
   assert grid_map.shape == (8, 8)
   assert grid_map[0, 0] == 1.0 and np.all(np.delete(grid_map.ravel(), 0) == 0.0)
-  curve = offsets.displacement_curve(table)
+  curve = metrics.displacement_curve(table)
   diagonal = curve[curve["direction"] == "diagonal"]
   assert diagonal["shift"].tolist() == list(range(9))
   np.testing.assert_allclose(diagonal["score_change"], [0] + [-0.6] * 7 + [0], atol=1e-12)
-  assert offsets.average_score_drop(curve) == pytest.approx(100 * 0.6 / 0.9)
-  summary = offsets.summarize(table)
+  assert metrics.average_score_drop(curve) == pytest.approx(100 * 0.6 / 0.9)
+  summary = metrics.offset_summary(table)
   assert summary["aligned"] == 1.0 and summary["misaligned_mean"] == 0.0
   assert summary["period"] == 8
-  flat = offsets.summarize(offsets.phase_table(*_fake_sweep(16, 0.8, 0.8), num_classes=2))
+  flat = metrics.offset_summary(metrics.phase_table(*_fake_sweep(16, 0.8, 0.8)))
   assert flat["asd_percent"] == pytest.approx(0.0) and flat["period"] == 16
   assert flat["aligned"] == flat["misaligned_mean"] == 1.0
 
 
 def test_offset_figure_from_files(tmp_path):
-  from tfjpeg import plotting
   paths = []
   for name, (aligned, other) in (("a", (0.9, 0.3)), ("b", (0.8, 0.8))):
     path = tmp_path / name / "offsets_qfnone.csv"
     path.parent.mkdir()
-    offsets.phase_table(*_fake_sweep(8, aligned, other), num_classes=2).to_csv(path, index=False)
+    metrics.phase_table(*_fake_sweep(8, aligned, other)).to_csv(path, index=False)
     paths.append(str(path))
-  out = plotting.offset_figures_from_files(paths, None, str(tmp_path / "fig"))
+  out = offsets.figure_from_files(paths, None, str(tmp_path / "fig"))
   assert [p.rsplit(".", 1)[1] for p in out] == ["png", "pdf"]
   assert all((tmp_path / f"fig.{e}").stat().st_size > 1000 for e in ("png", "pdf"))
   pd.DataFrame({"x": [1]}).to_csv(tmp_path / "bad.csv")
   with pytest.raises(ValueError, match="bad.csv is not an offsets file"):
-    plotting.offset_figures_from_files([str(tmp_path / "bad.csv")])
+    offsets.figure_from_files([str(tmp_path / "bad.csv")])
 
 
 def test_chroma_phases_and_resummarize(tmp_path):
@@ -127,15 +128,15 @@ def test_chroma_phases_and_resummarize(tmp_path):
   block_only = np.all(phases % 8 == 0, 1) & np.any(phases % 16 != 0, 1)
   probabilities[block_only & (labels == 0)] = [0.9, 0.1]
   probabilities[block_only & (labels == 1)] = [0.9, 0.1]
-  table = offsets.phase_table(probabilities, labels, phases, num_classes=2)
-  summary = offsets.summarize(table)
+  table = metrics.phase_table(probabilities, labels, phases)
+  summary = metrics.offset_summary(table)
   assert (summary["aligned"], summary["block_aligned_only"], summary["misaligned_mean"]) == (
       1.0, 0.5, 0.0)
-  assert np.isnan(offsets.summarize(offsets.phase_table(*_fake_sweep(8, 0.9, 0.1), 2))[
+  assert np.isnan(metrics.offset_summary(metrics.phase_table(*_fake_sweep(8, 0.9, 0.1)))[
       "block_aligned_only"])
-  assert offsets.tag("none", "none", 16) == "qfnone_period16"
-  assert offsets.tag(90, 60) == "qf90_first60"
-  table.to_csv(offsets.table_path(str(tmp_path), "90", "60", 16), index=False)
+  assert rundir.sweep_tag("none", "none", 16) == "qfnone_period16"
+  assert rundir.sweep_tag(90, 60) == "qf90_first60"
+  table.to_csv(rundir.sweep_path(str(tmp_path), "90", "60", 16), index=False)
   pd.DataFrame([dict(task="t", test_qf="90", test_first_qf="60", period=16, aligned=0.3)]).to_csv(
       tmp_path / "offsets_summary.csv", index=False)
   fresh = offsets.resummarize(str(tmp_path))

@@ -1,4 +1,6 @@
-"""bin/predict: a briefly trained bondi, exported, run on a folder with bad files in it."""
+"""bin/predict: a briefly trained bondi, exported from its run directory alone (its data
+deleted first), run on a folder with bad files in it, as a run directory, a SavedModel
+and a .keras file."""
 
 import os
 import shutil
@@ -10,7 +12,7 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from tfjpeg import export
+from tfjpeg import classifier
 from tfjpeg import images
 from tfjpeg import predict
 from tfjpeg import testing
@@ -28,15 +30,21 @@ def exported(tmp_path_factory):
   subprocess.run([sys.executable, os.path.join(REPO, "bin", "train"), "--net=bondi",
                   "--epochs=1", "--steps_per_epoch=5", "--test_qfs=none", "--builtin_scenes=40",
                   f"--workdir={workdir}"], env=env, check=True, capture_output=True)
+  kept = base / "kept"
+  kept.mkdir()
+  camera_files = []
+  for number, path in enumerate(sorted((base / "cache").rglob("*.jpg"), key=str)[:4]):
+    camera_files.append(kept / f"{number}.jpg")
+    shutil.copy(path, camera_files[-1])
+  shutil.rmtree(base / "cache")  # export and predict need the run directory alone
   subprocess.run([sys.executable, os.path.join(REPO, "bin", "export"), f"--workdir={workdir}",
                   f"--out={base / 'model'}"], env=env, check=True, capture_output=True)
-  camera_files = sorted((p for p in (base / "cache").rglob("*.jpg")), key=str)
-  return base / "model", camera_files, env
+  return base / "model", camera_files, env, workdir
 
 
 @pytest.fixture
 def folder(tmp_path, exported):
-  _, camera_files, _ = exported
+  _, camera_files, _, _ = exported
   (tmp_path / "cam_a").mkdir()
   shutil.copy(camera_files[0], tmp_path / "cam_a" / "good.jpg")
   testing.write_image(tmp_path / "loose.png", testing.synthetic_image(130, 150, seed=3))
@@ -48,7 +56,7 @@ def folder(tmp_path, exported):
 
 
 def test_predict_cli_one_row_per_file_errors_included(exported, folder, tmp_path):
-  model, _, env = exported
+  model, _, env, _ = exported
   out = tmp_path / "predictions.csv"
   patch_scores = tmp_path / "patches.csv"
   result = subprocess.run(
@@ -72,7 +80,7 @@ def test_predict_cli_one_row_per_file_errors_included(exported, folder, tmp_path
 
 
 def test_predictions_match_the_savedmodel_called_directly(exported, folder, tmp_path):
-  model, _, _ = exported
+  model, _, _, _ = exported
   out = tmp_path / "p.csv"
   predict.run(str(model), [str(folder / "loose.png")], str(out), stream=open(os.devnull, "w"))
   row = pd.read_csv(out).iloc[0]
@@ -85,8 +93,8 @@ def test_predictions_match_the_savedmodel_called_directly(exported, folder, tmp_
 
 
 def test_random_placement_is_seeded(exported, folder):
-  model, _, _ = exported
-  detector = predict.Detector.load(str(model))
+  model, _, _, _ = exported
+  detector = classifier.load(str(model))
   image = images.decode((folder / "loose.png").read_bytes())
   first = predict.cut(image, detector.patch_size, "random", num_patches=5, seed=1)[1]
   again = predict.cut(image, detector.patch_size, "random", num_patches=5, seed=1)[1]
@@ -98,7 +106,7 @@ def test_random_placement_is_seeded(exported, folder):
 
 
 def test_realigned_tiles_start_on_the_estimated_grid(exported, tmp_path):
-  model, camera_files, _ = exported
+  model, camera_files, _, _ = exported
   photo = images.decode(camera_files[0].read_bytes()).numpy()
   # Cropped by (3, 5) after its in-camera JPEG, then saved losslessly: the
   # grid now starts at (5, 3).
@@ -126,8 +134,41 @@ def test_realigned_tiles_start_on_the_estimated_grid(exported, tmp_path):
 
 
 def test_missing_model_is_named(tmp_path):
-  with pytest.raises(FileNotFoundError, match="no SavedModel at"):
-    predict.Detector.load(str(tmp_path / "nope"))
+  with pytest.raises(FileNotFoundError, match="no model at"):
+    classifier.load(str(tmp_path / "nope"))
+  (tmp_path / "folder").mkdir()
+  with pytest.raises(ValueError, match="neither a run directory"):
+    classifier.load(str(tmp_path / "folder"))
+
+
+def test_run_directory_and_keras_file_predict_as_the_export(exported, folder,
+                                                             tmp_path_factory):
+  model, _, _, workdir = exported
+  tmp_path = tmp_path_factory.mktemp("outputs")  # outside the folder predicted
+  from_run = classifier.load(str(workdir))
+  from_export = classifier.load(str(model))
+  assert (from_run.form, from_export.form) == ("run", "tfjpeg-savedmodel")
+  assert from_run.class_names == from_export.class_names
+  assert from_run.patch_size == from_export.patch_size == 64
+  assert len(from_run.fingerprint()) == 64 and from_run.fingerprint() == from_run.fingerprint()
+  keras_file = tmp_path / "detector.keras"
+  from_run.keras_model.save(keras_file)
+  with pytest.raises(ValueError, match="4 class probabilities but 2 class names"):
+    classifier.load(str(keras_file), class_names=["a", "b"])
+  assert classifier.load(str(keras_file)).class_names == ["class0", "class1", "class2", "class3"]
+  tables = {}
+  for name, path, names in (("export", model, None), ("run", workdir, None),
+                            ("keras", keras_file, from_run.class_names)):
+    out = tmp_path / f"{name}.csv"
+    predict.run(str(path), [str(folder)], str(out), stream=open(os.devnull, "w"),
+                class_names=names)
+    tables[name] = pd.read_csv(out, keep_default_na=False)
+  columns = [f"prob_{n}" for n in from_run.class_names]
+  for name in ("run", "keras"):
+    np.testing.assert_allclose(tables[name][columns].replace("", np.nan).astype(float),
+                               tables["export"][columns].replace("", np.nan).astype(float),
+                               rtol=1e-5, atol=1e-6)
+    assert tables[name]["error"].tolist() == tables["export"]["error"].tolist()
 
 
 def test_two_class_summary_has_auc_and_ap():

@@ -7,6 +7,8 @@ import sys
 
 import numpy as np
 import pandas as pd
+import tensorflow as tf
+from tensorboard.plugins.hparams import plugin_data_pb2
 import pytest
 
 from tfjpeg import config as config_lib
@@ -58,6 +60,20 @@ def test_shards_cover_the_grid_once():
     study.parse_shard("4/3")
 
 
+def _hparams_plugin_data(logdir, field):
+  """The first HParams plugin message with `field` in logdir's event files."""
+  for path in sorted(logdir.glob("events.out.tfevents*")):
+    for record in tf.data.TFRecordDataset(str(path)):
+      event = tf.compat.v1.Event.FromString(record.numpy())
+      for value in event.summary.value:
+        if value.metadata.plugin_data.plugin_name == "hparams":
+          data = plugin_data_pb2.HParamsPluginData.FromString(
+              value.metadata.plugin_data.content)
+          if data.HasField(field):
+            return getattr(data, field)
+  raise AssertionError(f"no HParams {field} in {logdir}")
+
+
 def test_study_cli_shards_skips_and_merges(tmp_path):
   preset = tmp_path / "tiny.py"
   preset.write_text(PRESET)
@@ -68,7 +84,8 @@ def test_study_cli_shards_skips_and_merges(tmp_path):
   first = subprocess.run(command + ["--shard=1/2"], env=env, check=True, capture_output=True,
                          text=True)
   runs = tmp_path / "study" / "runs"
-  assert sorted(os.listdir(runs)) == ["alignment_cameras_hpf_train-aligned"]
+  assert sorted(p.name for p in runs.iterdir() if p.is_dir()) == [
+      "alignment_cameras_hpf_train-aligned"]
   assert "2 rows from 1 runs" in first.stdout
   subprocess.run(command + ["--shard=2/2"], env=env, check=True, capture_output=True)
   everything = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
@@ -80,6 +97,16 @@ def test_study_cli_shards_skips_and_merges(tmp_path):
   assert (table["lattice_qf"] == 100).all()
   parquet = pd.read_parquet(tmp_path / "study" / "table.parquet")
   assert len(parquet) == 4 and list(parquet.columns) == list(table.columns)
+  # HParams: the study declares the settings that differ between its runs and
+  # the test metrics; each trial is named after its run.
+  columns = _hparams_plugin_data(runs, "experiment")
+  assert [h.name for h in columns.hparam_infos] == ["train_crop"]
+  assert [m.name.tag for m in columns.metric_infos] == [
+      "test/aligned_qfnone/balanced_accuracy", "test/random_qfnone/balanced_accuracy"]
+  trial = _hparams_plugin_data(runs / "alignment_cameras_hpf_train-random" / "logs" /
+                                  "hparams", "session_start_info")
+  assert trial.group_name == "alignment_cameras_hpf_train-random"
+  assert trial.hparams["train_crop"].string_value == "random"
 
   # bin/evaluate adds conditions to a finished run, with confusion matrices.
   workdir = runs / "alignment_cameras_hpf_train-random"
@@ -145,14 +172,14 @@ def _fake_table():
 def test_figures_from_the_table_alone(tmp_path):
   path = tmp_path / "table.csv"
   _fake_table().to_csv(path, index=False)
-  made = plotting.study_figures(str(path))
+  made = study.figures(str(path))
   names = sorted(os.path.basename(p) for p in made)
   assert names == ["fig1_alignment.pdf", "fig1_alignment.png", "quality_cameras_hpf.pdf",
                    "quality_cameras_hpf.png", "quality_shapes_hpf.pdf", "quality_shapes_hpf.png"]
   assert all(os.path.getsize(p) > 1000 for p in made)
   with pytest.raises(ValueError, match="not a study table"):
     pd.DataFrame(dict(a=[1])).to_csv(tmp_path / "bad.csv", index=False)
-    plotting.study_figures(str(tmp_path / "bad.csv"))
+    study.figures(str(tmp_path / "bad.csv"))
 
 
 def test_seeds_repeat_every_run_with_a_new_split():
@@ -206,7 +233,7 @@ def test_real_photo_study_compares_recipes_in_one_figure(tmp_path):
   assert default.precise_bn_batches and default.select == "last" and default.lattice_qf == 100
   table = _fake_table().query("experiment == 'alignment'")
   table = pd.concat([table.assign(experiment="real", variant=v) for v in ("default", "baseline")])
-  made = plotting.study_figures(str(_write(table, tmp_path / "real.csv")))
+  made = study.figures(str(_write(table, tmp_path / "real.csv")))
   assert sorted(os.path.basename(p) for p in made) == ["real_photos.pdf", "real_photos.png"]
 
 

@@ -193,7 +193,7 @@ def test_folder_task_on_real_photos(tmp_path):
 def test_task_examples_figure(tmp_path):
   from tfjpeg import plotting  # pylint: disable=g-import-not-at-top
   task = tasks.get("shapes", tasks.TaskOptions(data_dir=str(tmp_path / "data"), num_scenes=8))
-  path = plotting.task_examples(task, str(tmp_path / "shapes.png"), per_class=1)
+  path = plotting.task_examples(tasks.examples(task, per_class=1), str(tmp_path / "shapes.png"))
   from PIL import Image  # pylint: disable=g-import-not-at-top
   with Image.open(path) as im:
     assert im.format == "PNG" and im.size[1] > im.size[0]  # one row pair per class

@@ -35,8 +35,10 @@ def _env(cache):
 
 
 def _train(args, cache, **kw):
-  return subprocess.run([sys.executable, os.path.join(REPO, "bin", "train")] + args,
-                        env=_env(cache), capture_output=True, text=True, check=True, **kw)
+  done = subprocess.run([sys.executable, os.path.join(REPO, "bin", "train")] + args,
+                        env=_env(cache), capture_output=True, text=True, **kw)
+  assert done.returncode == 0, f"bin/train {' '.join(args)} failed:\n{done.stderr[-3000:]}"
+  return done
 
 
 @pytest.fixture(scope="module")

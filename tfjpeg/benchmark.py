@@ -204,19 +204,36 @@ class Report:
 def run(directory, patch_sizes=(224, 512), nets=("efficientnetb0", "efficientnetb4",
                                                   "resnet50", "xception"),
         seconds=10.0, train_batch=4, train_steps=8, log=print, memory_sizes=(96, 384),
-        num_sources=48, source_size=(768, 1024), photos=None):
+        num_sources=48, source_size=(768, 1024), real_photos=False, stream=None):
   """Measures (a)-(d) and the pipeline's memory; returns the `Report` (its
-  `failures` list the goals missed). Sources go to `directory/sources` (real
-  `photos` in `directory/real_sources`), the memory measure's datasets beside
-  them, so no run reads another's files."""
+  `failures` list the goals missed). Sources go to `directory/sources` (with
+  `real_photos`, the shared never-compressed photos as JPEG, in
+  `directory/real_sources`), the memory measure's datasets beside them, so no
+  run reads another's files. Progress, with the time left, goes to `stream`."""
+  from tfjpeg import progress  # pylint: disable=g-import-not-at-top
+  from tfjpeg import real_photos as real_photos_lib  # pylint: disable=g-import-not-at-top
+  photos = (real_photos_lib.list_sources(real_photos_lib.default_root()) if real_photos
+            else None)
   sources = os.path.join(directory, "real_sources") if photos else source_dir(directory)
   paths = make_sources(sources, num_sources, source_size, photos=photos)
   report = Report()
   workers = os.cpu_count()
+  with progress.Progress(3 * len(patch_sizes) + 1 + len(nets), "benchmark", "measures",
+                         stream) as done:
+    _measure(report, paths, sources, directory, patch_sizes, nets, seconds, train_batch,
+             train_steps, memory_sizes, source_size, workers, log, done.update)
+  return report
+
+
+def _measure(report, paths, sources, directory, patch_sizes, nets, seconds, train_batch,
+             train_steps, memory_sizes, source_size, workers, log, step):
   for patch in patch_sizes:
     a = opencv_rate(paths, patch, seconds, workers)
+    step()
     b = tfjpeg_rate(sources, patch, seconds)
+    step()
     c = albumentations_rate(paths, patch, seconds)
+    step()
     report.add(f"(a) OpenCV, {workers} processes, {patch} px", a, "patches/s")
     report.add(f"(b) tfjpeg pipeline, {patch} px", b, "patches/s")
     report.add(f"(c) Albumentations loop, {patch} px", c, "patches/s")
@@ -224,6 +241,7 @@ def run(directory, patch_sizes=(224, 512), nets=("efficientnetb0", "efficientnet
     report.ratio(f"b/c at {patch} px", b / c, "b/c")
     log(report.text())
   small, large = peak_memory(directory, min(224, *source_size), memory_sizes, source_size)
+  step()
   report.add(f"pipeline peak memory, {memory_sizes[0]} images", small, "MB")
   report.add(f"pipeline peak memory, {memory_sizes[1]} images", large, "MB")
   report.ratio("memory_small/large (1 = no growth)", small / large, "memory_small/large")
@@ -234,5 +252,5 @@ def run(directory, patch_sizes=(224, 512), nets=("efficientnetb0", "efficientnet
     report.add(f"(d) {net} {patch} px, real pipeline", real, f"steps/s (batch {train_batch})")
     report.add(f"(d) {net} {patch} px, constant batch", const, f"steps/s (batch {train_batch})")
     report.ratio(f"d_real/d_const {net}", real / const, "d_real/d_const")
+    step()
     log(report.text())
-  return report

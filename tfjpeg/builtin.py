@@ -32,6 +32,8 @@ import tempfile
 import cv2
 import numpy as np
 
+from tfjpeg import progress
+
 VERSION = 2  # bump whenever generation changes, so caches are rebuilt
 
 
@@ -160,6 +162,7 @@ def generate(kind, out_dir, num_scenes, image_size, seed):
     raise ValueError(f"unknown built-in kind {kind!r}")
   for name in class_names:
     os.makedirs(os.path.join(out_dir, name), exist_ok=True)
+  bar = progress.Progress(num_scenes, f"generating the built-in {kind} task", "scenes")
   for index in range(num_scenes):
     rng = np.random.default_rng([seed, index])
     light = scene(height, width, rng, objects=kind != "shapes")
@@ -175,6 +178,8 @@ def generate(kind, out_dir, num_scenes, image_size, seed):
       draw_shape(light, shape, rng)
       camera = CAMERAS[int(rng.integers(len(CAMERAS)))]
       _write(out_dir, shape, index, shoot(light, camera, rng))
+    bar.update()
+  bar.close()
   return class_names
 
 

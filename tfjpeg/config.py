@@ -6,10 +6,12 @@ the run directory before training starts.
 """
 
 import dataclasses
+import importlib.util
 import json
 import os
 from typing import Optional, Tuple
 
+import configs
 from tfjpeg import crops
 from tfjpeg import input_pipeline
 from tfjpeg import tasks
@@ -194,9 +196,18 @@ def parse_qfs(text, allow_none=True):
   return tuple(values)
 
 
-def load_preset(path, function="get_config", **kwargs):
-  """Runs `function(**kwargs)` of a preset file such as configs/default.py."""
-  import importlib.util  # pylint: disable=g-import-not-at-top
+def preset_path(name_or_path):
+  """A preset file: a path as given, or the name of one of configs/ ("default",
+  "real"), which is installed with the package."""
+  if os.path.exists(name_or_path) or os.sep in name_or_path or name_or_path.endswith(".py"):
+    return name_or_path
+  return os.path.join(os.path.dirname(configs.__file__), f"{name_or_path}.py")
+
+
+def load_preset(name_or_path, function="get_config", **kwargs):
+  """Runs `function(**kwargs)` of a preset, a file such as configs/default.py
+  or its name ("default")."""
+  path = preset_path(name_or_path)
   if not os.path.exists(path):
     raise FileNotFoundError(f"config file {path} does not exist")
   spec = importlib.util.spec_from_file_location(f"tfjpeg_preset_{abs(hash(path))}", path)
@@ -212,3 +223,18 @@ def default_workdir(config):
   lattice = f"_lattice{config.lattice_qf}" if config.lattice_qf else ""
   return os.path.join("runs", f"{config.task}_{config.net}_{config.train_crop}{lattice}"
                               f"_qf{config.train_qf_label}_seed{config.seed}")
+
+
+def saved(workdir):
+  """The config a run directory was trained with (its config.json)."""
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{workdir} is not a run directory (no config.json)")
+  with open(path) as f:
+    return Config.from_json(f.read())
+
+
+def differences(saved_config, config):
+  """Names of the fields in which two configs differ, sorted."""
+  return sorted(k for k in dataclasses.asdict(config)
+                if getattr(saved_config, k) != getattr(config, k))

@@ -16,6 +16,7 @@ import keras
 import tensorflow as tf
 
 from tfjpeg import images
+from tfjpeg import rundir
 
 
 def grid_tiles(image, patch_size):
@@ -62,15 +63,8 @@ def export(model, class_names, patch_size, path):
 
 
 def export_run(workdir, path=None):
-  """Exports the best weights of the run in `workdir` (to workdir/export by default)."""
-  from tfjpeg import config as config_lib  # pylint: disable=g-import-not-at-top
-  from tfjpeg import models  # pylint: disable=g-import-not-at-top
-  from tfjpeg import tasks  # pylint: disable=g-import-not-at-top
-  config = config_lib.Config.from_json(open(os.path.join(workdir, "config.json")).read())
-  task = tasks.get(config.task, config.task_options())
-  model = models.build(config.net, task.patch_size, task.num_classes)
-  best = os.path.join(workdir, "checkpoints", "best.weights.h5")
-  if not os.path.exists(best):
-    raise FileNotFoundError(f"{workdir} has no trained weights ({best}); train it first")
-  model.load_weights(best)
-  return export(model, task.class_names, task.patch_size, path or os.path.join(workdir, "export"))
+  """Exports the selected weights of the run in `workdir` (to workdir/export by
+  default), from the run directory alone: no dataset is read."""
+  about, model = rundir.load_model(workdir)
+  return export(model, about["class_names"], about["patch_size"],
+                path or os.path.join(workdir, "export"))

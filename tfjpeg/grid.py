@@ -18,7 +18,12 @@ callers should treat estimates below `CONFIDENT` as "no grid found".
 """
 
 import numpy as np
+import pandas as pd
 import tensorflow as tf
+
+from tfjpeg import images
+from tfjpeg import jpeg
+from tfjpeg import progress
 
 CONFIDENT = 0.05  # below this, treat the image as having no detectable grid
 MAX_SIDE = 512  # the estimate reads at most this central window
@@ -94,8 +99,22 @@ def realign(offset, origin, image_size, size):
   return tf.where(inside(nearer), nearer, tf.where(inside(other), other, offset))
 
 
+def accuracy_on_folder(folder, qualities=(50, 60, 70, 80, 90, 95, 98, 100), crop=256,
+                       chroma="4:2:0", stream=None):
+  """`accuracy_table` of every image below `folder` (refused, never resized,
+  when smaller than crop + 7), with progress; returns (photo count, table)."""
+  photos = {}
+  for path in images.list_images(folder):
+    images.probe(path, min_size=(crop + 7, crop + 7))
+    with open(path, "rb") as handle:
+      photos[path] = images.decode(handle.read()).numpy()
+  with progress.Progress(len(photos) * (len(qualities) + 1), "grid estimates",
+                         "photo-QFs", stream) as done:
+    return len(photos), accuracy_table(photos, qualities, crop, chroma, done.update)
+
+
 def accuracy_table(photos, qualities=(50, 60, 70, 80, 90, 95, 98, 100), crop=256,
-                   chroma="4:2:0"):
+                   chroma="4:2:0", step=None):
   """How often `estimate` finds the grid of real photos, by QF, over all 64 offsets.
 
   Each photo is compressed at each QF, then cropped to `crop` x `crop` at every
@@ -105,13 +124,12 @@ def accuracy_table(photos, qualities=(50, 60, 70, 80, 90, 95, 98, 100), crop=256
 
   Args:
     photos: {name: uint8 HxWx3} with sides of at least crop + 7.
+    step: called after each photo at each QF (progress).
 
   Returns:
     A pandas DataFrame: qf, crops, correct (share), confident (share), and the
     median confidence.
   """
-  import pandas as pd  # pylint: disable=g-import-not-at-top
-  from tfjpeg import jpeg  # pylint: disable=g-import-not-at-top
   estimate_fn = tf.function(estimate, reduce_retracing=True)
   rows = []
   for quality in tuple(qualities) + (None,):
@@ -125,6 +143,8 @@ def accuracy_table(photos, qualities=(50, 60, 70, 80, 90, 95, 98, 100), crop=256
           correct += tuple(origin.numpy()) == ((-dy) % 8, (-dx) % 8)
           confident += float(confidence) >= CONFIDENT
           confidences.append(float(confidence))
+      if step:
+        step()
     n = len(confidences)
     rows.append(dict(qf=quality or "none", crops=n, correct=correct / n,
                      confident=confident / n, median_confidence=float(np.median(confidences))))

@@ -16,6 +16,7 @@ exactly.
 
 import dataclasses
 import re
+import socket
 import threading
 from typing import Optional, Sequence
 
@@ -398,3 +399,29 @@ def to_inputs(dataset):
   """(patch, label) pairs, as Keras `fit` wants them."""
   return dataset.map(lambda e: (e["image"], e["label"]),
                      num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def free_port():
+  """A port no one listens on now, for a server started next."""
+  with socket.socket() as probe:
+    probe.bind(("", 0))
+    return probe.getsockname()[1]
+
+
+def serve(role, port=0, dispatcher=None, worker_address="localhost", log=print):
+  """Runs a tf.data service dispatcher or worker until the process is stopped.
+  Prints the address it serves on first ("dispatcher grpc://host:port" or
+  "worker host:port"), for the scripts that start it."""
+  service = tf.data.experimental.service
+  port = port or free_port()
+  if role == "dispatcher":
+    server = service.DispatchServer(service.DispatcherConfig(port=port))
+    log(f"dispatcher {server.target}")
+  elif role == "worker":
+    server = service.WorkerServer(service.WorkerConfig(
+        dispatcher_address=dispatcher.removeprefix("grpc://"), port=port,
+        worker_address=f"{worker_address}:{port}"))
+    log(f"worker {worker_address}:{port}")
+  else:
+    raise ValueError(f"role must be dispatcher or worker, got {role!r}")
+  server.join()

@@ -1,36 +1,45 @@
-"""Figures (matplotlib is imported here only)."""
+"""Figures from arrays and DataFrames (matplotlib is imported here only).
+
+A leaf: it imports no other module of the project, so anything may draw.
+"""
 
 import os
+from typing import NamedTuple
 
 import numpy as np
+import pandas as pd
 
-from tfjpeg import images
+
+class OffsetPanel(NamedTuple):
+  """One sweep as `offset_figure` draws it (`tfjpeg.offsets.figure_panel`)."""
+  label: str
+  grid: np.ndarray  # [period, period] metric by grid phase (dy, dx)
+  curve: pd.DataFrame  # direction, shift, score_change
+  asd_percent: float
 
 
-def task_examples(task, path, per_class=3, split="train"):
-  """A grid of each class's first images, with their high-pass residual beneath.
+def task_examples(examples, path):
+  """A grid of example images per class, with their high-pass residual beneath.
+
+  Args:
+    examples: {class name: [RGB uint8 arrays]}, as `tasks.examples` gives.
+    path: PNG path.
 
   The residual (a 3x3 Laplacian of luma, as the `hpf` net's fixed front end)
   shows the fine detail where forensic classes differ.
   """
   plt = _pyplot()
   import cv2  # pylint: disable=g-import-not-at-top
-  found = {c: [] for c in range(task.num_classes)}
-  for element in task.images(split):
-    label = int(element["label"])
-    if len(found[label]) < per_class:
-      found[label].append(images.decode(element["encoded"]).numpy())
-    if all(len(v) == per_class for v in found.values()):
-      break
-  fig, axes = plt.subplots(2 * task.num_classes, per_class,
-                           figsize=(1.6 * per_class, 3.2 * task.num_classes), squeeze=False)
-  for label, pictures in found.items():
+  per_class = max(len(v) for v in examples.values())
+  fig, axes = plt.subplots(2 * len(examples), per_class,
+                           figsize=(1.6 * per_class, 3.2 * len(examples)), squeeze=False)
+  for row, (name, pictures) in enumerate(examples.items()):
     for column, picture in enumerate(pictures):
       luma = cv2.cvtColor(picture, cv2.COLOR_RGB2GRAY).astype(np.float32)
       residual = cv2.Laplacian(luma, cv2.CV_32F)
-      axes[2 * label, column].imshow(picture)
-      axes[2 * label + 1, column].imshow(np.clip(residual, -20, 20), cmap="gray")
-      axes[2 * label, column].set_title(task.class_names[label], fontsize=8)
+      axes[2 * row, column].imshow(picture)
+      axes[2 * row + 1, column].imshow(np.clip(residual, -20, 20), cmap="gray")
+      axes[2 * row, column].set_title(name, fontsize=8)
   for axis in axes.ravel():
     axis.axis("off")
   fig.tight_layout()
@@ -82,44 +91,40 @@ def _single_compression(table):
   return table
 
 
-def offset_figure(runs, stem, metric="balanced_accuracy"):
-  """Per-offset analysis of one or more runs: for each, the map of `metric` by
-  grid phase of the test crop; beside them, every run's displacement curve
+def offset_figure(panels, stem, metric="balanced_accuracy"):
+  """Per-offset analysis of one or more sweeps: for each, the map of `metric`
+  by grid phase of the test crop; beside them, every sweep's displacement curve
   (score change as the crop shifts diagonally, and along each axis).
 
   Args:
-    runs: [(label, phase table of `tfjpeg.offsets.phase_table`)].
+    panels: [OffsetPanel].
     stem: output path without extension (PNG and PDF are written).
   """
-  from tfjpeg import offsets  # pylint: disable=g-import-not-at-top
   plt = _pyplot()
-  fig, axes = plt.subplots(1, len(runs) + 1, figsize=(3.3 * len(runs) + 4.2, 3.4),
+  fig, axes = plt.subplots(1, len(panels) + 1, figsize=(3.3 * len(panels) + 4.2, 3.4),
                            squeeze=False)
-  for axis, (label, table) in zip(axes[0], runs):
-    grid = offsets.offset_map(table, metric)
-    period = grid.shape[0]
-    image = axis.imshow(grid, vmin=0, vmax=1, cmap="viridis")
+  for axis, panel in zip(axes[0], panels):
+    period = panel.grid.shape[0]
+    image = axis.imshow(panel.grid, vmin=0, vmax=1, cmap="viridis")
     axis.set_xticks(range(period))
     axis.set_yticks(range(period))
     axis.tick_params(labelsize=6 if period > 8 else 8)
     axis.set_xlabel("dx (crop offset mod %d)" % period)
     axis.set_ylabel("dy")
     if period <= 8:
-      for (i, j), value in np.ndenumerate(grid):
+      for (i, j), value in np.ndenumerate(panel.grid):
         axis.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=6,
                   color="k" if value > 0.6 else "w")
-    summary = offsets.summarize(table)
-    axis.set_title(f"{label}\nASD {summary['asd_percent']:.1f}%", fontsize=8)
-  fig.colorbar(image, ax=axes[0][:len(runs)].tolist(), shrink=0.8,
+    axis.set_title(f"{panel.label}\nASD {panel.asd_percent:.1f}%", fontsize=8)
+  fig.colorbar(image, ax=axes[0][:len(panels)].tolist(), shrink=0.8,
                label=metric.replace("_", " "))
   curves = axes[0][-1]
   styles = {"diagonal": "-", "vertical": "--", "horizontal": ":"}
-  for number, (label, table) in enumerate(runs):
-    curve = offsets.displacement_curve(table)
-    for direction, rows in curve.groupby("direction"):
+  for number, panel in enumerate(panels):
+    for direction, rows in panel.curve.groupby("direction"):
       curves.plot(rows["shift"], rows["score_change"], styles[direction], marker="o",
                   markersize=3, color=f"C{number}",
-                  label=label if direction == "diagonal" else None)
+                  label=panel.label if direction == "diagonal" else None)
   for direction, style in styles.items():  # a key to the line styles
     curves.plot([], [], style, color="gray", label=f"shift {direction}"
                 if direction != "diagonal" else "shift diagonally")
@@ -129,25 +134,6 @@ def offset_figure(runs, stem, metric="balanced_accuracy"):
   curves.set_title("displacement", fontsize=9)
   curves.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=1)
   return _save(fig, stem)
-
-
-def offset_figures_from_files(paths, labels=None, stem=None, metric="balanced_accuracy"):
-  """`offset_figure` of offsets_*.csv files; labels default to their run folders."""
-  import pandas as pd  # pylint: disable=g-import-not-at-top
-  labels = list(labels or [os.path.basename(os.path.dirname(os.path.abspath(p))) for p in paths])
-  if len(labels) != len(paths):
-    raise ValueError(f"{len(paths)} offsets files but {len(labels)} labels")
-  runs = []
-  for label, path in zip(labels, paths):
-    table = pd.read_csv(path)
-    missing = {"dy", "dx", "score", metric} - set(table.columns)
-    if missing:
-      raise ValueError(f"{path} is not an offsets file of bin/evaluate --per_offset "
-                       f"(no {', '.join(sorted(missing))})")
-    runs.append((label, table))
-  stem = stem or os.path.splitext(paths[0])[0] + "_figure"
-  os.makedirs(os.path.dirname(os.path.abspath(stem)), exist_ok=True)
-  return offset_figure(runs, stem, metric)
 
 
 QF_ORDER = ["none", "99", "90", "80", "70", "60", "50"]  # test QF axis, mild to harsh
@@ -232,18 +218,11 @@ def quality_figures(table, out_dir, metric="balanced_accuracy"):
   return paths
 
 
-def study_figures(table_path, out_dir=None, metric="balanced_accuracy"):
+def study_figures(table, out_dir, metric="balanced_accuracy"):
   """Every figure a study table supports: Fig. 1 if it has alignment runs,
   Figs. 2-5 (one per task and net) if it has quality runs."""
-  import pandas as pd  # pylint: disable=g-import-not-at-top
-  if table_path.endswith(".parquet"):
-    table = pd.read_parquet(table_path)
-  else:
-    from tfjpeg import evaluation  # pylint: disable=g-import-not-at-top
-    table = evaluation.read_table(table_path)
   if "experiment" not in table.columns or table.empty:
-    raise ValueError(f"{table_path} is not a study table (no experiment column, or no rows)")
-  out_dir = out_dir or os.path.dirname(os.path.abspath(table_path))
+    raise ValueError("not a study table (no experiment column, or no rows)")
   os.makedirs(out_dir, exist_ok=True)
   paths = []
   if (table["experiment"] == "alignment").any():

@@ -1,7 +1,9 @@
-"""Use a trained detector on files, from its exported SavedModel alone.
+"""Use a trained classifier on files: a run directory, its exported
+SavedModel, or any model `tfjpeg.classifier` loads.
 
-No training code and no run config are read: the SavedModel's `metadata`
-signature gives the class names and patch size, `serve_patches` the scores.
+No training code, no run config and no dataset are read: the model's own
+metadata (run.json, or the SavedModel's `metadata` signature) gives the class
+names and patch size.
 Each file is probed and decoded with the same rules as training (exact JPEG,
 bad files reported, images smaller than the patch refused, not resized).
 
@@ -18,7 +20,6 @@ found) and its confidence: a grid not at 0:0 means the image was cropped
 after its last compression.
 """
 
-import dataclasses
 import os
 import sys
 import time
@@ -27,36 +28,16 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from tfjpeg import classifier as classifier_lib
 from tfjpeg import crops
-from tfjpeg import evaluation
 from tfjpeg import export
 from tfjpeg import grid
 from tfjpeg import images
+from tfjpeg import metrics
+from tfjpeg import progress
 from tfjpeg import seeds
 
 POLICIES = ("grid", "realigned", "random")
-
-
-@dataclasses.dataclass
-class Detector:
-  """An exported model: class names, patch size, and patch probabilities."""
-  module: object
-  class_names: list
-  patch_size: int
-
-  @classmethod
-  def load(cls, path):
-    if not os.path.isdir(path):
-      raise FileNotFoundError(f"no SavedModel at {path}")
-    module = tf.saved_model.load(path)
-    metadata = module.metadata()
-    names = [n.decode() for n in metadata["class_names"].numpy()]
-    return cls(module, names, int(metadata["patch_size"]))
-
-  def probabilities(self, patches, batch_size=64):
-    out = [self.module.serve_patches(tf.constant(patches[i:i + batch_size]))["probabilities"]
-           for i in range(0, len(patches), batch_size)]
-    return np.concatenate([o.numpy() for o in out])
 
 
 def cut(image, patch_size, policy, num_patches=8, seed=0, origin=None):
@@ -99,12 +80,12 @@ def collect(inputs, class_names):
   return found
 
 
-def predict_file(detector, path, policy, num_patches=8, seed=0):
+def predict_file(classifier, path, policy, num_patches=8, seed=0):
   """One row for `path` (error filled instead of scores on bad input), and patch rows."""
   row = dict(path=path, predicted="", num_patches=0, placement=policy, offsets="",
              grid_origin="", grid_confidence=float("nan"), error="")
   try:
-    images.probe(path, min_size=(detector.patch_size, detector.patch_size))
+    images.probe(path, min_size=(classifier.patch_size, classifier.patch_size))
     with open(path, "rb") as f:
       image = images.decode(f.read())
   except images.BadImageError as e:
@@ -117,18 +98,18 @@ def predict_file(detector, path, policy, num_patches=8, seed=0):
   found = confidence >= grid.CONFIDENT
   row.update(grid_origin=f"{origin[0]}:{origin[1]}" if found else "",
              grid_confidence=float(confidence))
-  patches, offsets = cut(image, detector.patch_size, policy, num_patches, seed,
+  patches, offsets = cut(image, classifier.patch_size, policy, num_patches, seed,
                          origin if found else None)
-  probabilities = detector.probabilities(patches)
+  probabilities = classifier.probabilities(patches)
   log_probabilities = np.log(np.clip(probabilities, 1e-12, 1.0))
   combined = np.exp(log_probabilities.mean(0))
   combined /= combined.sum()
-  row.update(predicted=detector.class_names[int(combined.argmax())],
+  row.update(predicted=classifier.class_names[int(combined.argmax())],
              num_patches=len(patches),
              offsets=";".join(f"{y}:{x}" for y, x in offsets.tolist()))
-  row.update({f"prob_{n}": float(p) for n, p in zip(detector.class_names, combined)})
+  row.update({f"prob_{n}": float(p) for n, p in zip(classifier.class_names, combined)})
   patch_rows = [dict(path=path, y=int(y), x=int(x),
-                     **{f"prob_{n}": float(p) for n, p in zip(detector.class_names, probs)})
+                     **{f"prob_{n}": float(p) for n, p in zip(classifier.class_names, probs)})
                 for (y, x), probs in zip(offsets.tolist(), probabilities)]
   return row, patch_rows
 
@@ -143,29 +124,32 @@ def summarize(frame, class_names):
     labels = labelled["label"].map(index).to_numpy()
     predictions = labelled["predicted"].map(index).to_numpy()
     summary["labelled"] = len(labelled)
-    summary["balanced_accuracy"] = evaluation.balanced_accuracy(labels, predictions,
-                                                                len(class_names))
+    summary["balanced_accuracy"] = metrics.balanced_accuracy(labels, predictions)
     probabilities = labelled[[f"prob_{n}" for n in class_names]].to_numpy()
-    summary.update(evaluation.two_class_scores(labels, probabilities))
+    summary.update(metrics.two_class_scores(labels, probabilities))
     if len(class_names) != 2:
       summary.pop("roc_auc"), summary.pop("average_precision")
   return summary
 
 
 def run(model_path, inputs, out, policy="grid", num_patches=8, patch_scores=None, seed=0,
-        stream=sys.stderr):
-  """Predicts every file of `inputs`, writes `out` (CSV); returns the summary dict."""
-  detector = Detector.load(model_path)
-  files = collect(inputs, detector.class_names)
+        stream=sys.stderr, class_names=None, patch_size=None):
+  """Predicts every file of `inputs` with the model at `model_path` (class
+  names and patch size from the model, else from the arguments), writes `out`
+  (CSV); returns the summary dict."""
+  classifier = classifier_lib.load(model_path, class_names, patch_size)
+  files = collect(inputs, classifier.class_names)
   rows, patch_rows = [], []
   started = time.time()
-  for number, (path, label) in enumerate(files, 1):
-    row, patches = predict_file(detector, path, policy, num_patches, seed)
+  bar = progress.Progress(len(files), "predicting", "files", stream)
+  for path, label in files:
+    row, patches = predict_file(classifier, path, policy, num_patches, seed)
     row["label"] = label or ""
     rows.append(row)
     patch_rows += patches
-    _progress(stream, number, len(files), started)
-  columns = (["path", "label", "predicted"] + [f"prob_{n}" for n in detector.class_names]
+    bar.update()
+  bar.close()
+  columns = (["path", "label", "predicted"] + [f"prob_{n}" for n in classifier.class_names]
              + ["num_patches", "placement", "offsets", "grid_origin", "grid_confidence",
                 "error"])
   frame = pd.DataFrame(rows).reindex(columns=columns)
@@ -174,21 +158,10 @@ def run(model_path, inputs, out, policy="grid", num_patches=8, patch_scores=None
   frame.to_csv(out, index=False)
   if patch_scores:
     pd.DataFrame(patch_rows).to_csv(patch_scores, index=False)
-  summary = summarize(frame, detector.class_names)
+  summary = summarize(frame, classifier.class_names)
   seconds = time.time() - started
   summary["images_per_second"] = summary["predicted"] / seconds if seconds > 0 else float("nan")
   return summary
 
 
 _estimate_grid = tf.function(grid.estimate, reduce_retracing=True)
-
-
-def _progress(stream, done, total, started):
-  width = 30
-  filled = int(width * done / max(total, 1))
-  rate = done / max(time.time() - started, 1e-9)
-  stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} files "
-               f"({rate:.1f}/s)")
-  if done == total:
-    stream.write("\n")
-  stream.flush()

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from tfjpeg import builtin
+from tfjpeg import progress
 
 VERSION = 1  # bump whenever generation changes, so caches are rebuilt
 SOURCE_SUFFIXES = (".png", ".tif", ".tiff")  # never-compressed formats only
@@ -120,6 +121,7 @@ def generate(kind, sources, out_dir, tile, seed=0):
   """Writes `out_dir/<class>/<photo>/<tile>.(png|jpg)` for every source and tile."""
   names = class_names(kind)
   written = 0
+  bar = progress.Progress(len(sources), f"generating the real-photo {kind} task", "photos")
   for index, path in enumerate(sources):
     photo = source_name(path)
     rgb = read_rgb(path)
@@ -138,6 +140,8 @@ def generate(kind, sources, out_dir, tile, seed=0):
           target.parent.mkdir(parents=True, exist_ok=True)
           target.write_bytes(builtin.shoot(np.ascontiguousarray(piece), camera, rng))
           written += 1
+    bar.update()
+  bar.close()
   if not written:
     raise ValueError(f"no {tile}x{tile} tile fits any source photo: use smaller tiles")
   return names

@@ -1,17 +1,27 @@
-"""A run directory's own files: its saved config, its completion marker, and
-the images a run lost at run time (appended to data_summary.txt).
+"""A run directory's own files: its saved config, its description, its
+completion marker, the images a run lost at run time (appended to
+data_summary.txt), and its tables (results.csv, offsets_*.csv,
+offsets_summary.csv), read and upserted here.
 
-`config.json` is written before training starts; `finished.json` is written
-last, after results and per-offset sweeps, so a run killed at any point before
-is never taken for a finished one.
+`config.json` is written before training starts. `run.json` describes the
+trained model to anyone holding the directory alone: the task's name and kind,
+its class names, the patch size, the net, the file of the weights to use and
+the input they expect, so export and prediction need no dataset.
+`finished.json` is written last, after results and per-offset sweeps, so a run
+killed at any point before is never taken for a finished one.
 """
 
-import dataclasses
 import json
 import os
 import time
 
-from tfjpeg import config as config_lib
+import numpy as np
+import pandas as pd
+
+from tfjpeg import models
+
+DESCRIPTION = "run.json"
+SELECTED_WEIGHTS = os.path.join("checkpoints", "best.weights.h5")
 
 FINISHED = "finished.json"
 
@@ -50,12 +60,116 @@ def is_finished(workdir):
   return os.path.exists(os.path.join(workdir, FINISHED))
 
 
-def saved_config(workdir):
-  """The config a run directory was trained with (config.json)."""
-  with open(os.path.join(workdir, "config.json")) as f:
-    return config_lib.Config.from_json(f.read())
+def write_description(workdir, config, task):
+  """run.json: what the trained model is, readable without the task's data."""
+  write_atomically(os.path.join(workdir, DESCRIPTION), json.dumps(dict(
+      task=task.name, task_kind=task.kind, class_names=list(task.class_names),
+      num_classes=task.num_classes, patch_size=task.patch_size,
+      patches_per_image=task.patches_per_image, net=config.net,
+      weights=SELECTED_WEIGHTS, selected_by=config.select,
+      input="RGB patches, uint8 values 0..255, [N, patch_size, patch_size, 3]",
+      output="class probabilities [N, num_classes], in class_names order"), indent=1))
 
 
-def config_differences(saved, config):
-  """Names of the fields in which two configs differ, sorted."""
-  return sorted(k for k in dataclasses.asdict(config) if getattr(saved, k) != getattr(config, k))
+def description(workdir):
+  """run.json of a run directory (see `write_description`)."""
+  path = os.path.join(workdir, DESCRIPTION)
+  if not os.path.exists(path):
+    raise FileNotFoundError(
+        f"{workdir} has no {DESCRIPTION}: not a run directory, or one trained before runs "
+        "described themselves (train it again, or evaluate it on its task)")
+  with open(path) as f:
+    return json.load(f)
+
+
+def load_model(workdir):
+  """(description, Keras model with the run's selected weights), from the run
+  directory alone."""
+  about = description(workdir)
+  weights = os.path.join(workdir, about["weights"])
+  if not os.path.exists(weights):
+    raise FileNotFoundError(f"{workdir} has no trained weights ({weights}); train it first")
+  model = models.build(about["net"], about["patch_size"], about["num_classes"])
+  model.load_weights(weights)
+  return about, model
+
+
+# QF columns hold "none" or a number: read them as text, whatever the file holds.
+TEXT_COLUMNS = {"train_qf": str, "test_qf": str, "test_first_qf": str}
+RESULT_KEYS = ("test_crop", "test_grid", "test_qf", "test_first_qf")
+
+
+def read_table(path, default_grid=8):
+  """A results-like CSV (results.csv, a study table, offsets_summary.csv).
+
+  QF columns come back as text; a file written before double compression
+  existed gets its `test_first_qf` column ("none"), and one written before test
+  crops named their grid gets `test_grid` = `default_grid` (such crops
+  followed the training `crop_grid`).
+  """
+  table = pd.read_csv(path, keep_default_na=False, dtype=TEXT_COLUMNS)
+  if "test_qf" in table.columns and "test_first_qf" not in table.columns:
+    table.insert(table.columns.get_loc("test_qf") + 1, "test_first_qf", "none")
+  if "test_crop" in table.columns and "test_grid" not in table.columns:
+    table.insert(table.columns.get_loc("test_crop") + 1, "test_grid", default_grid)
+  return table
+
+
+def upsert_rows(path, rows, keys):
+  """Writes `rows` to the CSV at `path`, replacing the rows already there with
+  the same values of `keys` and keeping the others; atomic. Returns the table."""
+  if os.path.exists(path):
+    old = read_table(path)
+    key = lambda f: f[list(keys)].astype(str).agg("/".join, axis=1)
+    rows = pd.concat([old[~key(old).isin(set(key(rows)))], rows], ignore_index=True)
+  tmp = path + ".tmp"
+  rows.to_csv(tmp, index=False)
+  os.replace(tmp, path)
+  return rows
+
+
+def write_results(workdir, results, confusions, class_names):
+  """Adds `results` to workdir/results.csv (replacing rows of the same test
+  conditions) and writes each condition's confusion matrix as CSV; returns
+  (the whole table, {condition: CSV stem})."""
+  table = upsert_rows(os.path.join(workdir, "results.csv"), results, RESULT_KEYS)
+  stems = {}
+  for name, matrix in confusions.items():
+    stems[name] = os.path.join(workdir, f"confusion_{name}")
+    np.savetxt(stems[name] + ".csv", matrix, fmt="%d", delimiter=",",
+               header=",".join(class_names))
+  return table, stems
+
+
+def output_dir(workdir, builtin_seed=None):
+  """Where results on a run's own test split go (the run directory), or on a
+  built-in task generated anew with `builtin_seed` (a subfolder, created)."""
+  if builtin_seed is None:
+    return workdir
+  path = os.path.join(workdir, f"builtin_seed{builtin_seed}")
+  os.makedirs(path, exist_ok=True)
+  return path
+
+
+def sweep_tag(qf=None, first_qf=None, period=8):
+  """File tag of a per-offset sweep: qfnone, qf90, qf90_first50, qfnone_period16."""
+  qf, first_qf = (None if str(q).lower() in ("none", "0", "") else int(q)
+                  for q in (qf, first_qf))
+  return (f"qf{qf or 'none'}" + (f"_first{first_qf}" if first_qf else "")
+          + ("" if int(period) == 8 else f"_period{period}"))
+
+
+def sweep_path(workdir, qf=None, first_qf=None, period=8):
+  """Where a sweep's phase table is kept (offsets_<tag>.csv)."""
+  return os.path.join(workdir, f"offsets_{sweep_tag(qf, first_qf, period)}.csv")
+
+
+def write_sweep(workdir, table, curve, summary_row, qf=None, first_qf=None, period=8):
+  """A sweep's phase table (offsets_<tag>.csv), its displacement curve
+  (displacement_<tag>.csv), and its row of offsets_summary.csv (other
+  conditions and periods already swept stay). Returns the summary table."""
+  name = sweep_tag(qf, first_qf, period)
+  table.to_csv(sweep_path(workdir, qf, first_qf, period), index=False)
+  curve.to_csv(os.path.join(workdir, f"displacement_{name}.csv"), index=False)
+  return upsert_rows(os.path.join(workdir, "offsets_summary.csv"), pd.DataFrame([summary_row]),
+                     ("period", "test_qf", "test_first_qf"))

@@ -15,11 +15,15 @@ import dataclasses
 import os
 
 import pandas as pd
+import tensorflow as tf
+from tensorboard.plugins.hparams import api as hp
 
 from tfjpeg import config as config_lib
 from tfjpeg import evaluation
 from tfjpeg import offsets
+from tfjpeg import plotting
 from tfjpeg import rundir
+from tfjpeg import training
 
 PAPER_TASKS = ("vision", "gan", "imagenet", "lsun")
 PAPER_NETS = ("efficientnetb0", "efficientnetb4", "resnet50", "xception")
@@ -124,12 +128,11 @@ def parse_shard(text):
 
 def run(study, study_dir, shard_index=0, shard_count=1, log=print):
   """Trains the runs of one shard (skipping finished ones), then merges the table."""
-  from tfjpeg import training  # pylint: disable=g-import-not-at-top
   mine = shard(study.runs, shard_index, shard_count)
   for number, (name, config) in enumerate(mine, 1):
     workdir = os.path.join(study_dir, "runs", name)
     if rundir.is_finished(workdir):
-      changed = rundir.config_differences(rundir.saved_config(workdir), config)
+      changed = config_lib.differences(config_lib.saved(workdir), config)
       if changed:
         raise ValueError(f"{workdir} finished with another config than the preset's "
                          f"{name} (differs in {changed}): the preset changed since; use a "
@@ -149,8 +152,8 @@ def merge(study, study_dir):
     workdir = os.path.join(study_dir, "runs", name)
     if not rundir.is_finished(workdir):
       continue
-    config = rundir.saved_config(workdir)
-    results = evaluation.read_table(os.path.join(workdir, "results.csv"), config.crop_grid)
+    config = config_lib.saved(workdir)
+    results = rundir.read_table(os.path.join(workdir, "results.csv"), config.crop_grid)
     settings = {k: (v if isinstance(v, (int, float, str, bool)) else
                     ("none" if "qf" in k else v) if v is None else
                     ",".join("none" if x is None else str(x) for x in v))
@@ -165,6 +168,8 @@ def merge(study, study_dir):
     pd.concat(sweeps, ignore_index=True).to_csv(os.path.join(study_dir, "offsets.csv"),
                                                 index=False)
   table.to_csv(os.path.join(study_dir, "table.csv"), index=False)
+  if len(table):
+    write_hparams_config(table, os.path.join(study_dir, "runs"))
   if "seed" in table.columns and table["seed"].nunique() > 1:
     summarize(table).to_csv(os.path.join(study_dir, "summary.csv"), index=False)
   for column in table.columns:  # Parquet wants one type per column
@@ -172,3 +177,35 @@ def merge(study, study_dir):
       table[column] = table[column].astype(str)
   table.to_parquet(os.path.join(study_dir, "table.parquet"), index=False)
   return table
+
+
+def read_study_table(path):
+  """table.csv (QF columns as text) or table.parquet of a study."""
+  return pd.read_parquet(path) if path.endswith(".parquet") else rundir.read_table(path)
+
+
+def figures(table_path, out_dir=None, metric="balanced_accuracy"):
+  """Every figure of `plotting.study_figures` for a study table file, beside
+  it unless `out_dir` is given."""
+  table = read_study_table(table_path)
+  if "experiment" not in table.columns or table.empty:
+    raise ValueError(f"{table_path} is not a study table (no experiment column, or no rows)")
+  return plotting.study_figures(
+      table, out_dir or os.path.dirname(os.path.abspath(table_path)), metric)
+
+
+def write_hparams_config(table, logdir):
+  """The HParams dashboard's columns for the study's runs under `logdir`: the
+  defining settings (`training.HPARAMS`) that differ between its runs, and
+  every test condition's balanced accuracy."""
+  runs = table.drop_duplicates("run")
+  columns = [hp.HParam(k) for k in training.HPARAMS
+             if k in runs.columns and runs[k].astype(str).nunique() > 1]
+  metrics = [hp.Metric(tag) for tag in dict.fromkeys(
+      training.metric_tag(row) for row in table.itertuples())]
+  os.makedirs(logdir, exist_ok=True)
+  for name in os.listdir(logdir):  # one declaration: the latest merge's
+    if name.startswith("events.out.tfevents"):
+      os.remove(os.path.join(logdir, name))
+  with tf.summary.create_file_writer(logdir).as_default():
+    hp.hparams_config(hparams=columns, metrics=metrics)

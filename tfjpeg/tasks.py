@@ -223,3 +223,15 @@ def get(name, options=TaskOptions()):
   if name not in TASKS:
     raise ValueError(f"unknown task {name!r}; registered: {', '.join(sorted(TASKS))}")
   return TASKS[name](options)
+
+
+def examples(task, per_class=3, split="train"):
+  """{class name: the first `per_class` decoded images of that class}."""
+  found = {c: [] for c in range(task.num_classes)}
+  for element in task.images(split):
+    label = int(element["label"])
+    if len(found[label]) < per_class:
+      found[label].append(images_lib.decode(element["encoded"]).numpy())
+    if all(len(v) == per_class for v in found.values()):
+      break
+  return {task.class_names[c]: pictures for c, pictures in found.items()}

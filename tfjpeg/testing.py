@@ -5,7 +5,6 @@ Every preprocessing op must behave the same eagerly, traced in a
 """
 
 import io
-import os
 import pathlib
 
 import cv2
@@ -13,7 +12,9 @@ import numpy as np
 import tensorflow as tf
 
 from tfjpeg import builtin
+from tfjpeg import manifest
 from tfjpeg import real_photos
+from tfjpeg import tasks
 
 WAYS = ("eager", "function", "dataset_map")
 
@@ -96,8 +97,6 @@ def folder_task(root, size, patch_size, per_class, png_every=0, quality=90, **op
   Returns:
     (task, {image_id: path}, the manifest's file table).
   """
-  from tfjpeg import manifest  # pylint: disable=g-import-not-at-top
-  from tfjpeg import tasks  # pylint: disable=g-import-not-at-top
   root = pathlib.Path(root)
   for c, name in enumerate(("a", "b")):
     for i in range(per_class):

@@ -2,6 +2,8 @@
 
 The run directory holds:
   config.json        the resolved config, written before training starts
+  run.json           what the model is without the data: task, class names,
+                     patch size, net, weights file, input (tfjpeg.rundir)
   data_summary.txt   images per split and class, and every bad file
   checkpoints/       latest.keras (model + optimizer), best.weights.h5, state.json
   logs/              TensorBoard: train/validation loss and accuracy, lr,
@@ -26,16 +28,20 @@ import json
 import logging
 import math
 import os
+import sys
 import time
 
 import keras
 import tensorflow as tf
+from tensorboard.plugins.hparams import api as hp
 
 from tfjpeg import baseline
 from tfjpeg import config as config_lib
 from tfjpeg import evaluation
 from tfjpeg import input_pipeline
 from tfjpeg import models
+from tfjpeg import offsets
+from tfjpeg import progress
 from tfjpeg import rundir
 from tfjpeg import tasks
 
@@ -103,7 +109,7 @@ def _prepare_workdir(config, workdir):
   os.makedirs(os.path.join(workdir, "checkpoints"), exist_ok=True)
   path = os.path.join(workdir, "config.json")
   if os.path.exists(path):
-    changed = rundir.config_differences(rundir.saved_config(workdir), config)
+    changed = config_lib.differences(config_lib.saved(workdir), config)
     if changed:
       raise ValueError(f"{workdir} holds a run with another config (differs in "
                        f"{changed}); use a new --workdir")
@@ -130,16 +136,68 @@ def _log_epoch(writer, validation_writer, state, sample=None):
                        max_outputs=6)
 
 
-def _log_hparams(logdir, config, results):
-  from tensorboard.plugins.hparams import api as hp  # pylint: disable=g-import-not-at-top
-  settings = {k: (v if isinstance(v, (int, float, str, bool)) else str(v))
-              for k, v in dataclasses.asdict(config).items()}
+# The settings that tell a study's runs apart, as HParams columns: a run logs
+# these (with its test metrics), a study declares the ones that vary.
+HPARAMS = ("task", "net", "variant", "train_crop", "crop_grid", "lattice_qf", "train_qf",
+           "double_qfs", "recipe", "select", "precise_bn_batches", "epochs", "seed",
+           "split_seed")
+
+
+def hparams(config):
+  """{setting: value} of `HPARAMS` for TensorBoard (None and tuples as text)."""
+  values = dataclasses.asdict(config)
+  values["train_qf"] = config.train_qf_label
+  return {k: (values[k] if isinstance(values[k], (int, float, str, bool)) else
+              "none" if values[k] is None else ",".join(map(str, values[k])) or "none")
+          for k in HPARAMS}
+
+
+def metric_tag(row):
+  """The scalar tag of a results row's balanced accuracy."""
+  first = "" if str(row.test_first_qf) == "none" else f"_first{row.test_first_qf}"
+  grid = str(row.test_grid)
+  grid = "" if grid == "8" or row.test_crop.endswith(grid) else f"_grid{grid}"
+  return f"test/{row.test_crop}{grid}_qf{row.test_qf}{first}/balanced_accuracy"
+
+
+def _log_hparams(workdir, config, results):
+  """One HParams trial named after the run (its folder), with its defining
+  settings and its test metrics."""
+  logdir = os.path.join(workdir, "logs")
   with tf.summary.create_file_writer(os.path.join(logdir, "hparams")).as_default():
-    hp.hparams(settings)
+    hp.hparams(hparams(config), trial_id=os.path.basename(os.path.abspath(workdir)))
     for row in results.itertuples():
-      first = "" if str(row.test_first_qf) == "none" else f"_first{row.test_first_qf}"
-      tf.summary.scalar(f"test/{row.test_crop}_qf{row.test_qf}{first}/balanced_accuracy",
-                        row.balanced_accuracy, step=0)
+      tf.summary.scalar(metric_tag(row), row.balanced_accuracy, step=0)
+
+
+class BatchProgress(keras.callbacks.Callback):
+  """A bar of the epoch's batches with the time left, on a terminal; elsewhere
+  the epoch's own line, printed once it is saved, is the only one."""
+
+  def __init__(self, total, epochs, stream=None):
+    super().__init__()
+    self.total, self.epochs, self.stream = total, epochs, stream or sys.stderr
+    self.bar = None
+
+  def on_epoch_begin(self, epoch, logs=None):
+    if self.stream.isatty():
+      self.bar = progress.Progress(self.total, f"epoch {epoch + 1}/{self.epochs}", "batches",
+                                   self.stream)
+
+  def on_train_batch_end(self, batch, logs=None):
+    if self.bar:
+      self.bar.update()
+
+  def on_epoch_end(self, epoch, logs=None):
+    if self.bar:
+      self.bar.close()
+      self.bar = None
+
+
+def steps_per_epoch(config, task):
+  """Training batches in one epoch."""
+  patches = task.num_images["train"] * task.patches_per_image
+  return config.steps_per_epoch or max(1, math.ceil(patches / config.batch_size))
 
 
 def _build_model(config, task, state, workdir):
@@ -166,6 +224,7 @@ def train_and_evaluate(config, workdir, log=print):
     keras.mixed_precision.set_global_policy("mixed_float16")
   task = tasks.get(config.task, config.task_options())
   rundir.write_atomically(os.path.join(workdir, "data_summary.txt"), task.summary + "\n")
+  rundir.write_description(workdir, config, task)
   log(task.summary)
   empty = [s for s, n in task.num_images.items() if n == 0]
   if empty:
@@ -180,10 +239,9 @@ def train_and_evaluate(config, workdir, log=print):
   results, confusions = evaluation.evaluate(model, task, config, seen=seen)
   lost = rundir.report_lost_images(workdir, task, "test", seen, log)
   evaluation.write_results(workdir, results, confusions, task.class_names)
-  _log_hparams(os.path.join(workdir, "logs"), config, results)
+  _log_hparams(workdir, config, results)
   log(results.to_string(index=False))
   for period in config.offset_periods:
-    from tfjpeg import offsets  # pylint: disable=g-import-not-at-top
     log(offsets.write_analysis(workdir, model, task, config, period).to_string(index=False))
   rundir.mark_finished(workdir, conditions=len(results), test_images_lost=lost)
   return results
@@ -232,7 +290,8 @@ def _fit_schedule(config, task, workdir, log):
         input_pipeline.to_inputs(train),
         initial_epoch=epoch, epochs=epoch + 1, steps_per_epoch=config.steps_per_epoch,
         callbacks=[keras.callbacks.TensorBoard(logdir, write_graph=False),
-                   keras.callbacks.TerminateOnNaN()], verbose=0,
+                   keras.callbacks.TerminateOnNaN(),
+                   BatchProgress(steps_per_epoch(config, task), config.epochs)], verbose=0,
         shuffle=False)  # the pipeline shuffles, seeded
     metrics = {k: float(v[-1]) for k, v in history.history.items()}
     if config.precise_bn_batches:

@@ -1,0 +1,69 @@
+"""The binaries: absl flags, a config, one library call each.
+
+Each module here is a command, installed as `tfjpeg-<name>` and present in a
+checkout as `bin/<name>`. Flags live here only; the library below takes
+arguments.
+
+Importing this package starts TensorFlow quietly: its C++ start-up lines
+(oneDNN, CUDA probing, "All log messages before absl::InitializeLog") go to
+the terminal through absl before TF_CPP_MIN_LOG_LEVEL is read, so they are
+held back by pointing the process's stderr at /dev/null while TensorFlow
+loads and finds its devices. Nothing is held back when the user set
+TF_CPP_MIN_LOG_LEVEL, or asked for detail with absl's --verbosity (-v) of 1
+or more.
+"""
+
+import importlib
+import os
+import re
+import sys
+
+from absl import app
+from absl import flags
+
+
+def _asked_for_detail(argv):
+  for number, arg in enumerate(argv):
+    match = re.fullmatch(r"--?(?:verbosity|v)(?:=(-?\d+))?", arg)
+    if match:
+      value = match.group(1) or (argv[number + 1] if number + 1 < len(argv) else "0")
+      try:
+        return int(value) >= 1
+      except ValueError:
+        return False
+  return False
+
+
+def start_tensorflow_quietly(argv=None):
+  """Imports TensorFlow and Keras and probes the devices with stderr silenced,
+  unless TF_CPP_MIN_LOG_LEVEL is set or `argv` asks for --verbosity >= 1.
+  Returns whether it silenced anything."""
+  argv = sys.argv if argv is None else argv
+  if "TF_CPP_MIN_LOG_LEVEL" in os.environ or _asked_for_detail(argv):
+    return False
+  os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"  # what TensorFlow does read later: warnings up
+  sys.stderr.flush()
+  saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+  os.dup2(null, 2)
+  try:
+    importlib.import_module("keras")
+    importlib.import_module("tensorflow").config.list_physical_devices()  # CUDA probing
+  finally:  # an import error still reaches the user, as a Python exception
+    os.dup2(saved, 2)
+    os.close(saved)
+    os.close(null)
+  return True
+
+
+def run(main, module_name):
+  """absl's app.run for the command defined in module `module_name`: its
+  docstring is the usage, its flags the ones --help lists, whether it runs as
+  an installed entry point or as a file of bin/."""
+  sys.modules["__main__"].__doc__ = sys.modules[module_name].__doc__
+  for flag in flags.FLAGS.get_key_flags_for_module(module_name):
+    # absl's --help lists the flags of the module named by sys.argv[0].
+    flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+  app.run(main)
+
+
+start_tensorflow_quietly()

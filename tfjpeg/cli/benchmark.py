@@ -1,0 +1,48 @@
+"""Measures the JPEG pipeline against OpenCV, Albumentations and a constant feed.
+
+    tfjpeg-benchmark                       # everything, about 7 minutes on 2 cores
+    tfjpeg-benchmark --nets=efficientnetb0 --patch_sizes=224 --seconds=5
+
+(bin/benchmark in a checkout.) Prints patches/s and steps/s, the ratios
+against the baselines run in the same process, with the core count, and
+names every goal missed. Timing ratios on a shared machine vary by about 20%
+from run to run, so a missed goal is reported, not turned into an exit status.
+"""
+
+import os
+
+from absl import flags
+
+from tfjpeg import cli  # first: TensorFlow starts quietly
+from tfjpeg import benchmark
+
+flags.DEFINE_string("data_dir", os.path.join(os.path.expanduser("~"), ".cache", "tfjpeg",
+                                             "benchmark"),
+                    "Where the benchmark makes its files (sources/, memory_N/).")
+flags.DEFINE_list("patch_sizes", ["224", "512"], "Patch sizes for (a)-(c).")
+flags.DEFINE_list("nets", ["efficientnetb0", "efficientnetb4", "resnet50", "xception"],
+                  "Nets for (d), at 224 px.")
+flags.DEFINE_float("seconds", 10.0, "Duration of each of (a)-(c).")
+flags.DEFINE_integer("train_batch", 4, "Batch size for (d).")
+flags.DEFINE_integer("train_steps", 12, "Timed steps for (d).")
+flags.DEFINE_bool("real_photos", False, "Sources: the never-compressed photos of ../shared/data "
+                  "(or $TFJPEG_SHARED_DATA) saved as JPEG at QF 95, instead of procedural "
+                  "scenes; patch sizes must fit the smallest photo.")
+
+
+def main(argv):
+  del argv
+  f = flags.FLAGS
+  report = benchmark.run(f.data_dir, tuple(int(p) for p in f.patch_sizes), tuple(f.nets),
+                         f.seconds, f.train_batch, f.train_steps, log=lambda text: None,
+                         real_photos=f.real_photos)
+  print(report.text())
+  print("goals missed: " + "; ".join(report.failures) if report.failures else "all goals met")
+
+
+def run():
+  cli.run(main, __name__)
+
+
+if __name__ == "__main__":
+  run()
