@@ -279,3 +279,20 @@ def test_test_crops_name_their_grid_whatever_the_training_grid(folder):
   for bad in ("random16", "aligned12", "centre"):
     with pytest.raises(ValueError, match="test crop"):
       ip.parse_test_crop(bad)
+
+
+def test_windowed_and_whole_decodes_cut_the_same_patches(tmp_path, monkeypatch):
+  # A JPEG large enough that both paths are plausible; force each in turn.
+  path = tmp_path / "photo.jpg"
+  testing.write_image(path, testing.synthetic_image(600, 900, seed=5), quality=92)
+  element = dict(encoded=tf.constant(path.read_bytes()), label=tf.constant(0),
+                 image_id=tf.constant("a/photo"))
+  config = ip.PipelineConfig(patch_size=96, patches_per_image=6)
+  seed = tf.constant([3, 4], tf.int64)
+  cut = {}
+  for pays in (True, False):
+    monkeypatch.setattr(jpeg, "windowed_decode_pays", lambda *a, pays=pays: tf.constant(pays))
+    cut[pays] = ip.cut_patches(element, config, ["random", "aligned"], seed)
+  for mode in ("random", "aligned"):
+    np.testing.assert_array_equal(cut[True][mode]["offset"], cut[False][mode]["offset"])
+    np.testing.assert_array_equal(cut[True][mode]["image"], cut[False][mode]["image"])

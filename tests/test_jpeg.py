@@ -209,3 +209,16 @@ def test_plain_decode_and_crop_is_not_exact_which_is_why_decode_crop_widens():
                                         dct_method="INTEGER_ACCURATE").numpy()
     differs |= bool(np.abs(window.astype(int) - full[y:y + 32, x:x + 32]).max() > 0)
   assert differs
+
+
+@pytest.mark.parametrize("way", testing.WAYS)
+def test_windowed_decode_pays_for_few_small_patches_of_a_large_photo(way):
+  camera = tf.constant([2000, 3000])
+  one_small = tf.constant([[900, 1400]])
+  ten_large = tf.constant([[150 * k, 200 * k] for k in range(10)])
+  small_photo = tf.constant([256, 256])
+  cases = [(camera, one_small, 224, True), (camera, ten_large, 512, False),
+           (small_photo, tf.constant([[10, 10], [100, 100]]), 64, False)]
+  for image_size, offsets, patch, pays in cases:
+    fn = lambda s, o, patch=patch: jpeg.windowed_decode_pays(s, o, (patch, patch))
+    assert bool(testing.run(fn, way, image_size, offsets)) == pays

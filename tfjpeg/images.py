@@ -21,6 +21,7 @@ import dataclasses
 import io
 import os
 import re
+import threading
 
 import numpy as np
 import tensorflow as tf
@@ -208,9 +209,17 @@ def decode(data):
 
 
 # The probe's decode, traced once: eager dispatch cost ten times the decode of
-# a small image.
-_traced_decode = tf.function(lambda data: tf.shape(decode(data)),
-                             input_signature=[tf.TensorSpec([], tf.string)])
+# a small image. Traced under a lock: probing threads that all made the first
+# call would each trace it.
+_decode_shape = tf.function(lambda data: tf.shape(decode(data)),
+                            input_signature=[tf.TensorSpec([], tf.string)])
+_trace_lock = threading.Lock()
+
+
+def _traced_decode(data):
+  with _trace_lock:
+    concrete = _decode_shape.get_concrete_function()
+  return concrete(data)
 
 
 def decode_native(data):

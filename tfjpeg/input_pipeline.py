@@ -186,8 +186,9 @@ def cut_patches(element, config, modes, image_seed, first_qf=None):
   decoded image before it is cut: the first save of a double compression.
 
   A JPEG source without a lattice QF is decoded window by window around each
-  patch (`jpeg.decode_crop`, pixel-equal to a full decode, and far cheaper on
-  large photos); anything else is decoded whole, once. Offsets depend only on
+  patch (`jpeg.decode_crop`, pixel-equal to a full decode) when that costs less
+  than one whole decode (`jpeg.windowed_decode_pays`: a few small patches of a
+  large photo); anything else is decoded whole, once. Offsets depend only on
   (image size, mode, seed, patch index), so both paths cut the same patches.
 
   Returns:
@@ -220,6 +221,11 @@ def cut_patches(element, config, modes, image_seed, first_qf=None):
                   tf.stack(offsets)))
     return out
 
+  def windows_pay():
+    image_size = tf.image.extract_jpeg_shape(encoded)[:2]
+    offsets = tf.concat([tf.stack(offsets_for(image_size, mode)) for mode in modes], 0)
+    return jpeg.windowed_decode_pays(image_size, offsets, (size, size))
+
   def whole():
     image = decode_element(element, config.lattice_qf, config.chroma, first_qf)
     out = []
@@ -233,7 +239,8 @@ def cut_patches(element, config, modes, image_seed, first_qf=None):
   if config.lattice_qf or needs_whole or first_qf is not None:
     cut = whole()
   else:
-    cut = tf.cond(tf.io.is_jpeg(encoded), windowed, whole)
+    use_windows = tf.cond(tf.io.is_jpeg(encoded), windows_pay, lambda: tf.constant(False))
+    cut = tf.cond(use_windows, windowed, whole)
   common = dict(label=tf.fill([n], element["label"]), image_id=tf.fill([n], element["image_id"]),
                 patch_index=tf.range(n, dtype=tf.int32))
   return {key: dict(common, image=tf.ensure_shape(patches, [n, size, size, 3]), offset=offsets)

@@ -4,19 +4,24 @@ Each module here is a command, installed as `tfjpeg-<name>` and present in a
 checkout as `bin/<name>`. Flags live here only; the library below takes
 arguments.
 
-Importing this package starts TensorFlow quietly: its C++ start-up lines
-(oneDNN, CUDA probing, "All log messages before absl::InitializeLog") go to
-the terminal through absl before TF_CPP_MIN_LOG_LEVEL is read, so they are
-held back by pointing the process's stderr at /dev/null while TensorFlow
-loads and finds its devices. Nothing is held back when the user set
-TF_CPP_MIN_LOG_LEVEL, or asked for detail with absl's --verbosity (-v) of 1
-or more.
+Importing this package starts TensorFlow quietly. Its C++ lines (oneDNN,
+CUDA probing, "All log messages before absl::InitializeLog", and later
+runtime notes such as "NodeDef mentions attribute ...") reach stderr through
+absl without reading TF_CPP_MIN_LOG_LEVEL. So stderr points at /dev/null while
+TensorFlow loads and finds its devices, and afterwards C-level writes to
+stderr pass through a filter that drops those lines (they start "I0000
+00:00:", "W0000 00:00:" or "E0000 00:00:", which nothing else prints); every
+other line, Python's tracebacks and logs included, goes through unchanged.
+Nothing is held back when the user set TF_CPP_MIN_LOG_LEVEL, or asked for
+detail with absl's --verbosity (-v) of 1 or more.
 """
 
+import atexit
 import importlib
 import os
 import re
 import sys
+import threading
 
 from absl import app
 from absl import flags
@@ -32,6 +37,36 @@ def _asked_for_detail(argv):
       except ValueError:
         return False
   return False
+
+
+# TensorFlow's C++ log lines before absl is initialised: severity I, W or E,
+# a zero date and time.
+_TF_NOTE = re.compile(rb"^(?:[IWE]0000 00:00:|WARNING: All log messages before absl::)")
+
+
+def _filter_stderr():
+  """Routes file descriptor 2 through a thread that drops `_TF_NOTE` lines;
+  restored at exit, once everything written has gone through."""
+  original = os.dup(2)
+  read_end, write_end = os.pipe()
+  os.dup2(write_end, 2)
+  os.close(write_end)
+
+  def pump():
+    with os.fdopen(read_end, "rb") as lines:
+      for line in lines:
+        if not _TF_NOTE.match(line):
+          os.write(original, line)
+
+  thread = threading.Thread(target=pump, name="stderr-filter", daemon=True)
+  thread.start()
+
+  def restore():
+    sys.stderr.flush()
+    os.dup2(original, 2)  # closes the pipe's last write end: the pump ends
+    thread.join(timeout=5)
+
+  atexit.register(restore)
 
 
 def start_tensorflow_quietly(argv=None):
@@ -52,6 +87,7 @@ def start_tensorflow_quietly(argv=None):
     os.dup2(saved, 2)
     os.close(saved)
     os.close(null)
+  _filter_stderr()
   return True
 
 
