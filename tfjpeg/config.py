@@ -44,6 +44,7 @@ class Config:
   builtin_scenes: Optional[int] = None  # built-in tasks: scenes to generate (None: default)
   # The JPEG conditions of the study.
   lattice_qf: Optional[int] = None  # 100 in the alignment experiment
+  lattice_cache: bool = True  # the lattice images computed once (tfjpeg.lattice)
   train_crop: str = "random"
   crop_grid: int = 8
   train_qfs: Tuple[int, ...] = ()
@@ -111,7 +112,9 @@ class Config:
   def pipeline(self, task):
     return input_pipeline.PipelineConfig(
         patch_size=task.patch_size, patches_per_image=task.patches_per_image,
-        lattice_qf=self.lattice_qf, train_crop=self.train_crop, crop_grid=self.crop_grid,
+        # A task read from the lattice cache delivers its images compressed already.
+        lattice_qf=None if task.lattice_qf == self.lattice_qf else self.lattice_qf,
+        train_crop=self.train_crop, crop_grid=self.crop_grid,
         train_qfs=tuple(self.train_qfs), aug_fraction=self.aug_fraction,
         double_qfs=tuple(self.double_qfs), double_fraction=self.double_fraction,
         chroma=self.chroma,

@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from tfjpeg import config as config_lib
 from tfjpeg import input_pipeline
+from tfjpeg import lattice
 from tfjpeg import metrics
 from tfjpeg import plotting
 from tfjpeg import rundir
@@ -74,12 +75,21 @@ def write_results(workdir, results, confusions, class_names):
   return table
 
 
+def task_for(config, log=print):
+  """The task of `config`, reading cached lattice images if it has a lattice QF
+  (unless `config.lattice_cache` is off)."""
+  task = tasks.get(config.task, config.task_options())
+  if config.lattice_cache:
+    task = lattice.cached_task(task, config.lattice_qf, config.chroma, log=log)
+  return task
+
+
 def load_run(workdir, **overrides):
   """(config, task, model with its selected weights) of a trained run, to test
   it on its task; `overrides` (None values ignored) change the config, e.g.
   its test conditions."""
   config = config_lib.override(config_lib.saved(workdir), **overrides)
-  task = tasks.get(config.task, config.task_options())
+  task = task_for(config, logging.info)
   about, model = rundir.load_model(workdir)
   if list(task.class_names) != about["class_names"] or task.patch_size != about["patch_size"]:
     raise ValueError(f"{workdir} was trained on classes {about['class_names']} at "

@@ -63,10 +63,18 @@ class Task:
   bad_files: pd.DataFrame  # path, class_name, problem
   summary: str = ""
   files: Optional[pd.DataFrame] = None  # the manifest (path, image_id, split, ...), if files
+  # Set when `images` delivers each image already compressed whole at this QF
+  # (tfjpeg.lattice's cache), so the pipeline skips that step.
+  lattice_qf: Optional[int] = None
 
   @property
   def num_classes(self):
     return len(self.class_names)
+
+  def read_from(self, replacements):
+    """images(split, shuffle_seed) reading `replacements[path]` instead of each
+    file of the manifest (same ids, labels and order)."""
+    return _images_from_files(self.files.assign(path=self.files["path"].map(replacements)))
 
   def lost_images(self, split, seen_ids):
     """The images of `split` a pipeline did not deliver (`seen_ids`: what it
@@ -89,9 +97,11 @@ class Task:
     return pd.DataFrame(lost, columns=columns)
 
 
-def _file_task(name, kind, found, patch_size, patches_per_image):
+def _images_from_files(files):
+  """images(split, shuffle_seed) over a manifest's file table (path, label,
+  image_id, split): each file read as it is, never decoded here."""
   def images(split, shuffle_seed=None):
-    rows = found.split(split)
+    rows = files[files["split"] == split]
     # Explicit dtypes: an empty split would otherwise come out as float32.
     dataset = tf.data.Dataset.from_tensor_slices(dict(
         path=tf.constant(rows["path"].tolist(), tf.string),
@@ -104,10 +114,14 @@ def _file_task(name, kind, found, patch_size, patches_per_image):
         lambda r: dict(encoded=tf.io.read_file(r["path"]), label=r["label"],
                        image_id=r["image_id"]),
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  return images
 
+
+def _file_task(name, kind, found, patch_size, patches_per_image):
   counts = {s: int((found.files["split"] == s).sum()) for s in splits.SPLITS}
   return Task(name, kind, list(found.class_names), patch_size, patches_per_image,
-              images, counts, found.bad_files, found.summary(), found.files)
+              _images_from_files(found.files), counts, found.bad_files, found.summary(),
+              found.files)
 
 
 def _fractions(options):

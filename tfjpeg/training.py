@@ -39,11 +39,11 @@ from tfjpeg import baseline
 from tfjpeg import config as config_lib
 from tfjpeg import evaluation
 from tfjpeg import input_pipeline
+from tfjpeg import lattice
 from tfjpeg import models
 from tfjpeg import offsets
 from tfjpeg import progress
 from tfjpeg import rundir
-from tfjpeg import tasks
 
 
 @dataclasses.dataclass
@@ -222,8 +222,11 @@ def train_and_evaluate(config, workdir, log=print):
   tf.config.experimental.enable_op_determinism()
   if config.mixed_precision:
     keras.mixed_precision.set_global_policy("mixed_float16")
-  task = tasks.get(config.task, config.task_options())
-  rundir.write_atomically(os.path.join(workdir, "data_summary.txt"), task.summary + "\n")
+  task = evaluation.task_for(config, log)
+  cached = (f"lattice images (QF {task.lattice_qf}) read from "
+            f"{lattice.cache_dir(task.lattice_qf, config.chroma)}\n" if task.lattice_qf else "")
+  rundir.write_atomically(os.path.join(workdir, "data_summary.txt"),
+                          task.summary + "\n" + cached)
   rundir.write_description(workdir, config, task)
   log(task.summary)
   empty = [s for s, n in task.num_images.items() if n == 0]

@@ -73,6 +73,8 @@ _define(flags.DEFINE_list, "test_crops", "Test crops: aligned, random, misaligne
         "aligned16, misaligned16.", tuple)
 _define(flags.DEFINE_string, "lattice_qf", "none | Q: compress whole images at Q first.",
         _optional_int)
+_define(flags.DEFINE_bool, "lattice_cache", "Keep the lattice images (whole images at "
+        "--lattice_qf) as JPEG files in the cache, computed once, instead of every epoch.")
 _define(flags.DEFINE_list, "train_qfs", "Augmentation QFs (none: no augmentation).",
         _qfs(allow_none=False))
 _define(flags.DEFINE_float, "aug_fraction", "Fraction of training patches compressed.")
