@@ -4,6 +4,7 @@ import os
 
 import cv2
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from tfjpeg import benchmark
@@ -46,3 +47,23 @@ def test_sources_can_be_real_photos(tmp_path):
     decoded = tf.io.decode_jpeg(data, dct_method="INTEGER_ACCURATE").numpy().astype(float)
     original = cv2.imread(str(photo))[..., ::-1].astype(float)
     assert decoded.shape == original.shape and np.abs(decoded - original).mean() < 4
+
+
+def test_paper_scale_section_measures_every_quantity(tmp_path):
+  report = benchmark.run(str(tmp_path), seconds=0.3, log=lambda text: None, num_sources=2,
+                         source_size=(96, 128), sections=("scale",), scale_images=2,
+                         scale_size=(560, 600))
+  names = [name for name, _, _ in report.rows]
+  for expected in ("(e) decode bound", "(e) OpenCV decode + 10 crops", "(e) tfjpeg pipeline",
+                   "(e) no_lattice/decode_bound", "(f) OpenCV lattice work",
+                   "(f) tfjpeg pipeline, lattice 100 recomputed",
+                   "(f) tfjpeg pipeline, lattice 100 cached", "(f) lattice_cached/opencv_lattice",
+                   "(g) decode bound", "(g) tfjpeg pipeline, 1 patch of 224",
+                   "(g) one_patch/decode_bound"):
+    assert any(n.startswith(expected) for n in names), expected
+  assert all(np.isfinite(v) and v > 0 for _, v, _ in report.rows)
+  sources = sorted((tmp_path / "camera_sources").rglob("*.jpg"))
+  assert len(sources) == 2 and cv2.imread(str(sources[0])).shape == (560, 600, 3)
+  assert len(list((tmp_path / "lattice_cache").rglob("*.jpg"))) == 2
+  with pytest.raises(ValueError, match="unknown benchmark sections"):
+    benchmark.run(str(tmp_path), sections=("speed",))

@@ -7,6 +7,9 @@
       per-sample Python loop.
   (d) Training steps per second of a net fed by the real pipeline, against the
       same model fed one constant batch from memory.
+  (e)-(g) The paper's scale: camera-size JPEGs with 10 patches of 512 (with
+      and without experiment 1's lattice) and 1 patch of 224, against OpenCV
+      and the decode bound (`tfjpeg.benchmark_scale`).
 
 Sources are camera-like JPEGs (1024x768, QF 95, 4:2:0) generated once, so the
 benchmark needs no download. Heavy imports stay inside functions: worker
@@ -187,8 +190,8 @@ class Report:
   def add(self, name, value, unit):
     self.rows.append((name, value, unit))
 
-  def ratio(self, name, value, goal_key):
-    goal = GOALS[goal_key]
+  def ratio(self, name, value, goal_key, goals=None):
+    goal = (goals or GOALS)[goal_key]
     ok = value >= goal
     self.rows.append((name, value, f"goal >= {goal}: {'met' if ok else 'MISSED'}"))
     if not ok:
@@ -201,32 +204,50 @@ class Report:
     return "\n".join(lines)
 
 
+SECTIONS = ("pipeline", "memory", "training", "scale")
+
+
 def run(directory, patch_sizes=(224, 512), nets=("efficientnetb0", "efficientnetb4",
                                                   "resnet50", "xception"),
         seconds=10.0, train_batch=4, train_steps=8, log=print, memory_sizes=(96, 384),
-        num_sources=48, source_size=(768, 1024), real_photos=False, stream=None):
-  """Measures (a)-(d) and the pipeline's memory; returns the `Report` (its
-  `failures` list the goals missed). Sources go to `directory/sources` (with
-  `real_photos`, the shared never-compressed photos as JPEG, in
-  `directory/real_sources`), the memory measure's datasets beside them, so no
-  run reads another's files. Progress, with the time left, goes to `stream`."""
+        num_sources=48, source_size=(768, 1024), real_photos=False, stream=None,
+        sections=SECTIONS, scale_images=12, scale_size=(2000, 3008)):
+  """Measures the `sections` and returns the `Report` (its `failures` list the
+  goals missed): "pipeline" (a)-(c), "memory", "training" (d), and "scale"
+  ((e)-(g) of `tfjpeg.benchmark_scale`: camera-size photos, the lattice, one
+  224 patch). Sources go to `directory/sources` (with `real_photos`, the
+  shared never-compressed photos as JPEG, in `directory/real_sources`), the
+  memory measure's datasets and the camera-size sources beside them, so no run
+  reads another's files. Progress, with the time left, goes to `stream`."""
+  from tfjpeg import benchmark_scale  # pylint: disable=g-import-not-at-top
   from tfjpeg import progress  # pylint: disable=g-import-not-at-top
   from tfjpeg import real_photos as real_photos_lib  # pylint: disable=g-import-not-at-top
+  unknown = set(sections) - set(SECTIONS)
+  if unknown:
+    raise ValueError(f"unknown benchmark sections {sorted(unknown)}; choose from {SECTIONS}")
   photos = (real_photos_lib.list_sources(real_photos_lib.default_root()) if real_photos
             else None)
   sources = os.path.join(directory, "real_sources") if photos else source_dir(directory)
   paths = make_sources(sources, num_sources, source_size, photos=photos)
   report = Report()
   workers = os.cpu_count()
-  with progress.Progress(3 * len(patch_sizes) + 1 + len(nets), "benchmark", "measures",
-                         stream) as done:
-    _measure(report, paths, sources, directory, patch_sizes, nets, seconds, train_batch,
-             train_steps, memory_sizes, source_size, workers, log, done.update)
+  total = (3 * len(patch_sizes) * ("pipeline" in sections) + ("memory" in sections)
+           + len(nets) * ("training" in sections) + 4 * ("scale" in sections))
+  with progress.Progress(total, "benchmark", "measures", stream) as done:
+    if "pipeline" in sections:
+      _pipeline(report, paths, sources, patch_sizes, seconds, workers, log, done.update)
+    if "memory" in sections:
+      _memory(report, directory, memory_sizes, source_size, log, done.update)
+    if "training" in sections:
+      _training(report, sources, nets, source_size, train_batch, train_steps, log, done.update)
+    if "scale" in sections:
+      benchmark_scale.measure(report, directory, seconds, scale_images, scale_size,
+                              done.update, workers)
+      log(report.text())
   return report
 
 
-def _measure(report, paths, sources, directory, patch_sizes, nets, seconds, train_batch,
-             train_steps, memory_sizes, source_size, workers, log, step):
+def _pipeline(report, paths, sources, patch_sizes, seconds, workers, log, step):
   for patch in patch_sizes:
     a = opencv_rate(paths, patch, seconds, workers)
     step()
@@ -240,12 +261,18 @@ def _measure(report, paths, sources, directory, patch_sizes, nets, seconds, trai
     report.ratio(f"b/a at {patch} px", b / a, "b/a")
     report.ratio(f"b/c at {patch} px", b / c, "b/c")
     log(report.text())
+
+
+def _memory(report, directory, memory_sizes, source_size, log, step):
   small, large = peak_memory(directory, min(224, *source_size), memory_sizes, source_size)
   step()
   report.add(f"pipeline peak memory, {memory_sizes[0]} images", small, "MB")
   report.add(f"pipeline peak memory, {memory_sizes[1]} images", large, "MB")
   report.ratio("memory_small/large (1 = no growth)", small / large, "memory_small/large")
   log(report.text())
+
+
+def _training(report, sources, nets, source_size, train_batch, train_steps, log, step):
   for net in nets:
     patch = min(224, *source_size)
     real, const = training_rates(net, sources, patch, train_batch, train_steps)

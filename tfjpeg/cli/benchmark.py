@@ -1,6 +1,7 @@
 """Measures the JPEG pipeline against OpenCV, Albumentations and a constant feed.
 
-    tfjpeg-benchmark                       # everything, about 7 minutes on 2 cores
+    tfjpeg-benchmark                       # everything, about 10 minutes on 2 cores
+    tfjpeg-benchmark --sections=scale      # the paper's scale only: camera-size photos
     tfjpeg-benchmark --nets=efficientnetb0 --patch_sizes=224 --seconds=5
 
 (bin/benchmark in a checkout.) Prints patches/s and steps/s, the ratios
@@ -25,6 +26,11 @@ flags.DEFINE_list("nets", ["efficientnetb0", "efficientnetb4", "resnet50", "xcep
 flags.DEFINE_float("seconds", 10.0, "Duration of each of (a)-(c).")
 flags.DEFINE_integer("train_batch", 4, "Batch size for (d).")
 flags.DEFINE_integer("train_steps", 12, "Timed steps for (d).")
+flags.DEFINE_list("sections", list(benchmark.SECTIONS),
+                  "What to measure: pipeline ((a)-(c): OpenCV, tfjpeg, Albumentations), memory, "
+                  "training ((d): nets fed by the pipeline), scale ((e)-(g): 3008x2000 JPEGs, "
+                  "10 patches of 512 with and without a lattice, 1 patch of 224).")
+flags.DEFINE_integer("scale_images", 12, "Camera-size sources for the scale section.")
 flags.DEFINE_bool("real_photos", False, "Sources: the never-compressed photos of ../shared/data "
                   "(or $TFJPEG_SHARED_DATA) saved as JPEG at QF 95, instead of procedural "
                   "scenes; patch sizes must fit the smallest photo.")
@@ -35,7 +41,8 @@ def main(argv):
   f = flags.FLAGS
   report = benchmark.run(f.data_dir, tuple(int(p) for p in f.patch_sizes), tuple(f.nets),
                          f.seconds, f.train_batch, f.train_steps, log=lambda text: None,
-                         real_photos=f.real_photos)
+                         real_photos=f.real_photos, sections=tuple(f.sections),
+                         scale_images=f.scale_images)
   print(report.text())
   print("goals missed: " + "; ".join(report.failures) if report.failures else "all goals met")
 
