@@ -200,7 +200,7 @@ class Report:
   def text(self):
     cores = os.cpu_count()
     lines = [f"tfjpeg benchmark on {cores} cores"]
-    lines += [f"  {name:<40} {value:10.2f}  {unit}" for name, value, unit in self.rows]
+    lines += [f"  {name:<56} {value:10.2f}  {unit}" for name, value, unit in self.rows]
     return "\n".join(lines)
 
 

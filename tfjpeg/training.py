@@ -32,6 +32,7 @@ import sys
 import time
 
 import keras
+import numpy as np
 import tensorflow as tf
 from tensorboard.plugins.hparams import api as hp
 
@@ -103,6 +104,22 @@ def make_strategy(name):
   if name == "multiworker":  # reads TF_CONFIG; a single local worker without it
     return tf.distribute.MultiWorkerMirroredStrategy()
   return tf.distribute.get_strategy()
+
+
+def worker_workdir(workdir, tf_config=None):
+  """Where this process writes: the run directory for a single process or a
+  multi-worker run's chief (TF_CONFIG's "chief", else worker 0); any other
+  worker, which takes the same steps, keeps its own files in
+  workdir/<type><index>, so no two processes write one file."""
+  cluster = json.loads(os.environ.get("TF_CONFIG", "{}") if tf_config is None else tf_config)
+  task = cluster.get("task")
+  if not task:
+    return workdir
+  kind, index = task.get("type", "worker"), int(task.get("index", 0))
+  if kind == "chief" or (kind == "worker" and index == 0
+                         and "chief" not in cluster.get("cluster", {})):
+    return workdir
+  return os.path.join(workdir, f"{kind}{index}")
 
 
 def _prepare_workdir(config, workdir):
@@ -217,6 +234,9 @@ def train_and_evaluate(config, workdir, log=print):
   Returns:
     The results DataFrame, also written to `workdir/results.csv`.
   """
+  # A multi-worker strategy configures collective ops: before any other op.
+  strategy = make_strategy(config.strategy)
+  workdir = worker_workdir(workdir)
   _prepare_workdir(config, workdir)
   keras.utils.set_random_seed(config.seed)
   tf.config.experimental.enable_op_determinism()
@@ -237,7 +257,7 @@ def train_and_evaluate(config, workdir, log=print):
   if config.recipe == "baseline":
     model = baseline.fit(config, task, workdir, log)
   else:
-    model = _fit_schedule(config, task, workdir, log)
+    model = _fit_schedule(config, task, workdir, log, strategy)
   seen = input_pipeline.ImagesSeen()
   results, confusions = evaluation.evaluate(model, task, config, seen=seen)
   lost = rundir.report_lost_images(workdir, task, "test", seen, log)
@@ -250,11 +270,64 @@ def train_and_evaluate(config, workdir, log=print):
   return results
 
 
+def cluster_workers(tf_config=None):
+  """How many processes TF_CONFIG's cluster holds (1 without one)."""
+  cluster = json.loads(os.environ.get("TF_CONFIG", "{}") if tf_config is None else tf_config)
+  return max(1, sum(len(tasks) for kind, tasks in cluster.get("cluster", {}).items()
+                    if kind in ("chief", "worker")))
+
+
+def _train_epoch_across_workers(model, strategy, dataset, steps):
+  """One epoch of `steps` synchronous steps on every worker, with a step of our
+  own: Keras 3's fit does not run a MultiWorkerMirroredStrategy across
+  processes (keras-team/keras#20585). Each worker reads its share of the
+  batches (tf.data's automatic sharding); gradients, loss and accuracy are
+  summed over all replicas. Returns {loss, accuracy}."""
+  batches = iter(strategy.experimental_distribute_dataset(dataset.repeat()))
+
+  def replica_step(images, labels):
+    with tf.GradientTape() as tape:
+      probabilities = model(images, training=True)
+      loss = tf.nn.compute_average_loss(
+          keras.losses.sparse_categorical_crossentropy(labels, probabilities))
+    variables = model.trainable_variables
+    model.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+    right = tf.equal(tf.argmax(probabilities, -1, output_type=tf.int32),
+                     tf.cast(labels, tf.int32))
+    return loss, tf.reduce_sum(tf.cast(right, tf.float32)), tf.cast(tf.size(labels), tf.float32)
+
+  @tf.function
+  def step(iterator):
+    out = strategy.run(replica_step, args=next(iterator))
+    return [strategy.reduce("SUM", value, axis=None) for value in out]
+
+  loss = right = count = 0.0
+  for _ in range(steps):
+    step_loss, step_right, step_count = (float(v) for v in step(batches))
+    loss, right, count = loss + step_loss, right + step_right, count + step_count
+  return dict(loss=loss / steps, accuracy=right / count)
+
+
+def _evaluate_locally(model, dataset):
+  """{loss, accuracy} of `model` on `dataset`, computed in this process alone
+  (every worker of a cluster gets the same numbers)."""
+  out = evaluation.predict(model, dataset)
+  probabilities = np.clip(out["probabilities"], 1e-7, 1.0)
+  if not len(probabilities):
+    return {}
+  labels = out["label"]
+  return dict(loss=float(-np.mean(np.log(probabilities[np.arange(len(labels)), labels]))),
+              accuracy=float(np.mean(probabilities.argmax(-1) == labels)))
+
+
 def _validate(model, task, condition, pipeline, workdir, epoch, log):
   """({val_loss, val_accuracy}, images lost) of one pass over the validation images."""
   seen = input_pipeline.ImagesSeen()
-  validated = model.evaluate(input_pipeline.to_inputs(input_pipeline.eval_dataset(
-      task, "validation", [condition], pipeline, seen)), verbose=0, return_dict=True)
+  dataset = input_pipeline.eval_dataset(task, "validation", [condition], pipeline, seen)
+  if cluster_workers() > 1:
+    validated = _evaluate_locally(model, dataset)
+  else:
+    validated = model.evaluate(input_pipeline.to_inputs(dataset), verbose=0, return_dict=True)
   lost = rundir.report_lost_images(workdir, task, "validation", seen, log)
   if "loss" not in validated:
     raise ValueError(f"{workdir}: no validation image could be decoded in epoch {epoch + 1} "
@@ -262,7 +335,7 @@ def _validate(model, task, condition, pipeline, workdir, epoch, log):
   return {f"val_{k}": float(v) for k, v in validated.items()}, lost
 
 
-def _fit_schedule(config, task, workdir, log):
+def _fit_schedule(config, task, workdir, log, strategy):
   """The project's loop; returns the model with the weights `config.select` chose."""
   pipeline = dataclasses.replace(config.pipeline(task), service_job="tfjpeg-" + hashlib.sha1(
       os.path.abspath(workdir).encode()).hexdigest()[:12])
@@ -270,7 +343,6 @@ def _fit_schedule(config, task, workdir, log):
   # pipeline: a second consumer of the run's service job would take its batches.
   local = dataclasses.replace(pipeline, data_service=None)
   state = _load_state(workdir, config)
-  strategy = make_strategy(config.strategy)
   with strategy.scope():
     model = _build_model(config, task, state, workdir)
   validation_condition = input_pipeline.Condition(
@@ -289,14 +361,20 @@ def _fit_schedule(config, task, workdir, log):
               if epoch == 0 else None)
     model.optimizer.learning_rate.assign(state.learning_rate)
     started = time.time()
-    history = model.fit(
-        input_pipeline.to_inputs(train),
-        initial_epoch=epoch, epochs=epoch + 1, steps_per_epoch=config.steps_per_epoch,
-        callbacks=[keras.callbacks.TensorBoard(logdir, write_graph=False),
-                   keras.callbacks.TerminateOnNaN(),
-                   BatchProgress(steps_per_epoch(config, task), config.epochs)], verbose=0,
-        shuffle=False)  # the pipeline shuffles, seeded
-    metrics = {k: float(v[-1]) for k, v in history.history.items()}
+    workers = cluster_workers()
+    if workers > 1:
+      metrics = _train_epoch_across_workers(
+          model, strategy, input_pipeline.to_inputs(train),
+          config.steps_per_epoch or max(1, steps_per_epoch(config, task) // workers))
+    else:
+      history = model.fit(
+          input_pipeline.to_inputs(train),
+          initial_epoch=epoch, epochs=epoch + 1, steps_per_epoch=config.steps_per_epoch,
+          callbacks=[keras.callbacks.TensorBoard(logdir, write_graph=False),
+                     keras.callbacks.TerminateOnNaN(),
+                     BatchProgress(steps_per_epoch(config, task), config.epochs)], verbose=0,
+          shuffle=False)  # the pipeline shuffles, seeded
+      metrics = {k: float(v[-1]) for k, v in history.history.items()}
     if config.precise_bn_batches:
       # The moving averages follow the last few batches; on high-pass residuals,
       # whose energy differs widely between flat and textured patches, they
