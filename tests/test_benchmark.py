@@ -67,3 +67,16 @@ def test_paper_scale_section_measures_every_quantity(tmp_path):
   assert len(list((tmp_path / "lattice_cache").rglob("*.jpg"))) == 2
   with pytest.raises(ValueError, match="unknown benchmark sections"):
     benchmark.run(str(tmp_path), sections=("speed",))
+
+
+def test_accelerator_section_times_nets_and_host_decoding(tmp_path):
+  report = benchmark.run(str(tmp_path), nets=("minimal",), seconds=0.2, log=lambda text: None,
+                         sections=("accelerator",), scale_images=2, scale_size=(560, 600),
+                         net_patches=(64,))
+  names = [name for name, _, _ in report.rows]
+  for patch in (64,):
+    for precision in ("float32", "mixed"):
+      assert any(n.startswith(f"(h) minimal {patch} px {precision}") for n in names)
+  assert any(n.startswith("(i) host decode bound") and "10 x 512" in n for n in names)
+  assert all(np.isfinite(v) and v > 0 for _, v, _ in report.rows)
+  assert not (tmp_path / "sources").exists()  # no pipeline section: no pipeline sources

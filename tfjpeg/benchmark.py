@@ -205,13 +205,16 @@ class Report:
 
 
 SECTIONS = ("pipeline", "memory", "training", "scale")
+# Not in the default run: the accelerator's side, (h) and (i) of tfjpeg.benchmark_nets.
+ALL_SECTIONS = SECTIONS + ("accelerator",)
 
 
 def run(directory, patch_sizes=(224, 512), nets=("efficientnetb0", "efficientnetb4",
                                                   "resnet50", "xception"),
         seconds=10.0, train_batch=4, train_steps=8, log=print, memory_sizes=(96, 384),
         num_sources=48, source_size=(768, 1024), real_photos=False, stream=None,
-        sections=SECTIONS, scale_images=12, scale_size=(2000, 3008)):
+        sections=SECTIONS, scale_images=12, scale_size=(2000, 3008), net_patches=(224, 512),
+        rows_log=lambda row: None):
   """Measures the `sections` and returns the `Report` (its `failures` list the
   goals missed): "pipeline" (a)-(c), "memory", "training" (d), and "scale"
   ((e)-(g) of `tfjpeg.benchmark_scale`: camera-size photos, the lattice, one
@@ -219,20 +222,25 @@ def run(directory, patch_sizes=(224, 512), nets=("efficientnetb0", "efficientnet
   shared never-compressed photos as JPEG, in `directory/real_sources`), the
   memory measure's datasets and the camera-size sources beside them, so no run
   reads another's files. Progress, with the time left, goes to `stream`."""
+  from tfjpeg import benchmark_nets  # pylint: disable=g-import-not-at-top
   from tfjpeg import benchmark_scale  # pylint: disable=g-import-not-at-top
   from tfjpeg import progress  # pylint: disable=g-import-not-at-top
   from tfjpeg import real_photos as real_photos_lib  # pylint: disable=g-import-not-at-top
-  unknown = set(sections) - set(SECTIONS)
+  unknown = set(sections) - set(ALL_SECTIONS)
   if unknown:
-    raise ValueError(f"unknown benchmark sections {sorted(unknown)}; choose from {SECTIONS}")
-  photos = (real_photos_lib.list_sources(real_photos_lib.default_root()) if real_photos
-            else None)
-  sources = os.path.join(directory, "real_sources") if photos else source_dir(directory)
-  paths = make_sources(sources, num_sources, source_size, photos=photos)
+    raise ValueError(f"unknown benchmark sections {sorted(unknown)}; choose from "
+                     f"{ALL_SECTIONS}")
   report = Report()
   workers = os.cpu_count()
   total = (3 * len(patch_sizes) * ("pipeline" in sections) + ("memory" in sections)
-           + len(nets) * ("training" in sections) + 4 * ("scale" in sections))
+           + len(nets) * ("training" in sections) + 4 * ("scale" in sections)
+           + (2 * len(net_patches) * len(nets) + 1) * ("accelerator" in sections))
+  paths = sources = None
+  if {"pipeline", "training"} & set(sections):
+    photos = (real_photos_lib.list_sources(real_photos_lib.default_root()) if real_photos
+              else None)
+    sources = os.path.join(directory, "real_sources") if photos else source_dir(directory)
+    paths = make_sources(sources, num_sources, source_size, photos=photos)
   with progress.Progress(total, "benchmark", "measures", stream) as done:
     if "pipeline" in sections:
       _pipeline(report, paths, sources, patch_sizes, seconds, workers, log, done.update)
@@ -243,6 +251,10 @@ def run(directory, patch_sizes=(224, 512), nets=("efficientnetb0", "efficientnet
     if "scale" in sections:
       benchmark_scale.measure(report, directory, seconds, scale_images, scale_size,
                               done.update, workers)
+      log(report.text())
+    if "accelerator" in sections:
+      benchmark_nets.measure(report, directory, nets, net_patches, seconds, done.update,
+                             workers, scale_images, scale_size, rows_log)
       log(report.text())
   return report
 

@@ -2,6 +2,7 @@
 
     tfjpeg-benchmark                       # everything, about 10 minutes on 2 cores
     tfjpeg-benchmark --sections=scale      # the paper's scale only: camera-size photos
+    KERAS_BACKEND=jax tfjpeg-benchmark --sections=accelerator   # a GPU's side, no TF needed
     tfjpeg-benchmark --nets=efficientnetb0 --patch_sizes=224 --seconds=5
 
 (bin/benchmark in a checkout.) Prints patches/s and steps/s, the ratios
@@ -29,7 +30,9 @@ flags.DEFINE_integer("train_steps", 12, "Timed steps for (d).")
 flags.DEFINE_list("sections", list(benchmark.SECTIONS),
                   "What to measure: pipeline ((a)-(c): OpenCV, tfjpeg, Albumentations), memory, "
                   "training ((d): nets fed by the pipeline), scale ((e)-(g): 3008x2000 JPEGs, "
-                  "10 patches of 512 with and without a lattice, 1 patch of 224).")
+                  "10 patches of 512 with and without a lattice, 1 patch of 224); and, not by "
+                  "default, accelerator ((h)-(i): each net's training images/s in float32 and "
+                  "mixed precision, and the host's decode capacity; any Keras backend).")
 flags.DEFINE_integer("scale_images", 12, "Camera-size sources for the scale section.")
 flags.DEFINE_bool("real_photos", False, "Sources: the never-compressed photos of ../shared/data "
                   "(or $TFJPEG_SHARED_DATA) saved as JPEG at QF 95, instead of procedural "
@@ -42,7 +45,8 @@ def main(argv):
   report = benchmark.run(f.data_dir, tuple(int(p) for p in f.patch_sizes), tuple(f.nets),
                          f.seconds, f.train_batch, f.train_steps, log=lambda text: None,
                          real_photos=f.real_photos, sections=tuple(f.sections),
-                         scale_images=f.scale_images)
+                         scale_images=f.scale_images,
+                         rows_log=lambda row: print(row, flush=True))
   print(report.text())
   print("goals missed: " + "; ".join(report.failures) if report.failures else "all goals met")
 
