@@ -14,7 +14,8 @@ from tfjpeg import testing
 def test_benchmark_measures_every_quantity(tmp_path):
   report = benchmark.run(str(tmp_path), patch_sizes=(64,), nets=("hpf",), seconds=0.5,
                          train_batch=4, train_steps=2, log=lambda text: None,
-                         memory_sizes=(4, 8), num_sources=6, source_size=(96, 128))
+                         memory_sizes=(4, 8), num_sources=6, source_size=(96, 128),
+                         sections=("pipeline", "memory", "training"))
   names = [name for name, _, _ in report.rows]
   for expected in ("(a) OpenCV", "(b) tfjpeg pipeline", "(c) Albumentations", "b/a at 64 px",
                    "b/c at 64 px", "(d) hpf 96 px, real pipeline", "d_real/d_const hpf",

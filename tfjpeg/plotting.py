@@ -101,7 +101,7 @@ def offset_figure(panels, stem, metric="balanced_accuracy"):
     stem: output path without extension (PNG and PDF are written).
   """
   plt = _pyplot()
-  fig, axes = plt.subplots(1, len(panels) + 1, figsize=(3.3 * len(panels) + 4.2, 3.4),
+  fig, axes = plt.subplots(1, len(panels) + 1, figsize=(3.3 * len(panels) + 5.0, 3.4),
                            squeeze=False)
   for axis, panel in zip(axes[0], panels):
     period = panel.grid.shape[0]
@@ -136,12 +136,12 @@ def offset_figure(panels, stem, metric="balanced_accuracy"):
   return _save(fig, stem)
 
 
-QF_ORDER = ["none", "99", "90", "80", "70", "60", "50"]  # test QF axis, mild to harsh
 
 
 def _qf_key(value):
+  """Test QFs from mild to harsh: none (as stored), then falling numbers."""
   value = str(value)
-  return QF_ORDER.index(value) if value in QF_ORDER else -int(value)
+  return -1 if value == "none" else 101 - int(value)
 
 
 def alignment_figure(table, out_dir, metric="balanced_accuracy", experiment="alignment",
@@ -232,3 +232,50 @@ def study_figures(table, out_dir, metric="balanced_accuracy"):
   if (table["experiment"] == "quality").any():
     paths += quality_figures(table, out_dir, metric)
   return paths
+
+
+def accuracy_by_quality(table, stem, chance=None):
+  """Balanced accuracy against test QF, one curve per test crop, with each
+  point's 95% interval; `table` has test_crop, test_qf ("none" or a number),
+  balanced_accuracy and its _low and _high."""
+  plt = _pyplot()
+  fig, axis = plt.subplots(figsize=(6.4, 3.6))
+  order = sorted(table["test_qf"].astype(str).unique(), key=_qf_key)
+  for number, (crop, rows) in enumerate(table.groupby("test_crop", sort=False)):
+    rows = rows.assign(test_qf=rows["test_qf"].astype(str)).set_index("test_qf").reindex(order)
+    value = rows["balanced_accuracy"].astype(float).to_numpy()
+    spread = np.stack([value - rows["balanced_accuracy_low"].astype(float).to_numpy(),
+                       rows["balanced_accuracy_high"].astype(float).to_numpy() - value])
+    axis.errorbar(np.arange(len(order)) + 0.06 * number, value, yerr=spread, marker="o",
+                  capsize=3, label=f"{crop} crops")
+  if chance is not None:
+    axis.axhline(chance, color="gray", linewidth=0.8, linestyle=":", label="chance")
+  axis.set_xticks(range(len(order)), order)
+  axis.set_xlabel("test QF (none: as stored)")
+  axis.set_ylabel("balanced accuracy (95% interval)")
+  axis.set_ylim(0, 1.02)
+  axis.legend(fontsize=7)
+  return _save(fig, stem)
+
+
+def double_compression_map(table, stem):
+  """Balanced accuracy by first QF (rows) and second QF (columns), one panel
+  per test crop; `table` has test_crop, test_first_qf, test_qf, balanced_accuracy."""
+  plt = _pyplot()
+  crops = list(dict.fromkeys(table["test_crop"]))
+  fig, axes = plt.subplots(1, len(crops), figsize=(3.4 * len(crops) + 0.8, 3.2), squeeze=False)
+  for axis, crop in zip(axes[0], crops):
+    rows = table[table["test_crop"] == crop]
+    grid = rows.pivot_table(index="test_first_qf", columns="test_qf",
+                            values="balanced_accuracy", aggfunc="mean")
+    image = axis.imshow(grid.to_numpy(float), vmin=0, vmax=1, cmap="viridis")
+    axis.set_xticks(range(len(grid.columns)), grid.columns)
+    axis.set_yticks(range(len(grid.index)), grid.index)
+    axis.set_xlabel("second QF (after the crop)")
+    axis.set_ylabel("first QF (whole image)")
+    axis.set_title(f"{crop} crops", fontsize=9)
+    for (i, j), value in np.ndenumerate(grid.to_numpy(float)):
+      axis.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7,
+                color="k" if value > 0.6 else "w")
+  fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="balanced accuracy")
+  return _save(fig, stem)

@@ -167,6 +167,27 @@ def _folder(options):
   return _file_task("folder", "custom", found, patch, _pick(options.patches_per_image, 1))
 
 
+def labelled_folder(root, patch_size, patches_per_image=1, class_names=None):
+  """Every image of `root/<class>/...` as the test split of a `folder` task:
+  images a trained model is audited on, none trained on. With `class_names`
+  (the model's, in its output order), labels index that list, and a folder
+  named like none of them is refused."""
+  found = manifest.from_class_folders(root, (patch_size, patch_size))
+  files = found.files.assign(split="test")
+  names = list(found.class_names)
+  if class_names is not None:
+    unknown = sorted(set(names) - set(class_names))
+    if unknown:
+      raise ValueError(f"{root} has class folders {unknown} that the model does not know "
+                       f"(its classes: {', '.join(class_names)})")
+    names = list(class_names)
+    files["label"] = files["class_name"].map({n: i for i, n in enumerate(names)})
+  counts = {s: int((files["split"] == s).sum()) for s in splits.SPLITS}
+  summary = manifest.Manifest(list(found.class_names), files, found.bad_files).summary()
+  return Task("folder", "custom", names, patch_size, patches_per_image,
+              _images_from_files(files), counts, found.bad_files, summary, files)
+
+
 def synsets_config_name(synsets):
   """The TFDS config name of an ImageNet synset list: a hash of the whole list
   (a prefix of the joined names, kept short, let two lists share a dataset)."""

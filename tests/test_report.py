@@ -1,0 +1,132 @@
+"""bin/report: a JPEG robustness report of a briefly trained net, from its run
+directory and as a .keras file on a labelled folder; its page agrees with its
+tables and with bin/evaluate, and opens in a real headless browser."""
+
+import html
+import html.parser
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tfjpeg import classifier
+from tfjpeg import evaluation
+from tfjpeg import report
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+SMALL = dict(qualities=(None, 50, 90), double_pairs=((50, 90),), periods=(8,))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+  """hpf trained briefly on the built-in camera task (its own cache)."""
+  base = tmp_path_factory.mktemp("report")
+  env = dict(os.environ, TFJPEG_CACHE=str(base / "cache"), CUDA_VISIBLE_DEVICES="")
+  workdir = base / "run"
+  subprocess.run([sys.executable, str(REPO / "bin" / "train"), "--epochs=1",
+                  "--steps_per_epoch=6", "--test_qfs=none", "--builtin_scenes=40",
+                  "--seed=3", f"--workdir={workdir}"], env=env, check=True, capture_output=True)
+  return workdir, base / "cache"
+
+
+class _Cells(html.parser.HTMLParser):
+  """The text of every table row of a page."""
+
+  def __init__(self):
+    super().__init__()
+    self.rows, self.row, self.cell = [], None, None
+
+  def handle_starttag(self, tag, attrs):
+    if tag == "tr":
+      self.row = []
+    elif tag in ("td", "th") and self.row is not None:
+      self.cell = ""
+
+  def handle_endtag(self, tag):
+    if tag in ("td", "th") and self.cell is not None:
+      self.row.append(self.cell.strip())
+      self.cell = None
+    elif tag == "tr" and self.row is not None:
+      self.rows.append(self.row)
+      self.row = None
+
+  def handle_data(self, data):
+    if self.cell is not None:
+      self.cell += data
+
+
+def test_report_of_a_run_agrees_with_its_tables_and_bin_evaluate(trained, tmp_path,
+                                                                 monkeypatch):
+  workdir, cache = trained
+  monkeypatch.setenv("TFJPEG_CACHE", str(cache))
+  out = tmp_path / "report"
+  summary = report.make(str(workdir), str(out), command="bin/report --model=RUN", **SMALL)
+  page = (out / "report.html").read_text()
+  table = pd.read_csv(out / "conditions.csv", keep_default_na=False)
+  # 2 crops x 3 QFs, realigned, 2 crops x 1 double pair.
+  assert len(table) == 6 + 1 + 2 and set(table["n_images"]) == {summary["images"]}
+  # Every accuracy of the CSV is in the page's tables, as printed there.
+  parser = _Cells()
+  parser.feed(page)
+  header = parser.rows[0]
+  printed = {(r[header.index("test_crop")], r[header.index("test_qf")],
+              r[header.index("test_first_qf")]): r[header.index("balanced_accuracy")]
+             for r in parser.rows if len(r) == len(header) and r != header}
+  for row in table.itertuples():
+    assert printed[(row.test_crop, str(row.test_qf), str(row.test_first_qf))] == \
+        f"{row.balanced_accuracy:.3f}"
+  # The same conditions through bin/evaluate's code: the same numbers.
+  evaluated = evaluation.evaluate_run(str(workdir), ("aligned", "random"), (None, 50))
+  for row in evaluated.itertuples():
+    mine = table[(table["test_crop"] == row.test_crop)
+                 & (table["test_qf"].astype(str) == str(row.test_qf))
+                 & (table["test_first_qf"] == "none")].iloc[0]
+    for column in ("balanced_accuracy", "balanced_accuracy_low", "balanced_accuracy_high",
+                   "n_patches"):
+      assert mine[column] == pytest.approx(getattr(row, column), abs=1e-9), column
+  # The verdict, the command and the fingerprint are on the page.
+  assert all(html.escape(line) in page for line in summary["verdict"])
+  assert "bin/report --model=RUN" in page
+  assert classifier.file_fingerprint(str(workdir)) in page
+  assert "http://" not in page and "https://" not in page  # nothing fetched
+  sweep = pd.read_csv(out / "offsets_8.csv")
+  assert len(sweep) == 81 and "asd_percent" in page
+  screenshot = tmp_path / "page.png"
+  chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+  if not chromium:
+    pytest.skip("no Chromium here (Debian package chromium) to open the page")
+  opened = subprocess.run(
+      [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr",
+       "--v=0", f"--screenshot={screenshot}", "--window-size=1200,2400",
+       (out / "report.html").as_uri()], capture_output=True, text=True, timeout=120)
+  console = [l for l in opened.stderr.splitlines() if "CONSOLE" in l or "Uncaught" in l]
+  assert not console, console
+  assert screenshot.stat().st_size > 50_000  # a page with figures, not a blank one
+
+
+def test_report_of_a_keras_file_on_a_labelled_folder(trained, tmp_path):
+  workdir, cache = trained
+  keras_file = tmp_path / "detector.keras"
+  classifier.load(str(workdir)).keras_model.save(keras_file)
+  names = classifier.load(str(workdir)).class_names
+  folder = tmp_path / "labelled"
+  sources = sorted(p for p in cache.rglob("*.jpg") if p.parent.name in names[:2])
+  for path in sources[:6] + [p for p in sources if p.parent.name == names[1]][:6]:
+    (folder / path.parent.name).mkdir(parents=True, exist_ok=True)
+    shutil.copy(path, folder / path.parent.name / path.name)
+  out = tmp_path / "report"
+  summary = report.make(str(keras_file), str(out), images_dir=str(folder), class_names=names,
+                        **SMALL)
+  table = pd.read_csv(out / "conditions.csv", keep_default_na=False)
+  assert summary["images"] == 12 and set(table["n_images"]) == {12}
+  assert np.isfinite(table["balanced_accuracy"]).all()
+  (folder / "unknown_camera").mkdir()
+  shutil.copy(sources[0], folder / "unknown_camera" / "x.jpg")
+  with pytest.raises(ValueError, match="unknown_camera"):
+    report.make(str(keras_file), str(tmp_path / "again"), images_dir=str(folder),
+                class_names=names, **SMALL)

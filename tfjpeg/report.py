@@ -1,0 +1,309 @@
+"""A JPEG robustness report for any trained classifier: one HTML page and its tables.
+
+`make(model_path, out_dir, ...)` loads the model (`tfjpeg.classifier`: a run
+directory, its SavedModel, any SavedModel or .keras file), takes labelled
+images (a folder `DIR/<class>/...`, all of it, or a registered task's test
+split), reads every image once into memory, and measures on the same test
+patches, with the project's own evaluation and per-offset code:
+
+  quality     balanced accuracy against test QF (as stored, 50..99), aligned
+              and random crops;
+  grid        random crops against crops realigned to the JPEG grid
+              estimated from each image, and the estimator's confidence;
+  double      double compression: the whole image at QF1, the crop, then QF2;
+  offsets     the per-offset map (8x8, and 16x16 for 4:2:0 chroma), the
+              displacement curve and ASD%.
+
+Every accuracy has its 95% interval, by bootstrap over images; two-class
+models also get ROC AUC and AP under each condition. The page (figures
+embedded, no network, opens from disk) starts with a verdict in plain words,
+and names the command that made it and the model's SHA-256.
+"""
+
+import base64
+import dataclasses
+import html
+import json
+import os
+import shlex
+import sys
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from tfjpeg import classifier as classifier_lib
+from tfjpeg import config as config_lib
+from tfjpeg import evaluation
+from tfjpeg import grid
+from tfjpeg import images
+from tfjpeg import input_pipeline
+from tfjpeg import metrics
+from tfjpeg import offsets
+from tfjpeg import plotting
+from tfjpeg import progress
+from tfjpeg import tasks
+
+QUALITIES = (None, 99, 95, 90, 80, 70, 60, 50)
+DOUBLE_PAIRS = tuple((first, second) for first in (50, 70, 90) for second in (70, 90))
+FLOOR = 0.6  # the verdict names the QFs where accuracy falls below this
+
+
+class _Forward:
+  """A classifier as `evaluation.predict` calls a model."""
+
+  def __init__(self, classifier):
+    self.classifier = classifier
+
+  def __call__(self, patches, training=False):
+    del training
+    return self.classifier.forward(patches)
+
+
+def in_memory(task, split="test"):
+  """`task` with `split`'s encoded images read once and kept in memory, so
+  every condition and sweep of the report reads them from there."""
+  elements = [{k: v.numpy() for k, v in e.items()} for e in task.images(split)]
+  columns = {k: np.array([e[k] for e in elements]) for k in ("encoded", "label", "image_id")}
+
+  def read(which, shuffle_seed=None):
+    del shuffle_seed  # the report cuts test patches only
+    if which != split or not elements:
+      return tf.data.Dataset.from_tensor_slices(dict(
+          encoded=tf.constant([], tf.string), label=tf.constant([], tf.int32),
+          image_id=tf.constant([], tf.string)))
+    return tf.data.Dataset.from_tensor_slices(dict(
+        encoded=tf.constant(columns["encoded"]), label=tf.constant(columns["label"], tf.int32),
+        image_id=tf.constant(columns["image_id"])))
+
+  return dataclasses.replace(task, images=read), columns
+
+
+def _images(classifier, model_path, images_dir, task_name, data_dir, config):
+  """(task, config): the labelled images and the config their patches follow."""
+  if images_dir:
+    return tasks.labelled_folder(images_dir, classifier.patch_size,
+                                 config.patches_per_image or 1, classifier.class_names), config
+  if not task_name and classifier.form == "run":  # the run's own test split
+    config = dataclasses.replace(config_lib.saved(model_path), **{
+        k: v for k, v in dict(data_dir=data_dir).items() if v})
+    task = tasks.get(config.task, config.task_options())
+  elif task_name:
+    config = dataclasses.replace(config, task=task_name, data_dir=data_dir,
+                                 patch_size=classifier.patch_size)
+    task = tasks.get(task_name, config.task_options())
+  else:
+    raise ValueError("name the labelled images: --images=DIR (DIR/<class>/...) or --task")
+  if task.patch_size != classifier.patch_size:
+    raise ValueError(f"the model takes {classifier.patch_size}-pixel patches; the {task.name} "
+                     f"task cuts {task.patch_size}")
+  unknown = sorted(set(task.class_names) - set(classifier.class_names))
+  if unknown:
+    raise ValueError(f"the {task.name} task has classes {unknown} the model does not know")
+  return task, config
+
+
+def conditions(qualities=QUALITIES, double_pairs=DOUBLE_PAIRS):
+  """Every test condition of the report, for one pass over the images."""
+  single = [input_pipeline.Condition(crop, qf) for crop in ("aligned", "random")
+            for qf in qualities]
+  double = [input_pipeline.Condition(crop, second, first) for crop in ("aligned", "random")
+            for first, second in double_pairs]
+  return single + [input_pipeline.Condition("realigned")] + double
+
+
+def grid_confidence(encoded):
+  """The JPEG-grid estimator on each image: origin "dy:dx" and confidence."""
+  estimate = tf.function(lambda data: grid.estimate(images.decode(data)),
+                         input_signature=[tf.TensorSpec([], tf.string)])
+  rows = []
+  for data in encoded:
+    origin, confidence = estimate(tf.constant(data))
+    rows.append(dict(origin=f"{int(origin[0])}:{int(origin[1])}",
+                     confidence=float(confidence)))
+  return pd.DataFrame(rows, columns=["origin", "confidence"])
+
+
+def _row(table, crop, qf="none", first="none"):
+  rows = table[(table["test_crop"] == crop) & (table["test_qf"].astype(str) == str(qf))
+               & (table["test_first_qf"].astype(str) == str(first))]
+  return rows.iloc[0] if len(rows) else None
+
+
+def verdict(table, sweeps, confidence, num_classes):
+  """The report's findings in plain words, most important first."""
+  lines = []
+  aligned, random, realigned = (_row(table, c) for c in ("aligned", "random", "realigned"))
+  a, r, g = (float(x["balanced_accuracy"]) for x in (aligned, random, realigned))
+  if random["balanced_accuracy_high"] < aligned["balanced_accuracy_low"]:
+    lines.append(f"Loses {a - r:.2f} when the crop is off the JPEG grid (aligned {a:.2f}, "
+                 f"random {r:.2f}); realigning the crop to the estimated grid recovers "
+                 f"{g - r:.2f} (realigned {g:.2f}).")
+  else:
+    lines.append(f"Does not depend on where the crop falls on the JPEG grid: aligned {a:.2f} "
+                 f"and random {r:.2f} are within each other's 95% intervals.")
+  for crop in ("aligned", "random"):
+    single = table[(table["test_crop"] == crop) & (table["test_first_qf"] == "none")
+                   & (table["test_qf"] != "none")]
+    by_qf = single.assign(q=single["test_qf"].astype(int)).sort_values("q")
+    below = by_qf[by_qf["balanced_accuracy"] < FLOOR]["q"].tolist()
+    stored = float(_row(table, crop)["balanced_accuracy"])
+    if stored < FLOOR and len(below) == len(by_qf):
+      lines.append(f"With {crop} crops, below {FLOOR} even as stored ({stored:.2f}) and at "
+                   f"every QF tested.")
+    elif not below:
+      lines.append(f"With {crop} crops, stays at or above {FLOOR} down to QF "
+                   f"{by_qf['q'].min()} (lowest {by_qf['balanced_accuracy'].min():.2f}).")
+    elif below == by_qf["q"].tolist()[:len(below)]:
+      lines.append(f"With {crop} crops, below {FLOOR} at QF {max(below)} and under "
+                   f"({by_qf.iloc[0]['balanced_accuracy']:.2f} at QF {by_qf.iloc[0]['q']}).")
+    else:
+      lines.append(f"With {crop} crops, below {FLOOR} at QF {', '.join(map(str, below))}.")
+  double = table[table["test_first_qf"] != "none"]
+  worst = double.loc[double["balanced_accuracy"].idxmin()]
+  lines.append(f"Double compression is hardest at QF {worst['test_first_qf']} then "
+               f"{worst['test_qf']} with {worst['test_crop']} crops: "
+               f"{worst['balanced_accuracy']:.2f}.")
+  for period, table_of_phases in sweeps.items():
+    summary = metrics.offset_summary(table_of_phases)
+    lines.append(f"Over the {period}x{period} crop phases: {summary['aligned']:.2f} on the "
+                 f"grid, {summary['misaligned_mean']:.2f} on average off it; ASD "
+                 f"{summary['asd_percent']:.1f}%.")
+  found = int((confidence["confidence"] >= grid.CONFIDENT).sum())
+  lines.append(f"The JPEG grid was found in {found} of {len(confidence)} test images "
+               f"(estimator confidence >= {grid.CONFIDENT}). Chance is {1 / num_classes:.2f}.")
+  return lines
+
+
+def _figure(paths):
+  png = next(p for p in paths if p.endswith(".png"))
+  with open(png, "rb") as f:
+    data = base64.b64encode(f.read()).decode()
+  return f'<img alt="{html.escape(os.path.basename(png))}" src="data:image/png;base64,{data}">'
+
+
+def _table(frame, columns=None):
+  frame = frame[columns] if columns else frame
+  return frame.to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="",
+                       border=0, classes="numbers")
+
+
+PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font-family: sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }}
+h1 {{ font-size: 1.5em; }} h2 {{ font-size: 1.2em; margin-top: 2em; }}
+.verdict li {{ margin: 0.3em 0; }} code {{ background: #f4f4f4; padding: 0 0.2em; }}
+table.numbers {{ border-collapse: collapse; font-size: 0.8em; }}
+table.numbers td, table.numbers th {{ padding: 0.15em 0.5em; border-bottom: 1px solid #ddd; }}
+img {{ max-width: 100%; }}
+</style></head><body>
+<h1>{title}</h1>
+<ul class="verdict">{verdict}</ul>
+<p>Made by <code>{command}</code></p>
+<p>Model: <code>{model}</code> ({form}; {classes} classes, {patch}-pixel patches),
+SHA-256 <code id="fingerprint">{fingerprint}</code>.<br>
+Images: {source}: {n_images} test images, {patches} patches each, seed {seed}.
+Intervals are 95%, by bootstrap over images.</p>
+{sections}
+</body></html>
+"""
+
+
+def _section(title, text, figure=None, table=None):
+  return (f"<h2>{html.escape(title)}</h2><p>{text}</p>" + (figure or "") + (table or ""))
+
+
+def make(model_path, out_dir, images_dir=None, task=None, data_dir=None, class_names=None,
+         patch_size=None, patches_per_image=None, seed=None, qualities=QUALITIES,
+         double_pairs=DOUBLE_PAIRS, periods=(8, 16), command=None, stream=None):
+  """Measures everything of the module docstring and writes out_dir/report.html,
+  conditions.csv, offsets_<period>.csv, displacement_<period>.csv,
+  grid_estimates.csv and summary.json. Returns the summary dict."""
+  classifier = classifier_lib.load(model_path, class_names, patch_size)
+  base = config_lib.Config(task="folder", net=classifier.form, train_crop="random",
+                           patches_per_image=patches_per_image, seed=seed or 0)
+  source_task, config = _images(classifier, model_path, images_dir, task, data_dir, base)
+  # A run's own seed unless one is given: its crops are then those of bin/evaluate.
+  config = dataclasses.replace(config, seed=config.seed if seed is None else seed,
+                               batch_size=64)
+  source_task = dataclasses.replace(source_task, class_names=list(classifier.class_names))
+  os.makedirs(out_dir, exist_ok=True)
+  memory_task, columns = in_memory(source_task)
+  if not len(columns["encoded"]):
+    raise ValueError(f"no test images in {images_dir or source_task.name}")
+  model = _Forward(classifier)
+  with progress.Progress(2 + len(periods), "robustness report", "passes", stream) as bar:
+    table, _ = evaluation.evaluate(model, memory_task, config,
+                                   conditions=conditions(qualities, double_pairs))
+    bar.update()
+    confidence = grid_confidence(columns["encoded"]).assign(image_id=columns["image_id"])
+    bar.update()
+    sweeps = {}
+    for period in periods:
+      sweeps[period] = offsets.analyse(model, memory_task, config, period=period)
+      bar.update()
+  table.to_csv(os.path.join(out_dir, "conditions.csv"), index=False)
+  confidence.to_csv(os.path.join(out_dir, "grid_estimates.csv"), index=False)
+  panels = []
+  for period, phases in sweeps.items():
+    phases.to_csv(os.path.join(out_dir, f"offsets_{period}.csv"), index=False)
+    metrics.displacement_curve(phases).to_csv(
+        os.path.join(out_dir, f"displacement_{period}.csv"), index=False)
+    panels.append(offsets.figure_panel(f"{period}x{period} phases", phases))
+  findings = verdict(table, sweeps, confidence, classifier.num_classes)
+  quality_rows = table[(table["test_first_qf"] == "none")
+                       & table["test_crop"].isin(["aligned", "random"])]
+  double_rows = table[table["test_first_qf"] != "none"]
+  grid_rows = table[(table["test_qf"] == "none") & (table["test_first_qf"] == "none")]
+  shown = ["test_crop", "test_qf", "test_first_qf", "balanced_accuracy",
+           "balanced_accuracy_low", "balanced_accuracy_high", "n_images", "n_patches"]
+  if classifier.num_classes == 2:
+    shown += ["roc_auc", "average_precision"]
+  figures = os.path.join(out_dir, "figures")
+  os.makedirs(figures, exist_ok=True)
+  sections = [
+      _section("Accuracy against JPEG quality",
+               "Each test image is cut, then its patches saved at the test QF; "
+               "aligned crops start on the 8x8 grid of the stored image, random crops "
+               "anywhere.",
+               _figure(plotting.accuracy_by_quality(quality_rows, os.path.join(
+                   figures, "quality"), 1 / classifier.num_classes)),
+               _table(quality_rows, shown)),
+      _section("Grid position: random crops against realigned ones",
+               f"Realigned crops are random crops moved onto the JPEG grid that "
+               f"<code>tfjpeg.grid</code> estimates from each image's pixels (kept where no "
+               f"grid is found). The grid was found in "
+               f"{int((confidence['confidence'] >= grid.CONFIDENT).sum())} of "
+               f"{len(confidence)} images; median confidence "
+               f"{confidence['confidence'].median():.3f}.", None, _table(grid_rows, shown)),
+      _section("Per-offset map and displacement",
+               "Every test image cut at every grid phase of the crop, the same content "
+               "each time. ASD% is the mean relative drop of the true-class score over "
+               "the misaligned diagonal shifts.",
+               _figure(plotting.offset_figure(panels, os.path.join(figures, "offsets"))),
+               _table(pd.DataFrame([metrics.offset_summary(t) for t in sweeps.values()]))),
+      _section("Double compression",
+               "The whole image saved at the first QF, then cropped, then the patch saved "
+               "at the second QF: a photo re-saved after an edit.",
+               _figure(plotting.double_compression_map(double_rows, os.path.join(
+                   figures, "double"))), _table(double_rows, shown)),
+  ]
+  command = command or " ".join(shlex.quote(a) for a in sys.argv)
+  source = (f"folder {images_dir}" if images_dir else
+            f"the test split of the {source_task.name} task")
+  page = PAGE.format(
+      title=html.escape(f"JPEG robustness of {os.path.basename(os.path.normpath(model_path))}"),
+      verdict="".join(f"<li>{html.escape(line)}</li>" for line in findings),
+      command=html.escape(command), model=html.escape(os.path.abspath(model_path)),
+      form=classifier.form, classes=classifier.num_classes, patch=classifier.patch_size,
+      fingerprint=classifier.fingerprint(), source=html.escape(source),
+      n_images=len(columns["encoded"]), patches=memory_task.patches_per_image, seed=config.seed,
+      sections="\n".join(sections))
+  with open(os.path.join(out_dir, "report.html"), "w") as f:
+    f.write(page)
+  summary = dict(model=os.path.abspath(model_path), fingerprint=classifier.fingerprint(),
+                 command=command, images=len(columns["encoded"]), verdict=findings)
+  with open(os.path.join(out_dir, "summary.json"), "w") as f:
+    json.dump(summary, f, indent=1)
+  return summary
