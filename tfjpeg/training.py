@@ -327,7 +327,12 @@ def _validate(model, task, condition, pipeline, workdir, epoch, log):
   if cluster_workers() > 1:
     validated = _evaluate_locally(model, dataset)
   else:
-    validated = model.evaluate(input_pipeline.to_inputs(dataset), verbose=0, return_dict=True)
+    # The exact batch count, as for training (Keras warns at the end of a
+    # dataset of unknown length).
+    steps = max(1, math.ceil(task.num_images["validation"] * task.patches_per_image
+                             / pipeline.batch_size))
+    validated = model.evaluate(input_pipeline.to_inputs(dataset), steps=steps, verbose=0,
+                               return_dict=True)
   lost = rundir.report_lost_images(workdir, task, "validation", seen, log)
   if "loss" not in validated:
     raise ValueError(f"{workdir}: no validation image could be decoded in epoch {epoch + 1} "
@@ -367,9 +372,14 @@ def _fit_schedule(config, task, workdir, log, strategy):
           model, strategy, input_pipeline.to_inputs(train),
           config.steps_per_epoch or max(1, steps_per_epoch(config, task) // workers))
     else:
+      # The epoch's exact batch count: Keras warns "ran out of data" at the end
+      # of a dataset of unknown length. A tf.data service's workers batch their
+      # own shares, so there the count is left open.
+      steps = config.steps_per_epoch or (None if config.data_service
+                                         else steps_per_epoch(config, task))
       history = model.fit(
           input_pipeline.to_inputs(train),
-          initial_epoch=epoch, epochs=epoch + 1, steps_per_epoch=config.steps_per_epoch,
+          initial_epoch=epoch, epochs=epoch + 1, steps_per_epoch=steps,
           callbacks=[keras.callbacks.TensorBoard(logdir, write_graph=False),
                      keras.callbacks.TerminateOnNaN(),
                      BatchProgress(steps_per_epoch(config, task), config.epochs)], verbose=0,
