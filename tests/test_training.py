@@ -1,12 +1,14 @@
 """End to end: bin/train runs, resumes after a kill with equal results, exports, distributes."""
 
 import glob
+import io
 import json
 import os
 import signal
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pandas as pd
 import pytest
@@ -271,3 +273,38 @@ def test_files_that_go_bad_after_the_probe_are_named_and_the_run_goes_on(tmp_pat
   test_lost = sum("(test)" in l for l in lost)
   assert results["n_images"].iloc[0] == int((tasks.get(config.task, config.task_options())
                                             .num_images["test"])) - test_lost
+
+
+def test_each_worker_of_a_cluster_writes_its_own_folder():
+  def resolver(spec, kind, index):
+    return tf.distribute.cluster_resolver.SimpleClusterResolver(
+        tf.train.ClusterSpec(spec), task_type=kind, task_id=index)
+  workers = {"worker": ["a:1", "b:1"]}
+  assert training.worker_workdir("w", resolver(workers, "worker", 0)) == "w"
+  assert training.worker_workdir("w", resolver(workers, "worker", 1)) == os.path.join(
+      "w", "worker1")
+  with_chief = {"chief": ["c:1"], "worker": ["a:1"]}
+  assert training.worker_workdir("w", resolver(with_chief, "chief", 0)) == "w"
+  assert training.worker_workdir("w", resolver(with_chief, "worker", 0)) == os.path.join(
+      "w", "worker0")
+  assert training.cluster_workers(resolver(with_chief, "worker", 0)) == 2
+  assert training.cluster_workers(resolver({}, None, None)) == 1
+
+
+class _Terminal(io.StringIO):
+  def isatty(self):
+    return True
+
+
+def test_batch_progress_bar_on_a_terminal_only():
+  model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, activation="softmax")])
+  model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+  data = (np.zeros((12, 2), np.float32), np.zeros(12, np.int32))
+  terminal, log = _Terminal(), io.StringIO()
+  for stream in (terminal, log):
+    model.fit(*data, batch_size=4, epochs=2, verbose=0,
+              callbacks=[training.BatchProgress(3, 2, stream)])
+  shown = terminal.getvalue()
+  assert "epoch 1/2: [" in shown and "epoch 2/2: [" in shown and "3/3 batches" in shown
+  assert shown.count("\n") == 2  # one finished line per epoch
+  assert log.getvalue() == ""  # a log gets the epoch's own line, printed by the loop

@@ -106,20 +106,25 @@ def make_strategy(name):
   return tf.distribute.get_strategy()
 
 
-def worker_workdir(workdir, tf_config=None):
+def worker_workdir(workdir, cluster=None):
   """Where this process writes: the run directory for a single process or a
   multi-worker run's chief (TF_CONFIG's "chief", else worker 0); any other
   worker, which takes the same steps, keeps its own files in
-  workdir/<type><index>, so no two processes write one file."""
-  cluster = json.loads(os.environ.get("TF_CONFIG", "{}") if tf_config is None else tf_config)
-  task = cluster.get("task")
-  if not task:
-    return workdir
-  kind, index = task.get("type", "worker"), int(task.get("index", 0))
-  if kind == "chief" or (kind == "worker" and index == 0
-                         and "chief" not in cluster.get("cluster", {})):
+  workdir/<type><index>, so no two processes write one file. `cluster`: a
+  cluster resolver (default: TF_CONFIG's)."""
+  cluster = cluster or tf.distribute.cluster_resolver.TFConfigClusterResolver()
+  kind, index = cluster.task_type, cluster.task_id
+  if kind is None or kind == "chief" or (
+      kind == "worker" and index == 0 and "chief" not in cluster.cluster_spec().as_dict()):
     return workdir
   return os.path.join(workdir, f"{kind}{index}")
+
+
+def cluster_workers(cluster=None):
+  """How many processes the cluster holds (1 without TF_CONFIG)."""
+  spec = (cluster or tf.distribute.cluster_resolver.TFConfigClusterResolver()
+          ).cluster_spec().as_dict()
+  return max(1, sum(len(spec.get(kind, [])) for kind in ("chief", "worker")))
 
 
 def _prepare_workdir(config, workdir):
@@ -268,13 +273,6 @@ def train_and_evaluate(config, workdir, log=print):
     log(offsets.write_analysis(workdir, model, task, config, period).to_string(index=False))
   rundir.mark_finished(workdir, conditions=len(results), test_images_lost=lost)
   return results
-
-
-def cluster_workers(tf_config=None):
-  """How many processes TF_CONFIG's cluster holds (1 without one)."""
-  cluster = json.loads(os.environ.get("TF_CONFIG", "{}") if tf_config is None else tf_config)
-  return max(1, sum(len(tasks) for kind, tasks in cluster.get("cluster", {}).items()
-                    if kind in ("chief", "worker")))
 
 
 def _train_epoch_across_workers(model, strategy, dataset, steps):
