@@ -55,29 +55,11 @@ def source_dir(directory):
   return os.path.join(directory, "sources")
 
 
-def _opencv_worker(args):
-  """(a) in one process: patches per second for `seconds`."""
-  import cv2  # pylint: disable=g-import-not-at-top
-  paths, patch, seconds, seed = args
-  cv2.setNumThreads(1)
-  rng = np.random.default_rng(seed)
-  done, started = 0, time.perf_counter()
-  while time.perf_counter() - started < seconds:
-    image = cv2.imread(paths[done % len(paths)], cv2.IMREAD_COLOR)
-    y = rng.integers(0, image.shape[0] - patch + 1)
-    x = rng.integers(0, image.shape[1] - patch + 1)
-    crop = np.ascontiguousarray(image[y:y + patch, x:x + patch])
-    quality = int(rng.choice(QUALITIES))
-    _, data = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    cv2.imdecode(data, cv2.IMREAD_COLOR)
-    done += 1
-  return done / (time.perf_counter() - started)
-
-
 def opencv_rate(paths, patch, seconds, workers):
-  context = multiprocessing.get_context("spawn")  # no fork after TensorFlow started
-  with context.Pool(workers) as pool:
-    return sum(pool.map(_opencv_worker, [(paths, patch, seconds, s) for s in range(workers)]))
+  """(a): patches per second of OpenCV on every core: decode, crop, save at a
+  random QF and decode."""
+  from tfjpeg import benchmark_scale  # pylint: disable=g-import-not-at-top
+  return benchmark_scale.opencv_rate(paths, "codec", patch, 1, seconds, workers, QUALITIES)
 
 
 def albumentations_rate(paths, patch, seconds):
@@ -121,12 +103,9 @@ def _steady_batches(task, config):
 def tfjpeg_rate(directory, patch, seconds, batch_size=32):
   """(b): patches per second out of the training pipeline."""
   task = _folder_task(directory, patch)
-  batches = _steady_batches(task, _pipeline_config(patch, batch_size))
-  next(batches)  # warm up: thread pools, buffers
-  done, started = 0, time.perf_counter()
-  while time.perf_counter() - started < seconds:
-    done += int(next(batches)["image"].shape[0])
-  return done / (time.perf_counter() - started)
+  from tfjpeg import benchmark_scale  # pylint: disable=g-import-not-at-top
+  return benchmark_scale.patches_per_second(
+      _steady_batches(task, _pipeline_config(patch, batch_size)), seconds)
 
 
 def training_rates(net, directory, patch, batch_size, steps):

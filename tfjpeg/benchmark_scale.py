@@ -51,9 +51,11 @@ def make_camera_sources(directory, num_images=12, size=(2000, 3008), seed=0):
 def _opencv_worker(args):
   """Patches per second of one process doing `work` for `seconds`:
   "decode" (whole decode only, counted as `count` patches), "crops" (decode,
-  `count` crops) or "lattice" (decode, QF 100 re-save and decode, `count` crops)."""
+  `count` crops), "lattice" (decode, QF 100 re-save and decode, `count`
+  crops) or "codec" (decode, `count` crops, each saved at a QF drawn from
+  `qualities` and decoded: bin/benchmark's (a))."""
   import cv2  # pylint: disable=g-import-not-at-top
-  paths, work, patch, count, seconds, seed = args
+  paths, work, patch, count, seconds, seed, qualities = args
   cv2.setNumThreads(1)
   rng = np.random.default_rng(seed)
   done, started = 0, time.perf_counter()
@@ -66,16 +68,31 @@ def _opencv_worker(args):
       for _ in range(count):
         y = rng.integers(0, image.shape[0] - patch + 1)
         x = rng.integers(0, image.shape[1] - patch + 1)
-        np.ascontiguousarray(image[y:y + patch, x:x + patch])
+        crop = np.ascontiguousarray(image[y:y + patch, x:x + patch])
+        if work == "codec":
+          quality = int(rng.choice(qualities))
+          _, data = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, quality])
+          cv2.imdecode(data, cv2.IMREAD_COLOR)
     done += count
   return done / (time.perf_counter() - started)
 
 
-def opencv_rate(paths, work, patch, count, seconds, workers):
+def opencv_rate(paths, work, patch, count, seconds, workers, qualities=(100,)):
+  """Patches per second of `workers` processes doing `work` (`_opencv_worker`)."""
   context = multiprocessing.get_context("spawn")  # no fork after TensorFlow started
   with context.Pool(workers) as pool:
-    return sum(pool.map(_opencv_worker, [(paths, work, patch, count, seconds, s)
+    return sum(pool.map(_opencv_worker, [(paths, work, patch, count, seconds, s, qualities)
                                          for s in range(workers)]))
+
+
+def patches_per_second(batches, seconds):
+  """Patches per second out of an iterator of pipeline batches, after one
+  batch of warm-up (thread pools, buffers)."""
+  next(batches)
+  done, started = 0, time.perf_counter()
+  while time.perf_counter() - started < seconds:
+    done += int(next(batches)["image"].shape[0])
+  return done / (time.perf_counter() - started)
 
 
 def tfjpeg_rate(directory, patch, count, seconds, lattice_qf=None, cache_root=None):
@@ -94,12 +111,8 @@ def tfjpeg_rate(directory, patch, count, seconds, lattice_qf=None, cache_root=No
   config = input_pipeline.PipelineConfig(patch_size=patch, patches_per_image=count,
                                          lattice_qf=lattice_qf, train_crop="random",
                                          batch_size=16, shuffle_buffer=64)
-  batches = iter(input_pipeline.train_dataset(task, config, 0).repeat())
-  next(batches)  # warm up: thread pools, buffers
-  done, started = 0, time.perf_counter()
-  while time.perf_counter() - started < seconds:
-    done += int(next(batches)["image"].shape[0])
-  return done / (time.perf_counter() - started)
+  return patches_per_second(iter(input_pipeline.train_dataset(task, config, 0).repeat()),
+                            seconds)
 
 
 def measure(report, directory, seconds, num_images=12, size=(2000, 3008), step=lambda: None,
