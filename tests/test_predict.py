@@ -156,6 +156,14 @@ def test_run_directory_and_keras_file_predict_as_the_export(exported, folder,
   with pytest.raises(ValueError, match="4 class probabilities but 2 class names"):
     classifier.load(str(keras_file), class_names=["a", "b"])
   assert classifier.load(str(keras_file)).class_names == ["class0", "class1", "class2", "class3"]
+  # Anyone's SavedModel: a serving signature, class names from the caller.
+  plain = tmp_path / "plain_savedmodel"
+  from_run.keras_model.export(str(plain), verbose=False)
+  other = classifier.load(str(plain), class_names=from_run.class_names)
+  assert (other.form, other.patch_size) == ("savedmodel", 64)
+  patches = np.random.default_rng(0).integers(0, 256, (5, 64, 64, 3)).astype(np.uint8)
+  np.testing.assert_allclose(other.probabilities(patches), from_run.probabilities(patches),
+                             rtol=1e-5, atol=1e-6)
   tables = {}
   for name, path, names in (("export", model, None), ("run", workdir, None),
                             ("keras", keras_file, from_run.class_names)):

@@ -95,6 +95,10 @@ def test_study_cli_shards_skips_and_merges(tmp_path):
   for column in evaluation.RESULT_COLUMNS + ("experiment", "lattice_qf", "seed", "epochs", "run"):
     assert column in table.columns
   assert (table["lattice_qf"] == 100).all()
+  # The lattice images were computed once, into the cache the runs name.
+  summary = (runs / "alignment_cameras_hpf_train-random" / "data_summary.txt").read_text()
+  assert f"lattice images (QF 100) read from {tmp_path / 'cache' / 'lattice'}" in summary
+  assert len(list((tmp_path / "cache" / "lattice").rglob("*.jpg"))) > 0
   parquet = pd.read_parquet(tmp_path / "study" / "table.parquet")
   assert len(parquet) == 4 and list(parquet.columns) == list(table.columns)
   # HParams: the study declares the settings that differ between its runs and
