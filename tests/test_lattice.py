@@ -6,8 +6,10 @@ import os
 import time
 
 import numpy as np
+import pytest
 
 from tfjpeg import config as config_lib
+from tfjpeg import images
 from tfjpeg import input_pipeline as ip
 from tfjpeg import lattice
 from tfjpeg import testing
@@ -63,3 +65,12 @@ def test_the_cache_is_built_once_and_follows_changed_sources(tmp_path):
   no_files = dataclasses.replace(task, files=None)
   assert lattice.cached_task(no_files, 100, root=root) is no_files
   assert lattice.cached_task(task, None, root=root) is task
+
+
+def test_a_source_that_no_longer_decodes_is_named(tmp_path):
+  bad = tmp_path / "a" / "broken.jpg"
+  bad.parent.mkdir()
+  bad.write_bytes(b"\xff\xd8\xff\xe0 not a JPEG any more")
+  with pytest.raises(images.BadImageError, match="broken.jpg"):
+    lattice.build([str(bad)], 100, root=tmp_path / "cache")
+  assert not list((tmp_path / "cache").rglob("*.jpg"))  # nothing half-written

@@ -17,6 +17,7 @@ import pytest
 from tfjpeg import classifier
 from tfjpeg import evaluation
 from tfjpeg import report
+from tfjpeg import testing
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 SMALL = dict(qualities=(None, 50, 90), double_pairs=((50, 90),), periods=(8,))
@@ -96,6 +97,18 @@ def test_report_of_a_run_agrees_with_its_tables_and_bin_evaluate(trained, tmp_pa
   assert "http://" not in page and "https://" not in page  # nothing fetched
   sweep = pd.read_csv(out / "offsets_8.csv")
   assert len(sweep) == 81 and "asd_percent" in page
+  # Over seeds: a second report whose accuracies are 0.1 higher.
+  other = tmp_path / "other"
+  shutil.copytree(out, other)
+  table.assign(balanced_accuracy=table["balanced_accuracy"] + 0.1).to_csv(
+      other / "conditions.csv", index=False)
+  conditions, sweeps = report.across([str(out), str(other)], str(tmp_path / "across"))
+  assert len(conditions) == len(table) and set(conditions["n_seeds"]) == {2}
+  np.testing.assert_allclose(conditions["balanced_accuracy_mean"],
+                             table["balanced_accuracy"] + 0.05)
+  np.testing.assert_allclose(conditions["balanced_accuracy_sd"], 0.1 / np.sqrt(2))
+  assert sweeps["period"].tolist() == [8] and (sweeps["asd_percent_sd"] == 0).all()
+  assert (tmp_path / "across" / "across_conditions.csv").exists()
   screenshot = tmp_path / "page.png"
   chromium = shutil.which("chromium") or shutil.which("chromium-browser")
   if not chromium:
@@ -130,3 +143,15 @@ def test_report_of_a_keras_file_on_a_labelled_folder(trained, tmp_path):
   with pytest.raises(ValueError, match="unknown_camera"):
     report.make(str(keras_file), str(tmp_path / "again"), images_dir=str(folder),
                 class_names=names, **SMALL)
+
+
+def test_labels_follow_the_models_class_order(tmp_path):
+  task, _, files = testing.folder_task(tmp_path / "data", (70, 80), 64, per_class=3)
+  held, columns = report.in_memory(task, ["b", "a", "c"])
+  by_id = dict(zip(files["image_id"], files["class_name"]))
+  for image_id, label in zip(columns["image_id"], columns["label"]):
+    assert ["b", "a", "c"][label] == by_id[image_id.decode()]
+  assert held.class_names == ["b", "a", "c"]
+  assert [int(e["label"]) for e in held.images("test")] == columns["label"].tolist()
+  with pytest.raises(ValueError, match="does not know"):
+    report.in_memory(task, ["a"])
