@@ -297,6 +297,7 @@ def make(model_path, out_dir, images_dir=None, task=None, data_dir=None, class_n
                    figures, "double"))), _table(double_rows, shown)),
   ]
   command = command or " ".join(shlex.quote(a) for a in sys.argv)
+  fingerprint = classifier.fingerprint()
   source = (f"folder {images_dir}" if images_dir else
             f"the test split of the {source_task.name} task")
   page = PAGE.format(
@@ -304,12 +305,12 @@ def make(model_path, out_dir, images_dir=None, task=None, data_dir=None, class_n
       verdict="".join(f"<li>{html.escape(line)}</li>" for line in findings),
       command=html.escape(command), model=html.escape(os.path.abspath(model_path)),
       form=classifier.form, classes=classifier.num_classes, patch=classifier.patch_size,
-      fingerprint=classifier.fingerprint(), source=html.escape(source),
+      fingerprint=fingerprint, source=html.escape(source),
       n_images=len(columns["encoded"]), patches=memory_task.patches_per_image, seed=config.seed,
       sections="\n".join(sections))
   with open(os.path.join(out_dir, "report.html"), "w") as f:
     f.write(page)
-  summary = dict(model=os.path.abspath(model_path), fingerprint=classifier.fingerprint(),
+  summary = dict(model=os.path.abspath(model_path), fingerprint=fingerprint,
                  command=command, images=len(columns["encoded"]), verdict=findings)
   with open(os.path.join(out_dir, "summary.json"), "w") as f:
     json.dump(summary, f, indent=1)

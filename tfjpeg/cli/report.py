@@ -3,6 +3,7 @@
     tfjpeg-report --model=runs/RUN --out=reports/RUN                # the run's own test split
     tfjpeg-report --model=detector.keras --class_names=real,fake --images=labelled/ --out=r
     tfjpeg-report --model=runs/RUN/export --task=real_history --out=r
+    tfjpeg-report --across=r/seed0,r/seed1,r/seed2 --out=r       # mean and sd over seeds
 
 (bin/report in a checkout.) The model is a run directory, its exported
 SavedModel, or any SavedModel or .keras file mapping uint8 RGB patches to
@@ -18,7 +19,11 @@ from tfjpeg import cli  # first: TensorFlow starts quietly
 from tfjpeg import config as config_lib
 from tfjpeg import report
 
-flags.DEFINE_string("model", None, "Run directory, SavedModel or .keras file.", required=True)
+flags.DEFINE_string("model", None, "Run directory, SavedModel or .keras file.")
+flags.DEFINE_list("across", None, "Instead of a model: report folders (one recipe, several "
+                  "seeds) whose mean, sd and count go to OUT/across_*.csv.")
+flags.register_validator("model", lambda v: bool(v) != bool(flags.FLAGS.across),
+                         "give --model, or --across=REPORT,REPORT,...")
 flags.DEFINE_string("out", None, "Folder for report.html and its tables.", required=True)
 flags.DEFINE_string("images", None, "Labelled images: DIR/<class>/... (all of them tested).")
 flags.DEFINE_string("task", None, "Or a registered task, whose test split is used (default "
@@ -37,6 +42,13 @@ flags.DEFINE_list("offset_periods", ["8", "16"], "Per-offset sweeps: 8 and/or 16
 def main(argv):
   del argv
   f = flags.FLAGS
+  if f.across:
+    conditions, sweeps = report.across(f.across, f.out)
+    columns = ["test_crop", "test_qf", "test_first_qf", "balanced_accuracy_mean",
+               "balanced_accuracy_sd", "n_seeds"]
+    print(conditions[columns].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(sweeps.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    return
   summary = report.make(f.model, f.out, f.images, f.task, f.data_dir, f.class_names,
                         f.patch_size, f.patches_per_image, f.seed,
                         config_lib.parse_qfs(",".join(f.test_qfs)),

@@ -111,6 +111,7 @@ _define(flags.DEFINE_integer, "batch_size", "Batch size.")
 _define(flags.DEFINE_string, "steps_per_epoch", "none | N: steps per epoch (none: one pass).",
         _optional_int)
 _define(flags.DEFINE_integer, "seed", "Seed of every random choice.")
+_define(flags.DEFINE_integer, "split_seed", "Seed of the train/validation/test split.")
 _define(flags.DEFINE_enum, "strategy", "tf.distribute strategy.",
         enum_values=list(config_lib.STRATEGIES))
 _define(flags.DEFINE_bool, "mixed_precision", "mixed_float16 (GPUs).")
