@@ -40,7 +40,7 @@ def test_paper_grids():
   assert quality["quality_gan_resnet50_aug-none"].train_qfs == ()
 
 
-@pytest.mark.parametrize("name", ["alignment", "quality", "mini", "real"])
+@pytest.mark.parametrize("name", ["alignment", "quality", "mini", "real", "nets"])
 def test_presets_load_and_start_with_their_command(name):
   path = os.path.join(REPO, "configs", f"{name}.py")
   assert f"bin/study --config=configs/{name}.py" in open(path).read().split('"""')[1]
