@@ -42,6 +42,7 @@ from sklearn import model_selection
 from sklearn import tree
 
 from tfjpeg import headers
+from tfjpeg import manifest
 from tfjpeg import metrics
 from tfjpeg import progress
 
@@ -115,6 +116,17 @@ def files_of(task) -> pd.DataFrame:
                        class_name=task.class_names[int(element["label"])], split=split,
                        group=element["image_id"].numpy().decode()))
   return pd.DataFrame(rows, columns=["source", "class_name", "split", "group"])
+
+
+def folder_files(root) -> pd.DataFrame:
+  """Every image file of root/<class>/... for `read_headers`, found by
+  extension and not decoded: split "all", and as group the file's name without
+  extension (versions of one source in several classes share a fold, as they
+  share a split in a manifest)."""
+  entries = manifest.class_folder_entries(root)
+  return pd.DataFrame([dict(source=path, class_name=name, split="all", group=source)
+                       for path, _, name, source in entries],
+                      columns=["source", "class_name", "split", "group"])
 
 
 def features(table: pd.DataFrame, attributes=ATTRIBUTES) -> pd.DataFrame:
@@ -284,7 +296,7 @@ def _describe_class(rows, attribute):
 
 
 def verdict(table: pd.DataFrame, overall: dict, per_attribute: pd.DataFrame,
-            kind: str = "custom") -> list:
+            kind: str = "custom", processing_is_class: bool = False) -> list:
   """The audit's findings in plain words, the headline first."""
   usable = table[table["problem"] == ""]
   acc, low, high, chance = (overall[k] for k in ("balanced_accuracy", "low", "high", "chance"))
@@ -310,11 +322,11 @@ def verdict(table: pd.DataFrame, overall: dict, per_attribute: pd.DataFrame,
                             for name, rows in usable.groupby("class_name"))
       lines.append(f"{per_class}: {ATTRIBUTE_NAMES[row.attribute]} alone predicts the class "
                    f"for {100 * row.balanced_accuracy:.0f}% of images (balanced accuracy).")
-    if kind == "forensic":
-      lines.append("Camera models and processing pipelines do differ in how they save files "
-                   "(quantisation tables, subsampling, size): on such a task this is a fact "
-                   "of the classes, not the sensor trace, and it vanishes when an image is "
-                   "re-saved. Whether a net may use it is your judgement.")
+    if processing_is_class:
+      lines.append("Camera models do differ in how they save files (quantisation tables, "
+                   "subsampling, size): on this task that is a fact of the classes, but not "
+                   "the sensor trace, and it is gone once an image is re-saved. Whether a net "
+                   "may use it is your judgement.")
     elif kind == "vision":
       lines.append("On a vision task the content defines the class, so this is a shortcut.")
     else:
@@ -340,6 +352,7 @@ class Audit:
   per_attribute: pd.DataFrame
   verdict: list
   seconds: float
+  processing_is_class: bool = False
 
   @property
   def leaks(self) -> bool:
@@ -370,7 +383,7 @@ class Audit:
     culprit = ATTRIBUTE_NAMES[self.per_attribute.iloc[0]["attribute"]]
     figures = (f"balanced accuracy {o['balanced_accuracy']:.2f}, 95% interval {o['low']:.2f}-"
                f"{o['high']:.2f}, chance {o['chance']:.2f}")
-    if self.kind == "forensic":
+    if self.processing_is_class:
       return (f"NOTE: {self.name}: the files' processing predicts the class ({figures}; "
               f"mostly {culprit}): its classes differ in how they save files, which a net may "
               "learn besides the trace itself (data_summary.txt, bin/audit).")
@@ -380,19 +393,24 @@ class Audit:
 
 
 def audit(files: pd.DataFrame, name: str = "folder", kind: str = "custom", workers: int = 8,
-          seed: int = 0, stream=None) -> Audit:
-  """Audits `files` (see `read_headers`)."""
+          seed: int = 0, stream=None, processing_is_class: bool = False) -> Audit:
+  """Audits `files` (see `read_headers`). `kind` is the task's ("forensic",
+  "vision" or "custom"); `processing_is_class` says that how files are saved
+  is part of what defines the classes (camera models), so the verdict states
+  a metadata cue as a fact instead of warning of a shortcut."""
   started = time.monotonic()
   table = read_headers(files, workers, stream)
   seconds = time.monotonic() - started
   overall, per_attribute = leak(table, seed)
   return Audit(name, kind, table, by_class(table), distribution(table), overall, per_attribute,
-               verdict(table, overall, per_attribute, kind), seconds)
+               verdict(table, overall, per_attribute, kind, processing_is_class), seconds,
+               processing_is_class)
 
 
 def audit_task(task, workers: int = 8, seed: int = 0, stream=None) -> Audit:
   """Audits a task's files as stored (`files_of`)."""
-  return audit(files_of(task), task.name, task.kind, workers, seed, stream)
+  return audit(files_of(task), task.name, task.kind, workers, seed, stream,
+               getattr(task, "processing_is_class", False))
 
 
 def _pool(qualities):

@@ -55,6 +55,20 @@ def from_class_folders(root, min_size=None, fractions=splits.SplitFractions(),
     FileNotFoundError: `root` or a named class folder does not exist.
     ValueError: no class folders, or a class folder without a single image.
   """
+  entries = class_folder_entries(root, class_names)
+  class_names = list(dict.fromkeys(name for _, _, name, _ in entries))
+  return from_entries(entries, class_names, min_size, fractions, seed, workers, group,
+                      progress)
+
+
+def class_folder_entries(root, class_names=None):
+  """(path, label, class_name, source) of every image file of root/<class>/**,
+  by extension, nothing read: the layout rules of `from_class_folders`.
+
+  Raises:
+    FileNotFoundError: `root` or a named class folder does not exist.
+    ValueError: no class folders, or a class folder without a single image.
+  """
   root = os.fspath(root)
   if not os.path.isdir(root):
     raise FileNotFoundError(f"data directory {root} does not exist")
@@ -75,8 +89,7 @@ def from_class_folders(root, min_size=None, fractions=splits.SplitFractions(),
     for path in paths:
       rel = os.path.relpath(path, folder)
       entries.append((path, label, name, os.path.splitext(rel)[0]))
-  return from_entries(entries, class_names, min_size, fractions, seed, workers, group,
-                      progress)
+  return entries
 
 
 def from_entries(entries, class_names, min_size=None,

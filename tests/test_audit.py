@@ -1,0 +1,185 @@
+"""The shortcut audit: JPEG quality read exactly from the quantisation tables,
+every header attribute, and verdicts on hand-made folders with a known leak and
+without one (and on the shared CNNDetection sample when present)."""
+
+import io
+import json
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from tfjpeg import audit
+from tfjpeg import headers
+from tfjpeg import testing
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+
+
+def _opencv_jpeg(rgb, quality, sampling=None, progressive=False):
+  params = [cv2.IMWRITE_JPEG_QUALITY, quality]
+  if sampling is not None:
+    params += [cv2.IMWRITE_JPEG_SAMPLING_FACTOR, sampling]
+  if progressive:
+    params += [cv2.IMWRITE_JPEG_PROGRESSIVE, 1]
+  ok, data = cv2.imencode(".jpg", np.ascontiguousarray(rgb[..., ::-1]), params)
+  assert ok
+  return data.tobytes()
+
+
+def _pil(rgb, fmt, **params):
+  buffer = io.BytesIO()
+  Image.fromarray(rgb).save(buffer, fmt, **params)
+  return buffer.getvalue()
+
+
+@pytest.mark.parametrize("chroma", ["4:2:0", "4:4:4"])
+def test_quality_exact_for_every_ijg_quality_from_opencv_and_pil(chroma):
+  rgb = testing.synthetic_image(24, 40, seed=1)
+  sampling = (cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444 if chroma == "4:4:4"
+              else cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420)
+  for quality in range(1, 101):
+    for writer, data in (
+        ("opencv", _opencv_jpeg(rgb, quality, sampling)),
+        ("pil", _pil(rgb, "JPEG", quality=quality, subsampling=0 if chroma == "4:4:4" else 2))):
+      header = headers.read(data)
+      assert (header.quality, header.quality_exact, header.subsampling) == (
+          quality, True, chroma), (writer, quality)
+
+
+def test_tables_of_no_ijg_quality_give_the_nearest_and_say_so():
+  luma = headers.ijg_table(90).copy()
+  luma[5] += 3  # a camera maker's own table, close to IJG 90
+  assert headers.estimate_quality(luma) == (90, False)
+  rgb = testing.synthetic_image(32, 32, seed=2)
+  custom = _pil(rgb, "JPEG", qtables=[list(luma), list(headers.ijg_table(90, chroma=True))])
+  header = headers.read(custom)
+  assert (header.quality, header.quality_exact) == (90, False)
+  assert headers.estimate_quality(headers.ijg_table(37), headers.ijg_table(37, True)) == (37, True)
+
+
+def test_every_header_attribute(tmp_path):
+  rgb = testing.synthetic_image(40, 56, seed=3)
+  cases = {
+      "422": _opencv_jpeg(rgb, 80, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_422),
+      "440": _opencv_jpeg(rgb, 80, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_440),
+      "progressive": _opencv_jpeg(rgb, 80, progressive=True),
+      "exif_icc": _pil(rgb, "JPEG", quality=95, exif=Image.Exif().tobytes() + b"",
+                       icc_profile=b"\0" * 200),
+      "gray": _pil(rgb[..., 0], "JPEG", quality=70),
+      "png": _pil(rgb, "PNG"),
+  }
+  found = {name: headers.read(data) for name, data in cases.items()}
+  assert found["422"].subsampling == "4:2:2" and found["440"].subsampling == "4:4:0"
+  assert found["progressive"].progressive and not found["422"].progressive
+  assert found["exif_icc"].icc and not found["422"].icc and not found["422"].exif
+  assert found["gray"].subsampling == "gray" and found["gray"].mode == "L"
+  png = found["png"]
+  assert (png.format, png.width, png.height, png.bit_depth, png.quality, png.lossy) == (
+      "png", 56, 40, 8, None, False)
+  deep = tmp_path / "deep.png"
+  cv2.imwrite(str(deep), (rgb.astype(np.uint16) * 257)[..., ::-1])
+  assert headers.read(deep).bit_depth == 16
+  with_exif = Image.Exif()
+  with_exif[0x010F] = "tfjpeg"  # Make
+  assert headers.read(_pil(rgb, "JPEG", quality=90, exif=with_exif.tobytes())).exif
+  with pytest.raises(ValueError, match="unreadable image header"):
+    headers.read(b"not an image at all")
+
+
+def _folder(root, leak, scenes=24):
+  """Classes 'real' and 'fake' of the same synthetic scenes; with `leak`, real
+  JPEG at QF 96 and fake PNG (GenImage's layout); without, both JPEG at QF 75."""
+  for i in range(scenes):
+    for name in ("real", "fake"):
+      rgb = testing.synthetic_image(48, 64, seed=1000 * (name == "fake") + i)
+      if leak and name == "fake":
+        testing.write_image(root / name / f"{i}.png", rgb)
+      else:
+        testing.write_image(root / name / f"{i}.jpg", rgb, quality=96 if leak else 75)
+  return root
+
+
+def test_audit_names_a_format_leak_and_finds_none_where_there_is_none(tmp_path):
+  leaky = audit.audit(audit.folder_files(_folder(tmp_path / "leak", True)), "leak")
+  assert leaky.leaks and leaky.overall["balanced_accuracy"] >= 0.95
+  assert leaky.per_attribute.iloc[0]["balanced_accuracy"] == 1.0
+  headline, first = leaky.verdict[0], leaky.verdict[1]
+  assert "give the class away" in headline
+  assert "'fake' is PNG in 100% of files" in first and "'real' is JPEG in 100% of files" in first
+  assert "median QF 96" in first
+  assert leaky.warning().startswith("WARNING: leak:")
+  assert "bin/audit" in leaky.short_form()
+  clean = audit.audit(audit.folder_files(_folder(tmp_path / "clean", False)), "clean")
+  assert not clean.leaks and clean.warning() is None
+  assert "at chance" in clean.verdict[0]
+  by_class = clean.by_class.set_index(["split", "class_name"])
+  assert by_class.loc[("all", "fake"), "formats"] == "jpeg 100%"
+  assert by_class.loc[("all", "real"), "quality_median"] == 75
+
+
+def test_unreadable_headers_are_counted_not_dropped(tmp_path):
+  root = _folder(tmp_path / "data", False, scenes=6)
+  (root / "real" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 nothing more")
+  found = audit.audit(audit.folder_files(root), "broken")
+  assert len(found.files) == 13 and (found.files["problem"] != "").sum() == 1
+  assert "1 file(s) have headers that cannot be read" in found.verdict[-1]
+
+
+def test_compression_profile_pools_the_other_classes_qfs(tmp_path):
+  table = pd.DataFrame(dict(
+      class_name=["real"] * 4 + ["fake"] * 4 + ["other"] * 2,
+      format=["jpeg"] * 4 + ["png"] * 4 + ["jpeg"] * 2,
+      quality=[90, 90, 95, 95, None, None, None, None, 70, 70], problem=""))
+  profile = audit.compression_profile(table, ["fake", "other", "real"])
+  # 'other' is the most compressed; 'fake' (lossless) and 'real' get swapped.
+  assert profile.swap_qfs == ((70, 70, 90, 90, 95, 95), (), (70, 70))
+  assert profile.match_qfs == (70, 70, 90, 90, 95, 95) and profile.common_qf == 90
+
+
+def test_bin_audit_writes_a_page_that_opens(tmp_path):
+  root = _folder(tmp_path / "leak", True, scenes=10)
+  out = tmp_path / "out"
+  done = subprocess.run([sys.executable, str(REPO / "bin" / "audit"), f"--images={root}",
+                         f"--out={out}"], capture_output=True, text=True, check=True)
+  assert "give the class away" in done.stdout
+  summary = json.loads((out / "summary.json").read_text())
+  assert summary["leaks"] and len(summary["fingerprint"]) == 64
+  for table in ("files", "by_class", "distribution", "attributes"):
+    assert len(pd.read_csv(out / f"{table}.csv"))
+  page = (out / "audit.html").read_text()
+  assert summary["fingerprint"] in page and "bin/audit" in page
+  refused = subprocess.run([sys.executable, str(REPO / "bin" / "audit"),
+                            f"--images={tmp_path / 'absent'}", f"--out={out}"],
+                           capture_output=True, text=True)
+  assert refused.returncode != 0 and "Traceback" not in refused.stderr
+  assert refused.stderr.strip().splitlines()[-1] == (
+      f"audit: data directory {tmp_path / 'absent'} does not exist")
+  chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+  if not chromium:
+    pytest.skip("no Chromium here (Debian package chromium) to open the page")
+  screenshot = tmp_path / "page.png"
+  opened = subprocess.run(
+      [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr",
+       "--v=0", f"--screenshot={screenshot}", "--window-size=1200,1600",
+       (out / "audit.html").as_uri()], capture_output=True, text=True, timeout=120)
+  console = [l for l in opened.stderr.splitlines() if "CONSOLE" in l or "Uncaught" in l]
+  assert not console, console
+  assert screenshot.stat().st_size > 20_000
+
+
+def test_no_processing_leak_in_the_shared_cnndetection_sample():
+  root = (testing.shared_data_dir() or pathlib.Path("/nonexistent")) / "cnndetection"
+  if not root.is_dir():
+    pytest.skip("../shared/data/cnndetection is absent")
+  found = audit.audit(audit.folder_files(root), "cnndetection")
+  assert not found.leaks and "at chance" in found.verdict[0]
+  jpeg = found.files[found.files["format"] == "jpeg"]
+  assert len(jpeg) == len(found.files)
+  assert set(jpeg["quality"]) == {75} and set(jpeg["subsampling"]) == {"4:2:0"}

@@ -1,0 +1,56 @@
+"""Shortcut audit: do a dataset's files give the class away by how they were saved?
+
+    tfjpeg-audit --images=DIR --out=audits/DIR     # DIR/<class>/<images>, headers only
+    tfjpeg-audit --task=generated_confounded --out=audits/confounded
+    tfjpeg-audit --task=folder --data_dir=DIR --out=a   # with the folder task's splits
+
+(bin/audit in a checkout.) Reads every file's header (format, JPEG quality
+from the quantisation tables, subsampling, progressive coding, size, bit
+depth, colour mode, EXIF, ICC; no pixel is decoded), cross-validates a
+metadata-only classifier by source image, and writes OUT/audit.html (a
+verdict in plain words first) with its tables as CSV. A registered task is
+audited per split, a TFDS task from its stored file bytes.
+"""
+
+import sys
+
+from absl import flags
+
+from tfjpeg import cli  # first: TensorFlow starts quietly
+from tfjpeg import audit
+from tfjpeg import tasks
+
+flags.DEFINE_string("images", None, "A folder DIR/<class>/<images>: every file's header.")
+flags.DEFINE_string("task", None, "Or a registered task (see tfjpeg.tasks).")
+flags.DEFINE_string("data_dir", None, "The task's data directory, if it needs one.")
+flags.DEFINE_string("out", None, "Folder for audit.html and its tables.", required=True)
+flags.DEFINE_integer("workers", 8, "Threads reading headers.")
+flags.DEFINE_integer("seed", 0, "Seed of the cross-validation folds and the bootstrap.")
+flags.register_validator("images", lambda v: bool(v) != bool(flags.FLAGS.task),
+                         "give --images=DIR or --task=NAME")
+
+
+def main(argv):
+  del argv
+  f = flags.FLAGS
+  try:
+    if f.images:
+      result = audit.audit(audit.folder_files(f.images), name=f.images, workers=f.workers,
+                           seed=f.seed)
+    else:
+      task = tasks.get(f.task, tasks.TaskOptions(data_dir=f.data_dir))
+      result = audit.audit_task(task, workers=f.workers, seed=f.seed)
+  except (ValueError, FileNotFoundError) as e:
+    sys.exit(f"audit: {e}")
+  page = audit.write(result, f.out)
+  for line in result.verdict:
+    print(line)
+  print(f"wrote {page}")
+
+
+def run():
+  cli.run(main, __name__)
+
+
+if __name__ == "__main__":
+  run()
