@@ -55,6 +55,14 @@ class Config:
   test_qfs: Tuple[Optional[int], ...] = (None,)
   test_first_qfs: Tuple[Optional[int], ...] = (None,)  # double compression: QF1 before crop
   offset_periods: Tuple[int, ...] = ()  # per-offset sweeps after testing (8 and/or 16)
+  # Whole test images re-saved before the crop (tfjpeg.audit's compression
+  # profile): "swap" (less-compressed classes saved like the others), "common"
+  # (every image at one QF). Tested on each test crop, as stored otherwise.
+  test_resaves: Tuple[str, ...] = ()
+  # Training compression that carries no class information: lossless images
+  # saved once as the JPEG files were, then every patch at a shared draw of
+  # the dataset's own JPEG QFs (input_pipeline.PipelineConfig.match_qfs).
+  match_compression: bool = False
   chroma: str = "4:2:0"
   # The paper's schedule.
   epochs: int = 100
@@ -86,6 +94,11 @@ class Config:
       input_pipeline.parse_test_crop(crop)
     input_pipeline.check_augmentation(self.train_qfs, self.aug_fraction, self.double_qfs,
                                       self.double_fraction)
+    for resave in self.test_resaves:
+      input_pipeline.Condition(resave=resave)  # refuses what does not exist, naming it
+    if self.match_compression and (self.train_qfs or self.double_qfs or self.lattice_qf):
+      raise ValueError("match_compression sets every training image's compression itself: "
+                       "it cannot be combined with train_qfs, double_qfs or lattice_qf")
     if self.lattice_qf == 0:
       raise ValueError("lattice_qf 0: no lattice compression is None (--lattice_qf=none)")
     if self.recipe not in RECIPES:
@@ -109,7 +122,20 @@ class Config:
                              synsets=self.synsets, builtin_seed=self.builtin_seed,
                              num_scenes=self.builtin_scenes)
 
-  def pipeline(self, task):
+  def pipeline(self, task, profile=None):
+    """The pipeline's settings for `task`; `profile` (tfjpeg.audit's
+    CompressionProfile of the task's files) supplies the QFs that
+    `match_compression` and re-saving test conditions draw from."""
+    compression = {}
+    if profile is not None:
+      compression = dict(swap_qfs=tuple(profile.swap_qfs), common_qf=profile.common_qf)
+      if self.match_compression:
+        if not profile.match_qfs:
+          raise ValueError(f"match_compression: the {task.name} task has no JPEG files, so "
+                           "compression carries no class information; train without it")
+        compression["match_qfs"] = tuple(profile.match_qfs)
+    elif self.match_compression:
+      raise ValueError("match_compression needs the task's compression profile")
     return input_pipeline.PipelineConfig(
         patch_size=task.patch_size, patches_per_image=task.patches_per_image,
         # A task read from the lattice cache delivers its images compressed already.
@@ -119,19 +145,28 @@ class Config:
         double_qfs=tuple(self.double_qfs), double_fraction=self.double_fraction,
         chroma=self.chroma,
         batch_size=self.batch_size, seed=self.seed, shuffle_buffer=self.shuffle_buffer,
-        data_service=self.data_service)
+        data_service=self.data_service, **compression)
 
   def conditions(self):
     """Test conditions; a test crop names its grid ('aligned16'), else 8."""
     test_crops = [input_pipeline.parse_test_crop(c) for c in self.test_crops]
-    return [input_pipeline.Condition(crop, q, f, grid) for crop, grid in test_crops
-            for f in self.test_first_qfs for q in self.test_qfs]
+    return ([input_pipeline.Condition(crop, q, f, grid) for crop, grid in test_crops
+             for f in self.test_first_qfs for q in self.test_qfs]
+            + [input_pipeline.Condition(crop, grid=grid, resave=r) for crop, grid in test_crops
+               for r in self.test_resaves])
+
+  @property
+  def needs_profile(self):
+    """Whether training or testing draws from the task's compression profile."""
+    return self.match_compression or bool(self.test_resaves)
 
   @property
   def train_qf_label(self):
     """How results.csv names the training augmentation: none, 50, 50+90, or
     double50+70>90 (double compression: QF1 50 or 70, then QF2 90)."""
     label = "+".join(str(q) for q in self.train_qfs) if self.train_qfs else "none"
+    if self.match_compression:
+      label = "matched"
     if self.double_qfs:
       label = "double" + "+".join(str(q) for q in self.double_qfs) + ">" + label
     return label
@@ -143,7 +178,7 @@ class Config:
   def from_json(cls, text):
     values = json.loads(text)
     for key in ("train_qfs", "double_qfs", "test_crops", "test_qfs", "test_first_qfs",
-                "offset_periods", "synsets"):
+                "offset_periods", "synsets", "test_resaves"):
       if values.get(key) is not None:
         values[key] = tuple(values[key])
     return cls(**values)

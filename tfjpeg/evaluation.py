@@ -3,12 +3,14 @@ per condition (the columns are `RESULT_COLUMNS`; the metrics are
 `tfjpeg.metrics`'), plus a confusion matrix per condition.
 """
 
+import dataclasses
 import logging
 
 import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from tfjpeg import audit
 from tfjpeg import config as config_lib
 from tfjpeg import input_pipeline
 from tfjpeg import lattice
@@ -18,7 +20,7 @@ from tfjpeg import rundir
 from tfjpeg import tasks
 
 RESULT_COLUMNS = ("task", "net", "train_crop", "train_qf", "test_crop", "test_grid", "test_qf",
-                  "test_first_qf",
+                  "test_first_qf", "test_resave",
                   "balanced_accuracy", "balanced_accuracy_low", "balanced_accuracy_high",
                   "accuracy", "n_images", "n_patches",
                   "image_balanced_accuracy", "roc_auc", "average_precision")
@@ -39,17 +41,23 @@ def predict(model, dataset):
   return {k: np.concatenate(v) for k, v in collected.items()}
 
 
-def evaluate(model, task, config, split="test", conditions=None, seen=None):
+def evaluate(model, task, config, split="test", conditions=None, seen=None, profile=None):
   """Scores `model` on every test condition of `config`. With `seen` (an
   `input_pipeline.ImagesSeen`), an image that fails to decode is skipped, for
-  the caller to report.
+  the caller to report. Conditions that re-save whole images (swap, common)
+  draw from `profile` (tfjpeg.audit's compression profile of the task's
+  files), read from the files' headers when not given.
 
   Returns:
     (results, confusions): a DataFrame with `RESULT_COLUMNS`, and a dict
     condition name -> confusion matrix.
   """
   conditions = list(conditions or config.conditions())
-  dataset = input_pipeline.eval_dataset(task, split, conditions, config.pipeline(task), seen)
+  if profile is None and any(c.resave != "none" for c in conditions):
+    profile = audit.task_profile(task)
+  # The test patches do not depend on the training recipe.
+  pipeline = dataclasses.replace(config, match_compression=False).pipeline(task, profile)
+  dataset = input_pipeline.eval_dataset(task, split, conditions, pipeline, seen)
   out = predict(model, dataset)
   rows, confusions = [], {}
   for number, condition in enumerate(conditions):
@@ -60,6 +68,7 @@ def evaluate(model, task, config, split="test", conditions=None, seen=None):
                      test_grid=condition.grid,
                      test_qf=condition.qf or "none",
                      test_first_qf=condition.first_qf or "none",
+                     test_resave=condition.resave,
                      **metrics.condition_metrics(probabilities, labels, out["image_id"][mask])))
     confusions[condition.name] = metrics.confusion_matrix(labels, probabilities.argmax(-1),
                                                           task.num_classes)

@@ -52,10 +52,23 @@ class PipelineConfig:
   # The run's name for its tf.data service jobs: every run on one dispatcher
   # needs its own, or runs with the same seed would split each other's epochs.
   service_job: str = "tfjpeg-train"
+  # Compression made to carry no class information (`match_compression`): an
+  # image read from a lossless file is first saved whole at a QF drawn from
+  # `match_qfs` (the dataset's own JPEG QFs), as the JPEG files were once;
+  # then every training patch, of every class, is saved at another draw.
+  match_qfs: Sequence[int] = ()
+  # The test conditions that re-save whole images (`Condition.resave`):
+  # "swap" saves an image of class k at a QF drawn from `swap_qfs[k]` (empty:
+  # left as stored); "common" saves every image at `common_qf`.
+  swap_qfs: Sequence[Sequence[int]] = ()
+  common_qf: Optional[int] = None
 
   def __post_init__(self):
     check_augmentation(self.train_qfs, self.aug_fraction, self.double_qfs,
                        self.double_fraction)
+    if self.match_qfs and (self.train_qfs or self.double_qfs or self.lattice_qf):
+      raise ValueError("match_compression sets every training image's compression itself: "
+                       "it cannot be combined with train_qfs, double_qfs or lattice_qf")
 
 
 def check_augmentation(train_qfs, aug_fraction, double_qfs, double_fraction):
@@ -103,10 +116,20 @@ class Condition:
   # The grid `aligned` and `misaligned` crops are placed against: 8 (JPEG
   # blocks) or 16 (4:2:0 MCUs), whatever grid the net was trained on.
   grid: int = 8
+  # "swap": each image of a less-compressed class saved whole, before the
+  # crop, at a QF drawn from the other classes' stored QFs, so that all
+  # classes look alike; "common": every image saved at one common QF
+  # (`PipelineConfig.swap_qfs`, `common_qf`). "none": as stored.
+  resave: str = "none"
 
   def __post_init__(self):
     if self.crop not in TEST_CROPS:
       raise ValueError(f"test crop must be one of {TEST_CROPS}, got {self.crop!r}")
+    if self.resave not in RESAVES:
+      raise ValueError(f"resave must be one of {RESAVES}, got {self.resave!r}")
+    if self.resave != "none" and self.first_qf:
+      raise ValueError("a re-saved test image (swap, common) is its own first compression: "
+                       "it takes no first_qf")
     if self.grid not in (8, 16) or (self.grid != 8 and self.crop not in GRID_CROPS):
       raise ValueError(f"{self.crop} test crops take grid 8{' or 16' * (self.crop in GRID_CROPS)}"
                        f", got {self.grid}")
@@ -114,7 +137,8 @@ class Condition:
   @property
   def name(self):
     first = f"_first{self.first_qf}" if self.first_qf else ""
-    return f"{self.spelling}_qf{self.qf or 'none'}{first}"
+    resave = "" if self.resave == "none" else f"_{self.resave}"
+    return f"{self.spelling}_qf{self.qf or 'none'}{first}{resave}"
 
   @property
   def spelling(self):
@@ -123,6 +147,7 @@ class Condition:
 
 
 GRID_CROPS = ("aligned", "misaligned")
+RESAVES = ("none", "swap", "common")
 
 
 def parse_test_crop(text):
@@ -254,6 +279,10 @@ def _per_image(dataset, config, mode, epoch_seed, seen=None):
     if config.double_qfs:  # fold-in -1: patches use 0, 1, ...
       first_qf = jpeg.draw_quality(config.double_qfs, config.double_fraction,
                                    seeds.for_example(image_seed, -1))
+    elif config.match_qfs:  # a lossless file gets the first save a JPEG file had
+      lossless = tf.cast(tf.logical_not(tf.io.is_jpeg(element["encoded"])), tf.float32)
+      first_qf = jpeg.draw_quality(config.match_qfs, lossless,
+                                   seeds.for_example(image_seed, -1))
     patches = cut_patches(element, config, [mode], image_seed, first_qf)[mode]
     patches["first_qf"] = tf.fill([config.patches_per_image],
                                   tf.constant(0) if first_qf is None else first_qf)
@@ -284,13 +313,14 @@ def train_dataset(task, config, epoch, splits=("train",), seen=None):
   dataset = _per_image(images, config, config.train_crop, crop_seed,
                        None if config.data_service else seen)
   dataset = dataset.enumerate()
-  qualities = list(config.train_qfs)
+  qualities = list(config.train_qfs or config.match_qfs)
 
   def augment(index, element):
     if qualities:
       # A double-compressed image's patches are always saved again; the rest
-      # with probability aug_fraction.
-      fraction = tf.where(element["first_qf"] > 0, 1.0, config.aug_fraction)
+      # with probability aug_fraction; with match_qfs every patch.
+      fraction = tf.where(element["first_qf"] > 0, 1.0,
+                          1.0 if config.match_qfs else config.aug_fraction)
       element["image"], element["qf"] = jpeg.random_compress(
           element["image"], qualities, fraction, seeds.for_example(aug_seed, index),
           config.chroma)
@@ -324,20 +354,32 @@ def eval_dataset(task, split, conditions, config, seen=None):
   cuts them at the same places too).
   """
   conditions = list(conditions)
-  # Conditions sharing a first QF share one decoded (and once-compressed) image.
-  first_qfs = sorted({c.first_qf or 0 for c in conditions})
+  # Conditions sharing a first save share one decoded (and once-compressed) image.
+  firsts = sorted({_first_save(c) for c in conditions})
   eval_seed = seeds.for_example(config.seed, -1)  # independent of training epochs
+  if any(c.resave == "swap" for c in conditions) and not config.swap_qfs:
+    raise ValueError("a swap test condition needs the classes' stored QFs (swap_qfs)")
+  if any(c.resave == "common" for c in conditions) and not config.common_qf:
+    raise ValueError("a common-QF test condition needs common_qf")
+
+  def first_qf_of(first, element, image_seed):
+    """The first save of `first` (a QF, 0, "swap" or "common") for one image."""
+    if first == "swap":
+      return swap_quality(config.swap_qfs, element["label"], seeds.for_example(image_seed, -3))
+    if first == "common":
+      return int(config.common_qf)
+    return int(first) or None
 
   def per_image(index, element):
     image_seed = seeds.for_example(eval_seed, index)
     cuts = {first: cut_patches(element, config,
                                sorted({(c.crop, c.grid) for c in conditions
-                                       if (c.first_qf or 0) == first}),
-                               image_seed, first or None)
-            for first in first_qfs}
+                                       if _first_save(c) == first}),
+                               image_seed, first_qf_of(first, element, image_seed))
+            for first in firsts}
     outputs = []
     for number, condition in enumerate(conditions):
-      patches = dict(cuts[condition.first_qf or 0][(condition.crop, condition.grid)])
+      patches = dict(cuts[_first_save(condition)][(condition.crop, condition.grid)])
       if condition.qf:
         patches["image"] = tf.map_fn(
             lambda p, q=int(condition.qf): jpeg.compress(p, q, config.chroma),
@@ -352,6 +394,24 @@ def eval_dataset(task, split, conditions, config, seen=None):
       per_image, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   dataset = _skip_and_record(dataset, seen)
   return dataset.unbatch().batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _first_save(condition):
+  """What a condition does to the whole image before the crop: its first QF
+  (0: nothing), or its re-save ("swap", "common"); sortable as text."""
+  return condition.resave if condition.resave != "none" else f"{condition.first_qf or 0:03d}"
+
+
+def swap_quality(swap_qfs, label, seed):
+  """The QF a swap condition saves an image of class `label` at: a stateless
+  draw from `swap_qfs[label]`, 0 (left as stored) where that pool is empty."""
+  longest = max(1, max(len(p) for p in swap_qfs))
+  table = tf.constant([list(p) + [0] * (longest - len(p)) for p in swap_qfs], tf.int32)
+  sizes = tf.constant([len(p) for p in swap_qfs], tf.int32)
+  size = tf.gather(sizes, label)
+  pick = tf.cast(tf.random.stateless_uniform([], seed) * tf.cast(size, tf.float32), tf.int32)
+  return tf.where(size > 0, tf.gather(table[label], tf.minimum(pick, tf.maximum(size - 1, 0))),
+                  0)
 
 
 def offset_dataset(task, split, config, period=8, qf=None, first_qf=None, seen=None):

@@ -95,23 +95,26 @@ def load_model(workdir):
 
 
 # QF columns hold "none" or a number: read them as text, whatever the file holds.
-TEXT_COLUMNS = {"train_qf": str, "test_qf": str, "test_first_qf": str}
-RESULT_KEYS = ("test_crop", "test_grid", "test_qf", "test_first_qf")
+TEXT_COLUMNS = {"train_qf": str, "test_qf": str, "test_first_qf": str, "test_resave": str}
+RESULT_KEYS = ("test_crop", "test_grid", "test_qf", "test_first_qf", "test_resave")
 
 
 def read_table(path, default_grid=8):
   """A results-like CSV (results.csv, a study table, offsets_summary.csv).
 
   QF columns come back as text; a file written before double compression
-  existed gets its `test_first_qf` column ("none"), and one written before test
+  existed gets its `test_first_qf` column ("none"), one written before test
   crops named their grid gets `test_grid` = `default_grid` (such crops
-  followed the training `crop_grid`).
+  followed the training `crop_grid`), and one written before re-saving test
+  conditions gets `test_resave` = "none".
   """
   table = pd.read_csv(path, keep_default_na=False, dtype=TEXT_COLUMNS)
   if "test_qf" in table.columns and "test_first_qf" not in table.columns:
     table.insert(table.columns.get_loc("test_qf") + 1, "test_first_qf", "none")
   if "test_crop" in table.columns and "test_grid" not in table.columns:
     table.insert(table.columns.get_loc("test_crop") + 1, "test_grid", default_grid)
+  if "test_first_qf" in table.columns and "test_resave" not in table.columns:
+    table.insert(table.columns.get_loc("test_first_qf") + 1, "test_resave", "none")
   return table
 
 

@@ -90,7 +90,7 @@ def with_seeds(study, seeds, new_split=True):
 # Columns of a results table that are measurements, not settings.
 METRICS = tuple(c for c in evaluation.RESULT_COLUMNS if c not in (
     "task", "net", "train_crop", "train_qf", "test_crop", "test_grid", "test_qf",
-    "test_first_qf"))
+    "test_first_qf", "test_resave"))
 SEED_COLUMNS = ("run", "seed", "split_seed")
 
 

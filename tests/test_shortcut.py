@@ -1,0 +1,100 @@
+"""The compression swap and the matching recipe: test images re-saved exactly as
+compressing by hand would, and training patches that carry no trace of how
+their file was stored."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+from tfjpeg import audit
+from tfjpeg import config as config_lib
+from tfjpeg import images
+from tfjpeg import input_pipeline
+from tfjpeg import tasks
+from tfjpeg import testing
+
+
+def _confounded_folder(root, count=3, quality=80):
+  """'fake' as PNG and 'real' as JPEG at `quality`, of the same scenes."""
+  for i in range(count):
+    rgb = testing.synthetic_image(64, 80, seed=i)
+    testing.write_image(root / "fake" / f"{i}.png", rgb)
+    testing.write_image(root / "real" / f"{i}.jpg", rgb, quality=quality)
+  return root
+
+
+def _decoded(path):
+  return images.decode(tf.io.read_file(str(path))).numpy()
+
+
+def test_swap_and_common_equal_compressing_by_hand(tmp_path):
+  root = _confounded_folder(tmp_path / "data")
+  task = tasks.labelled_folder(root, 32)
+  profile = audit.task_profile(task)
+  assert profile.swap_qfs == ((80, 80, 80), ()) and profile.common_qf == 80
+  config = config_lib.Config(task="folder", data_dir=str(root), patch_size=32,
+                             test_crops=("aligned", "random"), test_resaves=("swap", "common"))
+  conditions = config.conditions()
+  assert [c.name for c in conditions] == [
+      "aligned_qfnone", "random_qfnone", "aligned_qfnone_swap", "aligned_qfnone_common",
+      "random_qfnone_swap", "random_qfnone_common"]
+  dataset = input_pipeline.eval_dataset(task, "test", conditions, config.pipeline(task, profile))
+  paths = dict(zip(task.files["image_id"], task.files["path"]))
+  checked = set()
+  for batch in dataset.unbatch():
+    condition = conditions[int(batch["condition"])]
+    path = paths[batch["image_id"].numpy().decode()]
+    whole = _decoded(path)
+    if condition.resave == "common" or (condition.resave == "swap" and path.endswith(".png")):
+      whole = testing.opencv_compress(whole, 80)  # the whole image, before the crop
+    y, x = batch["offset"].numpy()
+    np.testing.assert_array_equal(batch["image"].numpy(), whole[y:y + 32, x:x + 32])
+    checked.add((condition.name, path.endswith(".png")))
+  assert len(checked) == 12
+  # The swap changed the lossless class only, and really changed it.
+  as_stored = _decoded(root / "fake" / "0.png")
+  assert not np.array_equal(testing.opencv_compress(as_stored, 80), as_stored)
+
+
+def _single_image_task(path):
+  """A task whose training split is one file."""
+  def read(split, shuffle_seed=None):
+    del split, shuffle_seed
+    return tf.data.Dataset.from_tensor_slices(dict(
+        encoded=[tf.io.read_file(str(path))], label=[0], image_id=["x"]))
+  return tasks.Task("one", "custom", ["x"], 32, 3, read, dict(train=1, validation=0, test=0),
+                    pd.DataFrame(columns=["path", "class_name", "problem"]))
+
+
+def test_matching_leaves_no_trace_of_how_the_file_was_stored(tmp_path):
+  rgb = testing.synthetic_image(64, 96, seed=7)
+  png = testing.write_image(tmp_path / "x.png", rgb)
+  jpeg = testing.write_image(tmp_path / "x.jpg", rgb, quality=90)
+
+  def patches(path, match_qfs):
+    config = input_pipeline.PipelineConfig(patch_size=32, patches_per_image=3, match_qfs=match_qfs,
+                                           batch_size=3, train_crop="random")
+    batch = next(iter(input_pipeline.train_dataset(_single_image_task(path), config, 0)))
+    return batch["image"].numpy(), batch["qf"].numpy(), batch["first_qf"].numpy()
+
+  lossless, qf, first = patches(png, (90,))
+  stored, qf_stored, first_stored = patches(jpeg, (90,))
+  # The PNG was saved once as the JPEG file was, then both patches again: equal.
+  np.testing.assert_array_equal(lossless, stored)
+  assert qf.tolist() == qf_stored.tolist() == [90] * 3
+  assert first.tolist() == [90] * 3 and first_stored.tolist() == [0] * 3
+  # Without the recipe the two files give different patches: the cue it removes.
+  assert not np.array_equal(patches(png, ())[0], patches(jpeg, ())[0])
+
+
+def test_settings_that_cannot_be_honoured_are_refused():
+  with pytest.raises(ValueError, match="cannot be combined"):
+    config_lib.Config(match_compression=True, train_qfs=(90,))
+  with pytest.raises(ValueError, match="resave must be one of"):
+    config_lib.Config(test_resaves=("swop",))
+  with pytest.raises(ValueError, match="no JPEG files"):
+    profile = audit.CompressionProfile(("a",), ((),), 90, (), (101.0,))
+    task = tasks.Task("t", "custom", ["a"], 32, 1, None, {}, pd.DataFrame())
+    config_lib.Config(match_compression=True).pipeline(task, profile)
+  assert config_lib.Config(match_compression=True).train_qf_label == "matched"
