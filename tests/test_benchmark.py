@@ -81,3 +81,15 @@ def test_accelerator_section_times_nets_and_host_decoding(tmp_path):
   assert any(n.startswith("(i) host decode bound") and "10 x 512" in n for n in names)
   assert all(np.isfinite(v) and v > 0 for _, v, _ in report.rows)
   assert not (tmp_path / "sources").exists()  # no pipeline section: no pipeline sources
+
+
+def test_audit_section_reads_every_header(tmp_path, monkeypatch):
+  made = benchmark.make_audit_sources(str(tmp_path / "audit_sources"), count=40)
+  assert sum(p.endswith(".png") for p in made) == 10 and len(set(made)) == 40
+  real = benchmark.make_audit_sources
+  monkeypatch.setattr(benchmark, "make_audit_sources", lambda d, count: real(d, 40))
+  report = benchmark.run(str(tmp_path), sections=("audit",), log=lambda text: None)
+  rows = {name: value for name, value, _ in report.rows}
+  assert rows["(j) audit: file headers read, 10,000 files"] > 0
+  assert rows["(j) baseline: the same files' bytes read, one thread"] > 0
+  assert "audit files/s" in rows

@@ -10,6 +10,9 @@
   (e)-(g) The paper's scale: camera-size JPEGs with 10 patches of 512 (with
       and without experiment 1's lattice) and 1 patch of 224, against OpenCV
       and the decode bound (`tfjpeg.benchmark_scale`).
+  (j) The shortcut audit's header reading (`tfjpeg.audit`) on 10,000 small
+      generated files (JPEG at several QFs and subsamplings, PNG), in files/s,
+      against reading the same files' bytes in one thread.
 
 Sources are camera-like JPEGs (1024x768, QF 95, 4:2:0) generated once, so the
 benchmark needs no download. Heavy imports stay inside functions: worker
@@ -24,7 +27,8 @@ import time
 import numpy as np
 
 QUALITIES = (50, 60, 70, 80, 90, 99)
-GOALS = {"b/a": 0.9, "b/c": 1.5, "d_real/d_const": 0.95, "memory_small/large": 0.9}
+GOALS = {"b/a": 0.9, "b/c": 1.5, "d_real/d_const": 0.95, "memory_small/large": 0.9,
+         "audit_files_per_s": 1000.0}
 
 
 def make_sources(directory, num_images=48, size=(768, 1024), seed=0, photos=None):
@@ -183,7 +187,62 @@ class Report:
     return "\n".join(lines)
 
 
-SECTIONS = ("pipeline", "memory", "training", "scale")
+def make_audit_sources(directory, count=10_000, size=(48, 64)):
+  """`count` small image files in two class folders, made once: JPEG at QF 70-99
+  in 4:2:0 or 4:4:4, and every fourth PNG. Returns their paths."""
+  import cv2  # pylint: disable=g-import-not-at-top
+  paths = []
+  rng = np.random.default_rng(0)
+  pixels = rng.integers(0, 256, size=(16,) + tuple(size) + (3,), dtype=np.uint8)
+  for index in range(count):
+    png = index % 4 == 3
+    path = os.path.join(directory, f"class{index % 2}",
+                        f"file{index:05d}.{'png' if png else 'jpg'}")
+    paths.append(path)
+    if os.path.exists(path):
+      continue
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    sampling = (cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444,
+                cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420)[index % 2]
+    params = [] if png else [cv2.IMWRITE_JPEG_QUALITY, 70 + index % 30,
+                             cv2.IMWRITE_JPEG_SAMPLING_FACTOR, sampling]
+    cv2.imwrite(path, pixels[index % len(pixels)], params)
+  return paths
+
+
+def audit_rates(directory, count=10_000):
+  """(j): files per second of the audit's header reading, and of reading the
+  same files' bytes in one thread (the same process, the same page cache)."""
+  import pandas as pd  # pylint: disable=g-import-not-at-top
+  from tfjpeg import audit  # pylint: disable=g-import-not-at-top
+  paths = make_audit_sources(os.path.join(directory, "audit_sources"), count)
+  files = pd.DataFrame(dict(source=paths, class_name=[p.split(os.sep)[-2] for p in paths],
+                            split="all", group=[os.path.basename(p) for p in paths]))
+  started = time.perf_counter()
+  for path in paths:
+    with open(path, "rb") as f:
+      f.read()
+  read = len(paths) / (time.perf_counter() - started)
+  started = time.perf_counter()
+  table = audit.read_headers(files, stream=open(os.devnull, "w"))
+  headers = len(paths) / (time.perf_counter() - started)
+  if (table["problem"] != "").any():
+    raise RuntimeError(f"the audit could not read {int((table['problem'] != '').sum())} of its "
+                       "own benchmark files")
+  return headers, read
+
+
+def _audit(report, directory, log, step):
+  headers, read = audit_rates(directory)
+  step()
+  report.add("(j) audit: file headers read, 10,000 files", headers, "files/s")
+  report.add("(j) baseline: the same files' bytes read, one thread", read, "files/s")
+  report.ratio("audit files/s", headers, "audit_files_per_s")
+  report.add("audit headers / bytes read", headers / read, "ratio")
+  log(report.text())
+
+
+SECTIONS = ("pipeline", "memory", "training", "scale", "audit")
 # Not in the default run: the accelerator's side, (h) and (i) of tfjpeg.benchmark_nets.
 ALL_SECTIONS = SECTIONS + ("accelerator",)
 
@@ -213,6 +272,7 @@ def run(directory, patch_sizes=(224, 512), nets=("efficientnetb0", "efficientnet
   workers = os.cpu_count()
   total = (3 * len(patch_sizes) * ("pipeline" in sections) + ("memory" in sections)
            + len(nets) * ("training" in sections) + 4 * ("scale" in sections)
+           + ("audit" in sections)
            + (2 * len(net_patches) * len(nets) + 1) * ("accelerator" in sections))
   paths = sources = None
   if {"pipeline", "training"} & set(sections):
@@ -231,6 +291,8 @@ def run(directory, patch_sizes=(224, 512), nets=("efficientnetb0", "efficientnet
       benchmark_scale.measure(report, directory, seconds, scale_images, scale_size,
                               done.update, workers)
       log(report.text())
+    if "audit" in sections:
+      _audit(report, directory, log, done.update)
     if "accelerator" in sections:
       benchmark_nets.measure(report, directory, nets, net_patches, seconds, done.update,
                              workers, scale_images, scale_size, rows_log)

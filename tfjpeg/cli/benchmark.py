@@ -30,7 +30,8 @@ flags.DEFINE_integer("train_steps", 12, "Timed steps for (d).")
 flags.DEFINE_list("sections", list(benchmark.SECTIONS),
                   "What to measure: pipeline ((a)-(c): OpenCV, tfjpeg, Albumentations), memory, "
                   "training ((d): nets fed by the pipeline), scale ((e)-(g): 3008x2000 JPEGs, "
-                  "10 patches of 512 with and without a lattice, 1 patch of 224); and, not by "
+                  "10 patches of 512 with and without a lattice, 1 patch of 224), audit ((j): the "
+                  "shortcut audit's header reading on 10,000 files); and, not by "
                   "default, accelerator ((h)-(i): each net's training images/s in float32 and "
                   "mixed precision, and the host's decode capacity; any Keras backend).")
 flags.DEFINE_integer("scale_images", 12, "Camera-size sources for the scale section.")
