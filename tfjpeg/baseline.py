@@ -42,12 +42,13 @@ class _EpochLog(keras.callbacks.Callback):
              f"acc {logs.get('accuracy', float('nan')):.3f} (baseline)")
 
 
-def fit(config, task, workdir, log=print):
+def fit(config, task, workdir, log=print, profile=None):
   """Trains `config.net` the plain way; writes checkpoints/best.weights.h5 (the
   last epoch's) and returns the model. An interrupted run resumes at its last
-  finished epoch (Keras's BackupAndRestore)."""
+  finished epoch (Keras's BackupAndRestore). `profile`: the task's compression
+  profile (tfjpeg.audit), for `match_compression`."""
   seen = input_pipeline.ImagesSeen()
-  patches, labels = fixed_patches(task, config.pipeline(task), seen=seen)
+  patches, labels = fixed_patches(task, config.pipeline(task, profile), seen=seen)
   for split in SPLITS:
     rundir.report_lost_images(workdir, task, split, seen, log)
   log(f"baseline: {len(labels)} fixed patches from the {' and '.join(SPLITS)} images")

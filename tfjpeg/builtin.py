@@ -112,8 +112,9 @@ def shifted_cfa(cfa, dy, dx):
   return "".join(cfa[((y + dy) % 2) * 2 + (x + dx) % 2] for y in range(2) for x in range(2))
 
 
-def shoot(light, camera, rng, cfa_phase=(0, 0)):
-  """Simulates `camera` photographing linear RGB `light`; returns JPEG bytes.
+def develop(light, camera, rng, cfa_phase=(0, 0)):
+  """Simulates `camera` photographing linear RGB `light` up to its 8-bit sRGB
+  pixels, before any JPEG: uint8 HxWx3.
 
   `cfa_phase` = (dy, dx) reads the sensor from that row and column parity.
   """
@@ -136,13 +137,71 @@ def shoot(light, camera, rng, cfa_phase=(0, 0)):
   else:  # VNG and edge-aware take 8-bit input only
     rgb = cv2.cvtColor((raw10 >> 2).astype(np.uint8), conversion).astype(np.uint16) << 2
   tone = np.clip(rgb.astype(np.float32) / 1023.0, 0, 1) ** (1.0 / camera.gamma)
-  srgb = np.clip(np.round(tone * 255.0), 0, 255).astype(np.uint8)
-  params = [cv2.IMWRITE_JPEG_QUALITY, camera.quality]
-  if camera.chroma == "4:4:4":
+  return np.clip(np.round(tone * 255.0), 0, 255).astype(np.uint8)
+
+
+def encode_jpeg(srgb, quality, chroma="4:2:0"):
+  """Baseline JPEG bytes of uint8 RGB pixels, as OpenCV (libjpeg) writes them."""
+  params = [cv2.IMWRITE_JPEG_QUALITY, quality]
+  if chroma == "4:4:4":
     params += [cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
   ok, data = cv2.imencode(".jpg", np.ascontiguousarray(srgb[..., ::-1]), params)
   assert ok
   return data.tobytes()
+
+
+def encode_png(srgb):
+  """Lossless PNG bytes of uint8 RGB pixels."""
+  ok, data = cv2.imencode(".png", np.ascontiguousarray(srgb[..., ::-1]))
+  assert ok
+  return data.tobytes()
+
+
+def shoot(light, camera, rng, cfa_phase=(0, 0)):
+  """Simulates `camera` photographing linear RGB `light`; returns the JPEG
+  bytes it writes (`develop`, then its in-camera JPEG)."""
+  return encode_jpeg(develop(light, camera, rng, cfa_phase), camera.quality, camera.chroma)
+
+
+# The `generated` tasks: what tells a generated image from a real photo, and how
+# each class is stored. Real photos and generated images show the same scenes
+# through the same camera; a generated image also carries the faint periodic
+# trace of its generator's up-sampling layers (the checkerboard of transposed
+# convolutions, Odena et al. 2016): a pattern of GENERATOR_PERIOD pixels and
+# GENERATOR_TRACE levels (root mean square) on every channel, at a random
+# phase. Both knobs were set with `hpf` (400 scenes, 5 epochs): faint enough
+# that a net needs epochs to find it (0.74 validation accuracy after one epoch
+# with both classes at QF 90), strong enough to survive JPEG at the stored QF.
+# At 0.6 levels on a 4-pixel grid of phases, or 1.5 levels at 8 pixels,
+# nothing was learned in 2-3 epochs; at 1.5 levels and 4 pixels, one epoch did.
+GENERATED_CLASSES = ("generated", "real")
+GENERATOR_TRACE = 0.75
+GENERATOR_PERIOD = 4
+GENERATED_CAMERA = CAMERAS[0]
+# How the real class is stored in both tasks: JPEG at QF 96, as most real
+# images of GenImage are (Grommelt et al. 2024). In `generated_confounded` the
+# generated class is PNG, as in GenImage; in `generated` it is stored exactly
+# like the real one. (At QF 90 the trace lost enough in a re-save that a net
+# trained with matched compression still scored 0.05 lower under the swap.)
+REAL_QUALITY = 96
+
+
+def generator_trace(height, width, rng, amplitude=GENERATOR_TRACE, period=GENERATOR_PERIOD):
+  """The up-sampling checkerboard: float32 HxW, `period` pixels, random phase,
+  root-mean-square `amplitude` levels."""
+  phase_y, phase_x = rng.uniform(0, 2 * np.pi, 2)
+  y = np.cos(2 * np.pi * np.arange(height) / period + phase_y)
+  x = np.cos(2 * np.pi * np.arange(width) / period + phase_x)
+  return (2 * amplitude * np.outer(y, x)).astype(np.float32)
+
+
+def generated_pair(light, rng):
+  """(real, generated) uint8 RGB pixels of one scene, before storage."""
+  real = develop(light, GENERATED_CAMERA, rng)
+  base = develop(light, GENERATED_CAMERA, rng).astype(np.float32)
+  trace = generator_trace(*light.shape[:2], rng)
+  generated = np.clip(np.round(base + trace[..., None]), 0, 255).astype(np.uint8)
+  return real, generated
 
 
 def generate(kind, out_dir, num_scenes, image_size, seed):
@@ -151,6 +210,9 @@ def generate(kind, out_dir, num_scenes, image_size, seed):
   `cameras`: every scene shot by every camera (class = camera).
   `cameras_random_cfa`: the same, each shot at a random colour-filter phase.
   `shapes`: each scene holds one shape (class = shape), shot by a random camera.
+  `generated`: each scene as a real photo and as a generated image (see
+  GENERATOR_TRACE), both stored as JPEG at REAL_QUALITY.
+  `generated_confounded`: the same, but the generated class stored as PNG.
   Files are named by scene, which is the source used by the split.
   """
   height, width = (image_size, image_size) if isinstance(image_size, int) else image_size
@@ -158,6 +220,8 @@ def generate(kind, out_dir, num_scenes, image_size, seed):
     class_names = [c.name for c in CAMERAS]
   elif kind == "shapes":
     class_names = list(SHAPES)
+  elif kind in ("generated", "generated_confounded"):
+    class_names = list(GENERATED_CLASSES)
   else:
     raise ValueError(f"unknown built-in kind {kind!r}")
   for name in class_names:
@@ -173,6 +237,13 @@ def generate(kind, out_dir, num_scenes, image_size, seed):
       for camera in CAMERAS:
         phase = tuple(int(v) for v in rng.integers(0, 2, 2))
         _write(out_dir, camera.name, index, shoot(light, camera, rng, phase))
+    elif kind in ("generated", "generated_confounded"):
+      real, generated = generated_pair(light, rng)
+      _write(out_dir, "real", index, encode_jpeg(real, REAL_QUALITY))
+      if kind == "generated_confounded":
+        _write(out_dir, "generated", index, encode_png(generated), ".png")
+      else:
+        _write(out_dir, "generated", index, encode_jpeg(generated, REAL_QUALITY))
     else:
       shape = SHAPES[index % len(SHAPES)]
       draw_shape(light, shape, rng)
@@ -183,8 +254,8 @@ def generate(kind, out_dir, num_scenes, image_size, seed):
   return class_names
 
 
-def _write(out_dir, class_name, index, data):
-  with open(os.path.join(out_dir, class_name, f"scene{index:05d}.jpg"), "wb") as f:
+def _write(out_dir, class_name, index, data, extension=".jpg"):
+  with open(os.path.join(out_dir, class_name, f"scene{index:05d}{extension}"), "wb") as f:
     f.write(data)
 
 
@@ -198,6 +269,8 @@ def materialize(kind, num_scenes, image_size, seed, root=None):
   """Generates the built-in data once into the cache and returns its folder."""
   spec = dict(kind=kind, num_scenes=num_scenes, image_size=image_size, seed=seed,
               version=VERSION)
+  if kind.startswith("generated"):  # their own knobs: a retuned trace is another dataset
+    spec.update(trace=GENERATOR_TRACE, period=GENERATOR_PERIOD, real_quality=REAL_QUALITY)
   root = pathlib.Path(root) if root else cache_root() / "builtin"
   return build_once(root, kind, spec,
                     lambda staging: generate(kind, staging, num_scenes, image_size, seed))

@@ -7,6 +7,11 @@ A `Task` hands the input pipeline a stream of encoded images per split
   cameras_random_cfa  the same cameras at a random colour-filter phase: only
             the JPEG grid is locked to the image origin
   shapes    built-in vision task: four visible shapes, random cameras
+  generated  built-in real-against-generated task: the same scenes as real
+            photos and as generated images (a faint up-sampling trace), both
+            stored as JPEG at QF 96
+  generated_confounded  the same, with the generated images stored as PNG,
+            as public datasets do: the file format gives the class away
   real_history  compression history of real never-compressed photos (never, or
             once before at QF 90, 80, 70), generated from ../shared/data
   real_cameras  the simulated cameras shooting real photos (downscaled by 2 first)
@@ -66,6 +71,10 @@ class Task:
   # Set when `images` delivers each image already compressed whole at this QF
   # (tfjpeg.lattice's cache), so the pipeline skips that step.
   lattice_qf: Optional[int] = None
+  # Whether how files are saved is part of what defines the classes (camera
+  # models write their own JPEG tables): the shortcut audit then states a
+  # metadata cue as a fact of the task instead of warning of a shortcut.
+  processing_is_class: bool = False
 
   @property
   def num_classes(self):
@@ -132,7 +141,8 @@ def _pick(value, default):
   return default if value is None else value
 
 
-def _builtin(kind, task_kind, name, default_scenes, default_size, default_patch, default_ppi):
+def _builtin(kind, task_kind, name, default_scenes, default_size, default_patch, default_ppi,
+             processing_is_class=False):
   def make(options):
     patch = _pick(options.patch_size, default_patch)
     size = _pick(options.image_size, max(default_size, patch))
@@ -140,7 +150,9 @@ def _builtin(kind, task_kind, name, default_scenes, default_size, default_patch,
                                seed=options.builtin_seed, root=options.data_dir)
     found = manifest.from_class_folders(root, (patch, patch), _fractions(options),
                                         options.split_seed)
-    return _file_task(name, task_kind, found, patch, _pick(options.patches_per_image, default_ppi))
+    task = _file_task(name, task_kind, found, patch,
+                      _pick(options.patches_per_image, default_ppi))
+    return dataclasses.replace(task, processing_is_class=processing_is_class)
   return make
 
 
@@ -153,8 +165,10 @@ def _real(kind, default_ppi):
                                    options.builtin_seed, options.data_dir)
     found = manifest.from_class_folders(root, (patch, patch), _fractions(options),
                                         options.split_seed, group=real_photos.group_of)
-    return _file_task(f"real_{kind}", "forensic", found, patch,
+    task = _file_task(f"real_{kind}", "forensic", found, patch,
                       _pick(options.patches_per_image, default_ppi))
+    # Compression history is the real_history task's class; cameras' JPEG theirs.
+    return dataclasses.replace(task, processing_is_class=True)
   return make
 
 
@@ -233,15 +247,19 @@ def _tfds(key, kind, default_patch, default_ppi):
     names = builder.info.features["label"].names
     summary = f"{sum(counts.values())} images in {len(names)} classes ({counts}); {len(bad)} bad files"
     return Task(key, kind, names, _pick(options.patch_size, default_patch),
-                _pick(options.patches_per_image, default_ppi), images, counts, bad, summary)
+                _pick(options.patches_per_image, default_ppi), images, counts, bad, summary,
+                processing_is_class=key == "vision")
   return make
 
 
 TASKS = {
-    "cameras": _builtin("cameras", "forensic", "cameras", 200, 128, 64, 4),
+    "cameras": _builtin("cameras", "forensic", "cameras", 200, 128, 64, 4, True),
     "cameras_random_cfa": _builtin("cameras_random_cfa", "forensic", "cameras_random_cfa",
-                                   200, 128, 64, 4),
+                                   200, 128, 64, 4, True),
     "shapes": _builtin("shapes", "vision", "shapes", 800, 96, 64, 4),
+    "generated": _builtin("generated", "forensic", "generated", 1000, 96, 64, 4),
+    "generated_confounded": _builtin("generated_confounded", "forensic",
+                                     "generated_confounded", 1000, 96, 64, 4),
     "real_history": _real("history", 4),
     "real_cameras": _real("cameras", 4),
     "folder": _folder,

@@ -4,7 +4,8 @@ The run directory holds:
   config.json        the resolved config, written before training starts
   run.json           what the model is without the data: task, class names,
                      patch size, net, weights file, input (tfjpeg.rundir)
-  data_summary.txt   images per split and class, and every bad file
+  data_summary.txt   images per split and class, every bad file, and the
+                     shortcut audit's short form (tfjpeg.audit)
   checkpoints/       latest.keras (model + optimizer), best.weights.h5, state.json
   logs/              TensorBoard: train/validation loss and accuracy, lr,
                      augmented training patches, HParams with test metrics
@@ -33,9 +34,11 @@ import time
 
 import keras
 import numpy as np
+import pandas as pd
 import tensorflow as tf
 from tensorboard.plugins.hparams import api as hp
 
+from tfjpeg import audit
 from tfjpeg import baseline
 from tfjpeg import config as config_lib
 from tfjpeg import evaluation
@@ -177,6 +180,8 @@ def hparams(config):
 def metric_tag(row):
   """The scalar tag of a results row's balanced accuracy."""
   first = "" if str(row.test_first_qf) == "none" else f"_first{row.test_first_qf}"
+  resave = getattr(row, "test_resave", "none")
+  first += "" if resave == "none" else f"_{resave}"
   grid = str(row.test_grid)
   grid = "" if grid == "8" or row.test_crop.endswith(grid) else f"_grid{grid}"
   return f"test/{row.test_crop}{grid}_qf{row.test_qf}{first}/balanced_accuracy"
@@ -250,21 +255,29 @@ def train_and_evaluate(config, workdir, log=print):
   task = evaluation.task_for(config, log)
   cached = (f"lattice images (QF {task.lattice_qf}) read from "
             f"{lattice.cache_dir(task.lattice_qf, config.chroma)}\n" if task.lattice_qf else "")
+  # The files as stored (before any lattice QF): do they give the class away?
+  found = audit.audit_task(task, seed=config.seed)
+  profile = audit.compression_profile(found.files, task.class_names)
+  matched = (f"match_compression: lossless images saved once, then every training patch "
+             f"saved, at QFs drawn from {describe_qfs(profile.match_qfs)}\n"
+             if config.match_compression else "")
   rundir.write_atomically(os.path.join(workdir, "data_summary.txt"),
-                          task.summary + "\n" + cached)
+                          task.summary + "\n" + cached + found.short_form() + "\n" + matched)
   rundir.write_description(workdir, config, task)
   log(task.summary)
+  if found.warning():
+    log(found.warning())
   empty = [s for s, n in task.num_images.items() if n == 0]
   if empty:
     raise ValueError(f"the {config.task} task has no {' or '.join(empty)} images "
                      f"({task.num_images}): too few source images for the split; add "
                      "images or change --test_fraction/--validation_fraction")
   if config.recipe == "baseline":
-    model = baseline.fit(config, task, workdir, log)
+    model = baseline.fit(config, task, workdir, log, profile)
   else:
-    model = _fit_schedule(config, task, workdir, log, strategy)
+    model = _fit_schedule(config, task, workdir, log, strategy, profile)
   seen = input_pipeline.ImagesSeen()
-  results, confusions = evaluation.evaluate(model, task, config, seen=seen)
+  results, confusions = evaluation.evaluate(model, task, config, seen=seen, profile=profile)
   lost = rundir.report_lost_images(workdir, task, "test", seen, log)
   evaluation.write_results(workdir, results, confusions, task.class_names)
   _log_hparams(workdir, config, results)
@@ -338,10 +351,16 @@ def _validate(model, task, condition, pipeline, workdir, epoch, log):
   return {f"val_{k}": float(v) for k, v in validated.items()}, lost
 
 
-def _fit_schedule(config, task, workdir, log, strategy):
+def describe_qfs(qualities):
+  """'QF 90 (60%), 95 (40%)': a QF pool by share."""
+  counts = pd.Series(list(qualities)).value_counts(normalize=True).sort_index()
+  return "QF " + ", ".join(f"{q} ({100 * share:.0f}%)" for q, share in counts.items())
+
+
+def _fit_schedule(config, task, workdir, log, strategy, profile=None):
   """The project's loop; returns the model with the weights `config.select` chose."""
-  pipeline = dataclasses.replace(config.pipeline(task), service_job="tfjpeg-" + hashlib.sha1(
-      os.path.abspath(workdir).encode()).hexdigest()[:12])
+  job = "tfjpeg-" + hashlib.sha1(os.path.abspath(workdir).encode()).hexdigest()[:12]
+  pipeline = dataclasses.replace(config.pipeline(task, profile), service_job=job)
   # Samples for TensorBoard and batch-norm statistics come from this host's own
   # pipeline: a second consumer of the run's service job would take its batches.
   local = dataclasses.replace(pipeline, data_service=None)

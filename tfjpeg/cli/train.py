@@ -86,6 +86,14 @@ _define(flags.DEFINE_list, "test_qfs", "Test QFs; none = uncompressed.", _qfs(al
 _define(flags.DEFINE_list, "test_first_qfs",
         "Also test double compression: whole image at each Q1, then crop, then each "
         "--test_qfs; none = single.", _qfs(allow_none=True))
+_define(flags.DEFINE_list, "test_resaves",
+        "Also test whole images re-saved before the crop: swap (less-compressed classes "
+        "saved at the QFs the others are stored at) and/or common (every image at the median "
+        "stored QF).", tuple)
+_define(flags.DEFINE_bool, "match_compression",
+        "Make compression carry no class information: lossless images saved once as the "
+        "JPEG files were, then every training patch saved at a shared draw of the dataset's "
+        "own JPEG QFs.")
 _define(flags.DEFINE_list, "offset_periods",
         "After testing, sweep every grid phase of the test crop: 8 and/or 16.",
         lambda v: tuple(int(p) for p in v))
