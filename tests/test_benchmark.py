@@ -88,8 +88,13 @@ def test_audit_section_reads_every_header(tmp_path, monkeypatch):
   assert sum(p.endswith(".png") for p in made) == 10 and len(set(made)) == 40
   real = benchmark.make_audit_sources
   monkeypatch.setattr(benchmark, "make_audit_sources", lambda d, count: real(d, 40))
-  report = benchmark.run(str(tmp_path), sections=("audit",), log=lambda text: None)
+  real_matching = benchmark.matching_rates
+  monkeypatch.setattr(benchmark, "matching_rates",
+                      lambda d, seconds: real_matching(d, seconds, scenes=8))
+  report = benchmark.run(str(tmp_path), sections=("audit",), log=lambda text: None,
+                         seconds=0.5)
   rows = {name: value for name, value, _ in report.rows}
   assert rows["(j) audit: file headers read, 10,000 files"] > 0
   assert rows["(j) baseline: the same files' bytes read, one thread"] > 0
   assert "audit files/s" in rows
+  assert rows["(k) the same with --match_compression"] > 0 and rows["(k) matched / plain"] > 0
