@@ -69,18 +69,30 @@ def test_report_of_a_run_agrees_with_its_tables_and_bin_evaluate(trained, tmp_pa
   summary = report.make(str(workdir), str(out), command="bin/report --model=RUN", **SMALL)
   page = (out / "report.html").read_text()
   table = pd.read_csv(out / "conditions.csv", keep_default_na=False)
-  # 2 crops x 3 QFs, realigned, 2 crops x 1 double pair.
-  assert len(table) == 6 + 1 + 2 and set(table["n_images"]) == {summary["images"]}
+  # 2 crops x 3 QFs, realigned, 2 crops x 1 double pair, 2 crops x (swap, common): the
+  # cameras store at QF 92, 95, 90 and 97, so three are less compressed than cam_c.
+  assert len(table) == 6 + 1 + 2 + 4 and set(table["n_images"]) == {summary["images"]}
+  assert table["test_resave"].value_counts().to_dict() == {"none": 9, "swap": 2, "common": 2}
   # Every accuracy of the CSV is in the page's tables, as printed there.
   parser = _Cells()
   parser.feed(page)
   header = parser.rows[0]
   printed = {(r[header.index("test_crop")], r[header.index("test_qf")],
-              r[header.index("test_first_qf")]): r[header.index("balanced_accuracy")]
+              r[header.index("test_first_qf")], r[header.index("test_resave")]):
+             r[header.index("balanced_accuracy")]
              for r in parser.rows if len(r) == len(header) and r != header}
   for row in table.itertuples():
-    assert printed[(row.test_crop, str(row.test_qf), str(row.test_first_qf))] == \
-        f"{row.balanced_accuracy:.3f}"
+    assert printed[(row.test_crop, str(row.test_qf), str(row.test_first_qf),
+                    row.test_resave)] == f"{row.balanced_accuracy:.3f}"
+  # Per-class recall under every condition; their mean is the balanced accuracy.
+  classes = pd.read_csv(out / "per_class.csv", keep_default_na=False)
+  assert len(classes) == len(table) * 4
+  means = classes.groupby(["test_crop", "test_qf", "test_first_qf", "test_resave"],
+                          sort=False)["recall"].mean().to_numpy()
+  np.testing.assert_allclose(means, table["balanced_accuracy"], atol=1e-9)
+  assert "recall cam_a" in page and "Compression swap" in page
+  assert any("re-saved at the QFs of the other classes' files" in line
+             for line in summary["verdict"])
   # The same conditions through bin/evaluate's code: the same numbers.
   evaluated = evaluation.evaluate_run(str(workdir), ("aligned", "random"), (None, 50))
   for row in evaluated.itertuples():

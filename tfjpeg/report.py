@@ -11,6 +11,11 @@ patches, with the project's own evaluation and per-offset code:
   grid        random crops against crops realigned to the JPEG grid
               estimated from each image, and the estimator's confidence;
   double      double compression: the whole image at QF1, the crop, then QF2;
+  swap        the compression swap: images of a less-compressed class saved
+              whole at the QFs the other classes are stored at (read from the
+              test files' headers, tfjpeg.audit), and every image at one
+              common QF; per-class accuracy under every condition, and for two
+              classes the share of each called positive, beside ROC AUC;
   offsets     the per-offset map (8x8, and 16x16 for 4:2:0 chroma), the
               displacement curve and ASD%.
 
@@ -34,6 +39,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from tfjpeg import audit
 from tfjpeg import classifier as classifier_lib
 from tfjpeg import config as config_lib
 from tfjpeg import evaluation
@@ -132,10 +138,90 @@ def grid_confidence(encoded):
   return pd.DataFrame(rows, columns=["origin", "confidence"])
 
 
-def _row(table, crop, qf="none", first="none"):
+def _row(table, crop, qf="none", first="none", resave="none"):
   rows = table[(table["test_crop"] == crop) & (table["test_qf"].astype(str) == str(qf))
-               & (table["test_first_qf"].astype(str) == str(first))]
+               & (table["test_first_qf"].astype(str) == str(first))
+               & (table["test_resave"] == resave)]
   return rows.iloc[0] if len(rows) else None
+
+
+SWAP_DROP = 0.1  # a swap that costs this much balanced accuracy means a shortcut
+POSITIVE_WORDS = ("fake", "generated", "synthetic", "gan", "ai", "manipulated", "forged")
+
+
+def positive_class(class_names):
+  """The class two-class figures call positive: the one named like a fake,
+  generated or manipulated image if exactly one is, else the second."""
+  named = [n for n in class_names if any(w in n.lower() for w in POSITIVE_WORDS)]
+  return named[0] if len(named) == 1 else class_names[1]
+
+
+def resave_conditions(profile, crops=("aligned", "random")):
+  """The compression swap (only when some class is less compressed than
+  another) and the common-QF condition, for each crop."""
+  resaves = (("swap",) if any(profile.swap_qfs) else ()) + ("common",)
+  return [input_pipeline.Condition(crop, resave=r) for crop in crops for r in resaves]
+
+
+def per_class(table, confusions, conditions_list, class_names):
+  """One row per test condition and true class: its recall (accuracy on that
+  class), its patches, and the share called each class."""
+  rows = []
+  for condition, row in zip(conditions_list, table.itertuples()):
+    matrix = np.asarray(confusions[condition.name], float)
+    for k, name in enumerate(class_names):
+      total = matrix[k].sum()
+      shares = {f"called_{other}": matrix[k, j] / total if total else np.nan
+                for j, other in enumerate(class_names)}
+      rows.append(dict(test_crop=row.test_crop, test_qf=row.test_qf,
+                       test_first_qf=row.test_first_qf, test_resave=row.test_resave,
+                       class_name=name, recall=shares[f"called_{name}"], n_patches=int(total),
+                       balanced_accuracy=row.balanced_accuracy, **shares))
+  return pd.DataFrame(rows)
+
+
+def _pool_text(qualities):
+  values = sorted(set(qualities))
+  return f"QF {values[0]}" if len(values) == 1 else f"QF {values[0]}-{values[-1]}"
+
+
+def swap_verdict(table, classes, profile, crop="random"):
+  """What the compression swap shows, in plain words."""
+  stored, swapped, common = (_row(table, crop, resave=r) for r in ("none", "swap", "common"))
+  if stored is None or common is None:
+    return []
+  lines = []
+  a, c = float(stored["balanced_accuracy"]), float(common["balanced_accuracy"])
+  if swapped is None:
+    lines.append(f"All classes are stored with the same compression, so there is nothing to "
+                 f"swap; saving every image at QF {profile.common_qf} moves balanced accuracy "
+                 f"from {a:.2f} to {c:.2f} ({crop} crops).")
+    return lines
+  s = float(swapped["balanced_accuracy"])
+  mine = classes[(classes["test_crop"] == crop) & (classes["test_first_qf"] == "none")
+                 & (classes["test_qf"] == "none")]
+  for k, name in enumerate(profile.class_names):
+    if not profile.swap_qfs[k]:
+      continue
+    before = mine[(mine["test_resave"] == "none") & (mine["class_name"] == name)].iloc[0]
+    after = mine[(mine["test_resave"] == "swap") & (mine["class_name"] == name)].iloc[0]
+    others = [n for n in profile.class_names if n != name]
+    wrong = max(others, key=lambda n: after[f"called_{n}"])
+    like = f"the '{others[0]}' ones" if len(others) == 1 else "the other classes' files"
+    how = ("saved as JPEG like " + like if profile.levels[k] > 100
+           else "re-saved at the QFs of " + like)
+    lines.append(f"When '{name}' images are {how} ({_pool_text(profile.swap_qfs[k])}), "
+                 f"{100 * after[f'called_{wrong}']:.0f}% of them are called '{wrong}' (as "
+                 f"stored: {100 * before[f'called_{wrong}']:.0f}%; {crop} crops).")
+  if a - s >= SWAP_DROP:
+    lines.append(f"Balanced accuracy falls from {a:.2f} as stored to {s:.2f} under the swap "
+                 f"({c:.2f} with every image at QF {profile.common_qf}): the net reads how "
+                 "files were saved, not only the task.")
+  else:
+    lines.append(f"The swap moves balanced accuracy from {a:.2f} to {s:.2f} ({c:.2f} with "
+                 f"every image at QF {profile.common_qf}): no sign that the net reads how "
+                 "files were saved.")
+  return lines
 
 
 def verdict(table, sweeps, confidence, num_classes):
@@ -152,7 +238,7 @@ def verdict(table, sweeps, confidence, num_classes):
                  f"and random {r:.2f} are within each other's 95% intervals.")
   for crop in ("aligned", "random"):
     single = table[(table["test_crop"] == crop) & (table["test_first_qf"] == "none")
-                   & (table["test_qf"] != "none")]
+                   & (table["test_qf"] != "none") & (table["test_resave"] == "none")]
     by_qf = single.assign(q=single["test_qf"].astype(int)).sort_values("q")
     below = by_qf[by_qf["balanced_accuracy"] < FLOOR]["q"].tolist()
     stored = float(_row(table, crop)["balanced_accuracy"])
@@ -168,10 +254,11 @@ def verdict(table, sweeps, confidence, num_classes):
     else:
       lines.append(f"With {crop} crops, below {FLOOR} at QF {', '.join(map(str, below))}.")
   double = table[table["test_first_qf"] != "none"]
-  worst = double.loc[double["balanced_accuracy"].idxmin()]
-  lines.append(f"Double compression is hardest at QF {worst['test_first_qf']} then "
-               f"{worst['test_qf']} with {worst['test_crop']} crops: "
-               f"{worst['balanced_accuracy']:.2f}.")
+  worst = double.loc[double["balanced_accuracy"].idxmin()] if len(double) else None
+  if worst is not None:
+    lines.append(f"Double compression is hardest at QF {worst['test_first_qf']} then "
+                 f"{worst['test_qf']} with {worst['test_crop']} crops: "
+                 f"{worst['balanced_accuracy']:.2f}.")
   for period, table_of_phases in sweeps.items():
     summary = metrics.offset_summary(table_of_phases)
     lines.append(f"Over the {period}x{period} crop phases: {summary['aligned']:.2f} on the "
@@ -240,9 +327,17 @@ def make(model_path, out_dir, images_dir=None, task=None, data_dir=None, class_n
   if not len(columns["encoded"]):
     raise ValueError(f"no test images in {images_dir or source_task.name}")
   model = _Forward(classifier)
+  # How the test images are stored, from their headers: what the swap draws from.
+  stored = audit.read_headers(pd.DataFrame(dict(
+      source=list(columns["encoded"]),
+      class_name=[classifier.class_names[k] for k in columns["label"]], split="test",
+      group=[i.decode() for i in columns["image_id"]])), stream=stream)
+  profile = audit.compression_profile(stored, classifier.class_names)
+  measured = conditions(qualities, double_pairs) + resave_conditions(profile)
   with progress.Progress(2 + len(periods), "robustness report", "passes", stream) as bar:
-    table, _ = evaluation.evaluate(model, memory_task, config,
-                                   conditions=conditions(qualities, double_pairs))
+    table, confusions = evaluation.evaluate(model, memory_task, config, conditions=measured,
+                                            profile=profile)
+    classes = per_class(table, confusions, measured, classifier.class_names)
     bar.update()
     confidence = grid_confidence(columns["encoded"]).assign(image_id=columns["image_id"])
     bar.update()
@@ -251,6 +346,7 @@ def make(model_path, out_dir, images_dir=None, task=None, data_dir=None, class_n
       sweeps[period] = offsets.analyse(model, memory_task, config, period=period)
       bar.update()
   table.to_csv(os.path.join(out_dir, "conditions.csv"), index=False)
+  classes.to_csv(os.path.join(out_dir, "per_class.csv"), index=False)
   confidence.to_csv(os.path.join(out_dir, "grid_estimates.csv"), index=False)
   panels = []
   for period, phases in sweeps.items():
@@ -258,18 +354,55 @@ def make(model_path, out_dir, images_dir=None, task=None, data_dir=None, class_n
     metrics.displacement_curve(phases).to_csv(
         os.path.join(out_dir, f"displacement_{period}.csv"), index=False)
     panels.append(offsets.figure_panel(f"{period}x{period} phases", phases))
-  findings = verdict(table, sweeps, confidence, classifier.num_classes)
-  quality_rows = table[(table["test_first_qf"] == "none")
+  findings = (swap_verdict(table, classes, profile)
+              + verdict(table, sweeps, confidence, classifier.num_classes))
+  stored_rows = table["test_resave"] == "none"
+  quality_rows = table[(table["test_first_qf"] == "none") & stored_rows
                        & table["test_crop"].isin(["aligned", "random"])]
   double_rows = table[table["test_first_qf"] != "none"]
-  grid_rows = table[(table["test_qf"] == "none") & (table["test_first_qf"] == "none")]
-  shown = ["test_crop", "test_qf", "test_first_qf", "balanced_accuracy",
+  grid_rows = table[(table["test_qf"] == "none") & (table["test_first_qf"] == "none")
+                    & stored_rows]
+  swap_rows = table[(table["test_qf"] == "none") & (table["test_first_qf"] == "none")
+                    & table["test_crop"].isin(["aligned", "random"])]
+  shown = ["test_crop", "test_qf", "test_first_qf", "test_resave", "balanced_accuracy",
            "balanced_accuracy_low", "balanced_accuracy_high", "n_images", "n_patches"]
   if classifier.num_classes == 2:
     shown += ["roc_auc", "average_precision"]
   figures = os.path.join(out_dir, "figures")
   os.makedirs(figures, exist_ok=True)
+  recalls = classes.pivot_table(index=["test_crop", "test_qf", "test_first_qf", "test_resave",
+                                       "balanced_accuracy"], columns="class_name",
+                                values="recall", sort=False).reset_index()
+  recalls.columns = [c if c in table.columns else f"recall {c}" for c in recalls.columns]
+  pools = ", ".join(f"{n}: {_pool_text(p)}"
+                    for n, p in zip(profile.class_names, profile.swap_qfs) if p)
+  swap_text = (
+      "Each test image of a less-compressed class saved whole, before the crop, at a QF "
+      "drawn from the QFs the other classes' files are stored at "
+      f"({pools or 'no class is less compressed: nothing to swap'}); 'common': every image "
+      f"saved at QF {profile.common_qf}, the median stored QF. A net that reads how files "
+      "were saved, not the task, changes its answers here.")
+  if classifier.num_classes == 2:
+    positive = positive_class(classifier.class_names)
+    shift = classes[classes["test_qf"].eq("none") & classes["test_first_qf"].eq("none")
+                    & classes["test_crop"].isin(["aligned", "random"])]
+    shift = shift.pivot_table(index=["test_crop", "test_resave"], columns="class_name",
+                              values=f"called_{positive}", sort=False).reset_index()
+    shift.columns = [c if c in ("test_crop", "test_resave") else
+                     f"'{c}' called '{positive}'" for c in shift.columns]
+    shift = shift.merge(swap_rows[["test_crop", "test_resave", "roc_auc"]],
+                        on=["test_crop", "test_resave"])
+    swap_text += (f" Score shift, as published tables give it: the share of each class called "
+                  f"'{positive}' (the positive class) at threshold 0.5, and ROC AUC.")
+    swap_table = _table(swap_rows, shown) + _table(shift)
+  else:
+    swap_table = _table(swap_rows, shown)
   sections = [
+      _section("Compression swap: does the net read how files were saved?", swap_text, None,
+               swap_table),
+      _section("Accuracy on each class", "Recall (the share of each class's patches called "
+               "right) under every condition, beside the balanced accuracy (their mean).", None,
+               _table(recalls)),
       _section("Accuracy against JPEG quality",
                "Each test image is cut, then its patches saved at the test QF; "
                "aligned crops start on the 8x8 grid of the stored image, random crops "
