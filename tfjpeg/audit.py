@@ -493,8 +493,8 @@ SHA-256 <code id="fingerprint">{fingerprint}</code>. Headers read in {seconds:.1
 """
 
 
-def _html_table(frame):
-  return frame.to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="", border=0,
+def _html_table(frame, digits="{:.3f}"):
+  return frame.to_html(index=False, float_format=digits.format, na_rep="", border=0,
                        classes="numbers")
 
 
@@ -513,20 +513,28 @@ def write(result: Audit, out_dir: str, command: Optional[str] = None) -> str:
                  **{k: v for k, v in result.overall.items()})
   with open(os.path.join(out_dir, "summary.json"), "w") as f:
     json.dump(summary, f, indent=1, default=str)
-  processing = [c for c in result.by_class.columns if not c.startswith("content_")]
+  keys = ["split", "class_name"]
+  compression = keys + ["n_files", "n_unreadable", "formats", "jpeg_share", "quality_median",
+                        "quality_min", "quality_max", "quality_not_ijg_share", "subsampling",
+                        "progressive_share"]
+  rest = keys + ["width_median", "height_median", "megapixels_median", "bit_depths", "modes",
+                 "exif_share", "icc_share"]
   sections = [
       ("Metadata-only classifier",
        f"A decision tree (scikit-learn, depth 6) sees only the processing attributes and "
        f"predicts the class; {result.overall['folds']}-fold cross-validation keeps each "
        "source image's files in one fold. Each attribute alone below, best first; intervals "
        "are 95%, by bootstrap over files.", _html_table(result.per_attribute)),
-      ("Per split and class", "Shares and medians of each attribute (split 'all' pools the "
-       "splits). JPEG quality, subsampling and progressive coding are over JPEG files.",
-       _html_table(result.by_class[processing])),
+      ("Format and compression, per split and class", "Shares and medians (split 'all' "
+       "pools the splits). JPEG quality, subsampling and progressive coding are over JPEG "
+       "files; quality_not_ijg_share counts tables that match no IJG quality (their nearest "
+       "is used).", _html_table(result.by_class[compression], "{:.4g}")),
+      ("Size, bit depth, colour mode and metadata, per split and class", "",
+       _html_table(result.by_class[rest], "{:.4g}")),
       ("Content-dependent figures", "File size and bits per pixel depend on the picture as "
        "well as its processing: shown for reference, left out of the classifier and the "
-       "verdict.", _html_table(result.by_class[["split", "class_name"] + [
-           c for c in result.by_class.columns if c.startswith("content_")]])),
+       "verdict.", _html_table(result.by_class[keys + [
+           c for c in result.by_class.columns if c.startswith("content_")]], "{:.6g}")),
       ("Every value", "distribution.csv holds every attribute's values per split and class; "
        "files.csv one row per file.", None),
   ]
