@@ -5,7 +5,6 @@ without one (and on the shared CNNDetection sample when present)."""
 import io
 import json
 import pathlib
-import shutil
 import subprocess
 import sys
 
@@ -161,15 +160,8 @@ def test_bin_audit_writes_a_page_that_opens(tmp_path):
   assert refused.returncode != 0 and "Traceback" not in refused.stderr
   assert refused.stderr.strip().splitlines()[-1] == (
       f"audit: data directory {tmp_path / 'absent'} does not exist")
-  chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-  if not chromium:
-    pytest.skip("no Chromium here (Debian package chromium) to open the page")
   screenshot = tmp_path / "page.png"
-  opened = subprocess.run(
-      [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr",
-       "--v=0", f"--screenshot={screenshot}", "--window-size=1200,1600",
-       (out / "audit.html").as_uri()], capture_output=True, text=True, timeout=120)
-  console = [l for l in opened.stderr.splitlines() if "CONSOLE" in l or "Uncaught" in l]
+  console = testing.open_in_chromium(out / "audit.html", screenshot, height=1600)
   assert not console, console
   assert screenshot.stat().st_size > 20_000
 

@@ -122,14 +122,7 @@ def test_report_of_a_run_agrees_with_its_tables_and_bin_evaluate(trained, tmp_pa
   assert sweeps["period"].tolist() == [8] and (sweeps["asd_percent_sd"] == 0).all()
   assert (tmp_path / "across" / "across_conditions.csv").exists()
   screenshot = tmp_path / "page.png"
-  chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-  if not chromium:
-    pytest.skip("no Chromium here (Debian package chromium) to open the page")
-  opened = subprocess.run(
-      [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr",
-       "--v=0", f"--screenshot={screenshot}", "--window-size=1200,2400",
-       (out / "report.html").as_uri()], capture_output=True, text=True, timeout=120)
-  console = [l for l in opened.stderr.splitlines() if "CONSOLE" in l or "Uncaught" in l]
+  console = testing.open_in_chromium(out / "report.html", screenshot)
   assert not console, console
   assert screenshot.stat().st_size > 50_000  # a page with figures, not a blank one
 

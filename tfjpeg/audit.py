@@ -44,6 +44,7 @@ from sklearn import tree
 from tfjpeg import headers
 from tfjpeg import manifest
 from tfjpeg import metrics
+from tfjpeg import pages
 from tfjpeg import progress
 
 # The processing attributes the classifier sees, in the order tables show them.
@@ -473,17 +474,7 @@ def task_profile(task, stream=None) -> CompressionProfile:
   return compression_profile(read_headers(files_of(task), stream=stream), task.class_names)
 
 
-PAGE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
-<style>
-body {{ font-family: sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }}
-h1 {{ font-size: 1.5em; }} h2 {{ font-size: 1.2em; margin-top: 2em; }}
-.verdict li {{ margin: 0.3em 0; }} code {{ background: #f4f4f4; padding: 0 0.2em; }}
-table.numbers {{ border-collapse: collapse; font-size: 0.8em; }}
-table.numbers td, table.numbers th {{ padding: 0.15em 0.5em; border-bottom: 1px solid #ddd; }}
-</style></head><body>
-<h1>{title}</h1>
-<ul class="verdict">{verdict}</ul>
+PAGE = """{head}{verdict}
 <p>Made by <code>{command}</code></p>
 <p>Files: {n_files} ({n_unreadable} with unreadable headers), {n_classes} classes; file list
 SHA-256 <code id="fingerprint">{fingerprint}</code>. Headers read in {seconds:.1f} s
@@ -491,11 +482,6 @@ SHA-256 <code id="fingerprint">{fingerprint}</code>. Headers read in {seconds:.1
 {sections}
 </body></html>
 """
-
-
-def _html_table(frame, digits="{:.3f}"):
-  return frame.to_html(index=False, float_format=digits.format, na_rep="", border=0,
-                       classes="numbers")
 
 
 def write(result: Audit, out_dir: str, command: Optional[str] = None) -> str:
@@ -524,16 +510,16 @@ def write(result: Audit, out_dir: str, command: Optional[str] = None) -> str:
        f"A decision tree (scikit-learn, depth 6) sees only the processing attributes and "
        f"predicts the class; {result.overall['folds']}-fold cross-validation keeps each "
        "source image's files in one fold. Each attribute alone below, best first; intervals "
-       "are 95%, by bootstrap over files.", _html_table(result.per_attribute)),
+       "are 95%, by bootstrap over files.", pages.table(result.per_attribute)),
       ("Format and compression, per split and class", "Shares and medians (split 'all' "
        "pools the splits). JPEG quality, subsampling and progressive coding are over JPEG "
        "files; quality_not_ijg_share counts tables that match no IJG quality (their nearest "
-       "is used).", _html_table(result.by_class[compression], "{:.4g}")),
+       "is used).", pages.table(result.by_class[compression], "{:.4g}")),
       ("Size, bit depth, colour mode and metadata, per split and class", "",
-       _html_table(result.by_class[rest], "{:.4g}")),
+       pages.table(result.by_class[rest], "{:.4g}")),
       ("Content-dependent figures", "File size and bits per pixel depend on the picture as "
        "well as its processing: shown for reference, left out of the classifier and the "
-       "verdict.", _html_table(result.by_class[keys + [
+       "verdict.", pages.table(result.by_class[keys + [
            c for c in result.by_class.columns if c.startswith("content_")]], "{:.6g}")),
       ("Every value", "distribution.csv holds every attribute's values per split and class; "
        "files.csv one row per file.", None),
@@ -542,8 +528,7 @@ def write(result: Audit, out_dir: str, command: Optional[str] = None) -> str:
                    for t, text, table in sections)
   rate = len(result.files) / max(result.seconds, 1e-9)
   page = PAGE.format(
-      title=html.escape(f"Shortcut audit of {result.name}"),
-      verdict="".join(f"<li>{html.escape(line)}</li>" for line in result.verdict),
+      head=pages.head(f"Shortcut audit of {result.name}"), verdict=pages.verdict(result.verdict),
       command=html.escape(command), n_files=len(result.files),
       n_unreadable=int((result.files["problem"] != "").sum()),
       n_classes=len(result.overall["classes"]), fingerprint=fingerprint,

@@ -48,6 +48,7 @@ from tfjpeg import images
 from tfjpeg import input_pipeline
 from tfjpeg import metrics
 from tfjpeg import offsets
+from tfjpeg import pages
 from tfjpeg import plotting
 from tfjpeg import progress
 from tfjpeg import rundir
@@ -278,23 +279,10 @@ def _figure(paths):
 
 
 def _table(frame, columns=None):
-  frame = frame[columns] if columns else frame
-  return frame.to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="",
-                       border=0, classes="numbers")
+  return pages.table(frame[columns] if columns else frame)
 
 
-PAGE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
-<style>
-body {{ font-family: sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }}
-h1 {{ font-size: 1.5em; }} h2 {{ font-size: 1.2em; margin-top: 2em; }}
-.verdict li {{ margin: 0.3em 0; }} code {{ background: #f4f4f4; padding: 0 0.2em; }}
-table.numbers {{ border-collapse: collapse; font-size: 0.8em; }}
-table.numbers td, table.numbers th {{ padding: 0.15em 0.5em; border-bottom: 1px solid #ddd; }}
-img {{ max-width: 100%; }}
-</style></head><body>
-<h1>{title}</h1>
-<ul class="verdict">{verdict}</ul>
+PAGE = """{head}{verdict}
 <p>Made by <code>{command}</code></p>
 <p>Model: <code>{model}</code> ({form}; {classes} classes, {patch}-pixel patches),
 SHA-256 <code id="fingerprint">{fingerprint}</code>.<br>
@@ -434,8 +422,8 @@ def make(model_path, out_dir, images_dir=None, task=None, data_dir=None, class_n
   source = (f"folder {images_dir}" if images_dir else
             f"the test split of the {source_task.name} task")
   page = PAGE.format(
-      title=html.escape(f"JPEG robustness of {os.path.basename(os.path.normpath(model_path))}"),
-      verdict="".join(f"<li>{html.escape(line)}</li>" for line in findings),
+      head=pages.head(f"JPEG robustness of {os.path.basename(os.path.normpath(model_path))}"),
+      verdict=pages.verdict(findings),
       command=html.escape(command), model=html.escape(os.path.abspath(model_path)),
       form=classifier.form, classes=classifier.num_classes, patch=classifier.patch_size,
       fingerprint=fingerprint, source=html.escape(source),

@@ -189,3 +189,22 @@ def write_corrupt_images(root):
     (root / name).write_bytes(data)
     written[root / name] = problem
   return written
+
+
+def open_in_chromium(page, screenshot, height=2400):
+  """Opens an HTML file in headless Chromium (Debian's package), saves a
+  screenshot, and returns the page's console messages and uncaught errors;
+  pytest skips the calling test where Chromium is not installed."""
+  import shutil  # pylint: disable=g-import-not-at-top
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import pytest  # pylint: disable=g-import-not-at-top
+  chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+  if not chromium:
+    pytest.skip("no Chromium here (Debian package chromium) to open the page")
+  opened = subprocess.run(
+      [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr",
+       "--v=0", "--disable-background-networking", "--disable-component-update",
+       "--disable-sync", "--no-first-run", f"--screenshot={screenshot}",
+       f"--window-size=1200,{height}", pathlib.Path(page).as_uri()],
+      capture_output=True, text=True, timeout=120)
+  return [line for line in opened.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
