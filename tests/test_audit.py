@@ -117,7 +117,7 @@ def test_audit_names_a_format_leak_and_finds_none_where_there_is_none(tmp_path):
   assert "bin/audit" in leaky.short_form()
   clean = audit.audit(audit.folder_files(_folder(tmp_path / "clean", False)), "clean")
   assert not clean.leaks and clean.warning() is None
-  assert "at chance" in clean.verdict[0]
+  assert "no better than chance" in clean.verdict[0]
   by_class = clean.by_class.set_index(["split", "class_name"])
   assert by_class.loc[("all", "fake"), "formats"] == "jpeg 100%"
   assert by_class.loc[("all", "real"), "quality_median"] == 75
@@ -135,11 +135,43 @@ def test_compression_profile_pools_the_other_classes_qfs(tmp_path):
   table = pd.DataFrame(dict(
       class_name=["real"] * 4 + ["fake"] * 4 + ["other"] * 2,
       format=["jpeg"] * 4 + ["png"] * 4 + ["jpeg"] * 2,
-      quality=[90, 90, 95, 95, None, None, None, None, 70, 70], problem=""))
-  profile = audit.compression_profile(table, ["fake", "other", "real"])
+      quality=[90, 90, 95, 95, None, None, None, None, 70, 70], problem="",
+      split=["train", "test"] * 5))
+  # In the model's order, not sorted: pools follow the order given.
+  profile = audit.compression_profile(table, ["real", "fake", "other"])
   # 'other' is the most compressed; 'fake' (lossless) and 'real' get swapped.
-  assert profile.swap_qfs == ((70, 70, 90, 90, 95, 95), (), (70, 70))
-  assert profile.match_qfs == (70, 70, 90, 90, 95, 95) and profile.common_qf == 90
+  assert profile.swap_qfs == ((70, 70), (70, 70, 90, 90, 95, 95), ())
+  assert profile.common_qf == 90
+  assert profile.match_qfs == (70, 90, 95)  # the training split's JPEG files only
+
+
+def test_verdicts_on_folders_with_nothing_to_tell(tmp_path):
+  root = tmp_path / "one"
+  for i in range(4):
+    testing.write_image(root / "only" / f"{i}.jpg", testing.synthetic_image(32, 32, i))
+  assert audit.audit(audit.folder_files(root)).verdict == [
+      "Only one class has readable files: there is no class to tell apart."]
+  broken = tmp_path / "broken"
+  for name in ("a", "b"):
+    (broken / name).mkdir(parents=True)
+    (broken / name / "x.jpg").write_bytes(b"\xff\xd8\xff\xe0 nothing more")
+  found = audit.audit(audit.folder_files(broken))
+  assert found.verdict == ["No file has a readable header: nothing to audit.",
+                           "2 file(s) have headers that cannot be read (see files.csv)."]
+  page = audit.write(found, str(tmp_path / "out"), command="bin/audit")
+  assert "nothing to audit" in open(page).read()
+  assert json.loads((tmp_path / "out" / "summary.json").read_text())["balanced_accuracy"] is None
+
+
+def test_a_size_leak_is_named_once(tmp_path):
+  for i in range(12):
+    for name, size in (("small", 48), ("large", 64)):
+      testing.write_image(tmp_path / name / f"{i}.jpg", testing.synthetic_image(size, size, i),
+                          quality=90)
+  found = audit.audit(audit.folder_files(tmp_path), "sizes")
+  assert found.leaks
+  size_lines = [line for line in found.verdict if "'large': 64x64 px" in line]
+  assert len(size_lines) == 1 and "'small': 48x48 px" in size_lines[0]
 
 
 def test_bin_audit_writes_a_page_that_opens(tmp_path):
@@ -171,7 +203,7 @@ def test_no_processing_leak_in_the_shared_cnndetection_sample():
   if not root.is_dir():
     pytest.skip("../shared/data/cnndetection is absent")
   found = audit.audit(audit.folder_files(root), "cnndetection")
-  assert not found.leaks and "at chance" in found.verdict[0]
+  assert not found.leaks and "no better than chance" in found.verdict[0]
   jpeg = found.files[found.files["format"] == "jpeg"]
   assert len(jpeg) == len(found.files)
   assert set(jpeg["quality"]) == {75} and set(jpeg["subsampling"]) == {"4:2:0"}

@@ -59,6 +59,30 @@ def test_swap_and_common_equal_compressing_by_hand(tmp_path):
   assert not np.array_equal(testing.opencv_compress(as_stored, 80), as_stored)
 
 
+def test_swap_draws_uniformly_from_each_class_pool():
+  pools = ((), (50, 60, 70), (80,))
+  drawn = {label: [int(input_pipeline.swap_quality(pools, tf.constant(label), tf.constant([7, i])))
+                   for i in range(300)] for label in range(3)}
+  assert set(drawn[0]) == {0} and set(drawn[2]) == {80}
+  counts = pd.Series(drawn[1]).value_counts()
+  assert set(counts.index) == {50, 60, 70} and counts.min() > 70  # about 100 each
+  again = int(input_pipeline.swap_quality(pools, tf.constant(1), tf.constant([7, 3])))
+  assert again == drawn[1][3]  # stateless: the same seed, the same QF
+
+
+def test_a_matched_run_is_tested_and_swept_on_its_files_as_stored(tmp_path):
+  from tfjpeg import offsets  # pylint: disable=g-import-not-at-top
+  root = _confounded_folder(tmp_path / "data", count=2)
+  task = tasks.labelled_folder(root, 32)
+  config = config_lib.Config(task="folder", data_dir=str(root), patch_size=32,
+                             match_compression=True)
+  pipeline = config.eval_pipeline(task)  # no profile needed: tests ignore the recipe
+  assert not pipeline.match_qfs
+  model = lambda images, training=False: tf.one_hot(tf.zeros(tf.shape(images)[0], tf.int32), 2)
+  table = offsets.analyse(model, task, config, period=8)
+  assert len(table) == 81
+
+
 def _single_image_task(path):
   """A task whose training split is one file."""
   def read(split, shuffle_seed=None):

@@ -68,7 +68,13 @@ FOLDS = 5
 MAX_POOL = 100  # QF pools handed to the pipeline: at most this many quantiles
 
 
+class _Parsed(dict):
+  """A header row already read from bytes that are not kept (`files_of`)."""
+
+
 def _header_row(source):
+  if isinstance(source, _Parsed):
+    return dict(source)
   try:
     header = headers.read(source)
   except (OSError, ValueError) as e:
@@ -98,13 +104,15 @@ def read_headers(files: pd.DataFrame, workers: int = 8, stream=None) -> pd.DataF
       table[column] = np.nan
   out = files.drop(columns="source").join(table[list(ATTRIBUTES + CONTENT_FIGURES)
                                                  + ["problem"]])
-  out.insert(0, "file", [s if isinstance(s, str) else f"<{len(s)} bytes>" for s in sources])
+  out.insert(0, "file", [s if isinstance(s, str) else g for s, g in
+                         zip(sources, files["group"])])
   return out
 
 
 def files_of(task) -> pd.DataFrame:
   """A task's files for `read_headers`: paths of a file task (its manifest), or
-  the stored bytes of a TFDS task, read split by split."""
+  for a TFDS task each stored file's header, read from its bytes as they stream
+  past split by split (the bytes are not kept)."""
   if task.files is not None:
     return pd.DataFrame(dict(source=task.files["path"].astype(str),
                              class_name=task.files["class_name"], split=task.files["split"],
@@ -114,7 +122,7 @@ def files_of(task) -> pd.DataFrame:
     if not task.num_images.get(split):
       continue
     for element in task.images(split):
-      rows.append(dict(source=element["encoded"].numpy(),
+      rows.append(dict(source=_Parsed(_header_row(element["encoded"].numpy())),
                        class_name=task.class_names[int(element["label"])], split=split,
                        group=element["image_id"].numpy().decode()))
   return pd.DataFrame(rows, columns=["source", "class_name", "split", "group"])
@@ -174,6 +182,7 @@ def leak(table: pd.DataFrame, seed: int = 0) -> tuple:
   classes = sorted(usable["class_name"].unique())
   labels = usable["class_name"].map({c: i for i, c in enumerate(classes)}).to_numpy()
   groups = usable["group"].astype(str).to_numpy()
+  units = (usable["class_name"].astype(str) + "/" + usable["group"].astype(str)).to_numpy()
   per_class_groups = usable.groupby("class_name")["group"].nunique()
   folds = int(min(FOLDS, per_class_groups.min())) if len(per_class_groups) else 0
   chance = 1.0 / max(1, len(classes))
@@ -183,7 +192,8 @@ def leak(table: pd.DataFrame, seed: int = 0) -> tuple:
       return dict(balanced_accuracy=float("nan"), low=float("nan"), high=float("nan"))
     x = features(usable, attributes).to_numpy()
     predicted = _cross_validated(x, labels, groups, folds, seed)
-    low, high = metrics.bootstrap_interval(labels, predicted, np.arange(len(labels)), seed=seed)
+    # Resampled by source within each class: one source's files are not independent.
+    low, high = metrics.bootstrap_interval(labels, predicted, units, seed=seed)
     return dict(balanced_accuracy=metrics.balanced_accuracy(labels, predicted), low=low,
                 high=high)
 
@@ -198,6 +208,14 @@ def leak(table: pd.DataFrame, seed: int = 0) -> tuple:
 def leaks(overall: dict) -> bool:
   """The warning's rule: the 95% interval's lower bound lies above chance."""
   return bool(overall["low"] > overall["chance"] + 1e-9)
+
+
+BY_CLASS_COLUMNS = (
+    "split", "class_name", "n_files", "n_unreadable", "formats", "jpeg_share",
+    "quality_median", "quality_min", "quality_max", "quality_not_ijg_share", "subsampling",
+    "progressive_share", "width_median", "height_median", "megapixels_median", "bit_depths",
+    "modes", "exif_share", "icc_share", "content_file_bytes_median",
+    "content_bits_per_pixel_median")
 
 
 def by_class(table: pd.DataFrame) -> pd.DataFrame:
@@ -230,7 +248,7 @@ def by_class(table: pd.DataFrame) -> pd.DataFrame:
         icc_share=float((rows_of["icc"] == True).mean()),  # noqa: E712
         content_file_bytes_median=float(rows_of["file_bytes"].median()),
         content_bits_per_pixel_median=float(rows_of["bits_per_pixel"].median())))
-  return pd.DataFrame(rows)
+  return pd.DataFrame(rows, columns=BY_CLASS_COLUMNS)
 
 
 def _shares(values):
@@ -246,8 +264,7 @@ def distribution(table: pd.DataFrame) -> pd.DataFrame:
   class's files in that split); numbers binned as they come (quality per QF)."""
   usable = table[table["problem"] == ""]
   rows = []
-  for attribute in ("format", "quality", "quality_exact", "subsampling", "progressive",
-                    "width", "height", "bit_depth", "mode", "exif", "icc"):
+  for attribute in (a for a in ATTRIBUTES if a != "megapixels"):  # width, height suffice
     for split in ("all",) + tuple(sorted(usable["split"].unique())):
       part = usable if split == "all" else usable[usable["split"] == split]
       if attribute in ("quality", "quality_exact", "subsampling", "progressive"):
@@ -288,13 +305,18 @@ def _describe_class(rows, attribute):
               if exact == 0 else f"IJG tables in {100 * exact:.0f}%")
     return f"median QF {q.median():.0f} ({spread}; {tables})"
   if attribute in ("width", "height", "megapixels"):
-    return (f"{rows['width'].median():.0f}x{rows['height'].median():.0f} px (median "
+    return (f"{rows['width'].median():.0f}x{rows['height'].median():.0f} px (median, "
             f"{rows['megapixels'].median():.2f} MP)")
   values = (jpeg if attribute in ("subsampling", "progressive") else rows)[attribute]
   if not len(values):
     return "no JPEG files"
+  if attribute in ("exif", "icc", "progressive"):
+    what = {"exif": "EXIF", "icc": "an ICC profile",
+            "progressive": "progressive JPEG"}[attribute]
+    return f"{what} in {100 * (values == True).mean():.0f}% of files"  # noqa: E712
   shares = values.astype(str).value_counts(normalize=True)
-  return f"{shares.index[0]} in {100 * shares.iloc[0]:.0f}%"
+  unit = "-bit" if attribute == "bit_depth" else ""
+  return f"{shares.index[0]}{unit} in {100 * shares.iloc[0]:.0f}% of files"
 
 
 def verdict(table: pd.DataFrame, overall: dict, per_attribute: pd.DataFrame,
@@ -302,15 +324,24 @@ def verdict(table: pd.DataFrame, overall: dict, per_attribute: pd.DataFrame,
   """The audit's findings in plain words, the headline first."""
   usable = table[table["problem"] == ""]
   acc, low, high, chance = (overall[k] for k in ("balanced_accuracy", "low", "high", "chance"))
-  lines = []
+  unreadable = int((table["problem"] != "").sum())
+  tail = ([f"{unreadable} file(s) have headers that cannot be read (see files.csv)."]
+          if unreadable else [])
+  classes = usable["class_name"].nunique()
   if not np.isfinite(acc):
-    lines.append("Too few source images per class to cross-validate a metadata classifier "
-                 "(each class needs files from at least two sources).")
-    return lines
+    if not len(usable):
+      reason = "No file has a readable header: nothing to audit."
+    elif classes < 2:
+      reason = "Only one class has readable files: there is no class to tell apart."
+    else:
+      reason = ("Too few source images per class to cross-validate a metadata classifier "
+                "(each class needs files from at least two sources).")
+    return [reason] + tail
+  lines = []
   figures = f"{acc:.2f} balanced accuracy (95% interval {low:.2f}-{high:.2f}; chance {chance:.2f})"
   if not leaks(overall):
-    lines.append(f"The file metadata predict the class at chance: {figures}, from format, JPEG "
-                 "quality, subsampling, size, bit depth, colour mode, EXIF and ICC, "
+    lines.append(f"The file metadata predict the class no better than chance: {figures}, from "
+                 "format, JPEG quality, subsampling, size, bit depth, colour mode, EXIF and ICC, "
                  "cross-validated by source image. No processing leak in the file headers.")
   else:
     culprits = per_attribute[per_attribute["low"] > chance + 1e-9]
@@ -326,13 +357,18 @@ def verdict(table: pd.DataFrame, overall: dict, per_attribute: pd.DataFrame,
       lines.append(f"The file metadata give the class away: processing attributes alone "
                    f"predict it with {figures}, cross-validated by source image. A net can "
                    "learn this instead of your task.")
-    for row in culprits.head(3).itertuples():
-      per_class = ", ".join(f"'{name}' is {_describe_class(rows, row.attribute)}"
-                            if row.attribute == "format" else
-                            f"'{name}' {_describe_class(rows, row.attribute)}"
+    said = set()
+    for row in culprits.itertuples():
+      per_class = ", ".join((f"'{name}' is " if row.attribute == "format" else f"'{name}': ")
+                            + _describe_class(rows, row.attribute)
                             for name, rows in usable.groupby("class_name"))
+      if per_class in said:  # width, height and megapixels tell one story
+        continue
+      said.add(per_class)
       lines.append(f"{per_class}: {ATTRIBUTE_NAMES[row.attribute]} alone predicts the class "
                    f"for {100 * row.balanced_accuracy:.0f}% of images (balanced accuracy).")
+      if len(said) == 3:
+        break
     if processing_is_class:
       lines.append("Camera models do differ in how they save files (quantisation tables, "
                    "subsampling, size): on this task that is a fact of the classes, but not "
@@ -345,10 +381,7 @@ def verdict(table: pd.DataFrame, overall: dict, per_attribute: pd.DataFrame,
                    "models, platforms), this is a fact of the task; if not (real against "
                    "generated images), it is a shortcut: train with --match_compression and "
                    "check the model with bin/report's compression swap.")
-  unreadable = int((table["problem"] != "").sum())
-  if unreadable:
-    lines.append(f"{unreadable} file(s) have headers that cannot be read (see files.csv).")
-  return lines
+  return lines + tail
 
 
 @dataclasses.dataclass
@@ -382,8 +415,9 @@ class Audit:
     lines = [f"Shortcut audit of the file headers ({o['n_files']} files): metadata-only "
              f"balanced accuracy {o['balanced_accuracy']:.2f} (95% interval {o['low']:.2f}-"
              f"{o['high']:.2f}, chance {o['chance']:.2f})."]
-    lines += self.verdict[1:] if self.leaks else []
-    lines.append(f"Full audit: bin/audit --task={self.name} --out=DIR")
+    lines += self.verdict[1:] if self.leaks else self.verdict[:1]
+    where = "--images=DIR" if self.name == "folder" else f"--task={self.name}"
+    lines.append(f"Full audit: bin/audit {where} --out=OUT")
     return "\n".join(lines)
 
   def warning(self) -> Optional[str]:
@@ -424,6 +458,27 @@ def audit_task(task, workers: int = 8, seed: int = 0, stream=None) -> Audit:
                getattr(task, "processing_is_class", False))
 
 
+def matching_limit(result: "Audit") -> Optional[str]:
+  """What `match_compression` cannot hide in this dataset, or None: JPEG
+  classes stored at different QFs keep their own first compression (only
+  lossless images get one from the shared pool), and only the shared last
+  save covers it."""
+  stored = result.by_class[(result.by_class["split"] == "all")
+                           & (result.by_class["jpeg_share"] > 0)]
+  medians = dict(zip(stored["class_name"], stored["quality_median"]))
+  if len(set(medians.values())) < 2:
+    return None
+  return ("NOTE: match_compression: the JPEG classes are stored at different QFs (median "
+          + ", ".join(f"'{n}' {q:.0f}" for n, q in medians.items()) + "); their first "
+          "compression still differs, and only the shared last save covers it.")
+
+
+def describe_qfs(qualities) -> str:
+  """'QF 90 (60%), 95 (40%)': a QF pool by share."""
+  counts = pd.Series(list(qualities)).value_counts(normalize=True).sort_index()
+  return "QF " + ", ".join(f"{q} ({100 * share:.0f}%)" for q, share in counts.items())
+
+
 def _pool(qualities):
   """A QF distribution as at most MAX_POOL values (its quantiles), for drawing."""
   values = np.sort(np.asarray(qualities, int))
@@ -441,7 +496,11 @@ class CompressionProfile:
   counting as above 100), the stored QFs of the other classes' JPEG files;
   empty for the others, which stay as stored. `common_qf`: the median stored
   QF of all JPEG files (90 without any), every image's in the common-QF
-  condition. `match_qfs`: the stored QFs of all JPEG files, pooled over classes.
+  condition. `match_qfs`: the stored QFs of the training split's JPEG files
+  (all files' where no split is known), pooled over classes. With more than
+  two classes, or several JPEG classes, the swap pools the other classes' QFs
+  as the issue of the audit asks, so a re-saved class may draw a QF of
+  another re-saved class.
   """
   class_names: tuple
   swap_qfs: tuple
@@ -464,9 +523,11 @@ def compression_profile(table: pd.DataFrame, class_names) -> CompressionProfile:
     others = jpeg[jpeg["class_name"] != name]["quality"]
     swap.append(_pool(others) if level > most and len(others) else ())
   qualities = jpeg["quality"].astype(int)
+  # The recipe learns from the training files only, where the split is known.
+  training = jpeg[jpeg["split"] == "train"]["quality"].astype(int) if "split" in jpeg else ()
   return CompressionProfile(tuple(class_names), tuple(swap),
                             int(np.median(qualities)) if len(qualities) else 90,
-                            _pool(qualities), tuple(levels))
+                            _pool(training if len(training) else qualities), tuple(levels))
 
 
 def task_profile(task, stream=None) -> CompressionProfile:
@@ -496,7 +557,8 @@ def write(result: Audit, out_dir: str, command: Optional[str] = None) -> str:
   fingerprint = result.fingerprint()
   summary = dict(name=result.name, kind=result.kind, command=command, fingerprint=fingerprint,
                  leaks=result.leaks, verdict=result.verdict,
-                 **{k: v for k, v in result.overall.items()})
+                 **{k: None if isinstance(v, float) and not np.isfinite(v) else v
+                    for k, v in result.overall.items()})
   with open(os.path.join(out_dir, "summary.json"), "w") as f:
     json.dump(summary, f, indent=1, default=str)
   keys = ["split", "class_name"]

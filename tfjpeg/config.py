@@ -97,8 +97,7 @@ class Config:
     for resave in self.test_resaves:
       input_pipeline.Condition(resave=resave)  # refuses what does not exist, naming it
     if self.match_compression and (self.train_qfs or self.double_qfs or self.lattice_qf):
-      raise ValueError("match_compression sets every training image's compression itself: "
-                       "it cannot be combined with train_qfs, double_qfs or lattice_qf")
+      raise ValueError(input_pipeline.MATCH_ALONE)
     if self.lattice_qf == 0:
       raise ValueError("lattice_qf 0: no lattice compression is None (--lattice_qf=none)")
     if self.recipe not in RECIPES:
@@ -155,10 +154,10 @@ class Config:
             + [input_pipeline.Condition(crop, grid=grid, resave=r) for crop, grid in test_crops
                for r in self.test_resaves])
 
-  @property
-  def needs_profile(self):
-    """Whether training or testing draws from the task's compression profile."""
-    return self.match_compression or bool(self.test_resaves)
+  def eval_pipeline(self, task, profile=None):
+    """`pipeline` for test patches, which never depend on the training recipe
+    (a run trained with `match_compression` is tested on its files as stored)."""
+    return dataclasses.replace(self, match_compression=False).pipeline(task, profile)
 
   @property
   def train_qf_label(self):

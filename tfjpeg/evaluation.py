@@ -3,7 +3,6 @@ per condition (the columns are `RESULT_COLUMNS`; the metrics are
 `tfjpeg.metrics`'), plus a confusion matrix per condition.
 """
 
-import dataclasses
 import logging
 
 import numpy as np
@@ -55,8 +54,7 @@ def evaluate(model, task, config, split="test", conditions=None, seen=None, prof
   conditions = list(conditions or config.conditions())
   if profile is None and any(c.resave != "none" for c in conditions):
     profile = audit.task_profile(task)
-  # The test patches do not depend on the training recipe.
-  pipeline = dataclasses.replace(config, match_compression=False).pipeline(task, profile)
+  pipeline = config.eval_pipeline(task, profile)
   dataset = input_pipeline.eval_dataset(task, split, conditions, pipeline, seen)
   out = predict(model, dataset)
   rows, confusions = [], {}

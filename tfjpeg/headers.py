@@ -33,7 +33,6 @@ CHROMA_BASE = np.array([
     24, 26, 56, 99, 99, 99, 99, 99, 47, 66, 99, 99, 99, 99, 99, 99] + [99] * 32, np.int64)
 
 QUALITIES = np.arange(1, 101)
-LOSSLESS_FORMATS = ("png", "bmp", "tiff", "webp-lossless")
 
 
 def ijg_scale(quality: int) -> int:

@@ -67,8 +67,11 @@ class PipelineConfig:
     check_augmentation(self.train_qfs, self.aug_fraction, self.double_qfs,
                        self.double_fraction)
     if self.match_qfs and (self.train_qfs or self.double_qfs or self.lattice_qf):
-      raise ValueError("match_compression sets every training image's compression itself: "
-                       "it cannot be combined with train_qfs, double_qfs or lattice_qf")
+      raise ValueError(MATCH_ALONE)
+
+
+MATCH_ALONE = ("match_compression sets every training image's compression itself: it cannot "
+               "be combined with train_qfs, double_qfs or lattice_qf")
 
 
 def check_augmentation(train_qfs, aug_fraction, double_qfs, double_fraction):
@@ -280,7 +283,7 @@ def _per_image(dataset, config, mode, epoch_seed, seen=None):
       first_qf = jpeg.draw_quality(config.double_qfs, config.double_fraction,
                                    seeds.for_example(image_seed, -1))
     elif config.match_qfs:  # a lossless file gets the first save a JPEG file had
-      lossless = tf.cast(tf.logical_not(tf.io.is_jpeg(element["encoded"])), tf.float32)
+      lossless = tf.cast(tf.logical_not(is_lossy(element["encoded"])), tf.float32)
       first_qf = jpeg.draw_quality(config.match_qfs, lossless,
                                    seeds.for_example(image_seed, -1))
     patches = cut_patches(element, config, [mode], image_seed, first_qf)[mode]
@@ -291,6 +294,13 @@ def _per_image(dataset, config, mode, epoch_seed, seen=None):
   dataset = dataset.enumerate().map(per_image, num_parallel_calls=tf.data.AUTOTUNE,
                                     deterministic=True)
   return _skip_and_record(dataset, seen).unbatch()
+
+
+def is_lossy(encoded):
+  """Whether encoded image bytes are JPEG or lossy WebP (its 'VP8 ' chunk)."""
+  webp = tf.logical_and(tf.equal(tf.strings.substr(encoded, 0, 4), b"RIFF"),
+                        tf.equal(tf.strings.substr(encoded, 12, 4), b"VP8 "))
+  return tf.logical_or(tf.io.is_jpeg(encoded), webp)
 
 
 def service_job_name(config, epoch):

@@ -30,7 +30,7 @@ from tfjpeg import rundir
 def analyse(model, task, config, split="test", period=8, qf=None, first_qf=None, seen=None):
   """Runs the sweep for `model`; returns its phase table (`metrics.phase_table`).
   With `seen`, an image that fails to decode is skipped, for the caller to report."""
-  dataset = input_pipeline.offset_dataset(task, split, config.pipeline(task), period,
+  dataset = input_pipeline.offset_dataset(task, split, config.eval_pipeline(task), period,
                                           qf, first_qf, seen)
   out = evaluation.predict(model, dataset)
   return metrics.phase_table(out["probabilities"], out["label"], out["phase"])

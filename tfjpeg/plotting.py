@@ -88,6 +88,8 @@ def _single_compression(table):
     table = table[table["test_first_qf"].astype(str).isin(["none", "", "nan"])]
   if "test_grid" in table.columns:
     table = table[table["test_grid"].astype(str).isin(["8", ""])]
+  if "test_resave" in table.columns:  # the compression swap is a figure of its own
+    table = table[table["test_resave"].astype(str).isin(["none", "", "nan"])]
   return table
 
 

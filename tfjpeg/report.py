@@ -32,6 +32,7 @@ import dataclasses
 import html
 import json
 import os
+import re
 import shlex
 import sys
 
@@ -153,7 +154,9 @@ POSITIVE_WORDS = ("fake", "generated", "synthetic", "gan", "ai", "manipulated", 
 def positive_class(class_names):
   """The class two-class figures call positive: the one named like a fake,
   generated or manipulated image if exactly one is, else the second."""
-  named = [n for n in class_names if any(w in n.lower() for w in POSITIVE_WORDS)]
+  def words(name):  # whole words, and their plurals: "ai" is not in "mountain"
+    return {w.removesuffix("s") for w in re.split(r"[^a-z0-9]+", name.lower()) if w}
+  named = [n for n in class_names if words(n) & set(POSITIVE_WORDS)]
   return named[0] if len(named) == 1 else class_names[1]
 
 
@@ -381,7 +384,9 @@ def make(model_path, out_dir, images_dir=None, task=None, data_dir=None, class_n
     shift = shift.merge(swap_rows[["test_crop", "test_resave", "roc_auc"]],
                         on=["test_crop", "test_resave"])
     swap_text += (f" Score shift, as published tables give it: the share of each class called "
-                  f"'{positive}' (the positive class) at threshold 0.5, and ROC AUC.")
+                  f"'{positive}' (the positive class) at threshold 0.5, and ROC AUC (the same "
+                  f"whichever class is positive; average precision is of "
+                  f"'{classifier.class_names[1]}').")
     swap_table = _table(swap_rows, shown) + _table(shift)
   else:
     swap_table = _table(swap_rows, shown)

@@ -34,7 +34,6 @@ import time
 
 import keras
 import numpy as np
-import pandas as pd
 import tensorflow as tf
 from tensorboard.plugins.hparams import api as hp
 
@@ -258,9 +257,14 @@ def train_and_evaluate(config, workdir, log=print):
   # The files as stored (before any lattice QF): do they give the class away?
   found = audit.audit_task(task, seed=config.seed)
   profile = audit.compression_profile(found.files, task.class_names)
-  matched = (f"match_compression: lossless images saved once, then every training patch "
-             f"saved, at QFs drawn from {describe_qfs(profile.match_qfs)}\n"
-             if config.match_compression else "")
+  matched = ""
+  if config.match_compression:
+    matched = (f"match_compression: lossless images saved once, then every training patch "
+               f"saved, at QFs drawn from {audit.describe_qfs(profile.match_qfs)}\n")
+    limit = audit.matching_limit(found)
+    if limit:
+      matched += limit + "\n"
+      log(limit)
   rundir.write_atomically(os.path.join(workdir, "data_summary.txt"),
                           task.summary + "\n" + cached + found.short_form() + "\n" + matched)
   rundir.write_description(workdir, config, task)
@@ -349,12 +353,6 @@ def _validate(model, task, condition, pipeline, workdir, epoch, log):
     raise ValueError(f"{workdir}: no validation image could be decoded in epoch {epoch + 1} "
                      "(see data_summary.txt)")
   return {f"val_{k}": float(v) for k, v in validated.items()}, lost
-
-
-def describe_qfs(qualities):
-  """'QF 90 (60%), 95 (40%)': a QF pool by share."""
-  counts = pd.Series(list(qualities)).value_counts(normalize=True).sort_index()
-  return "QF " + ", ".join(f"{q} ({100 * share:.0f}%)" for q, share in counts.items())
 
 
 def _fit_schedule(config, task, workdir, log, strategy, profile=None):

@@ -44,7 +44,7 @@ def main(argv):
   f = flags.FLAGS
   if f.across:
     conditions, sweeps = report.across(f.across, f.out)
-    columns = ["test_crop", "test_qf", "test_first_qf", "balanced_accuracy_mean",
+    columns = ["test_crop", "test_qf", "test_first_qf", "test_resave", "balanced_accuracy_mean",
                "balanced_accuracy_sd", "n_seeds"]
     print(conditions[columns].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(sweeps.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
