@@ -65,7 +65,9 @@ def build(paths, lattice_qf, chroma="4:2:0", root=None, stream=None):
         except tf.errors.OpError as e:
           raise images.BadImageError(path, f"cannot be decoded for the lattice "
                                            f"({e.message.splitlines()[0]})") from e
-        tmp = targets[path].with_suffix(".tmp")
+        # Each process its own temporary name: two runs filling the cache at once
+        # each rename a whole file into place, never write into one.
+        tmp = targets[path].with_name(f".{targets[path].name}.{os.getpid()}.tmp")
         tmp.write_bytes(data)
         os.replace(tmp, targets[path])  # a killed build leaves no partial entry
         bar.update()

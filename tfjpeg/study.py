@@ -23,6 +23,7 @@ from tfjpeg import evaluation
 from tfjpeg import offsets
 from tfjpeg import plotting
 from tfjpeg import rundir
+from tfjpeg import runlock
 from tfjpeg import training
 
 PAPER_TASKS = ("vision", "gan", "imagenet", "lsun")
@@ -127,10 +128,16 @@ def parse_shard(text):
 
 
 def run(study, study_dir, shard_index=0, shard_count=1, log=print):
-  """Trains the runs of one shard (skipping finished ones), then merges the table."""
+  """Trains the runs of one shard (skipping finished ones, and naming those
+  another process is writing), then merges the table. Returns the table, or
+  None when the merge must wait for runs other processes still hold."""
   mine = shard(study.runs, shard_index, shard_count)
   for number, (name, config) in enumerate(mine, 1):
     workdir = os.path.join(study_dir, "runs", name)
+    found = runlock.holder(workdir)
+    if found is not None:
+      log(f"[{number}/{len(mine)}] {name}: skipped, {runlock.refusal(workdir, found)}")
+      continue
     if rundir.is_finished(workdir):
       changed = config_lib.differences(config_lib.saved(workdir), config)
       if changed:
@@ -140,13 +147,32 @@ def run(study, study_dir, shard_index=0, shard_count=1, log=print):
       log(f"[{number}/{len(mine)}] {name}: finished, skipped")
       continue
     log(f"[{number}/{len(mine)}] {name}")
-    training.train_and_evaluate(config, workdir, log=log)
-  return merge(study, study_dir)
+    try:
+      training.train_and_evaluate(config, workdir, log=log)
+    except runlock.RunLockedError as e:  # taken since the check above
+      log(f"[{number}/{len(mine)}] {name}: skipped, {e}")
+  try:
+    return merge(study, study_dir)
+  except runlock.RunLockedError as e:
+    log(f"not merged yet: {e}")
+    return None
 
 
 def merge(study, study_dir):
   """One tidy table of every finished run of the study, with its settings as
-  each run saved them (config.json), not as the preset says now."""
+  each run saved them (config.json), not as the preset says now.
+
+  Raises:
+    runlock.RunLockedError: some run is being written by another process.
+  """
+  held = {name: runlock.holder(os.path.join(study_dir, "runs", name))
+          for name, _ in study.runs}
+  held = {name: h for name, h in held.items() if h is not None}
+  if held:
+    raise runlock.RunLockedError(
+        f"{len(held)} run(s) of {study_dir} are being written by other processes ("
+        + "; ".join(f"{name}: {h.describe()}" for name, h in held.items())
+        + "): merge once they end (bin/study without --shard)")
   frames = []
   for name, _ in study.runs:
     workdir = os.path.join(study_dir, "runs", name)

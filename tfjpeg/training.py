@@ -47,6 +47,7 @@ from tfjpeg import models
 from tfjpeg import offsets
 from tfjpeg import progress
 from tfjpeg import rundir
+from tfjpeg import runlock
 
 
 @dataclasses.dataclass
@@ -237,15 +238,27 @@ def _build_model(config, task, state, workdir):
   return model
 
 
-def train_and_evaluate(config, workdir, log=print):
+def train_and_evaluate(config, workdir, log=print, break_lock=False):
   """Trains by `config.recipe` (resuming if `workdir` holds a run), then tests.
+
+  The run holds its directory's lock (`tfjpeg.runlock`) while it writes: a
+  multi-worker run's chief the run directory, every other worker its own
+  folder. `break_lock` removes a lock held from another host.
 
   Returns:
     The results DataFrame, also written to `workdir/results.csv`.
+
+  Raises:
+    runlock.RunLockedError: another live process writes `workdir`.
   """
   # A multi-worker strategy configures collective ops: before any other op.
   strategy = make_strategy(config.strategy)
   workdir = worker_workdir(workdir)
+  with runlock.hold(workdir, break_lock):
+    return _train_and_evaluate(config, workdir, log, strategy)
+
+
+def _train_and_evaluate(config, workdir, log, strategy):
   _prepare_workdir(config, workdir)
   keras.utils.set_random_seed(config.seed)
   tf.config.experimental.enable_op_determinism()

@@ -41,8 +41,9 @@ def main(argv):
     preset = study.with_seeds(preset, f.seeds, f.new_split_per_seed)
   study_dir = f.study_dir or os.path.join("studies", preset.name)
   table = study.run(preset, study_dir, *study.parse_shard(f.shard))
-  print(f"{len(table)} rows from {table['run'].nunique() if len(table) else 0} runs "
-        f"in {study_dir}/table.csv and table.parquet")
+  if table is not None:
+    print(f"{len(table)} rows from {table['run'].nunique() if len(table) else 0} runs "
+          f"in {study_dir}/table.csv and table.parquet")
 
 
 def run():

@@ -11,11 +11,13 @@ own. Running the same command again resumes the run in its --workdir.
 """
 
 import dataclasses
+import sys
 
 from absl import flags
 
 from tfjpeg import cli  # first: TensorFlow starts quietly
 from tfjpeg import config as config_lib
+from tfjpeg import runlock
 from tfjpeg import training
 
 _PRESET = config_lib.load_preset("default")
@@ -127,6 +129,9 @@ _define(flags.DEFINE_string, "data_service",
         "tf.data service dispatcher (grpc://host:port) to run the pipeline on.",
         lambda v: None if v == "none" else v)
 flags.DEFINE_integer("cpu_devices", None, "Split the CPU into N logical devices.")
+flags.DEFINE_bool("break_lock", False, "Take over a run directory whose lock is held from "
+                  "another host (a process there that is gone); on this host a dead "
+                  "holder's lock is taken over anyway.")
 # The spellings before flags were named after the config fields they set.
 flags.DEFINE_alias("train_qf", "train_qfs")
 flags.DEFINE_alias("double_qf", "double_qfs")
@@ -146,7 +151,11 @@ def main(argv):
   if f.cpu_devices:
     training.configure_cpu_devices(f.cpu_devices)
   config = given_config(f)
-  training.train_and_evaluate(config, f.workdir or config_lib.default_workdir(config))
+  try:
+    training.train_and_evaluate(config, f.workdir or config_lib.default_workdir(config),
+                                break_lock=f.break_lock)
+  except runlock.RunLockedError as e:
+    sys.exit(f"train: {e}")
 
 
 def run():

@@ -1,0 +1,137 @@
+"""One writer per run directory: a second process is refused in one line naming
+the holder, a dead holder's lock is taken over, another host's is named with its
+age and broken on request; a study skips held runs and defers its merge; two
+runs filling the lattice cache at once leave it whole."""
+
+import json
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import tensorflow as tf
+
+from tfjpeg import config as config_lib
+from tfjpeg import images
+from tfjpeg import jpeg
+from tfjpeg import runlock
+from tfjpeg import study
+from tfjpeg import testing
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+
+
+def _lock_as(directory, host, pid, started=None):
+  os.makedirs(directory, exist_ok=True)
+  (pathlib.Path(directory) / runlock.LOCK_NAME).write_text(json.dumps(dict(
+      host=host, pid=pid, started=time.time() if started is None else started)))
+
+
+@pytest.fixture
+def live_process():
+  """A process that lives while the test runs: a holder that is not us."""
+  process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+  yield process
+  process.kill()
+  process.wait()
+
+
+def test_a_live_holder_refuses_a_second_writer_in_one_line(tmp_path, live_process):
+  _lock_as(tmp_path, socket.gethostname(), live_process.pid)
+  with pytest.raises(runlock.RunLockedError) as refused:
+    with runlock.hold(tmp_path):
+      pass
+  message = str(refused.value)
+  assert "\n" not in message and f"process {live_process.pid} on {socket.gethostname()}" in message
+  assert "run the same command again to resume" in message
+  assert json.loads((tmp_path / runlock.LOCK_NAME).read_text())["pid"] == live_process.pid
+
+
+def test_a_dead_holders_lock_is_taken_over_and_released(tmp_path):
+  gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                        capture_output=True, text=True, check=True)
+  _lock_as(tmp_path, socket.gethostname(), int(gone.stdout))
+  with runlock.hold(tmp_path) as me:
+    assert me.pid == os.getpid() and runlock.holder(tmp_path) == me
+    with pytest.raises(runlock.RunLockedError, match="already held by this process"):
+      with runlock.hold(tmp_path):
+        pass
+  assert not (tmp_path / runlock.LOCK_NAME).exists() and runlock.holder(tmp_path) is None
+
+
+def test_another_hosts_lock_is_named_with_its_age_and_broken_on_request(tmp_path):
+  _lock_as(tmp_path, "node17.cluster", 4242, started=time.time() - 1500)
+  with pytest.raises(runlock.RunLockedError) as refused:
+    with runlock.hold(tmp_path):
+      pass
+  assert "process 4242 on node17.cluster" in str(refused.value)
+  assert "(25 min 0 s ago)" in str(refused.value) and "--break_lock" in str(refused.value)
+  with runlock.hold(tmp_path, break_lock=True) as me:
+    assert runlock.holder(tmp_path) == me
+
+
+def test_a_second_bin_train_on_one_directory_stops_and_the_first_finishes(tmp_path):
+  env = dict(os.environ, TFJPEG_CACHE=str(tmp_path / "cache"), CUDA_VISIBLE_DEVICES="")
+  workdir = tmp_path / "run"
+  command = [sys.executable, str(REPO / "bin" / "train"), "--epochs=2", "--steps_per_epoch=4",
+             "--test_qfs=none", "--builtin_scenes=40", f"--workdir={workdir}"]
+  first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True)
+  deadline = time.time() + 120
+  while not (workdir / runlock.LOCK_NAME).exists() and time.time() < deadline:
+    time.sleep(0.2)
+  started = time.time()
+  second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+  out, _ = first.communicate(timeout=600)
+  assert first.returncode == 0, out
+  assert second.returncode != 0 and "Traceback" not in second.stderr
+  last = second.stderr.strip().splitlines()[-1]
+  assert last.startswith(f"train: {workdir} is being written by process {first.pid} on "
+                         f"{socket.gethostname()}, since ")
+  assert last.endswith("then run the same command again to resume")
+  assert time.time() - started < 60  # at once: before any data is read
+  assert (workdir / "finished.json").exists() and not (workdir / runlock.LOCK_NAME).exists()
+
+
+def test_a_study_skips_held_runs_and_defers_its_merge(tmp_path, live_process):
+  config = config_lib.Config(epochs=1)
+  plan = study.Study("held", (("a", config),))
+  _lock_as(tmp_path / "runs" / "a", socket.gethostname(), live_process.pid)
+  lines = []
+  assert study.run(plan, str(tmp_path), log=lines.append) is None
+  assert lines[0].startswith("[1/1] a: skipped, ") and f"process {live_process.pid}" in lines[0]
+  assert lines[-1].startswith("not merged yet: 1 run(s) of") and "a: process" in lines[-1]
+  with pytest.raises(runlock.RunLockedError, match="merge once they end"):
+    study.merge(plan, str(tmp_path))
+
+
+_BUILD = """
+import sys
+from tfjpeg import lattice
+print(sorted(lattice.build(sys.argv[2:], 90, root=sys.argv[1]).values()))
+"""
+
+
+def test_two_runs_filling_the_lattice_cache_at_once_leave_it_whole(tmp_path):
+  paths = [str(testing.write_image(tmp_path / "src" / f"{i}.png",
+                                   testing.synthetic_image(200, 240, seed=i)))
+           for i in range(12)]
+  root = tmp_path / "cache"
+  env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
+  builders = [subprocess.Popen([sys.executable, "-c", _BUILD, str(root)] + paths, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+              for _ in range(2)]
+  outputs = [b.communicate(timeout=300) for b in builders]
+  assert all(b.returncode == 0 for b in builders), outputs
+  assert outputs[0][0] == outputs[1][0]
+  folder = next(root.iterdir())
+  assert sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp")) == []
+  assert len(list(folder.glob("*.jpg"))) == 12
+  from tfjpeg import lattice  # pylint: disable=g-import-not-at-top
+  for path in paths:
+    stored = (folder / lattice.entry_name(path)).read_bytes()
+    expected = jpeg.encode(images.decode(tf.io.read_file(path)), 90).numpy()
+    assert stored == expected
