@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import keras
 import numpy as np
@@ -21,6 +22,7 @@ from tfjpeg import images
 from tfjpeg import input_pipeline
 from tfjpeg import export
 from tfjpeg import models
+from tfjpeg import preemption
 from tfjpeg import rundir
 from tfjpeg import tasks
 from tfjpeg import testing
@@ -101,6 +103,30 @@ def test_killed_run_resumes_to_the_same_results(tmp_path, cache, finished_run):
   assert not (workdir / "results.csv").exists() and not rundir.is_finished(str(workdir))
   out = _train(FAST + [f"--workdir={workdir}"], cache)
   assert "epoch 1/3" not in out.stdout and "epoch 3/3" in out.stdout
+  pd.testing.assert_frame_equal(pd.read_csv(workdir / "results.csv"),
+                                pd.read_csv(reference / "results.csv"))
+
+
+def test_sigterm_stops_within_seconds_and_the_run_resumes_to_the_same_results(
+    tmp_path, cache, finished_run):
+  reference, _ = finished_run
+  workdir = tmp_path / "t"
+  process = subprocess.Popen(
+      [sys.executable, os.path.join(REPO, "bin", "train")] + FAST + [f"--workdir={workdir}"],
+      env=_env(cache), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  for line in process.stdout:  # a scheduler's preemption during the second epoch
+    if line.startswith("epoch 1/3"):
+      process.send_signal(signal.SIGTERM)
+      signalled = time.time()
+      break
+  _, err = process.communicate(timeout=60)
+  assert process.returncode == preemption.EXIT_PREEMPTED and time.time() - signalled < 20
+  assert err.strip().splitlines()[-1] == (
+      f"train: {workdir}: stopped by SIGTERM with 1 epoch(s) saved; the same command resumes "
+      "from there")
+  assert json.loads((workdir / "checkpoints" / "state.json").read_text())["epoch"] == 1
+  out = _train(FAST + [f"--workdir={workdir}"], cache)
+  assert "epoch 1/3" not in out.stdout and "epoch 2/3" in out.stdout
   pd.testing.assert_frame_equal(pd.read_csv(workdir / "results.csv"),
                                 pd.read_csv(reference / "results.csv"))
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from tfjpeg import input_pipeline
 from tfjpeg import models
+from tfjpeg import preemption
 from tfjpeg import rundir
 
 SPLITS = ("train", "validation")
@@ -60,6 +61,8 @@ def fit(config, task, workdir, log=print, profile=None):
             verbose=0, callbacks=[
                 keras.callbacks.BackupAndRestore(os.path.join(checkpoints, "backup")),
                 keras.callbacks.TensorBoard(os.path.join(workdir, "logs"), write_graph=False),
-                _EpochLog(config.epochs, log)])
-  model.save_weights(os.path.join(checkpoints, "best.weights.h5"))
+                _EpochLog(config.epochs, log), preemption.StopOnSignal()])
+  # Keras's BackupAndRestore keeps the last complete epoch: nothing else to save.
+  preemption.stop_if_asked(workdir, "the completed")
+  rundir.save_atomically(model, os.path.join(checkpoints, "best.weights.h5"), weights_only=True)
   return model

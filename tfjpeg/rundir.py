@@ -11,8 +11,11 @@ the input they expect, so export and prediction need no dataset.
 killed at any point before is never taken for a finished one.
 """
 
+import contextlib
+import errno
 import json
 import os
+import shutil
 import time
 
 import numpy as np
@@ -26,11 +29,87 @@ SELECTED_WEIGHTS = os.path.join("checkpoints", "best.weights.h5")
 FINISHED = "finished.json"
 
 
+class UnusableError(RuntimeError):
+  """A file a resumed run reads is damaged or belongs to another run; the
+  message names it and what to do, in one line."""
+
+
+class WriteError(RuntimeError):
+  """A run could not write one of its files; the message names the file, the
+  problem (a full disk, a read-only directory) and what to do, in one line."""
+
+
+_PROBLEMS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+             errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
+             errno.EPERM: "permission denied"}
+WRITE_ERRNOS = tuple(_PROBLEMS)
+RESUME = "then run the same command again to resume from the last complete checkpoint"
+
+
+def write_error(path, error):
+  """The one-line `WriteError` for an OSError met writing `path`."""
+  number = getattr(error, "errno", None)
+  if number is None and "errno = 28" in str(error):  # h5py's text
+    number = errno.ENOSPC
+  problem = _PROBLEMS.get(number) or (error.strerror if getattr(error, "strerror", None)
+                                      else str(error).splitlines()[0])
+  return WriteError(f"cannot write {path}: {problem}; fix that, {RESUME}")
+
+
+@contextlib.contextmanager
+def writing(path, tmp=None):
+  """Turns an OSError while writing `path` (through `tmp`, removed then) into
+  a `WriteError`."""
+  try:
+    yield
+  except OSError as e:
+    if tmp:
+      with contextlib.suppress(OSError):
+        os.remove(tmp)
+    raise write_error(path, e) from e
+
+
+def check_space(path, needed):
+  """Raises `WriteError` unless `needed` bytes are free where `path` goes:
+  h5py half-writes a file on a full disk and can then crash the interpreter."""
+  free = shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free
+  if free < needed:
+    raise WriteError(f"cannot write {path}: no space left on the device ({needed / 1e6:.1f} "
+                     f"MB needed, {free / 1e6:.1f} MB free); free space, {RESUME}")
+
+
 def write_atomically(path, text):
+  """Writes a file whole or not at all: a temporary file in the same folder,
+  then a rename; a crash at any moment leaves the old file or the new one."""
   tmp = f"{path}.tmp"
-  with open(tmp, "w") as f:
-    f.write(text)
-  os.replace(tmp, path)
+  with writing(path, tmp):
+    with open(tmp, "w") as f:
+      f.write(text)
+    os.replace(tmp, path)
+
+
+def weights_bytes(model, optimizer=False):
+  """The bytes of a model's weights (and its optimizer's state), a checkpoint's size."""
+  variables = list(model.weights) + (list(model.optimizer.variables) if optimizer else [])
+
+  def itemsize(v):
+    try:
+      return np.dtype(str(v.dtype)).itemsize
+    except TypeError:
+      return 4
+  return sum(int(np.prod(v.shape)) * itemsize(v) for v in variables)
+
+
+def save_atomically(model, path, weights_only=False):
+  """`model.save_weights` (a `.weights.h5` path) or `model.save` (`.keras`),
+  whole or not at all, after checking the disk has room for it."""
+  needed = int(1.2 * weights_bytes(model, optimizer=not weights_only)) + 1_000_000
+  check_space(path, needed)
+  suffix = ".weights.h5" if weights_only else ".keras"
+  tmp = os.path.join(os.path.dirname(path), f".partial-{os.getpid()}{suffix}")
+  with writing(path, tmp):
+    (model.save_weights if weights_only else model.save)(tmp)
+    os.replace(tmp, path)
 
 
 def report_lost_images(workdir, task, split, seen, log=print):
@@ -126,8 +205,9 @@ def upsert_rows(path, rows, keys):
     key = lambda f: f[list(keys)].astype(str).agg("/".join, axis=1)
     rows = pd.concat([old[~key(old).isin(set(key(rows)))], rows], ignore_index=True)
   tmp = path + ".tmp"
-  rows.to_csv(tmp, index=False)
-  os.replace(tmp, path)
+  with writing(path, tmp):
+    rows.to_csv(tmp, index=False)
+    os.replace(tmp, path)
   return rows
 
 

@@ -45,6 +45,7 @@ from tfjpeg import input_pipeline
 from tfjpeg import lattice
 from tfjpeg import models
 from tfjpeg import offsets
+from tfjpeg import preemption
 from tfjpeg import progress
 from tfjpeg import rundir
 from tfjpeg import runlock
@@ -142,11 +143,25 @@ def _prepare_workdir(config, workdir):
     rundir.write_atomically(path, config.to_json())
 
 
+def _start_over(workdir):
+  return (f"move {os.path.join(workdir, 'checkpoints')} away to train this run from its "
+          "first epoch")
+
+
 def _load_state(workdir, config):
   path = os.path.join(workdir, "checkpoints", "state.json")
-  if os.path.exists(path):
-    return ScheduleState(**json.load(open(path)))
-  return ScheduleState(learning_rate=config.learning_rate)
+  if not os.path.exists(path):
+    return ScheduleState(learning_rate=config.learning_rate)
+  try:
+    with open(path) as f:
+      state = ScheduleState(**json.load(f))
+  except (ValueError, TypeError) as e:
+    raise rundir.UnusableError(f"{path} is unusable ({e}); {_start_over(workdir)}") from e
+  if state.epoch > config.epochs or len(state.history) != state.epoch:
+    raise rundir.UnusableError(
+        f"{path} does not fit this run ({state.epoch} epochs done of {config.epochs}, "
+        f"{len(state.history)} in its history); {_start_over(workdir)}")
+  return state
 
 
 def _log_epoch(writer, validation_writer, state, sample=None):
@@ -229,9 +244,23 @@ def steps_per_epoch(config, task):
 
 def _build_model(config, task, state, workdir):
   latest = os.path.join(workdir, "checkpoints", "latest.keras")
-  if state.epoch > 0 and os.path.exists(latest):
+  if state.epoch > 0:
+    if not os.path.exists(latest):
+      raise rundir.UnusableError(f"{latest} is missing although {state.epoch} epoch(s) are "
+                                 f"recorded; {_start_over(workdir)}")
     logging.info("resuming %s after epoch %d", workdir, state.epoch)
-    return keras.models.load_model(latest)
+    try:
+      model = keras.models.load_model(latest)
+    except Exception as e:  # Keras and h5py raise many types for a damaged file
+      reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+      raise rundir.UnusableError(f"{latest} is unusable ({reason}); "
+                                 f"{_start_over(workdir)}") from e
+    expected = (task.patch_size, task.patch_size, 3), task.num_classes
+    if (tuple(model.input_shape[1:]), model.output_shape[-1]) != expected:
+      raise rundir.UnusableError(
+          f"{latest} takes {model.input_shape[1:]} and gives {model.output_shape[-1]} classes, "
+          f"but this run's task needs {expected[0]} and {expected[1]}; {_start_over(workdir)}")
+    return model
   model = models.build(config.net, task.patch_size, task.num_classes, config.weights)
   model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
                 loss="sparse_categorical_crossentropy", metrics=["accuracy"])
@@ -254,7 +283,7 @@ def train_and_evaluate(config, workdir, log=print, break_lock=False):
   # A multi-worker strategy configures collective ops: before any other op.
   strategy = make_strategy(config.strategy)
   workdir = worker_workdir(workdir)
-  with runlock.hold(workdir, break_lock):
+  with runlock.hold(workdir, break_lock), preemption.stop_on_sigterm():
     return _train_and_evaluate(config, workdir, log, strategy)
 
 
@@ -293,6 +322,7 @@ def _train_and_evaluate(config, workdir, log, strategy):
     model = baseline.fit(config, task, workdir, log, profile)
   else:
     model = _fit_schedule(config, task, workdir, log, strategy, profile)
+  preemption.stop_if_asked(workdir, "all")
   seen = input_pipeline.ImagesSeen()
   results, confusions = evaluation.evaluate(model, task, config, seen=seen, profile=profile)
   lost = rundir.report_lost_images(workdir, task, "test", seen, log)
@@ -386,6 +416,7 @@ def _fit_schedule(config, task, workdir, log, strategy, profile=None):
   checkpoints = os.path.join(workdir, "checkpoints")
   while not state.stopped:
     epoch = state.epoch
+    preemption.stop_if_asked(workdir, epoch)
     seen = input_pipeline.ImagesSeen()
     train = input_pipeline.train_dataset(task, pipeline, epoch, seen=seen)
     # A first batch costs a shuffle buffer of patches: take it once per run.
@@ -409,10 +440,11 @@ def _fit_schedule(config, task, workdir, log, strategy, profile=None):
           input_pipeline.to_inputs(train),
           initial_epoch=epoch, epochs=epoch + 1, steps_per_epoch=steps,
           callbacks=[keras.callbacks.TensorBoard(logdir, write_graph=False),
-                     keras.callbacks.TerminateOnNaN(),
+                     keras.callbacks.TerminateOnNaN(), preemption.StopOnSignal(),
                      BatchProgress(steps_per_epoch(config, task), config.epochs)], verbose=0,
           shuffle=False)  # the pipeline shuffles, seeded
       metrics = {k: float(v[-1]) for k, v in history.history.items()}
+      preemption.stop_if_asked(workdir, epoch)
     if config.precise_bn_batches:
       # The moving averages follow the last few batches; on high-pass residuals,
       # whose energy differs widely between flat and textured patches, they
@@ -434,14 +466,14 @@ def _fit_schedule(config, task, workdir, log, strategy, profile=None):
     metrics.update(learning_rate=state.learning_rate, seconds=time.time() - started)
     check_finite(metrics, epoch, workdir)
     state.history.append(metrics)
+    preemption.stop_if_asked(workdir, epoch)  # before this epoch's files: it is redone on resume
     if state.update(metrics["val_loss"], config) or config.select == "last":
-      model.save_weights(os.path.join(checkpoints, "best.weights.h5"))
+      rundir.save_atomically(model, os.path.join(checkpoints, "best.weights.h5"),
+                             weights_only=True)
     _log_epoch(writer, validation_writer, state, sample)
     # Checkpoint first, then the state that points at it: a kill in between
-    # only repeats this epoch.
-    model.save(os.path.join(checkpoints, "latest.keras.tmp.keras"))
-    os.replace(os.path.join(checkpoints, "latest.keras.tmp.keras"),
-               os.path.join(checkpoints, "latest.keras"))
+    # only repeats this epoch. Each is written whole or not at all.
+    rundir.save_atomically(model, os.path.join(checkpoints, "latest.keras"))
     rundir.write_atomically(os.path.join(checkpoints, "state.json"),
                             json.dumps(dataclasses.asdict(state), indent=1))
     # Printed once the epoch is safe on disk.
@@ -449,5 +481,10 @@ def _fit_schedule(config, task, workdir, log, strategy, profile=None):
         f"acc {metrics['accuracy']:.3f} val_loss {metrics['val_loss']:.4f} "
         f"val_acc {metrics['val_accuracy']:.3f} lr {metrics['learning_rate']:.0e} "
         f"({metrics['seconds']:.0f}s)")
-  model.load_weights(os.path.join(checkpoints, "best.weights.h5"))
+  best = os.path.join(checkpoints, "best.weights.h5")
+  try:
+    model.load_weights(best)
+  except (OSError, ValueError) as e:
+    reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    raise rundir.UnusableError(f"{best} is unusable ({reason}); {_start_over(workdir)}") from e
   return model

@@ -67,6 +67,7 @@ def _filter_stderr():
     thread.join(timeout=5)
 
   atexit.register(restore)
+  _RESTORE.append(restore)
 
 
 def start_tensorflow_quietly(argv=None):
@@ -92,6 +93,21 @@ def start_tensorflow_quietly(argv=None):
     os.close(null)
   _filter_stderr()
   return True
+
+
+_RESTORE = []  # the stderr filter's undoing, once installed
+
+
+def exit_now(message, status):
+  """Prints `message` on stderr and ends the process at once with `status`,
+  skipping the interpreter's teardown (h5py objects of a half-written file can
+  crash it); what the stderr filter holds is let through first."""
+  sys.stdout.flush()
+  for restore in _RESTORE:
+    restore()
+  sys.stderr.write(message + "\n")
+  sys.stderr.flush()
+  os._exit(status)  # pylint: disable=protected-access
 
 
 def run(main, module_name):

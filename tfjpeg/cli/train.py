@@ -8,6 +8,11 @@
 configs/, or a file), then from the flags given on the command line. The
 defaults --help shows are the default preset's; another --config brings its
 own. Running the same command again resumes the run in its --workdir.
+
+Exit status: 0 done; 1 a one-line refusal (another process writes the run
+directory, a checkpoint is unusable, a setting is wrong); 74 a file of the run
+could not be written (a full disk, a read-only directory: free space and run
+again); 75 stopped by SIGTERM (a scheduler's preemption: run again to resume).
 """
 
 import dataclasses
@@ -17,9 +22,12 @@ from absl import flags
 
 from tfjpeg import cli  # first: TensorFlow starts quietly
 from tfjpeg import config as config_lib
+from tfjpeg import preemption
+from tfjpeg import rundir
 from tfjpeg import runlock
 from tfjpeg import training
 
+EXIT_WRITE_ERROR = 74  # EX_IOERR: a file of the run could not be written
 _PRESET = config_lib.load_preset("default")
 
 
@@ -154,8 +162,18 @@ def main(argv):
   try:
     training.train_and_evaluate(config, f.workdir or config_lib.default_workdir(config),
                                 break_lock=f.break_lock)
-  except runlock.RunLockedError as e:
+  except (runlock.RunLockedError, rundir.UnusableError) as e:
     sys.exit(f"train: {e}")
+  except preemption.Preempted as e:
+    cli.exit_now(f"train: {e}", preemption.EXIT_PREEMPTED)
+  except rundir.WriteError as e:
+    # At once: h5py, left holding a half-written file, can crash the interpreter's
+    # teardown (a segmentation fault after pages of tracebacks).
+    cli.exit_now(f"train: {e}", EXIT_WRITE_ERROR)
+  except OSError as e:  # any other file the run writes (its lock, figures, summaries)
+    if e.errno not in rundir.WRITE_ERRNOS:
+      raise
+    cli.exit_now(f"train: {rundir.write_error(e.filename or f.workdir, e)}", EXIT_WRITE_ERROR)
 
 
 def run():
