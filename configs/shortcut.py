@@ -4,18 +4,19 @@
 
 `generated_confounded` stores its real photos as JPEG (QF 96, as GenImage's
 mostly are) and its generated images as PNG, as public real-against-generated
-datasets do; `generated` holds
-the same scenes with both classes stored as JPEG at QF 96. The true signal is a
-faint up-sampling trace in the generated images (tfjpeg.builtin). Three runs a
-seed, `hpf` with the default recipe on random crops, each tested as stored, under
-the compression swap (the generated test images saved as JPEG at the real
-ones' QF) and with every test image saved at one common QF:
+datasets do; `generated` holds the same kind of scenes with both classes stored
+as JPEG at QF 96. The true signal is a faint up-sampling trace in the generated
+images (tfjpeg.builtin). Three runs a seed, `hpf` with the default recipe on
+random crops, each tested as stored, under the compression swap (the generated
+test images saved as JPEG at the real ones' QF) and with every test image saved
+at one common QF:
   unconfounded   trained on `generated`: is the true signal learnable?
   confounded     trained plainly on `generated_confounded`: does it learn the format?
   matched        the same with --match_compression: does the recipe remove the shortcut?
 `bin/audit --task=generated_confounded` flags the task before any training.
 With --seeds each run is repeated on a new split per seed; summary.csv has the
-mean and standard deviation over seeds. About 20 minutes a seed on 2 cores.
+mean and standard deviation over seeds (the README's table, docs/shortcut/).
+About 20 minutes a seed on 2 cores.
 """
 
 import dataclasses
