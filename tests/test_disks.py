@@ -1,8 +1,8 @@
 """Runs on real disks: a full disk or a read-only run directory is said in one
 line (exit 74), never a traceback or a segmentation fault, and the next run
 after space is freed finishes; a failure injected at every kind of file a run
-writes leaves a run that resumes to the same results; a checkpoint that does
-not fit is refused in one line."""
+writes leaves a run that resumes to the same results, and a checkpoint that
+is damaged or does not fit is refused in one line."""
 
 import json
 import os
@@ -93,8 +93,8 @@ FILES_A_RUN_WRITES = ("config.json", "data_summary.txt", "run.json", "best.weigh
 def test_a_failure_at_every_kind_of_file_leaves_a_run_that_resumes_to_the_same_results(
     tmp_path, monkeypatch):
   monkeypatch.setenv("TFJPEG_CACHE", str(tmp_path / "cache"))
-  config = config_lib.Config(epochs=1, steps_per_epoch=3, test_qfs=(None,),
-                             builtin_scenes=16, precise_bn_batches=1)
+  config = config_lib.Config(epochs=1, steps_per_epoch=2, test_qfs=(None,),
+                             test_crops=("random",), builtin_scenes=16, precise_bn_batches=1)
   reference = training.train_and_evaluate(config, str(tmp_path / "reference"), log=lambda m: 0)
   failing = set(FILES_A_RUN_WRITES)
   real_text, real_save, real_upsert = (rundir.write_atomically, rundir.save_atomically,
@@ -123,19 +123,19 @@ def test_a_failure_at_every_kind_of_file_leaves_a_run_that_resumes_to_the_same_r
   assert sorted(failures) == sorted(FILES_A_RUN_WRITES)
   assert rundir.is_finished(workdir)
   pd.testing.assert_frame_equal(results, reference)
-
-
-def test_a_checkpoint_that_does_not_fit_is_refused_in_one_line(tmp_path, monkeypatch):
+  # What a resumed run reads is checked: refused in one line when unusable.
+  monkeypatch.undo()
   monkeypatch.setenv("TFJPEG_CACHE", str(tmp_path / "cache"))
-  config = config_lib.Config(epochs=1, steps_per_epoch=2, test_qfs=(None,), builtin_scenes=16,
-                             precise_bn_batches=1)
-  workdir = tmp_path / "run"
-  training.train_and_evaluate(config, str(workdir), log=lambda m: 0)
-  state = workdir / "checkpoints" / "state.json"
+  state = tmp_path / "run" / "checkpoints" / "state.json"
   state.write_text(state.read_text()[:40])  # cut short
-  (workdir / rundir.FINISHED).unlink()
+  (tmp_path / "run" / rundir.FINISHED).unlink()
   with pytest.raises(rundir.UnusableError, match="state.json is unusable .* move .* away"):
-    training.train_and_evaluate(config, str(workdir), log=lambda m: 0)
+    training.train_and_evaluate(config, workdir, log=lambda m: 0)
   state.write_text(json.dumps(dict(epoch=3, history=[{}] * 3)))
   with pytest.raises(rundir.UnusableError, match="does not fit this run"):
-    training.train_and_evaluate(config, str(workdir), log=lambda m: 0)
+    training.train_and_evaluate(config, workdir, log=lambda m: 0)
+  state.unlink()
+  (tmp_path / "run" / "checkpoints" / "latest.keras").write_bytes(b"not a model")
+  state.write_text(json.dumps(dict(epoch=1, history=[{}])))
+  with pytest.raises(rundir.UnusableError, match="latest.keras is unusable"):
+    training.train_and_evaluate(config, workdir, log=lambda m: 0)

@@ -73,27 +73,36 @@ def test_another_hosts_lock_is_named_with_its_age_and_broken_on_request(tmp_path
     assert runlock.holder(tmp_path) == me
 
 
-def test_a_second_bin_train_on_one_directory_stops_and_the_first_finishes(tmp_path):
-  env = dict(os.environ, TFJPEG_CACHE=str(tmp_path / "cache"), CUDA_VISIBLE_DEVICES="")
+_HOLDER = """
+import sys, time
+from tfjpeg import runlock
+with runlock.hold(sys.argv[1]):
+  print("holding", flush=True)
+  sys.stdin.readline()  # until the test has tried a second writer
+  with open(sys.argv[1] + "/written", "w") as f:
+    f.write("the first writer's file")
+"""
+
+
+def test_a_second_bin_train_on_one_directory_stops_at_once_and_the_first_is_unharmed(tmp_path):
   workdir = tmp_path / "run"
-  command = [sys.executable, str(REPO / "bin" / "train"), "--epochs=2", "--steps_per_epoch=4",
-             "--test_qfs=none", "--builtin_scenes=40", f"--workdir={workdir}"]
-  first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           text=True)
-  deadline = time.time() + 120
-  while not (workdir / runlock.LOCK_NAME).exists() and time.time() < deadline:
-    time.sleep(0.2)
-  started = time.time()
-  second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
-  out, _ = first.communicate(timeout=600)
-  assert first.returncode == 0, out
-  assert second.returncode != 0 and "Traceback" not in second.stderr
+  env = dict(os.environ, TFJPEG_CACHE=str(tmp_path / "cache"), CUDA_VISIBLE_DEVICES="")
+  first = subprocess.Popen([sys.executable, "-c", _HOLDER, str(workdir)], env=env,
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+  assert first.stdout.readline().strip() == "holding"
+  second = subprocess.run([sys.executable, str(REPO / "bin" / "train"), "--epochs=1",
+                           f"--workdir={workdir}"], env=env, capture_output=True, text=True,
+                          timeout=120)
+  out, _ = first.communicate("go\n", timeout=60)
+  assert first.returncode == 0 and (workdir / "written").read_text() == "the first writer's file"
+  assert second.returncode == 1 and "Traceback" not in second.stderr
   last = second.stderr.strip().splitlines()[-1]
   assert last.startswith(f"train: {workdir} is being written by process {first.pid} on "
                          f"{socket.gethostname()}, since ")
   assert last.endswith("then run the same command again to resume")
-  assert time.time() - started < 60  # at once: before any data is read
-  assert (workdir / "finished.json").exists() and not (workdir / runlock.LOCK_NAME).exists()
+  # Refused before it read any data or wrote anything of its own.
+  assert sorted(p.name for p in workdir.iterdir()) == ["written"]
+  assert not (tmp_path / "cache").exists()
 
 
 def test_a_study_skips_held_runs_and_defers_its_merge(tmp_path, live_process):

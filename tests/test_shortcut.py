@@ -134,7 +134,7 @@ def test_settings_that_cannot_be_honoured_are_refused():
 # 0.66; confounded 0.92, 0.57 under the swap; matched 0.53 as stored and 0.66
 # under the swap: trained on JPEG only, a barely trained net still misreads the
 # never-compressed generated test images, which the full scale no longer does.
-CHAIN_SCALE = dict(builtin_scenes=160, patches_per_image=2, epochs=3)
+CHAIN_SCALE = dict(builtin_scenes=160, patches_per_image=2, epochs=3, test_resaves=("swap",))
 UNCONFOUNDED_AT_LEAST = 0.6  # chance 0.5: the trace is learnable
 CONFOUNDED_AT_LEAST, SWAP_DROP_AT_LEAST = 0.85, 0.25
 MATCHED_SWAP_AT_LEAST = 0.6  # no collapse where the confounded net falls to chance
