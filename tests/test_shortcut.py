@@ -168,3 +168,41 @@ def test_the_shortcut_chain_at_reduced_scale(tmp_path, monkeypatch, capsys):
   assert abs(matched["none"] - matched["swap"]) <= MATCHED_SWAP_MOVE_AT_MOST, matched
   assert "match_compression: lossless images saved once" in (
       tmp_path / "shortcut_matched" / "data_summary.txt").read_text()
+
+
+def test_lossy_webp_counts_as_compressed_and_lossless_webp_does_not():
+  rgb = testing.synthetic_image(32, 32, seed=3)
+  import io as io_lib  # pylint: disable=g-import-not-at-top
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+
+  def saved(fmt, **params):
+    buffer = io_lib.BytesIO()
+    Image.fromarray(rgb).save(buffer, fmt, **params)
+    return tf.constant(buffer.getvalue())
+
+  assert bool(input_pipeline.is_lossy(saved("JPEG", quality=90)))
+  assert bool(input_pipeline.is_lossy(saved("WEBP", quality=80)))
+  assert not bool(input_pipeline.is_lossy(saved("WEBP", lossless=True)))
+  assert not bool(input_pipeline.is_lossy(saved("PNG")))
+
+
+def test_matching_says_what_it_cannot_hide(tmp_path):
+  for i in range(6):
+    rgb = testing.synthetic_image(32, 32, seed=i)
+    testing.write_image(tmp_path / "fake" / f"{i}.jpg", rgb, quality=75)
+    testing.write_image(tmp_path / "real" / f"{i}.jpg", rgb, quality=96)
+  note = audit.matching_limit(audit.audit(audit.folder_files(tmp_path)))
+  assert note == ("NOTE: match_compression: the JPEG classes are stored at different QFs "
+                  "(median 'fake' 75, 'real' 96); their first compression still differs, and "
+                  "only the shared last save covers it.")
+  same = _confounded_folder(tmp_path / "png_and_jpeg", count=4)
+  assert audit.matching_limit(audit.audit(audit.folder_files(same))) is None
+
+
+def test_the_positive_class_is_found_by_whole_words():
+  from tfjpeg import report  # pylint: disable=g-import-not-at-top
+  assert report.positive_class(["fake", "real"]) == "fake"
+  assert report.positive_class(["0_real", "1_fakes"]) == "1_fakes"
+  assert report.positive_class(["mountain", "organ"]) == "organ"  # no word matches: the second
+  assert report.positive_class(["ai_generated", "camera"]) == "ai_generated"
+  assert report.positive_class(["gan", "fake"]) == "fake"  # both named: the second

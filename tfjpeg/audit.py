@@ -279,9 +279,10 @@ def distribution(table: pd.DataFrame) -> pd.DataFrame:
                                      "share"])
 
 
-def _level(row):
-  """Where a file sits on the compression scale: its JPEG quality, lossless above."""
-  return row["quality"] if row["format"] == "jpeg" else LOSSLESS_LEVEL
+def levels_of(rows):
+  """Where each file sits on the compression scale: its JPEG quality, lossless above."""
+  return np.where(rows["format"] == "jpeg", pd.to_numeric(rows["quality"], errors="coerce"),
+                  LOSSLESS_LEVEL)
 
 
 def _describe_class(rows, attribute):
@@ -516,7 +517,7 @@ def compression_profile(table: pd.DataFrame, class_names) -> CompressionProfile:
   levels = []
   for name in class_names:
     rows = usable[usable["class_name"] == name]
-    levels.append(float(rows.apply(_level, axis=1).median()) if len(rows) else np.nan)
+    levels.append(float(np.median(levels_of(rows))) if len(rows) else np.nan)
   most = np.nanmin(levels) if levels else np.nan
   swap = []
   for name, level in zip(class_names, levels):
