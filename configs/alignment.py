@@ -11,7 +11,7 @@ The paper's grid is 4 tasks x 4 ImageNet-initialised nets (GPU work);
 """
 
 from tfjpeg import config
-from tfjpeg import study
+from tfjpeg.experiments import study
 
 
 def get_study(tasks=study.PAPER_TASKS, nets=study.PAPER_NETS):

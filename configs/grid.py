@@ -24,7 +24,7 @@ about 50 minutes on 2 cores.
 import dataclasses
 
 from tfjpeg import config
-from tfjpeg import study
+from tfjpeg.experiments import study
 
 BASE = config.Config(**config.PAPER_RULE_ON_CPU)
 VISION_BASE = config.Config(**dict(config.PAPER_RULE_ON_CPU, epochs=12))

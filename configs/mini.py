@@ -13,7 +13,7 @@ Produces studies/mini/table.csv and .parquet; bin/plot makes the README figures.
 """
 
 from tfjpeg import config
-from tfjpeg import study
+from tfjpeg.experiments import study
 
 TASKS = ("cameras", "shapes")
 NET_FOR = {"cameras": "hpf", "shapes": "plain"}

@@ -15,7 +15,7 @@ about 5 minutes a seed on 2 cores.
 import dataclasses
 
 from tfjpeg import config
-from tfjpeg import study
+from tfjpeg.experiments import study
 
 NETS = ("hpf", "bayar", "bondi")
 RECIPE = dict(config.PAPER_RULE_ON_CPU, select="val_loss", precise_bn_batches=0,

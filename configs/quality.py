@@ -10,7 +10,7 @@ paper's Figs. 2-5 (accuracy against test QF, and heatmaps). GPU work.
 """
 
 from tfjpeg import config
-from tfjpeg import study
+from tfjpeg.experiments import study
 
 
 def get_study(tasks=study.PAPER_TASKS, nets=study.PAPER_NETS):

@@ -7,7 +7,7 @@ history, and the simulated cameras shooting real scenes), the paper's
 experiment 1: every image compressed whole at QF 100 first, training crops
 aligned to the JPEG grid or random, tested on aligned, random and realigned
 crops. Each setting is trained three ways: the default net with the default
-recipe (`config.DEFAULT_RECIPE`); the reference baseline (`tfjpeg.baseline`:
+recipe (`config.DEFAULT_RECIPE`); the reference baseline (`tfjpeg.train.baseline`:
 the minimal CNN in a plain Keras loop on fixed patches,
 `config.BASELINE_RECIPE`); the default net with the paper's rule at CPU
 scale (best validation loss, rate cut after 2 epochs without a better one,
@@ -23,7 +23,7 @@ a seed on 2 cores.
 import dataclasses
 
 from tfjpeg import config
-from tfjpeg import study
+from tfjpeg.experiments import study
 
 RECIPES = {"default": dict(net="hpf", **config.DEFAULT_RECIPE),
            "baseline": config.BASELINE_RECIPE,

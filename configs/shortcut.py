@@ -6,7 +6,7 @@
 mostly are) and its generated images as PNG, as public real-against-generated
 datasets do; `generated` holds the same kind of scenes with both classes stored
 as JPEG at QF 96. The true signal is a faint up-sampling trace in the generated
-images (tfjpeg.builtin). Three runs a seed, `hpf` with the default recipe on
+images (tfjpeg.data.builtin). Three runs a seed, `hpf` with the default recipe on
 random crops, each tested as stored, under the compression swap (the generated
 test images saved as JPEG at the real ones' QF) and with every test image saved
 at one common QF:
@@ -22,7 +22,7 @@ About 20 minutes a seed on 2 cores.
 import dataclasses
 
 from tfjpeg import config
-from tfjpeg import study
+from tfjpeg.experiments import study
 
 SCENES = 640  # 128 test scenes a seed: 256 test images, 1,024 test patches
 BASE = config.Config(net="hpf", train_crop="random", test_crops=("random",),

@@ -9,14 +9,14 @@ import subprocess
 import sys
 
 import cv2
+import helpers as testing
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
 
-from tfjpeg import audit
-from tfjpeg import headers
-from tfjpeg import testing
+from tfjpeg.codec import headers
+from tfjpeg.data import audit
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 

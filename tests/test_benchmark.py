@@ -3,12 +3,12 @@
 import os
 
 import cv2
+import helpers as testing
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfjpeg import benchmark
-from tfjpeg import testing
+from tfjpeg.bench import benchmark
 
 
 def test_benchmark_measures_every_quantity(tmp_path):

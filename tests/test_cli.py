@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 from tfjpeg import config as config_lib
-from tfjpeg import progress
+from tfjpeg.core import progress
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 PACKAGE = REPO / "tfjpeg"
@@ -53,9 +53,9 @@ def test_import_graph_has_no_circles_and_plotting_is_a_leaf():
   graph = _graph()
   circles = sorted(m for m in graph if m in _reachable(graph, m))
   assert not circles, f"modules importing themselves through others: {circles}"
-  assert graph["tfjpeg.plotting"] == set() and graph["tfjpeg.metrics"] == set()
-  assert "tfjpeg.input_pipeline" not in _reachable(graph, "tfjpeg.predict")
-  assert "tfjpeg.input_pipeline" not in _reachable(graph, "tfjpeg.classifier")
+  assert graph["tfjpeg.analysis.plotting"] == set() and graph["tfjpeg.core.metrics"] == set()
+  assert "tfjpeg.pipeline.input_pipeline" not in _reachable(graph, "tfjpeg.serving.predict")
+  assert "tfjpeg.pipeline.input_pipeline" not in _reachable(graph, "tfjpeg.serving.classifier")
 
 
 def test_flags_live_in_the_binaries_only():
@@ -109,6 +109,7 @@ def test_train_help_shows_the_preset_values():
 
 def test_flags_named_after_config_fields_with_the_old_spellings_kept():
   from absl import flags  # pylint: disable=g-import-not-at-top
+
   from tfjpeg.cli import train  # pylint: disable=g-import-not-at-top
   values = flags.FlagValues()
   for name in flags.FLAGS:  # the train command's flags only, on a fresh holder

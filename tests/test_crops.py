@@ -1,11 +1,11 @@
-"""tfjpeg.crops: offsets obey their mode, patches are the right pixels, seeds reproduce."""
+"""tfjpeg.codec.crops: offsets obey their mode, patches are the right pixels, seeds reproduce."""
 
+import helpers as testing
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfjpeg import crops
-from tfjpeg import testing
+from tfjpeg.codec import crops
 
 IMAGE = testing.synthetic_image(61, 77, seed=5)  # odd sizes: margins 29 and 45 for 32
 

@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from tfjpeg import config as config_lib
-from tfjpeg import rundir
-from tfjpeg import training
+from tfjpeg.experiments import run as run_lib
+from tfjpeg.train import rundir
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 TINY = ["--epochs=1", "--steps_per_epoch=3", "--test_qfs=none", "--builtin_scenes=16",
@@ -61,8 +61,10 @@ def test_a_full_disk_is_one_line_and_the_run_resumes_once_space_is_freed(small_d
 
 _SAVE_ON_A_FULL_DISK = """
 import os, sys
-from tfjpeg import models, rundir
-model = models.build("hpf", 64, 4)
+from tfjpeg.models import nets
+from tfjpeg.train import rundir
+from tfjpeg.experiments import run as run_lib
+model = nets.build("hpf", 64, 4)
 folder = sys.argv[1]
 with open(os.path.join(folder, "filler"), "wb") as f:  # leave 300 kB
   f.write(b"\\0" * (os.statvfs(folder).f_bavail * os.statvfs(folder).f_frsize - 300_000))
@@ -95,7 +97,7 @@ def test_a_failure_at_every_kind_of_file_leaves_a_run_that_resumes_to_the_same_r
   monkeypatch.setenv("TFJPEG_CACHE", str(tmp_path / "cache"))
   config = config_lib.Config(epochs=1, steps_per_epoch=2, test_qfs=(None,),
                              test_crops=("random",), builtin_scenes=16, precise_bn_batches=1)
-  reference = training.train_and_evaluate(config, str(tmp_path / "reference"), log=lambda m: 0)
+  reference = run_lib.train_and_evaluate(config, str(tmp_path / "reference"), log=lambda m: 0)
   failing = set(FILES_A_RUN_WRITES)
   real_text, real_save, real_upsert = (rundir.write_atomically, rundir.save_atomically,
                                        rundir.upsert_rows)
@@ -116,7 +118,7 @@ def test_a_failure_at_every_kind_of_file_leaves_a_run_that_resumes_to_the_same_r
   failures = []
   for _ in range(len(FILES_A_RUN_WRITES) + 1):
     try:
-      results = training.train_and_evaluate(config, workdir, log=lambda m: 0)
+      results = run_lib.train_and_evaluate(config, workdir, log=lambda m: 0)
       break
     except rundir.WriteError as e:
       failures.append(str(e).split(": ")[0].split("/")[-1])
@@ -130,12 +132,12 @@ def test_a_failure_at_every_kind_of_file_leaves_a_run_that_resumes_to_the_same_r
   state.write_text(state.read_text()[:40])  # cut short
   (tmp_path / "run" / rundir.FINISHED).unlink()
   with pytest.raises(rundir.UnusableError, match="state.json is unusable .* move .* away"):
-    training.train_and_evaluate(config, workdir, log=lambda m: 0)
+    run_lib.train_and_evaluate(config, workdir, log=lambda m: 0)
   state.write_text(json.dumps(dict(epoch=3, history=[{}] * 3)))
   with pytest.raises(rundir.UnusableError, match="does not fit this run"):
-    training.train_and_evaluate(config, workdir, log=lambda m: 0)
+    run_lib.train_and_evaluate(config, workdir, log=lambda m: 0)
   state.unlink()
   (tmp_path / "run" / "checkpoints" / "latest.keras").write_bytes(b"not a model")
   state.write_text(json.dumps(dict(epoch=1, history=[{}])))
   with pytest.raises(rundir.UnusableError, match="latest.keras is unusable"):
-    training.train_and_evaluate(config, workdir, log=lambda m: 0)
+    run_lib.train_and_evaluate(config, workdir, log=lambda m: 0)

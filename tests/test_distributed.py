@@ -8,12 +8,12 @@ import pathlib
 import subprocess
 import sys
 
+import helpers as testing
 import keras
 import pytest
 
-from tfjpeg import input_pipeline as ip
-from tfjpeg import models
-from tfjpeg import testing
+from tfjpeg.models import nets
+from tfjpeg.pipeline import input_pipeline as ip
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 PATCH = 64
@@ -53,7 +53,7 @@ def test_training_from_a_dispatcher_and_two_worker_processes(cluster, tmp_path):
       for image_id in batch["image_id"].numpy().tolist())
   # The epoch is split between the workers: every image once, with all its patches.
   assert len(patches) == task.num_images["train"] and set(patches.values()) == {3}
-  model = models.build("hpf", PATCH, task.num_classes)
+  model = nets.build("hpf", PATCH, task.num_classes)
   model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
   history = model.fit(ip.to_inputs(ip.train_dataset(
       task, dataclasses.replace(config, service_job="test-fit"), 1)), epochs=1, verbose=0)

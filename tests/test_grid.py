@@ -1,12 +1,12 @@
-"""tfjpeg.grid: blind grid estimation, realignment; eagerly, traced and mapped."""
+"""tfjpeg.codec.grid: blind grid estimation, realignment; eagerly, traced and mapped."""
 
+import helpers as testing
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfjpeg import grid
-from tfjpeg import jpeg
-from tfjpeg import testing
+from tfjpeg.codec import grid
+from tfjpeg.codec import jpeg
 
 
 @pytest.fixture(scope="module")

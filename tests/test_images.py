@@ -1,17 +1,16 @@
-"""tfjpeg.images: every accepted format decodes exactly, bad files are named and refused."""
+"""tfjpeg.codec.images: every accepted format decodes exactly, bad files are named and refused."""
 
-import io
 
 import cv2
+import helpers as testing
 import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
 
-from tfjpeg import images
-from tfjpeg import jpeg
-from tfjpeg import manifest
-from tfjpeg import testing
+from tfjpeg.codec import images
+from tfjpeg.codec import jpeg
+from tfjpeg.data import manifest
 
 RGB = testing.synthetic_image(45, 67, seed=11)
 

@@ -1,16 +1,16 @@
-"""tfjpeg.input_pipeline: equals an OpenCV reference of the same steps; reproducible."""
+"""tfjpeg.pipeline.input_pipeline: equals an OpenCV reference of the same steps; reproducible."""
 
 import dataclasses
 import itertools
 
 import cv2
+import helpers as testing
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfjpeg import input_pipeline as ip
-from tfjpeg import jpeg
-from tfjpeg import testing
+from tfjpeg.codec import jpeg
+from tfjpeg.pipeline import input_pipeline as ip
 
 PATCH = 32
 

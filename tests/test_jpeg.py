@@ -1,11 +1,11 @@
-"""tfjpeg.jpeg: exactness against OpenCV and PIL, three ways of running, augmentation."""
+"""tfjpeg.codec.jpeg: exactness against OpenCV and PIL, three ways of running, augmentation."""
 
+import helpers as testing
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfjpeg import jpeg
-from tfjpeg import testing
+from tfjpeg.codec import jpeg
 
 CHROMAS = jpeg.CHROMA_MODES
 ALL_QUALITIES = list(range(1, 101))
@@ -173,6 +173,7 @@ def test_real_photos_cropped_to_odd_sizes_equal_opencv(chroma):
 def _jpeg_variants(image):
   """The JPEG flavours met in practice: both chroma modes, progressive, grayscale."""
   import io  # pylint: disable=g-import-not-at-top
+
   from PIL import Image  # pylint: disable=g-import-not-at-top
   variants = {c: jpeg.encode(image, 90, c).numpy() for c in CHROMAS}
   buffer = io.BytesIO()

@@ -1,18 +1,18 @@
-"""tfjpeg.lattice: whole images at the lattice QF computed once, read back
+"""tfjpeg.data.lattice: whole images at the lattice QF computed once, read back
 pixel-equal to recomputing them, and rebuilt when a source changes."""
 
 import dataclasses
 import os
 import time
 
+import helpers as testing
 import numpy as np
 import pytest
 
 from tfjpeg import config as config_lib
-from tfjpeg import images
-from tfjpeg import input_pipeline as ip
-from tfjpeg import lattice
-from tfjpeg import testing
+from tfjpeg.codec import images
+from tfjpeg.data import lattice
+from tfjpeg.pipeline import input_pipeline as ip
 
 PATCH = 32
 

@@ -5,15 +5,15 @@ present, the real-photo compression-history task, scored on held-out photos;
 `plain`, the compact vision net, the built-in `shapes`.
 """
 
+import helpers as testing
 import keras
 import pytest
 
 from tfjpeg import config as config_lib
-from tfjpeg import evaluation
-from tfjpeg import input_pipeline
-from tfjpeg import models
-from tfjpeg import tasks
-from tfjpeg import testing
+from tfjpeg.analysis import evaluation
+from tfjpeg.data import tasks
+from tfjpeg.models import nets
+from tfjpeg.pipeline import input_pipeline
 
 # (epochs over the training patches, training accuracy to reach; chance is 0.25)
 BUDGET = {"hpf": (2, 0.6), "bayar": (2, 0.6), "plain": (3, 0.5), "minimal": (3, 0.5)}
@@ -33,7 +33,7 @@ NOT_ON_REAL_PHOTOS = {"bondi"}
 
 def _fit(name, task, config, epochs):
   keras.utils.set_random_seed(0)
-  model = models.build(name, config.patch_size, task.num_classes)
+  model = nets.build(name, config.patch_size, task.num_classes)
   model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
                 metrics=["accuracy"])
   for epoch in range(epochs):
@@ -43,16 +43,16 @@ def _fit(name, task, config, epochs):
 
 
 def test_every_compact_net_has_a_learning_check():
-  compact = {n for n, spec in models.NETS.items() if spec.compact}
+  compact = {n for n, spec in nets.NETS.items() if spec.compact}
   assert set(BUDGET) | TOO_SLOW_TO_CHECK == compact and not set(BUDGET) & TOO_SLOW_TO_CHECK
-  forensic = {n for n in compact if models.NETS[n].made_for == "forensic"}
+  forensic = {n for n in compact if nets.NETS[n].made_for == "forensic"}
   assert set(REAL_BUDGET) | NOT_ON_REAL_PHOTOS == forensic
 
 
 @pytest.mark.parametrize("name", sorted(BUDGET))
 def test_compact_net_learns_the_builtin_task_of_its_kind(name, tmp_path_factory, monkeypatch):
   monkeypatch.setenv("TFJPEG_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
-  task = tasks.get(TASK_FOR[models.NETS[name].made_for])
+  task = tasks.get(TASK_FOR[nets.NETS[name].made_for])
   config = input_pipeline.PipelineConfig(patch_size=64, patches_per_image=4, batch_size=32)
   epochs, target = BUDGET[name]
   model = _fit(name, task, config, epochs)

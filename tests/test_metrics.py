@@ -1,11 +1,11 @@
-"""tfjpeg.metrics: the paper's metric and the two-class scores, on hand-checked cases
+"""tfjpeg.core.metrics: the paper's metric and the two-class scores, on hand-checked cases
 (scikit-learn computes them; these keep it equal to the project's own cases)."""
 
 import numpy as np
 import pytest
 
-from tfjpeg import evaluation
-from tfjpeg import metrics
+from tfjpeg.analysis import evaluation
+from tfjpeg.core import metrics
 
 
 def test_balanced_accuracy_weighs_classes_equally():

@@ -1,12 +1,11 @@
-"""tfjpeg.models: every registered net builds, takes a training step, has a pinned size."""
+"""tfjpeg.models.nets: every registered net builds, takes a training step, has a pinned size."""
 
-import os
 
 import keras
 import numpy as np
 import pytest
 
-from tfjpeg import models
+from tfjpeg.models import nets
 
 # Parameter counts for 4 classes (no-top backbones + a new 4-way head).
 PARAMS = {
@@ -17,13 +16,13 @@ PARAMS = {
 
 
 def test_every_registered_net_is_pinned():
-  assert set(PARAMS) == set(models.NETS)
+  assert set(PARAMS) == set(nets.NETS)
 
 
-@pytest.mark.parametrize("name", sorted(models.NETS))
+@pytest.mark.parametrize("name", sorted(nets.NETS))
 def test_builds_and_takes_a_training_step(name):
-  size = models.NETS[name].min_patch
-  model = models.build(name, size, 4)
+  size = nets.NETS[name].min_patch
+  model = nets.build(name, size, 4)
   assert model.count_params() == PARAMS[name]
   # Eager: one real step without tracing graphs of hundreds of layers (minutes
   # on a 2-core CPU for the four ImageNet nets).
@@ -40,14 +39,14 @@ def test_builds_and_takes_a_training_step(name):
 
 @pytest.mark.parametrize("name", ["bondi", "bayar", "hpf", "plain"])
 def test_compact_nets_take_any_patch_of_at_least_64(name):
-  assert models.build(name, 96, 3).output_shape == (None, 3)
+  assert nets.build(name, 96, 3).output_shape == (None, 3)
   with pytest.raises(ValueError, match="at least 64x64"):
-    models.build(name, 48, 3)
+    nets.build(name, 48, 3)
 
 
 def test_bayar_constraint_holds_after_steps():
   keras.utils.set_random_seed(0)  # the same weights whatever ran before
-  model = models.build("bayar", 64, 2)
+  model = nets.build("bayar", 64, 2)
   model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
   x = np.random.default_rng(1).integers(0, 256, (4, 64, 64, 3)).astype("uint8")
   for _ in range(2):
@@ -64,23 +63,23 @@ def test_imagenet_weights_offline_name_the_file(tmp_path, monkeypatch):
   with pytest.raises(FileNotFoundError,
                      match=r"put resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5 .* at "
                      + str(tmp_path)):
-    models.build("resnet50", 64, 2, weights="imagenet")
+    nets.build("resnet50", 64, 2, weights="imagenet")
   with pytest.raises(FileNotFoundError, match="nope.h5 does not exist"):
-    models.build("hpf", 64, 2, weights=str(tmp_path / "nope.h5"))
+    nets.build("hpf", 64, 2, weights=str(tmp_path / "nope.h5"))
 
 
 def test_weights_from_a_file(tmp_path):
-  model = models.build("hpf", 64, 2)
+  model = nets.build("hpf", 64, 2)
   path = str(tmp_path / "w.weights.h5")
   model.save_weights(path)
-  again = models.build("hpf", 64, 2, weights=path)
+  again = nets.build("hpf", 64, 2, weights=path)
   for a, b in zip(model.get_weights(), again.get_weights()):
     np.testing.assert_array_equal(a, b)
 
 
 def test_unknown_net_is_named():
   with pytest.raises(ValueError, match="unknown net 'vgg'.*hpf"):
-    models.build("vgg", 64, 2)
+    nets.build("vgg", 64, 2)
 
 
 def test_precise_batch_norm_averages_the_batch_statistics():
@@ -91,7 +90,7 @@ def test_precise_batch_norm_averages_the_batch_statistics():
   batches = [rng.normal(loc=k, scale=1 + k, size=(8, 4, 4, 2)).astype("float32")
              for k in range(5)]
   gamma = norm.gamma.numpy().copy()
-  assert models.precise_batch_norm(model, iter(batches)) == 5
+  assert nets.precise_batch_norm(model, iter(batches)) == 5
   np.testing.assert_allclose(norm.moving_mean.numpy(),
                              np.mean([b.mean(axis=(0, 1, 2)) for b in batches], 0), rtol=1e-5)
   np.testing.assert_allclose(norm.moving_variance.numpy(),
@@ -99,4 +98,4 @@ def test_precise_batch_norm_averages_the_batch_statistics():
   assert norm.momentum == 0.9
   np.testing.assert_array_equal(norm.gamma.numpy(), gamma)
   plain = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
-  assert models.precise_batch_norm(plain, iter([np.zeros((2, 4), "float32")])) == 0
+  assert nets.precise_batch_norm(plain, iter([np.zeros((2, 4), "float32")])) == 0

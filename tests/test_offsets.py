@@ -1,17 +1,17 @@
-"""tfjpeg.offsets and the per-offset sweep: patches, phases, maps, curves, ASD%."""
+"""tfjpeg.analysis.offsets and the per-offset sweep: patches, phases, maps, curves, ASD%."""
 
+import helpers as testing
 import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
 
-from tfjpeg import grid
-from tfjpeg import input_pipeline as ip
-from tfjpeg import jpeg
-from tfjpeg import metrics
-from tfjpeg import offsets
-from tfjpeg import rundir
-from tfjpeg import testing
+from tfjpeg.analysis import offsets
+from tfjpeg.codec import grid
+from tfjpeg.codec import jpeg
+from tfjpeg.core import metrics
+from tfjpeg.pipeline import input_pipeline as ip
+from tfjpeg.train import rundir
 
 PATCH = 32
 

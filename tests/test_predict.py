@@ -7,15 +7,15 @@ import shutil
 import subprocess
 import sys
 
+import helpers as testing
 import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
 
-from tfjpeg import classifier
-from tfjpeg import images
-from tfjpeg import predict
-from tfjpeg import testing
+from tfjpeg.codec import images
+from tfjpeg.serving import classifier
+from tfjpeg.serving import predict
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

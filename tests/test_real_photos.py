@@ -1,15 +1,15 @@
-"""tfjpeg.real_photos: real-photo tasks, built from dummy photos and, when present,
+"""tfjpeg.data.real_photos: real-photo tasks, built from dummy photos and, when present,
 from ../shared/data."""
 
 import cv2
+import helpers as testing
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfjpeg import builtin
-from tfjpeg import real_photos
-from tfjpeg import tasks
-from tfjpeg import testing
+from tfjpeg.data import builtin
+from tfjpeg.data import real_photos
+from tfjpeg.data import tasks
 
 
 @pytest.fixture

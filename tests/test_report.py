@@ -10,14 +10,14 @@ import shutil
 import subprocess
 import sys
 
+import helpers as testing
 import numpy as np
 import pandas as pd
 import pytest
 
-from tfjpeg import classifier
-from tfjpeg import evaluation
-from tfjpeg import report
-from tfjpeg import testing
+from tfjpeg.analysis import evaluation
+from tfjpeg.analysis import report
+from tfjpeg.serving import classifier
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 SMALL = dict(qualities=(None, 50, 90), double_pairs=((50, 90),), periods=(8,))

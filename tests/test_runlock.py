@@ -11,15 +11,15 @@ import subprocess
 import sys
 import time
 
+import helpers as testing
 import pytest
 import tensorflow as tf
 
 from tfjpeg import config as config_lib
-from tfjpeg import images
-from tfjpeg import jpeg
-from tfjpeg import runlock
-from tfjpeg import study
-from tfjpeg import testing
+from tfjpeg.codec import images
+from tfjpeg.codec import jpeg
+from tfjpeg.core import runlock
+from tfjpeg.experiments import study
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
@@ -75,7 +75,7 @@ def test_another_hosts_lock_is_named_with_its_age_and_broken_on_request(tmp_path
 
 _HOLDER = """
 import sys, time
-from tfjpeg import runlock
+from tfjpeg.core import runlock
 with runlock.hold(sys.argv[1]):
   print("holding", flush=True)
   sys.stdin.readline()  # until the test has tried a second writer
@@ -119,7 +119,7 @@ def test_a_study_skips_held_runs_and_defers_its_merge(tmp_path, live_process):
 
 _BUILD = """
 import sys
-from tfjpeg import lattice
+from tfjpeg.data import lattice
 print(sorted(lattice.build(sys.argv[2:], 90, root=sys.argv[1]).values()))
 """
 
@@ -139,7 +139,7 @@ def test_two_runs_filling_the_lattice_cache_at_once_leave_it_whole(tmp_path):
   folder = next(root.iterdir())
   assert sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp")) == []
   assert len(list(folder.glob("*.jpg"))) == 12
-  from tfjpeg import lattice  # pylint: disable=g-import-not-at-top
+  from tfjpeg.data import lattice  # pylint: disable=g-import-not-at-top
   for path in paths:
     stored = (folder / lattice.entry_name(path)).read_bytes()
     expected = jpeg.encode(images.decode(tf.io.read_file(path)), 90).numpy()

@@ -4,17 +4,18 @@ their file was stored."""
 
 import dataclasses
 
+import helpers as testing
 import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
 
-from tfjpeg import audit
 from tfjpeg import config as config_lib
-from tfjpeg import images
-from tfjpeg import input_pipeline
-from tfjpeg import tasks
-from tfjpeg import testing
+from tfjpeg.codec import images
+from tfjpeg.data import audit
+from tfjpeg.data import tasks
+from tfjpeg.experiments import run as run_lib
+from tfjpeg.pipeline import input_pipeline
 
 
 def _confounded_folder(root, count=3, quality=80):
@@ -71,7 +72,7 @@ def test_swap_draws_uniformly_from_each_class_pool():
 
 
 def test_a_matched_run_is_tested_and_swept_on_its_files_as_stored(tmp_path):
-  from tfjpeg import offsets  # pylint: disable=g-import-not-at-top
+  from tfjpeg.analysis import offsets  # pylint: disable=g-import-not-at-top
   root = _confounded_folder(tmp_path / "data", count=2)
   task = tasks.labelled_folder(root, 32)
   config = config_lib.Config(task="folder", data_dir=str(root), patch_size=32,
@@ -142,13 +143,12 @@ MATCHED_SWAP_MOVE_AT_MOST = 0.2
 
 
 def test_the_shortcut_chain_at_reduced_scale(tmp_path, monkeypatch, capsys):
-  from tfjpeg import training  # pylint: disable=g-import-not-at-top
   monkeypatch.setenv("TFJPEG_CACHE", str(tmp_path / "cache"))
   preset = config_lib.load_preset("shortcut", "get_study")
   accuracy = {}
   for name, config in preset.runs:
     config = dataclasses.replace(config, **CHAIN_SCALE)
-    results = training.train_and_evaluate(config, str(tmp_path / name), log=print)
+    results = run_lib.train_and_evaluate(config, str(tmp_path / name), log=print)
     accuracy[name] = {row.test_resave: row.balanced_accuracy for row in results.itertuples()}
   log = capsys.readouterr().out
   print(accuracy)  # shown when a bound below fails
@@ -173,6 +173,7 @@ def test_the_shortcut_chain_at_reduced_scale(tmp_path, monkeypatch, capsys):
 def test_lossy_webp_counts_as_compressed_and_lossless_webp_does_not():
   rgb = testing.synthetic_image(32, 32, seed=3)
   import io as io_lib  # pylint: disable=g-import-not-at-top
+
   from PIL import Image  # pylint: disable=g-import-not-at-top
 
   def saved(fmt, **params):
@@ -200,7 +201,7 @@ def test_matching_says_what_it_cannot_hide(tmp_path):
 
 
 def test_the_positive_class_is_found_by_whole_words():
-  from tfjpeg import report  # pylint: disable=g-import-not-at-top
+  from tfjpeg.analysis import report  # pylint: disable=g-import-not-at-top
   assert report.positive_class(["fake", "real"]) == "fake"
   assert report.positive_class(["0_real", "1_fakes"]) == "1_fakes"
   assert report.positive_class(["mountain", "organ"]) == "organ"  # no word matches: the second

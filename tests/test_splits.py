@@ -1,11 +1,11 @@
-"""tfjpeg.splits: by source, stratified, deterministic, order-independent."""
+"""tfjpeg.data.splits: by source, stratified, deterministic, order-independent."""
 
 import collections
 import random
 
 import pytest
 
-from tfjpeg import splits
+from tfjpeg.data import splits
 
 
 def _examples():

@@ -7,19 +7,21 @@ import sys
 
 import numpy as np
 import pandas as pd
+import pytest
 import tensorflow as tf
 from tensorboard.plugins.hparams import plugin_data_pb2
-import pytest
 
 from tfjpeg import config as config_lib
-from tfjpeg import evaluation
-from tfjpeg import plotting
-from tfjpeg import rundir
-from tfjpeg import study
+from tfjpeg.analysis import evaluation
+from tfjpeg.analysis import plotting
+from tfjpeg.analysis import tables
+from tfjpeg.experiments import study
+from tfjpeg.train import rundir
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PRESET = '''
-from tfjpeg import config, study
+from tfjpeg import config
+from tfjpeg.experiments import study
 
 def get_study(tasks=("cameras",), nets=("hpf",)):
   base = config.Config(epochs=1, steps_per_epoch=3, batch_size=16, builtin_scenes=60)
@@ -208,7 +210,7 @@ def test_summary_gives_mean_and_spread_over_seeds():
                          balanced_accuracy=value if crop == "aligned" else value / 2,
                          n_images=10, run=f"{net}_seed{seed}", seed=seed, split_seed=seed,
                          data_dir=None))
-  summary = study.summarize(pd.DataFrame(rows))
+  summary = tables.summarize(pd.DataFrame(rows))
   assert len(summary) == 4 and set(summary["n_seeds"]) == {3}
   hpf = summary[(summary["net"] == "hpf") & (summary["test_crop"] == "aligned")].iloc[0]
   assert hpf["balanced_accuracy_mean"] == pytest.approx(0.7)

@@ -1,20 +1,18 @@
-"""tfjpeg.tasks and tfjpeg.datasets: every registered task works, built from dummy data."""
+"""tfjpeg.data.tasks and tfjpeg.data.tfds_builders: every registered task works, built from dummy data."""
 
 import dataclasses
 import hashlib
 import os
-import shutil
 
+import helpers as testing
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from tfjpeg import builtin
-from tfjpeg import datasets
-from tfjpeg import splits
-from tfjpeg import tasks
-from tfjpeg import testing
+from tfjpeg.data import builtin
+from tfjpeg.data import tasks
+from tfjpeg.data import tfds_builders
 
 TFDS_TASKS = ("vision", "gan", "imagenet", "lsun")
 
@@ -124,7 +122,7 @@ def test_builder_stores_original_bytes_unchanged(tmp_path, key):
   for root, _, files in os.walk(manual):
     for f in files:
       originals[os.path.join(root, f)] = open(os.path.join(root, f), "rb").read()
-  builder = datasets.BUILDERS[key](data_dir=str(tmp_path / "tfds"))
+  builder = tfds_builders.BUILDERS[key](data_dir=str(tmp_path / "tfds"))
   builder.download_and_prepare(
       download_config=tfds.download.DownloadConfig(manual_dir=str(manual)))
   stored = []
@@ -143,7 +141,7 @@ def test_builder_stores_original_bytes_unchanged(tmp_path, key):
 def test_builder_reports_bad_files_and_missing_manual_dir(tmp_path):
   manual = testing.make_manual_dir("gan", tmp_path / "manual", per_class=3)
   (manual / "horse2zebra" / "fake" / "broken.png").write_text("oops")
-  builder = datasets.TfjpegGan(data_dir=str(tmp_path / "tfds"))
+  builder = tfds_builders.TfjpegGan(data_dir=str(tmp_path / "tfds"))
   builder.download_and_prepare(
       download_config=tfds.download.DownloadConfig(manual_dir=str(manual)))
   bad = builder.info.metadata["bad_files"]
@@ -152,7 +150,7 @@ def test_builder_reports_bad_files_and_missing_manual_dir(tmp_path):
   assert len(task.bad_files) == 1 and "1 bad files" in task.summary
   # TFDS checks the manual directory first; its message names it and our instructions.
   with pytest.raises((AssertionError, FileNotFoundError), match="(?s)nowhere does not exist.*CycleGAN"):
-    datasets.TfjpegGan(data_dir=str(tmp_path / "tfds2")).download_and_prepare(
+    tfds_builders.TfjpegGan(data_dir=str(tmp_path / "tfds2")).download_and_prepare(
         download_config=tfds.download.DownloadConfig(manual_dir=str(tmp_path / "nowhere")))
   with pytest.raises(ValueError, match="not built yet.*--data_dir"):
     tasks.get("lsun", tasks.TaskOptions(tfds_data_dir=str(tmp_path / "tfds3")))
@@ -183,7 +181,7 @@ def test_folder_task_on_real_photos(tmp_path):
     os.symlink(testing.shared_data_dir() / name, tmp_path / name)
   task = tasks.get("folder", tasks.TaskOptions(data_dir=str(tmp_path), patch_size=224))
   assert sum(task.num_images.values()) == 42 and len(task.bad_files) == 0
-  from tfjpeg import input_pipeline  # pylint: disable=g-import-not-at-top
+  from tfjpeg.pipeline import input_pipeline  # pylint: disable=g-import-not-at-top
   config = input_pipeline.PipelineConfig(patch_size=224, batch_size=4)
   batch = next(iter(input_pipeline.eval_dataset(
       task, "test", [input_pipeline.Condition("random", 90)], config)))
@@ -191,7 +189,7 @@ def test_folder_task_on_real_photos(tmp_path):
 
 
 def test_task_examples_figure(tmp_path):
-  from tfjpeg import plotting  # pylint: disable=g-import-not-at-top
+  from tfjpeg.analysis import plotting  # pylint: disable=g-import-not-at-top
   task = tasks.get("shapes", tasks.TaskOptions(data_dir=str(tmp_path / "data"), num_scenes=8))
   path = plotting.task_examples(tasks.examples(task, per_class=1), str(tmp_path / "shapes.png"))
   from PIL import Image  # pylint: disable=g-import-not-at-top
@@ -217,7 +215,7 @@ def test_imagenet_synsets_can_be_overridden(tmp_path):
       synsets=("n01440764", "n02102040")))
   assert task.class_names == ["n01440764", "n02102040"]
   # Lists that agree on a long prefix still get datasets of their own.
-  names = list(datasets.builders.DEFAULT_SYNSETS)
+  names = list(tfds_builders.DEFAULT_SYNSETS)
   longer = tasks.get("imagenet", tasks.TaskOptions(
       data_dir=str(manual), tfds_data_dir=str(tmp_path / "tfds"), synsets=tuple(names[:8])))
   shorter = tasks.get("imagenet", tasks.TaskOptions(

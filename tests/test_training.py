@@ -9,24 +9,26 @@ import subprocess
 import sys
 import time
 
+import helpers as testing
 import keras
 import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
 
-from tfjpeg import baseline
 from tfjpeg import config as config_lib
-from tfjpeg import evaluation
-from tfjpeg import images
-from tfjpeg import input_pipeline
-from tfjpeg import export
-from tfjpeg import models
-from tfjpeg import preemption
-from tfjpeg import rundir
-from tfjpeg import tasks
-from tfjpeg import testing
-from tfjpeg import training
+from tfjpeg.analysis import evaluation
+from tfjpeg.codec import images
+from tfjpeg.data import tasks
+from tfjpeg.experiments import run as run_lib
+from tfjpeg.models import nets
+from tfjpeg.pipeline import input_pipeline
+from tfjpeg.serving import export
+from tfjpeg.train import baseline
+from tfjpeg.train import distribute
+from tfjpeg.train import preemption
+from tfjpeg.train import rundir
+from tfjpeg.train import schedule
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Small but real: the built-in camera task, few steps.
@@ -70,7 +72,7 @@ def test_run_directory_holds_everything(finished_run):
   assert (results["n_images"] > 0).all() and results["balanced_accuracy"].between(0, 1).all()
   assert "balanced_accuracy" in stdout and "epoch 3/3" in stdout
   config = config_lib.Config.from_json((workdir / "config.json").read_text())
-  assert config.task == "cameras" and config.net == models.DEFAULT_NET
+  assert config.task == "cameras" and config.net == nets.DEFAULT_NET
   assert (config.train_qfs, config.double_qfs, config.offset_periods) == ((90,), (60,), (8,))
   sweep = pd.read_csv(workdir / "offsets_qfnone.csv")  # after testing, one per test QF
   assert len(sweep) == 81 and (workdir / "offsets_qf50.csv").exists()
@@ -197,7 +199,7 @@ def test_export_matches_the_keras_model(finished_run, cache, monkeypatch):
   loaded = tf.saved_model.load(path)
   config = config_lib.Config.from_json((workdir / "config.json").read_text())
   task = tasks.get(config.task, config.task_options())
-  model = models.build(config.net, task.patch_size, task.num_classes)
+  model = nets.build(config.net, task.patch_size, task.num_classes)
   model.load_weights(str(workdir / "checkpoints" / "best.weights.h5"))
   patches = np.stack([testing.synthetic_image(64, 64, seed=s) for s in range(5)])
   np.testing.assert_allclose(loaded.serve_patches(tf.constant(patches))["probabilities"].numpy(),
@@ -215,7 +217,7 @@ def test_export_matches_the_keras_model(finished_run, cache, monkeypatch):
 
 def test_schedule_state_follows_the_paper():
   config = config_lib.Config(epochs=100, lr_patience=10, stop_patience=20)
-  state = training.ScheduleState(learning_rate=1e-3)
+  state = schedule.ScheduleState(learning_rate=1e-3)
   assert state.update(1.0, config)
   for _ in range(10):
     assert not state.update(2.0, config)
@@ -227,7 +229,7 @@ def test_schedule_state_follows_the_paper():
 
 def test_constant_rate_and_no_early_stop_when_patience_is_none():
   config = config_lib.Config(epochs=30, lr_patience=None, stop_patience=None)
-  state = training.ScheduleState(learning_rate=1e-3)
+  state = schedule.ScheduleState(learning_rate=1e-3)
   state.update(1.0, config)
   for _ in range(28):
     state.update(2.0, config)
@@ -241,7 +243,7 @@ def test_default_recipe_tests_the_last_epochs_weights(finished_run):
   config = config_lib.Config.from_json((workdir / "config.json").read_text())
   assert config.select == "last" and config.lr_patience is None
   latest = tf.keras.models.load_model(str(workdir / "checkpoints" / "latest.keras"))
-  best = models.build(config.net, 64, 4)
+  best = nets.build(config.net, 64, 4)
   best.load_weights(str(workdir / "checkpoints" / "best.weights.h5"))
   for a, b in zip(latest.get_weights(), best.get_weights()):
     np.testing.assert_array_equal(a, b)
@@ -267,11 +269,11 @@ def test_reference_baseline_runs_beside_the_recipe(tmp_path, cache, monkeypatch)
 
 
 def test_a_non_finite_loss_stops_the_run_with_a_message():
-  training.check_finite({"loss": 0.5, "val_loss": 0.7, "accuracy": float("nan")}, 0, "run")
+  schedule.check_finite({"loss": 0.5, "val_loss": 0.7, "accuracy": float("nan")}, 0, "run")
   with pytest.raises(FloatingPointError, match=r"run: non-finite val_loss nan in epoch 3"):
-    training.check_finite({"loss": 0.5, "val_loss": float("nan")}, 2, "run")
+    schedule.check_finite({"loss": 0.5, "val_loss": float("nan")}, 2, "run")
   with pytest.raises(FloatingPointError, match="loss inf"):
-    training.check_finite({"loss": float("inf"), "val_loss": 1.0}, 0, "run")
+    schedule.check_finite({"loss": float("inf"), "val_loss": 1.0}, 0, "run")
 
 
 def test_files_that_go_bad_after_the_probe_are_named_and_the_run_goes_on(tmp_path, monkeypatch):
@@ -291,7 +293,7 @@ def test_files_that_go_bad_after_the_probe_are_named_and_the_run_goes_on(tmp_pat
                              test_fraction=0.25, validation_fraction=0.2)
   workdir = tmp_path / "run"
   lines = []
-  results = training.train_and_evaluate(config, str(workdir), log=lines.append)
+  results = run_lib.train_and_evaluate(config, str(workdir), log=lines.append)
   lost = [l for l in (workdir / "data_summary.txt").read_text().splitlines()
           if l.startswith("LOST AT RUN TIME")]
   assert sorted(l.split(") ")[1].split(":")[0] for l in lost) == sorted(map(str, bad))
@@ -306,15 +308,15 @@ def test_each_worker_of_a_cluster_writes_its_own_folder():
     return tf.distribute.cluster_resolver.SimpleClusterResolver(
         tf.train.ClusterSpec(spec), task_type=kind, task_id=index)
   workers = {"worker": ["a:1", "b:1"]}
-  assert training.worker_workdir("w", resolver(workers, "worker", 0)) == "w"
-  assert training.worker_workdir("w", resolver(workers, "worker", 1)) == os.path.join(
+  assert distribute.worker_workdir("w", resolver(workers, "worker", 0)) == "w"
+  assert distribute.worker_workdir("w", resolver(workers, "worker", 1)) == os.path.join(
       "w", "worker1")
   with_chief = {"chief": ["c:1"], "worker": ["a:1"]}
-  assert training.worker_workdir("w", resolver(with_chief, "chief", 0)) == "w"
-  assert training.worker_workdir("w", resolver(with_chief, "worker", 0)) == os.path.join(
+  assert distribute.worker_workdir("w", resolver(with_chief, "chief", 0)) == "w"
+  assert distribute.worker_workdir("w", resolver(with_chief, "worker", 0)) == os.path.join(
       "w", "worker0")
-  assert training.cluster_workers(resolver(with_chief, "worker", 0)) == 2
-  assert training.cluster_workers(resolver({}, None, None)) == 1
+  assert distribute.cluster_workers(resolver(with_chief, "worker", 0)) == 2
+  assert distribute.cluster_workers(resolver({}, None, None)) == 1
 
 
 class _Terminal(io.StringIO):
@@ -329,7 +331,7 @@ def test_batch_progress_bar_on_a_terminal_only():
   terminal, log = _Terminal(), io.StringIO()
   for stream in (terminal, log):
     model.fit(*data, batch_size=4, epochs=2, verbose=0,
-              callbacks=[training.BatchProgress(3, 2, stream)])
+              callbacks=[schedule.BatchProgress(3, 2, stream)])
   shown = terminal.getvalue()
   assert "epoch 1/2: [" in shown and "epoch 2/2: [" in shown and "3/3 batches" in shown
   assert shown.count("\n") == 2  # one finished line per epoch

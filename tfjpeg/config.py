@@ -9,17 +9,18 @@ import dataclasses
 import importlib.util
 import json
 import os
-from typing import Optional, Tuple
+from typing import Optional
+from typing import Tuple
 
 import configs
-from tfjpeg import crops
-from tfjpeg import input_pipeline
-from tfjpeg import tasks
+from tfjpeg.codec import crops
+from tfjpeg.data import tasks
+from tfjpeg.pipeline import input_pipeline
 
 STRATEGIES = ("default", "mirrored", "multiworker")
 # "schedule": the project's loop (fresh crops every epoch, learning-rate cut on
 # a validation plateau, early stop, weights chosen by `select`); "baseline":
-# the reference plain Keras loop of tfjpeg.baseline.
+# the reference plain Keras loop of tfjpeg.train.baseline.
 RECIPES = ("schedule", "baseline")
 # Which epoch's weights are tested: the best validation loss (the paper's) or the last.
 SELECTIONS = ("val_loss", "last")
@@ -44,7 +45,7 @@ class Config:
   builtin_scenes: Optional[int] = None  # built-in tasks: scenes to generate (None: default)
   # The JPEG conditions of the study.
   lattice_qf: Optional[int] = None  # 100 in the alignment experiment
-  lattice_cache: bool = True  # the lattice images computed once (tfjpeg.lattice)
+  lattice_cache: bool = True  # the lattice images computed once (tfjpeg.data.lattice)
   train_crop: str = "random"
   crop_grid: int = 8
   train_qfs: Tuple[int, ...] = ()
@@ -55,7 +56,7 @@ class Config:
   test_qfs: Tuple[Optional[int], ...] = (None,)
   test_first_qfs: Tuple[Optional[int], ...] = (None,)  # double compression: QF1 before crop
   offset_periods: Tuple[int, ...] = ()  # per-offset sweeps after testing (8 and/or 16)
-  # Whole test images re-saved before the crop (tfjpeg.audit's compression
+  # Whole test images re-saved before the crop (tfjpeg.data.audit's compression
   # profile): "swap" (less-compressed classes saved like the others), "common"
   # (every image at one QF). Tested on each test crop, as stored otherwise.
   test_resaves: Tuple[str, ...] = ()
@@ -122,7 +123,7 @@ class Config:
                              num_scenes=self.builtin_scenes)
 
   def pipeline(self, task, profile=None):
-    """The pipeline's settings for `task`; `profile` (tfjpeg.audit's
+    """The pipeline's settings for `task`; `profile` (tfjpeg.data.audit's
     CompressionProfile of the task's files) supplies the QFs that
     `match_compression` and re-saving test conditions draw from."""
     compression = {}
@@ -196,7 +197,7 @@ DEFAULT_RECIPE = dict(epochs=6, batch_size=32, select="last", lr_patience=None,
 # and configs/grid.py, and the real-photo study's "paper-rule" recipe).
 PAPER_RULE_ON_CPU = dict(epochs=6, batch_size=32, lr_patience=2, stop_patience=4)
 
-# The reference baseline (tfjpeg.baseline): what a researcher writes outside
+# The reference baseline (tfjpeg.train.baseline): what a researcher writes outside
 # the project, run beside the default recipe by configs/real.py.
 BASELINE_RECIPE = dict(recipe="baseline", net="minimal", epochs=6, batch_size=64)
 

@@ -17,11 +17,11 @@ import sys
 from absl import flags
 
 from tfjpeg import cli  # first: TensorFlow starts quietly
-from tfjpeg import audit
-from tfjpeg import tasks
+from tfjpeg.data import audit
+from tfjpeg.data import tasks
 
 flags.DEFINE_string("images", None, "A folder DIR/<class>/<images>: every file's header.")
-flags.DEFINE_string("task", None, "Or a registered task (see tfjpeg.tasks).")
+flags.DEFINE_string("task", None, "Or a registered task (see tfjpeg.data.tasks).")
 flags.DEFINE_string("data_dir", None, "The task's data directory, if it needs one.")
 flags.DEFINE_string("out", None, "Folder for audit.html and its tables.", required=True)
 flags.DEFINE_integer("workers", 8, "Threads reading headers.")

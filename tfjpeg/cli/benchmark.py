@@ -16,7 +16,7 @@ import os
 from absl import flags
 
 from tfjpeg import cli  # first: TensorFlow starts quietly
-from tfjpeg import benchmark
+from tfjpeg.bench import benchmark
 
 flags.DEFINE_string("data_dir", os.path.join(os.path.expanduser("~"), ".cache", "tfjpeg",
                                              "benchmark"),

@@ -13,7 +13,7 @@ once. The server runs until the process is stopped.
 from absl import flags
 
 from tfjpeg import cli  # first: TensorFlow starts quietly
-from tfjpeg import input_pipeline
+from tfjpeg.pipeline import input_pipeline
 
 flags.DEFINE_enum("role", None, ["dispatcher", "worker"], "Which server.", required=True)
 flags.DEFINE_integer("port", 0, "Port to listen on (0: any free one, printed).")

@@ -14,8 +14,8 @@ from absl import flags
 
 from tfjpeg import cli  # first: TensorFlow starts quietly
 from tfjpeg import config as config_lib
-from tfjpeg import evaluation
-from tfjpeg import offsets
+from tfjpeg.analysis import evaluation
+from tfjpeg.analysis import offsets
 
 flags.DEFINE_string("workdir", None, "Run directory of tfjpeg-train.", required=True)
 flags.DEFINE_list("test_crops", None, "Test crops (default: the run's).")

@@ -9,7 +9,7 @@ from the run directory alone: no dataset is read.
 from absl import flags
 
 from tfjpeg import cli  # first: TensorFlow starts quietly
-from tfjpeg import export
+from tfjpeg.serving import export
 
 flags.DEFINE_string("workdir", None, "Run directory of tfjpeg-train.", required=True)
 flags.DEFINE_string("out", None, "SavedModel directory (default: WORKDIR/export).")

@@ -8,7 +8,7 @@
 from absl import flags
 
 from tfjpeg import cli  # first: TensorFlow starts quietly
-from tfjpeg import grid
+from tfjpeg.codec import grid
 
 flags.DEFINE_string("photos", None, "Folder of never-compressed photos (searched recursively).",
                     required=True)

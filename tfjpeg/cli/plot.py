@@ -11,8 +11,8 @@ maps and displacement curves, from the offsets_*.csv of tfjpeg-evaluate --per_of
 from absl import flags
 
 from tfjpeg import cli  # first: TensorFlow starts quietly
-from tfjpeg import offsets
-from tfjpeg import study
+from tfjpeg.analysis import offsets
+from tfjpeg.experiments import study
 
 flags.DEFINE_string("table", None, "table.csv or table.parquet of tfjpeg-study.")
 flags.DEFINE_string("out_dir", None, "Where study figures go (default: beside the table).")

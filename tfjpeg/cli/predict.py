@@ -15,7 +15,7 @@ from absl import app
 from absl import flags
 
 from tfjpeg import cli  # first: TensorFlow starts quietly
-from tfjpeg import predict
+from tfjpeg.serving import predict
 
 flags.DEFINE_string("model", None, "Run directory, SavedModel or .keras file.", required=True)
 flags.DEFINE_string("out", "predictions.csv", "CSV with one row per file.")

@@ -17,7 +17,7 @@ from absl import flags
 
 from tfjpeg import cli  # first: TensorFlow starts quietly
 from tfjpeg import config as config_lib
-from tfjpeg import report
+from tfjpeg.analysis import report
 
 flags.DEFINE_string("model", None, "Run directory, SavedModel or .keras file.")
 flags.DEFINE_list("across", None, "Instead of a model: report folders (one recipe, several "

@@ -8,8 +8,8 @@
 from absl import flags
 
 from tfjpeg import cli  # first: TensorFlow starts quietly
-from tfjpeg import plotting
-from tfjpeg import tasks
+from tfjpeg.analysis import plotting
+from tfjpeg.data import tasks
 
 flags.DEFINE_string("task", "cameras", "Task name.")
 flags.DEFINE_string("data_dir", None, "Data directory, for tasks that need one.")

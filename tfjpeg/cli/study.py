@@ -16,7 +16,7 @@ from absl import flags
 
 from tfjpeg import cli  # first: TensorFlow starts quietly
 from tfjpeg import config as config_lib
-from tfjpeg import study
+from tfjpeg.experiments import study
 
 flags.DEFINE_string("config", None, "Study preset: a name of configs/ or a file with "
                     "get_study().", required=True)

@@ -22,10 +22,11 @@ from absl import flags
 
 from tfjpeg import cli  # first: TensorFlow starts quietly
 from tfjpeg import config as config_lib
-from tfjpeg import preemption
-from tfjpeg import rundir
-from tfjpeg import runlock
-from tfjpeg import training
+from tfjpeg.core import runlock
+from tfjpeg.experiments import run as run_lib
+from tfjpeg.train import distribute
+from tfjpeg.train import preemption
+from tfjpeg.train import rundir
 
 EXIT_WRITE_ERROR = 74  # EX_IOERR: a file of the run could not be written
 _PRESET = config_lib.load_preset("default")
@@ -62,8 +63,8 @@ def _define(define, name, help_text, parse=None, **kwargs):
 
 flags.DEFINE_string("config", "default", "Preset: a name of configs/ or a file.")
 flags.DEFINE_string("workdir", None, "Run directory (default: runs/<settings>).")
-_define(flags.DEFINE_string, "task", "Task name (see tfjpeg.tasks).")
-_define(flags.DEFINE_string, "net", "Net name (see tfjpeg.models).")
+_define(flags.DEFINE_string, "task", "Task name (see tfjpeg.data.tasks).")
+_define(flags.DEFINE_string, "net", "Net name (see tfjpeg.models.nets).")
 _define(flags.DEFINE_string, "weights", "imagenet | none | PATH.")
 _define(flags.DEFINE_string, "data_dir", "Folder task root, or a TFDS task's manual directory.",
         lambda v: None if v == "none" else v)
@@ -157,10 +158,10 @@ def main(argv):
   del argv
   f = flags.FLAGS
   if f.cpu_devices:
-    training.configure_cpu_devices(f.cpu_devices)
+    distribute.configure_cpu_devices(f.cpu_devices)
   config = given_config(f)
   try:
-    training.train_and_evaluate(config, f.workdir or config_lib.default_workdir(config),
+    run_lib.train_and_evaluate(config, f.workdir or config_lib.default_workdir(config),
                                 break_lock=f.break_lock)
   except (runlock.RunLockedError, rundir.UnusableError) as e:
     sys.exit(f"train: {e}")

@@ -1,0 +1,5 @@
+"""What a trained net does under JPEG: evaluation under test conditions,
+per-offset sweeps, the robustness report, study tables; plotting is a leaf.
+
+May import: the layers below, up to tfjpeg.serving.
+"""

@@ -1,0 +1,81 @@
+"""Testing a model under a config's test conditions: one row of results.csv
+per condition (the columns are `RESULT_COLUMNS`; the metrics are
+`tfjpeg.core.metrics`'), plus a confusion matrix per condition.
+"""
+
+import logging
+
+import pandas as pd
+
+from tfjpeg.analysis import plotting
+from tfjpeg.core import metrics
+from tfjpeg.data import audit
+from tfjpeg.models import inference
+from tfjpeg.pipeline import input_pipeline
+from tfjpeg.serving import classifier
+from tfjpeg.train import rundir
+
+RESULT_COLUMNS = ("task", "net", "train_crop", "train_qf", "test_crop", "test_grid", "test_qf",
+                  "test_first_qf", "test_resave",
+                  "balanced_accuracy", "balanced_accuracy_low", "balanced_accuracy_high",
+                  "accuracy", "n_images", "n_patches",
+                  "image_balanced_accuracy", "roc_auc", "average_precision")
+
+
+def evaluate(model, task, config, split="test", conditions=None, seen=None, profile=None):
+  """Scores `model` on every test condition of `config`. With `seen` (an
+  `input_pipeline.ImagesSeen`), an image that fails to decode is skipped, for
+  the caller to report. Conditions that re-save whole images (swap, common)
+  draw from `profile` (tfjpeg.data.audit's compression profile of the task's
+  files), read from the files' headers when not given.
+
+  Returns:
+    (results, confusions): a DataFrame with `RESULT_COLUMNS`, and a dict
+    condition name -> confusion matrix.
+  """
+  conditions = list(conditions or config.conditions())
+  if profile is None and any(c.resave != "none" for c in conditions):
+    profile = audit.task_profile(task)
+  pipeline = config.eval_pipeline(task, profile)
+  dataset = input_pipeline.eval_dataset(task, split, conditions, pipeline, seen)
+  out = inference.predict(model, dataset)
+  rows, confusions = [], {}
+  for number, condition in enumerate(conditions):
+    mask = out["condition"] == number
+    probabilities, labels = out["probabilities"][mask], out["label"][mask]
+    rows.append(dict(task=config.task, net=config.net, train_crop=config.train_crop,
+                     train_qf=config.train_qf_label, test_crop=condition.crop,
+                     test_grid=condition.grid,
+                     test_qf=condition.qf or "none",
+                     test_first_qf=condition.first_qf or "none",
+                     test_resave=condition.resave,
+                     **metrics.condition_metrics(probabilities, labels, out["image_id"][mask])))
+    confusions[condition.name] = metrics.confusion_matrix(labels, probabilities.argmax(-1),
+                                                          task.num_classes)
+  return pd.DataFrame(rows, columns=RESULT_COLUMNS), confusions
+
+
+def write_results(workdir, results, confusions, class_names):
+  """Adds `results` to workdir/results.csv (replacing rows of the same test
+  conditions), with each condition's confusion matrix as CSV and PNG."""
+  table, stems = rundir.write_results(workdir, results, confusions, class_names)
+  for name, stem in stems.items():
+    plotting.confusion_figure(confusions[name], class_names, name, stem + ".png")
+  return table
+
+
+def evaluate_run(workdir, test_crops=None, test_qfs=None, test_first_qfs=None,
+                 builtin_seed=None):
+  """Evaluates the selected weights of a trained run under any test conditions.
+
+  With `builtin_seed`, a built-in task is generated anew with that seed (new
+  scenes and noise, never seen in training or validation) and the results go
+  to workdir/builtin_seed<N>/ instead of the run's own results.csv.
+  """
+  config, task, model = classifier.load_run(workdir, test_crops=test_crops, test_qfs=test_qfs,
+                                 test_first_qfs=test_first_qfs, builtin_seed=builtin_seed)
+  seen = input_pipeline.ImagesSeen()
+  results, confusions = evaluate(model, task, config, seen=seen)
+  rundir.report_lost_images(workdir, task, "test", seen, logging.warning)
+  write_results(rundir.output_dir(workdir, builtin_seed), results, confusions, task.class_names)
+  return results

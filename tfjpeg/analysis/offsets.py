@@ -1,0 +1,116 @@
+"""Per-offset analysis: how a net's score depends on where its test crop falls
+on the JPEG grid.
+
+One sweep (`input_pipeline.offset_dataset`) cuts every test image at
+base + (dy, dx) for dy, dx in 0..period, the base on the 16-pixel MCU grid, so
+each image is seen at every phase with the same content. Its phase table gives
+two views (`tfjpeg.core.metrics`):
+
+- the offset map: balanced accuracy (and mean true-class score) for each of the
+  period x period grid phases; a net that relies on the grid has a bright
+  (0, 0) and a dark rest, a net that does not is flat;
+- the displacement curve: the change in score as the same crop shifts by
+  s = 0..period pixels, diagonally (s, s), down (s, 0) and right (0, s), with
+  its average score drop (ASD%).
+"""
+
+import logging
+import os
+
+import pandas as pd
+
+from tfjpeg.analysis import plotting
+from tfjpeg.core import metrics
+from tfjpeg.core import progress
+from tfjpeg.models import inference
+from tfjpeg.pipeline import input_pipeline
+from tfjpeg.serving import classifier
+from tfjpeg.train import rundir
+
+
+def analyse(model, task, config, split="test", period=8, qf=None, first_qf=None, seen=None):
+  """Runs the sweep for `model`; returns its phase table (`metrics.phase_table`).
+  With `seen`, an image that fails to decode is skipped, for the caller to report."""
+  dataset = input_pipeline.offset_dataset(task, split, config.eval_pipeline(task), period,
+                                          qf, first_qf, seen)
+  out = inference.predict(model, dataset)
+  return metrics.phase_table(out["probabilities"], out["label"], out["phase"])
+
+
+def figure_panel(label, table, metric="balanced_accuracy"):
+  """What `plotting.offset_figure` draws of one sweep's phase table."""
+  return plotting.OffsetPanel(label, metrics.offset_map(table, metric),
+                              metrics.displacement_curve(table),
+                              metrics.offset_summary(table)["asd_percent"])
+
+
+def resummarize(workdir):
+  """offsets_summary.csv of a run with every row recomputed from its phase
+  table, so summaries follow this code whatever version wrote them."""
+  summary = rundir.read_table(os.path.join(workdir, "offsets_summary.csv"))
+  rows = []
+  for row in summary.to_dict("records"):
+    path = rundir.sweep_path(workdir, row["test_qf"], row["test_first_qf"], row["period"])
+    if os.path.exists(path):
+      row.update(metrics.offset_summary(pd.read_csv(path)))
+    rows.append(row)
+  return pd.DataFrame(rows)
+
+
+def analyse_run(workdir, period=8, test_qfs=None, test_first_qfs=None, builtin_seed=None):
+  """Per-offset analysis of a trained run's selected weights (see
+  `write_analysis`); with `builtin_seed`, on a built-in task generated anew,
+  written where `evaluation.evaluate_run` puts such results."""
+  config, task, model = classifier.load_run(workdir, test_qfs=test_qfs,
+                                            test_first_qfs=test_first_qfs,
+                                            builtin_seed=builtin_seed)
+  return write_analysis(rundir.output_dir(workdir, builtin_seed), model, task, config, period)
+
+
+def write_analysis(workdir, model, task, config, period=8):
+  """The sweep once per test compression condition of `config`.
+
+  Writes workdir/offsets_<tag>.csv (the phase table), displacement_<tag>.csv,
+  offsets_<tag>.png/.pdf (map and curve) and offsets_summary.csv; the tag
+  names the compression and a period other than 8 (`rundir.sweep_tag`).
+
+  Returns:
+    The summary DataFrame: one row per compression condition swept so far.
+  """
+  summary = None
+  conditions = [(qf, first_qf) for first_qf in config.test_first_qfs for qf in config.test_qfs]
+  bar = progress.Progress(len(conditions), f"per-offset sweeps, period {period}", "conditions")
+  for qf, first_qf in conditions:
+    seen = input_pipeline.ImagesSeen()
+    table = analyse(model, task, config, "test", period, qf, first_qf, seen)
+    rundir.report_lost_images(workdir, task, "test", seen, logging.warning)
+    row = dict(task=config.task, net=config.net, train_crop=config.train_crop,
+               crop_grid=config.crop_grid, train_qf=config.train_qf_label,
+               test_qf=qf or "none", test_first_qf=first_qf or "none",
+               **metrics.offset_summary(table))
+    summary = rundir.write_sweep(workdir, table, metrics.displacement_curve(table), row, qf,
+                                 first_qf, period)
+    plotting.offset_figure(
+        [figure_panel(f"{config.task}/{config.net} train {config.train_crop}", table)],
+        os.path.join(workdir, f"offsets_{rundir.sweep_tag(qf, first_qf, period)}"))
+    bar.update()
+  bar.close()
+  return summary
+
+
+def figure_from_files(paths, labels=None, stem=None, metric="balanced_accuracy"):
+  """`plotting.offset_figure` of offsets_*.csv files; labels default to their run folders."""
+  labels = list(labels or [os.path.basename(os.path.dirname(os.path.abspath(p))) for p in paths])
+  if len(labels) != len(paths):
+    raise ValueError(f"{len(paths)} offsets files but {len(labels)} labels")
+  panels = []
+  for label, path in zip(labels, paths):
+    table = pd.read_csv(path)
+    missing = {"dy", "dx", "score", metric} - set(table.columns)
+    if missing:
+      raise ValueError(f"{path} is not an offsets file of bin/evaluate --per_offset "
+                       f"(no {', '.join(sorted(missing))})")
+    panels.append(figure_panel(label, table, metric))
+  stem = stem or os.path.splitext(paths[0])[0] + "_figure"
+  os.makedirs(os.path.dirname(os.path.abspath(stem)), exist_ok=True)
+  return plotting.offset_figure(panels, stem, metric)

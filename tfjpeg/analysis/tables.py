@@ -1,0 +1,33 @@
+"""Results tables of many runs: a study's table read back, and summaries over seeds."""
+
+import pandas as pd
+
+from tfjpeg.analysis import evaluation
+from tfjpeg.train import rundir
+
+# Columns of a results table that are measurements, not settings.
+METRICS = tuple(c for c in evaluation.RESULT_COLUMNS if c not in (
+    "task", "net", "train_crop", "train_qf", "test_crop", "test_grid", "test_qf",
+    "test_first_qf", "test_resave"))
+
+
+SEED_COLUMNS = ("run", "seed", "split_seed")
+
+
+def summarize(table):
+  """Mean, standard deviation (ddof 1) and count over seeds of every metric,
+  per setting and test condition: columns `<metric>_mean`, `<metric>_sd`, and
+  `n_seeds`."""
+  keys = [c for c in table.columns if c not in METRICS and c not in SEED_COLUMNS]
+  metrics = [c for c in METRICS if c in table.columns]
+  grouped = table.assign(**{m: pd.to_numeric(table[m], errors="coerce") for m in metrics}
+                         ).groupby(keys, dropna=False, sort=False)
+  summary = grouped[metrics].agg(["mean", "std"])
+  summary.columns = [f"{m}_{'sd' if stat == 'std' else stat}" for m, stat in summary.columns]
+  summary["n_seeds"] = grouped.size()
+  return summary.reset_index()
+
+
+def read_study_table(path):
+  """table.csv (QF columns as text) or table.parquet of a study."""
+  return pd.read_parquet(path) if path.endswith(".parquet") else rundir.read_table(path)

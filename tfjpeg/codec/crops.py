@@ -1,0 +1,130 @@
+"""Patch cropping with full control of where the JPEG grid falls.
+
+The JPEG grid of an image starts at its top-left pixel. A patch whose offset
+is a multiple of 8 on both axes keeps its 8x8 blocks intact ("aligned"); any
+other offset cuts across them. With 4:2:0 chroma a chroma block spans 16x16
+pixels, so pass `grid=16` to keep chroma aligned too.
+
+Every function returns the patch and its (y, x) offset, so analyses can group
+results by offset mod 8. Randomness is stateless (see `tfjpeg.core.seeds`).
+"""
+
+import tensorflow as tf
+
+from tfjpeg.core import seeds
+
+MODES = ("aligned", "random", "misaligned")
+
+
+def crop_at(image, size, offset):
+  """Cuts the `size` patch whose top-left corner is `offset` = (y, x)."""
+  height, width = _pair(size)
+  image = tf.convert_to_tensor(image)
+  offset = tf.cast(tf.convert_to_tensor(offset), tf.int32)
+  _assert_fits(image.shape[:2], size)
+  with tf.control_dependencies(_assert_fits(tf.shape(image)[:2], size)):
+    image_h, image_w = tf.shape(image)[0], tf.shape(image)[1]
+    inside = tf.logical_and(
+        tf.reduce_all(offset >= 0),
+        tf.logical_and(offset[0] + height <= image_h, offset[1] + width <= image_w))
+    check = tf.debugging.Assert(inside, [
+        "crop offset (y, x) =", offset, "puts the", height, "x", width,
+        "patch outside the image of shape", tf.shape(image)])
+  with tf.control_dependencies([check]):
+    patch = tf.slice(image, [offset[0], offset[1], 0], [height, width, -1])
+  patch.set_shape([height, width, image.shape[-1]])
+  return patch
+
+
+def crop(image, size, mode, grid=8, seed=0):
+  """Cuts one `size` patch at a position chosen by `mode` (see `choose_offset`).
+
+  Returns:
+    (patch, offset) with offset an int32 [y, x] tensor.
+  """
+  image = tf.convert_to_tensor(image)
+  _assert_fits(image.shape[:2], size)
+  offset = choose_offset(tf.shape(image)[:2], size, mode, grid, seed)
+  return crop_at(image, size, offset), offset
+
+
+def choose_offset(image_size, size, mode, grid=8, seed=0):
+  """Where a `size` patch of an image of `image_size` = (height, width) goes.
+
+  Modes:
+    aligned: offset a multiple of `grid` on both axes, uniform over such offsets.
+    random: any offset, uniform over all positions.
+    misaligned: not a multiple of `grid` on at least one axis. The grid phase
+      (offset mod `grid`) is uniform over the feasible non-zero phases, then
+      the position is uniform over the offsets with that phase.
+
+  Only the image's size is needed, so a JPEG's patch can be placed before it
+  is decoded. Returns an int32 [y, x] tensor.
+  """
+  if mode not in MODES:
+    raise ValueError(f"crop mode must be one of {MODES}, got {mode!r}")
+  if not isinstance(grid, int) or grid < 1:
+    raise ValueError(f"grid must be a positive int, got {grid!r}")
+  height, width = _pair(size)
+  image_size = tf.cast(tf.convert_to_tensor(image_size), tf.int32)
+  with tf.control_dependencies(_assert_fits(image_size, (height, width))):
+    # Number of extra pixels on each axis: offsets run over 0..margin.
+    margin = image_size[:2] - tf.constant([height, width])
+  seed = seeds.as_seed(seed)
+  if mode == "random":
+    return _uniform_below(margin + 1, seed)
+  if mode == "aligned":
+    return grid * _uniform_below(margin // grid + 1, seed)
+  return _misaligned_offset(margin, grid, seed)
+
+
+def _misaligned_offset(margin, grid, seed):
+  phase_seed, block_seed = seeds.split(seed, 2)
+  max_phase = tf.minimum(margin, grid - 1)  # largest feasible phase per axis
+  num_x = max_phase[1] + 1
+  num_phases = (max_phase[0] + 1) * num_x
+  check = tf.debugging.Assert(num_phases > 1, [
+      "no misaligned crop exists: the image is exactly the patch size"])
+  with tf.control_dependencies([check]):
+    # Phase 0 (aligned on both axes) is excluded by drawing from 1.
+    index = tf.random.stateless_uniform(
+        [], phase_seed, minval=1, maxval=tf.maximum(num_phases, 2), dtype=tf.int32)
+  phase = tf.stack([index // num_x, index % num_x])
+  return phase + grid * _uniform_below((margin - phase) // grid + 1, block_seed)
+
+
+def _uniform_below(bounds, seed):
+  """Uniform ints in [0, bounds[i]) for each of the two axes."""
+  y_seed, x_seed = seeds.split(seed, 2)
+  draw = lambda n, s: tf.random.stateless_uniform(
+      [], s, minval=0, maxval=n, dtype=tf.int32)
+  return tf.stack([draw(bounds[0], y_seed), draw(bounds[1], x_seed)])
+
+
+def _assert_fits(image_size, size):
+  """Checks the image is at least the patch size, statically when it can.
+
+  `image_size` is a static shape (raises ValueError) or a tensor (returns the
+  run-time assertion).
+  """
+  height, width = _pair(size)
+  if isinstance(image_size, tf.TensorShape) or not tf.is_tensor(image_size):
+    static_h, static_w = tuple(image_size)[:2]
+    if (static_h is not None and static_h < height) or (
+        static_w is not None and static_w < width):
+      raise ValueError(f"image of {static_h}x{static_w} pixels is smaller than the "
+                       f"{height}x{width} patch")
+    return []
+  return [tf.debugging.Assert(
+      tf.logical_and(image_size[0] >= height, image_size[1] >= width),
+      ["image smaller than the patch: image size", image_size,
+       "patch", height, "x", width])]
+
+
+def _pair(size):
+  if isinstance(size, int):
+    size = (size, size)
+  height, width = (int(s) for s in size)
+  if height < 1 or width < 1:
+    raise ValueError(f"patch size must be positive, got {size}")
+  return height, width

@@ -1,0 +1,197 @@
+"""Exact JPEG on the TensorFlow graph.
+
+Every function here runs eagerly, under `tf.function` and inside
+`tf.data.Dataset.map`, and reproduces libjpeg as OpenCV and PIL use it pixel
+for pixel: baseline encode with the accurate integer DCT, decode with the
+accurate integer IDCT and fancy chroma upsampling.
+
+Why not `tf.image.adjust_jpeg_quality` or a plain `tf.io.decode_jpeg`: both
+decode with the fast integer IDCT, which moves pixels by up to 9 levels at
+QF 99-100. Forensic traces live in exactly those levels.
+"""
+
+import tensorflow as tf
+
+from tfjpeg.core import seeds
+
+CHROMA_MODES = ("4:2:0", "4:4:4")
+QUALITY_RANGE = (1, 100)
+
+
+def grid_period(chroma):
+  """The MCU size in pixels: 16 for 4:2:0 (chroma blocks span 16x16), 8 for 4:4:4."""
+  _check_chroma(chroma)
+  return 16 if chroma == "4:2:0" else 8
+
+
+def decode(data, channels=3):
+  """Decodes JPEG bytes exactly as libjpeg's accurate IDCT does (uint8 HxWxC)."""
+  return tf.io.decode_jpeg(data, channels=channels, dct_method="INTEGER_ACCURATE")
+
+
+# Context kept around a decoded window: libjpeg upsamples chroma as if the
+# window's edge were the image's, so an MCU-aligned window's border differs
+# from a full decode (up to 13 levels at 4:2:0). One MCU of margin, sliced off
+# afterwards, leaves the patch exactly as a full decode has it.
+WINDOW_MARGIN = 16
+
+
+def decode_crop(data, offset, size, channels=3):
+  """Exactly `decode(data)[y:y + h, x:x + w]`, decoding only a window around it.
+
+  Much cheaper than a full decode of a large photo; tested pixel-equal to it.
+  `offset` is (y, x); `size` is (h, w) with Python ints.
+  """
+  height, width = size
+  shape = tf.image.extract_jpeg_shape(data)
+  offset = tf.cast(offset, tf.int32)
+  top = tf.maximum(offset[0] - WINDOW_MARGIN, 0)
+  left = tf.maximum(offset[1] - WINDOW_MARGIN, 0)
+  bottom = tf.minimum(offset[0] + height + WINDOW_MARGIN, shape[0])
+  right = tf.minimum(offset[1] + width + WINDOW_MARGIN, shape[1])
+  window = tf.io.decode_and_crop_jpeg(
+      data, tf.stack([top, left, bottom - top, right - left]), channels=channels,
+      dct_method="INTEGER_ACCURATE")
+  patch = window[offset[0] - top:offset[0] - top + height,
+                 offset[1] - left:offset[1] - left + width]
+  patch.set_shape([height, width, channels])
+  return patch
+
+
+# The cost of decoding, in units of one pixel of a whole decode, measured here
+# (bin/benchmark --decode_costs prints the measurement) on a 3000x2000 JPEG:
+# a whole decode took 23 ms; a window at row y, h rows tall, 8.8 ms at y = 1000
+# and 1.7 ms at y = 0 for h = 64. libjpeg skips the IDCT outside a window but
+# must still entropy-decode every row above its bottom, at full width: 0.7 of
+# a pixel's cost; the IDCT and colour conversion of the window's own pixels
+# are the other 0.3; each window also pays a fixed ~0.65 ms (header, setup).
+ENTROPY_SHARE = 0.7
+PIXEL_SHARE = 0.3
+WINDOW_OVERHEAD = 170_000  # pixels' worth
+
+
+def windowed_decode_pays(image_size, offsets, size):
+  """Whether decoding one window per offset costs less than one whole decode.
+
+  Args:
+    image_size: (height, width) int32 tensor of the JPEG.
+    offsets: [n, 2] int32 tensor of patch offsets (y, x).
+    size: (h, w) of each patch, Python ints.
+
+  Returns:
+    A bool tensor: windowed decoding pays for a few small patches of a large
+    photo (one 224 patch of a 3000x2000 one), a whole decode for many (ten
+    512 patches of the same photo). Both paths cut pixel-equal patches.
+  """
+  height, width = (tf.cast(v, tf.float32) for v in (image_size[0], image_size[1]))
+  bottoms = tf.minimum(tf.cast(offsets[:, 0] + size[0] + WINDOW_MARGIN, tf.float32), height)
+  window_pixels = float((size[0] + 2 * WINDOW_MARGIN) * (size[1] + 2 * WINDOW_MARGIN))
+  windowed = tf.reduce_sum(ENTROPY_SHARE * width * bottoms + PIXEL_SHARE * window_pixels
+                           + WINDOW_OVERHEAD)
+  return windowed < height * width
+
+
+def encode(image, quality, chroma="4:2:0"):
+  """Baseline JPEG encoding of a uint8 HxWx3 image; returns a scalar string.
+
+  `quality` is a Python int or a scalar integer tensor in 1..100 (a tensor lets
+  every example of a `Dataset.map` draw its own QF). `chroma` is "4:2:0" (the
+  default of TF, OpenCV and PIL) or "4:4:4".
+  """
+  _check_chroma(chroma)
+  image = _check_image(image)
+  subsample = chroma == "4:2:0"
+  if isinstance(quality, int):
+    _check_quality(quality)
+    return tf.io.encode_jpeg(image, quality=quality, chroma_downsampling=subsample)
+  quality = tf.cast(quality, tf.int32)
+  lo, hi = QUALITY_RANGE
+  with tf.control_dependencies([
+      tf.debugging.assert_rank(quality, 0, message="JPEG quality must be a scalar"),
+      tf.debugging.assert_greater_equal(quality, lo, message="JPEG quality must be >= 1"),
+      tf.debugging.assert_less_equal(quality, hi, message="JPEG quality must be <= 100"),
+  ]):
+    quality = tf.identity(quality)
+  if subsample:
+    # The only encode op that takes its quality as a tensor; it always subsamples.
+    return tf.raw_ops.EncodeJpegVariableQuality(images=image, quality=quality)
+  # `encode_jpeg` takes quality as a graph attribute: one branch per QF.
+  branches = [
+      (lambda q=q: tf.io.encode_jpeg(image, quality=q, chroma_downsampling=False))
+      for q in range(lo, hi + 1)
+  ]
+  return tf.switch_case(quality - lo, branches)
+
+
+def compress(image, quality, chroma="4:2:0"):
+  """JPEG-compresses `image` and decodes it back: uint8 HxWx3 of the same shape."""
+  image = _check_image(image)
+  out = decode(encode(image, quality, chroma))
+  out.set_shape(image.shape)
+  return out
+
+
+def draw_quality(qualities, probability, seed):
+  """A stateless coin and pick: a QF drawn uniformly from `qualities` with
+  `probability` (a float, or a float32 tensor), else 0 (leave the image
+  alone). Returns an int32 scalar."""
+  qualities = [int(q) for q in qualities]
+  if not qualities:
+    raise ValueError("a JPEG augmentation needs at least one quality")
+  for q in qualities:
+    _check_quality(q)
+  if not tf.is_tensor(probability) and not 0.0 <= probability <= 1.0:
+    raise ValueError(f"probability must be in [0, 1], got {probability}")
+  coin_seed, pick_seed = seeds.split(seed, 2)
+  apply = tf.random.stateless_uniform([], coin_seed) < probability
+  pick = tf.random.stateless_uniform(
+      [], pick_seed, minval=0, maxval=len(qualities), dtype=tf.int32)
+  quality = tf.gather(tf.constant(qualities, tf.int32), pick)
+  return tf.where(apply, quality, 0)
+
+
+def compress_if(image, quality, chroma="4:2:0"):
+  """`compress(image, quality)` where the int32 tensor `quality` is > 0, else `image`."""
+  image = _check_image(image)
+  return tf.cond(quality > 0, lambda: compress(image, quality, chroma), lambda: image)
+
+
+def random_compress(image, qualities, probability, seed, chroma="4:2:0"):
+  """The paper's augmentation: with `probability`, compress at a QF drawn from `qualities`.
+
+  Args:
+    image: uint8 HxWx3.
+    qualities: non-empty sequence of ints in 1..100; one is drawn uniformly.
+    probability: chance of compressing at all (0.5 in the paper); a float, or
+      a float32 tensor where it differs per example.
+    seed: stateless seed (see `tfjpeg.core.seeds`).
+    chroma: "4:2:0" or "4:4:4".
+
+  Returns:
+    (image, quality): the possibly compressed image and the int32 QF used, 0
+    where the image was left untouched.
+  """
+  quality = draw_quality(qualities, probability, seed)
+  return compress_if(image, quality, chroma), quality
+
+
+def _check_chroma(chroma):
+  if chroma not in CHROMA_MODES:
+    raise ValueError(f"chroma must be one of {CHROMA_MODES}, got {chroma!r}")
+
+
+def _check_quality(quality):
+  lo, hi = QUALITY_RANGE
+  if not lo <= quality <= hi:
+    raise ValueError(f"JPEG quality must be in {lo}..{hi}, got {quality}")
+
+
+def _check_image(image):
+  image = tf.convert_to_tensor(image)
+  if image.dtype != tf.uint8:
+    raise TypeError(f"JPEG ops take uint8 images, got {image.dtype.name}")
+  if image.shape.rank is not None and image.shape.rank != 3:
+    raise ValueError(f"JPEG ops take one HxWx3 image, got shape {image.shape}")
+  if image.shape[-1] is not None and image.shape[-1] != 3:
+    raise ValueError(f"JPEG ops take RGB images (3 channels), got shape {image.shape}")
+  return image

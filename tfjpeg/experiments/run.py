@@ -1,0 +1,115 @@
+"""`train_and_evaluate(config, workdir)`: one run, trained then tested.
+
+The run directory holds:
+  config.json        the resolved config, written before training starts
+  run.json           what the model is without the data: task, class names,
+                     patch size, net, weights file, input (tfjpeg.train.rundir)
+  data_summary.txt   images per split and class, every bad file, and the
+                     shortcut audit's short form (tfjpeg.data.audit)
+  checkpoints/       latest.keras (model + optimizer), best.weights.h5, state.json
+  logs/              TensorBoard: train/validation loss and accuracy, lr,
+                     augmented training patches, HParams with test metrics
+  results.csv        one row per test condition (see evaluation.RESULT_COLUMNS)
+  offsets_*          per-offset sweeps, if `offset_periods` asks (see tfjpeg.analysis.offsets)
+  finished.json      written last: the run is complete (what a study's skip checks)
+"""
+
+import os
+
+import keras
+import tensorflow as tf
+
+from tfjpeg import config as config_lib
+from tfjpeg.analysis import evaluation
+from tfjpeg.analysis import offsets
+from tfjpeg.core import runlock
+from tfjpeg.data import audit
+from tfjpeg.data import lattice
+from tfjpeg.data import tasks
+from tfjpeg.pipeline import input_pipeline
+from tfjpeg.train import baseline
+from tfjpeg.train import distribute
+from tfjpeg.train import hparams
+from tfjpeg.train import preemption
+from tfjpeg.train import rundir
+from tfjpeg.train import schedule
+
+
+def _prepare_workdir(config, workdir):
+  os.makedirs(os.path.join(workdir, "checkpoints"), exist_ok=True)
+  path = os.path.join(workdir, "config.json")
+  if os.path.exists(path):
+    changed = config_lib.differences(config_lib.saved(workdir), config)
+    if changed:
+      raise ValueError(f"{workdir} holds a run with another config (differs in "
+                       f"{changed}); use a new --workdir")
+  else:
+    rundir.write_atomically(path, config.to_json())
+
+
+def train_and_evaluate(config, workdir, log=print, break_lock=False):
+  """Trains by `config.recipe` (resuming if `workdir` holds a run), then tests.
+
+  The run holds its directory's lock (`tfjpeg.core.runlock`) while it writes: a
+  multi-worker run's chief the run directory, every other worker its own
+  folder. `break_lock` removes a lock held from another host.
+
+  Returns:
+    The results DataFrame, also written to `workdir/results.csv`.
+
+  Raises:
+    runlock.RunLockedError: another live process writes `workdir`.
+  """
+  # A multi-worker strategy configures collective ops: before any other op.
+  strategy = distribute.make_strategy(config.strategy)
+  workdir = distribute.worker_workdir(workdir)
+  with runlock.hold(workdir, break_lock), preemption.stop_on_sigterm():
+    return _train_and_evaluate(config, workdir, log, strategy)
+
+
+def _train_and_evaluate(config, workdir, log, strategy):
+  _prepare_workdir(config, workdir)
+  keras.utils.set_random_seed(config.seed)
+  tf.config.experimental.enable_op_determinism()
+  if config.mixed_precision:
+    keras.mixed_precision.set_global_policy("mixed_float16")
+  task = tasks.task_for(config, log)
+  cached = (f"lattice images (QF {task.lattice_qf}) read from "
+            f"{lattice.cache_dir(task.lattice_qf, config.chroma)}\n" if task.lattice_qf else "")
+  # The files as stored (before any lattice QF): do they give the class away?
+  found = audit.audit_task(task, seed=config.seed)
+  profile = audit.compression_profile(found.files, task.class_names)
+  matched = ""
+  if config.match_compression:
+    matched = (f"match_compression: lossless images saved once, then every training patch "
+               f"saved, at QFs drawn from {audit.describe_qfs(profile.match_qfs)}\n")
+    limit = audit.matching_limit(found)
+    if limit:
+      matched += limit + "\n"
+      log(limit)
+  rundir.write_atomically(os.path.join(workdir, "data_summary.txt"),
+                          task.summary + "\n" + cached + found.short_form() + "\n" + matched)
+  rundir.write_description(workdir, config, task)
+  log(task.summary)
+  if found.warning():
+    log(found.warning())
+  empty = [s for s, n in task.num_images.items() if n == 0]
+  if empty:
+    raise ValueError(f"the {config.task} task has no {' or '.join(empty)} images "
+                     f"({task.num_images}): too few source images for the split; add "
+                     "images or change --test_fraction/--validation_fraction")
+  if config.recipe == "baseline":
+    model = baseline.fit(config, task, workdir, log, profile)
+  else:
+    model = schedule.fit(config, task, workdir, log, strategy, profile)
+  preemption.stop_if_asked(workdir, "all")
+  seen = input_pipeline.ImagesSeen()
+  results, confusions = evaluation.evaluate(model, task, config, seen=seen, profile=profile)
+  lost = rundir.report_lost_images(workdir, task, "test", seen, log)
+  evaluation.write_results(workdir, results, confusions, task.class_names)
+  hparams.log_hparams(workdir, config, results)
+  log(results.to_string(index=False))
+  for period in config.offset_periods:
+    log(offsets.write_analysis(workdir, model, task, config, period).to_string(index=False))
+  rundir.mark_finished(workdir, conditions=len(results), test_images_lost=lost)
+  return results

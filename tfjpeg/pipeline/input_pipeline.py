@@ -1,0 +1,505 @@
+"""The only place that builds tf.data pipelines.
+
+    encoded bytes -> exact decode -> [lattice QF: whole image once]
+      -> [first QF of a double compression: whole image]
+      -> crop (aligned | random | misaligned) x patches_per_image
+       (a JPEG without lattice QF: only a window around each patch is decoded)
+      -> training: JPEG augmentation   |   evaluation: the test condition's QF
+      -> batch -> prefetch
+
+Bytes stay encoded until decoded; every JPEG decode uses the accurate IDCT;
+nothing is re-encoded unless the lattice QF, the augmentation or the test
+condition asks for it. Every random choice is a stateless function of
+(seed, epoch, image index, patch index), so runs are reproducible and resume
+exactly.
+"""
+
+import dataclasses
+import re
+import socket
+import threading
+from typing import Optional
+from typing import Sequence
+
+import tensorflow as tf
+
+from tfjpeg.codec import crops
+from tfjpeg.codec import grid
+from tfjpeg.codec import images
+from tfjpeg.codec import jpeg
+from tfjpeg.core import seeds
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+  patch_size: int = 64
+  patches_per_image: int = 1
+  lattice_qf: Optional[int] = None  # compress whole images first (100 in experiment 1)
+  train_crop: str = "random"
+  crop_grid: int = 8  # 16 keeps 4:2:0 chroma blocks aligned too
+  train_qfs: Sequence[int] = ()  # augmentation QFs; empty: none
+  aug_fraction: float = 0.5
+  # Double-compression augmentation: this fraction of training images is
+  # compressed whole at a QF1 drawn from `double_qfs`, cropped (`train_crop`
+  # places the patch against that grid), and its patches saved again at a QF2
+  # drawn from `train_qfs`. The other images get the single augmentation.
+  double_qfs: Sequence[int] = ()
+  double_fraction: float = 0.5
+  chroma: str = "4:2:0"
+  batch_size: int = 32
+  seed: int = 0
+  shuffle_buffer: Optional[int] = 1024  # patches; None: a whole epoch's, up to SHUFFLE_BYTES
+  data_service: Optional[str] = None  # tf.data service dispatcher, e.g. grpc://host:5050
+  # The run's name for its tf.data service jobs: every run on one dispatcher
+  # needs its own, or runs with the same seed would split each other's epochs.
+  service_job: str = "tfjpeg-train"
+  # Compression made to carry no class information (`match_compression`): an
+  # image read from a lossless file is first saved whole at a QF drawn from
+  # `match_qfs` (the dataset's own JPEG QFs), as the JPEG files were once;
+  # then every training patch, of every class, is saved at another draw.
+  match_qfs: Sequence[int] = ()
+  # The test conditions that re-save whole images (`Condition.resave`):
+  # "swap" saves an image of class k at a QF drawn from `swap_qfs[k]` (empty:
+  # left as stored); "common" saves every image at `common_qf`.
+  swap_qfs: Sequence[Sequence[int]] = ()
+  common_qf: Optional[int] = None
+
+  def __post_init__(self):
+    check_augmentation(self.train_qfs, self.aug_fraction, self.double_qfs,
+                       self.double_fraction)
+    if self.match_qfs and (self.train_qfs or self.double_qfs or self.lattice_qf):
+      raise ValueError(MATCH_ALONE)
+
+
+MATCH_ALONE = ("match_compression sets every training image's compression itself: it cannot "
+               "be combined with train_qfs, double_qfs or lattice_qf")
+
+
+def check_augmentation(train_qfs, aug_fraction, double_qfs, double_fraction):
+  """Raises ValueError for augmentation settings the pipeline cannot honour."""
+  for name, value in (("aug_fraction", aug_fraction), ("double_fraction", double_fraction)):
+    if not 0.0 <= value <= 1.0:
+      raise ValueError(f"{name} must be in [0, 1], got {value}")
+  if double_qfs and not train_qfs:
+    raise ValueError("double-compression augmentation (double_qfs) needs train_qfs: "
+                     "the QFs its patches are saved at the second time")
+
+
+# The most memory an automatic shuffle buffer may hold: a whole epoch of
+# 64-pixel patches of a few thousand images, or 680 patches of 512 pixels.
+SHUFFLE_BYTES = 512 * 2**20
+
+
+def shuffle_buffer_size(config, num_images):
+  """`config.shuffle_buffer`, or when None every patch of an epoch of
+  `num_images` images, up to SHUFFLE_BYTES: with many patches per image a
+  small buffer fills each batch from a few images, which slows learning."""
+  if config.shuffle_buffer:
+    return config.shuffle_buffer
+  patches = max(1, num_images * config.patches_per_image)
+  return max(config.batch_size, min(patches, SHUFFLE_BYTES // (3 * config.patch_size ** 2)))
+
+
+# Test-only crop mode: the random crop moved onto the JPEG grid estimated from
+# the test image's own pixels (tfjpeg.codec.grid), kept where no grid is found.
+REALIGNED = "realigned"
+TEST_CROPS = crops.MODES + (REALIGNED,)
+
+
+@dataclasses.dataclass(frozen=True)
+class Condition:
+  """A test condition: how test patches are cut and compressed.
+
+  With `first_qf`, a double compression: the whole test image is compressed at
+  `first_qf`, the patch cut by `crop` (so `random` puts it at a random offset
+  from that grid), then saved again at `qf`.
+  """
+  crop: str = "aligned"
+  qf: Optional[int] = None  # None: left as read
+  first_qf: Optional[int] = None  # None: a single compression (or none)
+  # The grid `aligned` and `misaligned` crops are placed against: 8 (JPEG
+  # blocks) or 16 (4:2:0 MCUs), whatever grid the net was trained on.
+  grid: int = 8
+  # "swap": each image of a less-compressed class saved whole, before the
+  # crop, at a QF drawn from the other classes' stored QFs, so that all
+  # classes look alike; "common": every image saved at one common QF
+  # (`PipelineConfig.swap_qfs`, `common_qf`). "none": as stored.
+  resave: str = "none"
+
+  def __post_init__(self):
+    if self.crop not in TEST_CROPS:
+      raise ValueError(f"test crop must be one of {TEST_CROPS}, got {self.crop!r}")
+    if self.resave not in RESAVES:
+      raise ValueError(f"resave must be one of {RESAVES}, got {self.resave!r}")
+    if self.resave != "none" and self.first_qf:
+      raise ValueError("a re-saved test image (swap, common) is its own first compression: "
+                       "it takes no first_qf")
+    if self.grid not in (8, 16) or (self.grid != 8 and self.crop not in GRID_CROPS):
+      raise ValueError(f"{self.crop} test crops take grid 8{' or 16' * (self.crop in GRID_CROPS)}"
+                       f", got {self.grid}")
+
+  @property
+  def name(self):
+    first = f"_first{self.first_qf}" if self.first_qf else ""
+    resave = "" if self.resave == "none" else f"_{self.resave}"
+    return f"{self.spelling}_qf{self.qf or 'none'}{first}{resave}"
+
+  @property
+  def spelling(self):
+    """How flags and tables name the crop: 'aligned', 'aligned16', 'random'."""
+    return self.crop + (str(self.grid) if self.grid != 8 else "")
+
+
+GRID_CROPS = ("aligned", "misaligned")
+RESAVES = ("none", "swap", "common")
+
+
+def parse_test_crop(text):
+  """'aligned16' -> ('aligned', 16); 'misaligned' -> ('misaligned', 8)."""
+  match = re.fullmatch(r"([a-z]+?)(8|16)?", str(text).strip())
+  crop, grid = (match.group(1), int(match.group(2) or 8)) if match else (str(text), 8)
+  Condition(crop, grid=grid)  # refuses what does not exist, naming it
+  return crop, grid
+
+
+class ImagesSeen:
+  """The images a pipeline delivered, by id. A pipeline given one skips an
+  image whose decode fails at run time (a file changed on disk since it was
+  probed) instead of stopping, and the caller names the images missing from
+  `ids`: errors are never ignored without someone reporting them."""
+
+  def __init__(self):
+    self._ids, self._lock = set(), threading.Lock()
+
+  def add(self, image_id):
+    with self._lock:
+      self._ids.add(image_id.numpy().decode())
+    return True
+
+  @property
+  def ids(self):
+    with self._lock:
+      return set(self._ids)
+
+
+def _skip_and_record(dataset, seen):
+  """Per-image elements: failures skipped and survivors recorded in `seen` (if given)."""
+  if seen is None:
+    return dataset
+  def record(element):
+    done = tf.py_function(seen.add, [element["image_id"][0]], Tout=tf.bool)
+    with tf.control_dependencies([done]):
+      return {k: tf.identity(v) for k, v in element.items()}
+  return dataset.ignore_errors(log_warning=True).map(record)
+
+
+def decode_element(element, lattice_qf=None, chroma="4:2:0", first_qf=None):
+  """Decodes `element["encoded"]` whole; compresses it at `lattice_qf` if given,
+  then at `first_qf` (an int, or an int32 tensor with 0 for none), the first
+  save of a double compression."""
+  image = images.decode(element["encoded"])
+  if lattice_qf:
+    image = jpeg.compress(image, int(lattice_qf), chroma)
+  if isinstance(first_qf, int):
+    image = jpeg.compress(image, first_qf, chroma)  # a static QF: no branch
+  elif first_qf is not None:
+    image = jpeg.compress_if(image, first_qf, chroma)
+  return image
+
+
+def cut_patches(element, config, modes, image_seed, first_qf=None):
+  """`patches_per_image` crops of one encoded image for each of `modes`: a crop
+  mode (placed against `config.crop_grid`) or a (crop mode, grid) pair.
+
+  `first_qf` (an int, or an int32 tensor with 0 for none) compresses the whole
+  decoded image before it is cut: the first save of a double compression.
+
+  A JPEG source without a lattice QF is decoded window by window around each
+  patch (`jpeg.decode_crop`, pixel-equal to a full decode) when that costs less
+  than one whole decode (`jpeg.windowed_decode_pays`: a few small patches of a
+  large photo); anything else is decoded whole, once. Offsets depend only on
+  (image size, mode, seed, patch index), so both paths cut the same patches.
+
+  Returns:
+    {each of `modes`: {"image": [n, P, P, 3], "offset": [n, 2], "label", "image_id",
+    "patch_index"}}.
+  """
+  encoded, size, n = element["encoded"], config.patch_size, config.patches_per_image
+  keys, modes = list(modes), [m if isinstance(m, tuple) else (m, config.crop_grid)
+                              for m in modes]
+
+  def offsets_for(image_size, mode, image=None):
+    mode, crop_grid = mode
+    base_mode = "random" if mode == REALIGNED else mode
+    offsets = [crops.choose_offset(image_size, size, base_mode, crop_grid,
+                                   tf.random.experimental.stateless_fold_in(image_seed, k))
+               for k in range(n)]
+    if mode == REALIGNED:
+      origin, confidence = grid.estimate(image)
+      offsets = [tf.where(confidence >= grid.CONFIDENT,
+                          grid.realign(o, origin, image_size, (size, size)), o)
+                 for o in offsets]
+    return offsets
+
+  def windowed():
+    image_size = tf.image.extract_jpeg_shape(encoded)[:2]
+    out = []
+    for mode in modes:
+      offsets = offsets_for(image_size, mode)
+      out.append((tf.stack([jpeg.decode_crop(encoded, o, (size, size)) for o in offsets]),
+                  tf.stack(offsets)))
+    return out
+
+  def windows_pay():
+    image_size = tf.image.extract_jpeg_shape(encoded)[:2]
+    offsets = tf.concat([tf.stack(offsets_for(image_size, mode)) for mode in modes], 0)
+    return jpeg.windowed_decode_pays(image_size, offsets, (size, size))
+
+  def whole():
+    image = decode_element(element, config.lattice_qf, config.chroma, first_qf)
+    out = []
+    for mode in modes:
+      offsets = offsets_for(tf.shape(image)[:2], mode, image)
+      out.append((tf.stack([crops.crop_at(image, size, o) for o in offsets]),
+                  tf.stack(offsets)))
+    return out
+
+  needs_whole = REALIGNED in [m for m, _ in modes]  # the grid is estimated from all of it
+  if config.lattice_qf or needs_whole or first_qf is not None:
+    cut = whole()
+  else:
+    use_windows = tf.cond(tf.io.is_jpeg(encoded), windows_pay, lambda: tf.constant(False))
+    cut = tf.cond(use_windows, windowed, whole)
+  common = dict(label=tf.fill([n], element["label"]), image_id=tf.fill([n], element["image_id"]),
+                patch_index=tf.range(n, dtype=tf.int32))
+  return {key: dict(common, image=tf.ensure_shape(patches, [n, size, size, 3]), offset=offsets)
+          for key, (patches, offsets) in zip(keys, cut)}
+
+
+def _per_image(dataset, config, mode, epoch_seed, seen=None):
+  def per_image(index, element):
+    image_seed = seeds.for_example(epoch_seed, index)
+    first_qf = None
+    if config.double_qfs:  # fold-in -1: patches use 0, 1, ...
+      first_qf = jpeg.draw_quality(config.double_qfs, config.double_fraction,
+                                   seeds.for_example(image_seed, -1))
+    elif config.match_qfs:  # a lossless file gets the first save a JPEG file had
+      lossless = tf.cast(tf.logical_not(is_lossy(element["encoded"])), tf.float32)
+      first_qf = jpeg.draw_quality(config.match_qfs, lossless,
+                                   seeds.for_example(image_seed, -1))
+    patches = cut_patches(element, config, [mode], image_seed, first_qf)[mode]
+    patches["first_qf"] = tf.fill([config.patches_per_image],
+                                  tf.constant(0) if first_qf is None else first_qf)
+    return patches
+
+  dataset = dataset.enumerate().map(per_image, num_parallel_calls=tf.data.AUTOTUNE,
+                                    deterministic=True)
+  return _skip_and_record(dataset, seen).unbatch()
+
+
+def is_lossy(encoded):
+  """Whether encoded image bytes are JPEG or lossy WebP (its 'VP8 ' chunk)."""
+  webp = tf.logical_and(tf.equal(tf.strings.substr(encoded, 0, 4), b"RIFF"),
+                        tf.equal(tf.strings.substr(encoded, 12, 4), b"VP8 "))
+  return tf.logical_or(tf.io.is_jpeg(encoded), webp)
+
+
+def service_job_name(config, epoch):
+  return f"{config.service_job}-seed{config.seed}-epoch{epoch}"
+
+
+def train_dataset(task, config, epoch, splits=("train",), seen=None):
+  """One epoch of training batches; epoch `e` is the same whenever it is built.
+
+  `splits` lists the task's splits it draws images from (the reference
+  baseline also trains on the validation images). With `seen` (an
+  `ImagesSeen`), an image that fails to decode is skipped and the others are
+  recorded (not with a tf.data service, whose workers cannot record).
+  """
+  epoch_seed = seeds.for_example(config.seed, epoch)
+  data_seed, crop_seed, aug_seed, shuffle_seed = seeds.split(epoch_seed, 4)
+  images = task.images(splits[0], shuffle_seed=data_seed)
+  for split in splits[1:]:
+    images = images.concatenate(task.images(split, shuffle_seed=data_seed))
+  dataset = _per_image(images, config, config.train_crop, crop_seed,
+                       None if config.data_service else seen)
+  dataset = dataset.enumerate()
+  qualities = list(config.train_qfs or config.match_qfs)
+
+  def augment(index, element):
+    if qualities:
+      # A double-compressed image's patches are always saved again; the rest
+      # with probability aug_fraction; with match_qfs every patch.
+      fraction = tf.where(element["first_qf"] > 0, 1.0,
+                          1.0 if config.match_qfs else config.aug_fraction)
+      element["image"], element["qf"] = jpeg.random_compress(
+          element["image"], qualities, fraction, seeds.for_example(aug_seed, index),
+          config.chroma)
+    else:
+      element["qf"] = tf.constant(0, tf.int32)
+    return element
+
+  dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  # Mix patches of different images within a batch; seeded, so reproducible.
+  buffer = shuffle_buffer_size(config, sum(task.num_images[s] for s in splits))
+  dataset = dataset.shuffle(buffer, seed=seeds.to_int(shuffle_seed))
+  dataset = dataset.batch(config.batch_size)
+  if config.data_service:
+    # Workers run everything above (reading, decoding, JPEG) and split the
+    # images between them (each read once); this host only receives batches.
+    # With one worker the epoch equals the local one; with several, patch
+    # positions are still seeded but depend on how images fall to workers.
+    dataset = dataset.apply(tf.data.experimental.service.distribute(
+        processing_mode="distributed_epoch", service=config.data_service,
+        job_name=service_job_name(config, epoch)))
+  return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def eval_dataset(task, split, conditions, config, seen=None):
+  """Batches of `split` under every test condition, each image read and decoded once.
+
+  Each element carries `condition`, the index of its condition in `conditions`.
+  With `seen`, an image that fails to decode is skipped and the others recorded.
+  Crops depend only on (seed, image, crop mode), so every run, and every
+  combination of conditions, cuts the same test patches (a double compression
+  cuts them at the same places too).
+  """
+  conditions = list(conditions)
+  # Conditions sharing a first save share one decoded (and once-compressed) image.
+  firsts = sorted({_first_save(c) for c in conditions})
+  eval_seed = seeds.for_example(config.seed, -1)  # independent of training epochs
+  if any(c.resave == "swap" for c in conditions) and not config.swap_qfs:
+    raise ValueError("a swap test condition needs the classes' stored QFs (swap_qfs)")
+  if any(c.resave == "common" for c in conditions) and not config.common_qf:
+    raise ValueError("a common-QF test condition needs common_qf")
+
+  def first_qf_of(first, element, image_seed):
+    """The first save of `first` (a QF, 0, "swap" or "common") for one image."""
+    if first == "swap":
+      return swap_quality(config.swap_qfs, element["label"], seeds.for_example(image_seed, -3))
+    if first == "common":
+      return int(config.common_qf)
+    return int(first) or None
+
+  def per_image(index, element):
+    image_seed = seeds.for_example(eval_seed, index)
+    cuts = {first: cut_patches(element, config,
+                               sorted({(c.crop, c.grid) for c in conditions
+                                       if _first_save(c) == first}),
+                               image_seed, first_qf_of(first, element, image_seed))
+            for first in firsts}
+    outputs = []
+    for number, condition in enumerate(conditions):
+      patches = dict(cuts[_first_save(condition)][(condition.crop, condition.grid)])
+      if condition.qf:
+        patches["image"] = tf.map_fn(
+            lambda p, q=int(condition.qf): jpeg.compress(p, q, config.chroma),
+            patches["image"])
+      patches["qf"] = tf.fill([config.patches_per_image], condition.qf or 0)
+      patches["first_qf"] = tf.fill([config.patches_per_image], condition.first_qf or 0)
+      patches["condition"] = tf.fill([config.patches_per_image], number)
+      outputs.append(patches)
+    return {k: tf.concat([o[k] for o in outputs], 0) for k in outputs[0]}
+
+  dataset = task.images(split).enumerate().map(
+      per_image, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  dataset = _skip_and_record(dataset, seen)
+  return dataset.unbatch().batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _first_save(condition):
+  """What a condition does to the whole image before the crop: its first QF
+  (0: nothing), or its re-save ("swap", "common"); sortable as text."""
+  return condition.resave if condition.resave != "none" else f"{condition.first_qf or 0:03d}"
+
+
+def swap_quality(swap_qfs, label, seed):
+  """The QF a swap condition saves an image of class `label` at: a stateless
+  draw from `swap_qfs[label]`, 0 (left as stored) where that pool is empty."""
+  longest = max(1, max(len(p) for p in swap_qfs))
+  table = tf.constant([list(p) + [0] * (longest - len(p)) for p in swap_qfs], tf.int32)
+  sizes = tf.constant([len(p) for p in swap_qfs], tf.int32)
+  size = tf.gather(sizes, label)
+  pick = tf.cast(tf.random.stateless_uniform([], seed) * tf.cast(size, tf.float32), tf.int32)
+  return tf.where(size > 0, tf.gather(table[label], tf.minimum(pick, tf.maximum(size - 1, 0))),
+                  0)
+
+
+def offset_dataset(task, split, config, period=8, qf=None, first_qf=None, seen=None):
+  """Batches of `split` with each image cut at every grid phase, for per-offset analysis.
+
+  Each image gets one base position, a multiple of 16 so that the unshifted
+  patch keeps both the 8x8 luma blocks and the 16x16 chroma MCUs of 4:2:0 JPEG
+  intact; then (period + 1)^2 patches at base + (dy, dx), dy, dx in
+  0..`period`. Phases are against the grid of the image as decoded (the
+  lattice QF's if there is one, else the file's own, which starts at the
+  top-left), and the same content is seen at every phase, so any accuracy
+  change comes from the phase alone. `qf` and `first_qf` compress as in
+  `Condition`. Elements carry `phase` = (dy, dx). With `seen`, an image that
+  fails to decode is skipped and the others recorded.
+  """
+  if period < 1:
+    raise ValueError(f"offset period must be positive, got {period}")
+  size = config.patch_size
+  phases = tf.constant([(dy, dx) for dy in range(period + 1) for dx in range(period + 1)],
+                       tf.int32)
+  count = (period + 1) ** 2
+  offset_seed = seeds.for_example(config.seed, -2)
+
+  def per_image(index, element):
+    image = decode_element(element, config.lattice_qf, config.chroma,
+                           int(first_qf) if first_qf else None)
+    image_size = tf.shape(image)[:2]
+    check = tf.debugging.Assert(tf.reduce_all(image_size >= size + period), [
+        "per-offset analysis shifts each patch by up to", period, "pixels: it needs images "
+        "of at least patch size +", period, "but image", element["image_id"], "is",
+        image_size])
+    with tf.control_dependencies([check]):
+      base = crops.choose_offset(image_size - period, size, "aligned", max(16, period),
+                                 seeds.for_example(offset_seed, index))
+    offsets = base + phases
+    # One traced crop, looped at run time: 81 or 289 traced crops build slowly.
+    patches = tf.map_fn(lambda offset: crops.crop_at(image, size, offset), offsets,
+                        fn_output_signature=tf.TensorSpec([size, size, 3], tf.uint8))
+    if qf:
+      patches = tf.map_fn(lambda p: jpeg.compress(p, int(qf), config.chroma), patches)
+    return dict(image=patches, offset=offsets, phase=phases,
+                label=tf.fill([count], element["label"]),
+                image_id=tf.fill([count], element["image_id"]))
+
+  dataset = task.images(split).enumerate().map(
+      per_image, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  dataset = _skip_and_record(dataset, seen)
+  return dataset.unbatch().batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def to_inputs(dataset):
+  """(patch, label) pairs, as Keras `fit` wants them."""
+  return dataset.map(lambda e: (e["image"], e["label"]),
+                     num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def free_port():
+  """A port no one listens on now, for a server started next."""
+  with socket.socket() as probe:
+    probe.bind(("", 0))
+    return probe.getsockname()[1]
+
+
+def serve(role, port=0, dispatcher=None, worker_address="localhost", log=print):
+  """Runs a tf.data service dispatcher or worker until the process is stopped.
+  Prints the address it serves on first ("dispatcher grpc://host:port" or
+  "worker host:port"), for the scripts that start it."""
+  service = tf.data.experimental.service
+  port = port or free_port()
+  if role == "dispatcher":
+    server = service.DispatchServer(service.DispatcherConfig(port=port))
+    log(f"dispatcher {server.target}")
+  elif role == "worker":
+    server = service.WorkerServer(service.WorkerConfig(
+        dispatcher_address=dispatcher.removeprefix("grpc://"), port=port,
+        worker_address=f"{worker_address}:{port}"))
+    log(f"worker {worker_address}:{port}")
+  else:
+    raise ValueError(f"role must be dispatcher or worker, got {role!r}")
+  server.join()

@@ -1,0 +1,167 @@
+"""Use a trained classifier on files: a run directory, its exported
+SavedModel, or any model `tfjpeg.serving.classifier` loads.
+
+No training code, no run config and no dataset are read: the model's own
+metadata (run.json, or the SavedModel's `metadata` signature) gives the class
+names and patch size.
+Each file is probed and decoded with the same rules as training (exact JPEG,
+bad files reported, images smaller than the patch refused, not resized).
+
+Patch policies:
+  grid       non-overlapping patches tiled from the top-left pixel, so aligned
+             with the JPEG grid of an uncropped image (the default);
+  realigned  the same tiling started at the JPEG grid estimated from the
+             image's pixels (`tfjpeg.codec.grid`), for images cropped after they
+             were compressed; from the top-left when no grid is found;
+  random     `num_patches` patches at random positions (seeded).
+An image's patch scores are combined by averaging log-probabilities. Every
+row also reports the estimated grid origin ("dy:dx", empty when none is
+found) and its confidence: a grid not at 0:0 means the image was cropped
+after its last compression.
+"""
+
+import os
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from tfjpeg.codec import crops
+from tfjpeg.codec import grid
+from tfjpeg.codec import images
+from tfjpeg.core import metrics
+from tfjpeg.core import progress
+from tfjpeg.core import seeds
+from tfjpeg.serving import classifier as classifier_lib
+from tfjpeg.serving import export
+
+POLICIES = ("grid", "realigned", "random")
+
+
+def cut(image, patch_size, policy, num_patches=8, seed=0, origin=None):
+  """Patches of one decoded image and their (y, x) offsets, by `policy`.
+
+  `origin` is the (dy, dx) where `realigned` starts tiling (None: 0, 0).
+  """
+  if policy == "realigned" and origin is not None:
+    dy, dx = (int(v) for v in origin)
+    height, width = image.shape[:2]
+    if height - dy >= patch_size and width - dx >= patch_size:
+      patches, offsets = export.grid_tiles(image[dy:, dx:], patch_size)
+      return patches.numpy(), offsets.numpy() + np.array([dy, dx])
+  if policy in ("grid", "realigned"):
+    patches, offsets = export.grid_tiles(image, patch_size)  # the export's own rule
+    return patches.numpy(), offsets.numpy()
+  if policy == "random":
+    pairs = [crops.crop(image, patch_size, "random", seed=seeds.for_example(seed, k))
+             for k in range(num_patches)]
+    return (np.stack([p.numpy() for p, _ in pairs]), np.stack([o.numpy() for _, o in pairs]))
+  raise ValueError(f"patch policy must be one of {POLICIES}, got {policy!r}")
+
+
+def collect(inputs, class_names):
+  """(path, label or None) for every file named or found below a named folder.
+
+  Every regular file counts, images or not, so nothing is skipped silently. A
+  file inside a subfolder named like a class (DIR/<class>/...) gets that label.
+  """
+  found = []
+  for item in inputs:
+    if os.path.isdir(item):
+      for root, dirs, files in os.walk(item):
+        dirs.sort()
+        rel = os.path.relpath(root, item).split(os.sep)[0]
+        label = rel if rel in class_names else None
+        found += [(os.path.join(root, f), label) for f in sorted(files) if not f.startswith(".")]
+    else:
+      found.append((item, None))  # a missing file gets its error row too
+  return found
+
+
+def predict_file(classifier, path, policy, num_patches=8, seed=0):
+  """One row for `path` (error filled instead of scores on bad input), and patch rows."""
+  row = dict(path=path, predicted="", num_patches=0, placement=policy, offsets="",
+             grid_origin="", grid_confidence=float("nan"), error="")
+  try:
+    images.probe(path, min_size=(classifier.patch_size, classifier.patch_size))
+    with open(path, "rb") as f:
+      image = images.decode(f.read())
+  except images.BadImageError as e:
+    row["error"] = e.problem
+    return row, []
+  except tf.errors.OpError as e:  # passed the probe, still undecodable
+    row["error"] = f"cannot be decoded ({e.message.splitlines()[0]})"
+    return row, []
+  origin, confidence = (v.numpy() for v in _estimate_grid(image))
+  found = confidence >= grid.CONFIDENT
+  row.update(grid_origin=f"{origin[0]}:{origin[1]}" if found else "",
+             grid_confidence=float(confidence))
+  patches, offsets = cut(image, classifier.patch_size, policy, num_patches, seed,
+                         origin if found else None)
+  probabilities = classifier.probabilities(patches)
+  log_probabilities = np.log(np.clip(probabilities, 1e-12, 1.0))
+  combined = np.exp(log_probabilities.mean(0))
+  combined /= combined.sum()
+  row.update(predicted=classifier.class_names[int(combined.argmax())],
+             num_patches=len(patches),
+             offsets=";".join(f"{y}:{x}" for y, x in offsets.tolist()))
+  row.update({f"prob_{n}": float(p) for n, p in zip(classifier.class_names, combined)})
+  patch_rows = [dict(path=path, y=int(y), x=int(x),
+                     **{f"prob_{n}": float(p) for n, p in zip(classifier.class_names, probs)})
+                for (y, x), probs in zip(offsets.tolist(), probabilities)]
+  return row, patch_rows
+
+
+def summarize(frame, class_names):
+  """Counts, and the scores of the labelled good files."""
+  good = frame[frame["error"] == ""]
+  summary = dict(files=len(frame), predicted=len(good), errors=len(frame) - len(good))
+  labelled = good[good["label"] != ""]
+  if len(labelled):
+    index = {n: i for i, n in enumerate(class_names)}
+    labels = labelled["label"].map(index).to_numpy()
+    predictions = labelled["predicted"].map(index).to_numpy()
+    summary["labelled"] = len(labelled)
+    summary["balanced_accuracy"] = metrics.balanced_accuracy(labels, predictions)
+    probabilities = labelled[[f"prob_{n}" for n in class_names]].to_numpy()
+    summary.update(metrics.two_class_scores(labels, probabilities))
+    if len(class_names) != 2:
+      summary.pop("roc_auc"), summary.pop("average_precision")
+  return summary
+
+
+def run(model_path, inputs, out, policy="grid", num_patches=8, patch_scores=None, seed=0,
+        stream=sys.stderr, class_names=None, patch_size=None):
+  """Predicts every file of `inputs` with the model at `model_path` (class
+  names and patch size from the model, else from the arguments), writes `out`
+  (CSV); returns the summary dict."""
+  classifier = classifier_lib.load(model_path, class_names, patch_size)
+  files = collect(inputs, classifier.class_names)
+  rows, patch_rows = [], []
+  started = time.time()
+  bar = progress.Progress(len(files), "predicting", "files", stream)
+  for path, label in files:
+    row, patches = predict_file(classifier, path, policy, num_patches, seed)
+    row["label"] = label or ""
+    rows.append(row)
+    patch_rows += patches
+    bar.update()
+  bar.close()
+  columns = (["path", "label", "predicted"] + [f"prob_{n}" for n in classifier.class_names]
+             + ["num_patches", "placement", "offsets", "grid_origin", "grid_confidence",
+                "error"])
+  frame = pd.DataFrame(rows).reindex(columns=columns)
+  text = ["label", "error", "predicted", "offsets", "grid_origin"]
+  frame[text] = frame[text].fillna("")
+  frame.to_csv(out, index=False)
+  if patch_scores:
+    pd.DataFrame(patch_rows).to_csv(patch_scores, index=False)
+  summary = summarize(frame, classifier.class_names)
+  seconds = time.time() - started
+  summary["images_per_second"] = summary["predicted"] / seconds if seconds > 0 else float("nan")
+  return summary
+
+
+_estimate_grid = tf.function(grid.estimate, reduce_retracing=True)
