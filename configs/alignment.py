@@ -15,5 +15,5 @@ from tfjpeg.experiments import study
 
 
 def get_study(tasks=study.PAPER_TASKS, nets=study.PAPER_NETS):
-  base = config.Config(weights="imagenet", epochs=100, batch_size=32)
+  base = config.make(weights="imagenet", epochs=100, batch_size=32)
   return study.Study("alignment", study.alignment_runs(tasks, nets, base))

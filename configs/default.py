@@ -14,5 +14,10 @@ from tfjpeg import config
 
 
 def get_config():
-  return config.Config(task="cameras", net="hpf", test_crops=("aligned", "random"),
-                       test_qfs=(None, 50), **config.DEFAULT_RECIPE)
+  return config.make(
+    task="cameras",
+    net="hpf",
+    test_crops=("aligned", "random"),
+    test_qfs=(None, 50),
+    **config.DEFAULT_RECIPE,
+  )

@@ -21,36 +21,72 @@ task `shapes` with its compact net `plain` gets the two alignment runs with an
 about 50 minutes on 2 cores.
 """
 
-import dataclasses
-
 from tfjpeg import config
 from tfjpeg.experiments import study
 
-BASE = config.Config(**config.PAPER_RULE_ON_CPU)
-VISION_BASE = config.Config(**dict(config.PAPER_RULE_ON_CPU, epochs=12))
+BASE = config.make(**config.PAPER_RULE_ON_CPU)
+VISION_BASE = config.make(**dict(config.PAPER_RULE_ON_CPU, epochs=12))
 
 
-def get_study(tasks=("cameras_random_cfa", "cameras"), nets=("hpf", "bayar"),
-              vision=(("shapes", "plain"),)):
+def get_study(
+  tasks=("cameras_random_cfa", "cameras"), nets=("hpf", "bayar"), vision=(("shapes", "plain"),)
+):
   runs = ()
   for task in tasks:
     for net in nets:
-      common = dataclasses.replace(BASE, experiment="grid", task=task, net=net)
-      for name, crop, grid in (("aligned8", "aligned", 8), ("aligned16", "aligned", 16),
-                               ("random", "random", 8)):
-        runs += ((f"grid_{task}_{net}_train-{name}", dataclasses.replace(
-            common, lattice_qf=100, train_crop=crop, crop_grid=grid,
-            test_crops=("aligned", "aligned16", "random", "realigned"),
-            offset_periods=(16,))),)
-      for name, train_qfs, double_qfs in (("none", (), ()), ("single", (70, 90), ()),
-                                          ("double", (90,), (60, 70, 80))):
-        runs += ((f"grid_{task}_{net}_double-{name}", dataclasses.replace(
-            common, train_crop="random", train_qfs=train_qfs, double_qfs=double_qfs,
-            test_crops=("aligned", "random"), test_qfs=(None, 90),
-            test_first_qfs=(None, 70))),)
+      common = config.replace(BASE, experiment="grid", task=task, net=net)
+      for name, crop, grid in (
+        ("aligned8", "aligned", 8),
+        ("aligned16", "aligned", 16),
+        ("random", "random", 8),
+      ):
+        runs += (
+          (
+            f"grid_{task}_{net}_train-{name}",
+            config.replace(
+              common,
+              lattice_qf=100,
+              train_crop=crop,
+              crop_grid=grid,
+              test_crops=("aligned", "aligned16", "random", "realigned"),
+              offset_periods=(16,),
+            ),
+          ),
+        )
+      for name, train_qfs, double_qfs in (
+        ("none", (), ()),
+        ("single", (70, 90), ()),
+        ("double", (90,), (60, 70, 80)),
+      ):
+        runs += (
+          (
+            f"grid_{task}_{net}_double-{name}",
+            config.replace(
+              common,
+              train_crop="random",
+              train_qfs=train_qfs,
+              double_qfs=double_qfs,
+              test_crops=("aligned", "random"),
+              test_qfs=(None, 90),
+              test_first_qfs=(None, 70),
+            ),
+          ),
+        )
   for task, net in vision:
     for crop in ("aligned", "random"):
-      runs += ((f"grid_{task}_{net}_train-{crop}", dataclasses.replace(
-          VISION_BASE, experiment="grid", task=task, net=net, lattice_qf=100, train_crop=crop,
-          test_crops=("aligned", "random", "realigned"), offset_periods=(8,))),)
+      runs += (
+        (
+          f"grid_{task}_{net}_train-{crop}",
+          config.replace(
+            VISION_BASE,
+            experiment="grid",
+            task=task,
+            net=net,
+            lattice_qf=100,
+            train_crop=crop,
+            test_crops=("aligned", "random", "realigned"),
+            offset_periods=(8,),
+          ),
+        ),
+      )
   return study.Study("grid", runs)

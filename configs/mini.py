@@ -19,8 +19,10 @@ TASKS = ("cameras", "shapes")
 NET_FOR = {"cameras": "hpf", "shapes": "plain"}
 # The paper's rule at CPU scale, as when the README's tables were made; the small
 # vision task needs more epochs.
-BASE = {"cameras": config.Config(**config.PAPER_RULE_ON_CPU),
-        "shapes": config.Config(**dict(config.PAPER_RULE_ON_CPU, epochs=12))}
+BASE = {
+  "cameras": config.make(**config.PAPER_RULE_ON_CPU),
+  "shapes": config.make(**dict(config.PAPER_RULE_ON_CPU, epochs=12)),
+}
 
 
 def get_study(tasks=TASKS, nets=None):

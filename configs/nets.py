@@ -12,19 +12,32 @@ standard deviation over seeds: the README's table of nets. 3 runs a seed,
 about 5 minutes a seed on 2 cores.
 """
 
-import dataclasses
-
 from tfjpeg import config
 from tfjpeg.experiments import study
 
 NETS = ("hpf", "bayar", "bondi")
-RECIPE = dict(config.PAPER_RULE_ON_CPU, select="val_loss", precise_bn_batches=0,
-              shuffle_buffer=1024)
+RECIPE = dict(
+  config.PAPER_RULE_ON_CPU, select="val_loss", precise_bn_batches=0, shuffle_buffer=1024
+)
 
 
 def get_study(tasks=("cameras",), nets=NETS):
-  return study.Study("nets", tuple(
-      (f"nets_{task}_{net}", dataclasses.replace(
-          config.Config(**RECIPE), experiment="nets", task=task, net=net,
-          train_crop="random", test_crops=("aligned", "random"), test_qfs=(None, 50)))
-      for task in tasks for net in nets))
+  return study.Study(
+    "nets",
+    tuple(
+      (
+        f"nets_{task}_{net}",
+        config.replace(
+          config.make(**RECIPE),
+          experiment="nets",
+          task=task,
+          net=net,
+          train_crop="random",
+          test_crops=("aligned", "random"),
+          test_qfs=(None, 50),
+        ),
+      )
+      for task in tasks
+      for net in nets
+    ),
+  )

@@ -20,15 +20,15 @@ the mean and standard deviation over seeds, and `bin/plot
 a seed on 2 cores.
 """
 
-import dataclasses
-
 from tfjpeg import config
 from tfjpeg.experiments import study
 
-RECIPES = {"default": dict(net="hpf", **config.DEFAULT_RECIPE),
-           "baseline": config.BASELINE_RECIPE,
-           "paper-rule": dict(net="hpf", **config.PAPER_RULE_ON_CPU),
-           "moving-bn": dict(net="hpf", **dict(config.DEFAULT_RECIPE, precise_bn_batches=0))}
+RECIPES = {
+  "default": dict(net="hpf", **config.DEFAULT_RECIPE),
+  "baseline": config.BASELINE_RECIPE,
+  "paper-rule": dict(net="hpf", **config.PAPER_RULE_ON_CPU),
+  "moving-bn": dict(net="hpf", **dict(config.DEFAULT_RECIPE, precise_bn_batches=0)),
+}
 
 
 def get_study(tasks=("real_history", "real_cameras"), nets=None):
@@ -36,7 +36,9 @@ def get_study(tasks=("real_history", "real_cameras"), nets=None):
   for recipe, settings in RECIPES.items():
     if nets:  # the same recipe with other nets
       settings = dict(settings, net=nets[0])
-    base = config.Config(**settings)
-    runs += tuple((f"{name}_{recipe}", dataclasses.replace(c, experiment="real", variant=recipe))
-                  for name, c in study.alignment_runs(tasks, (base.net,), base))
+    base = config.make(**settings)
+    runs += tuple(
+      (f"{name}_{recipe}", config.replace(c, experiment="real", variant=recipe))
+      for name, c in study.alignment_runs(tasks, (base.net,), base)
+    )
   return study.Study("real", runs)

@@ -19,25 +19,34 @@ mean and standard deviation over seeds (the README's table, docs/shortcut/).
 About 20 minutes a seed on 2 cores.
 """
 
-import dataclasses
-
 from tfjpeg import config
 from tfjpeg.experiments import study
 
 SCENES = 640  # 128 test scenes a seed: 256 test images, 1,024 test patches
-BASE = config.Config(net="hpf", train_crop="random", test_crops=("random",),
-                     test_qfs=(None,), test_resaves=("swap", "common"), builtin_scenes=SCENES,
-                     experiment="shortcut", **config.DEFAULT_RECIPE)
+BASE = config.make(
+  net="hpf",
+  train_crop="random",
+  test_crops=("random",),
+  test_qfs=(None,),
+  test_resaves=("swap", "common"),
+  builtin_scenes=SCENES,
+  experiment="shortcut",
+  **config.DEFAULT_RECIPE,
+)
 VARIANTS = {
-    "unconfounded": dict(task="generated"),
-    "confounded": dict(task="generated_confounded"),
-    "matched": dict(task="generated_confounded", match_compression=True),
+  "unconfounded": dict(task="generated"),
+  "confounded": dict(task="generated_confounded"),
+  "matched": dict(task="generated_confounded", match_compression=True),
 }
 
 
 def get_study(tasks=None, nets=None):
   del tasks  # the study is about these two tasks
-  base = dataclasses.replace(BASE, net=nets[0]) if nets else BASE
-  return study.Study("shortcut", tuple(
-      (f"shortcut_{name}", dataclasses.replace(base, variant=name, **settings))
-      for name, settings in VARIANTS.items()))
+  base = config.replace(BASE, net=nets[0]) if nets else BASE
+  return study.Study(
+    "shortcut",
+    tuple(
+      (f"shortcut_{name}", config.replace(base, variant=name, **settings))
+      for name, settings in VARIANTS.items()
+    ),
+  )

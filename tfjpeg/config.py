@@ -1,22 +1,50 @@
-"""The run configuration: one frozen dataclass, built from a preset plus overrides.
+"""The run configuration: one frozen, nested config, and the presets that make it.
 
-Presets live in `configs/` as Python functions returning a `Config`; binaries
-apply flag overrides with `override`, and the resolved config is written to
-the run directory before training starts.
+    config = tfjpeg.config.make(task="cameras", net="hpf", train_qfs=(50,), epochs=6)
+    config.jpeg.train_qfs, config.schedule.epochs      # each setting lives in one section
+    tfjpeg.config.replace(config, epochs=10)           # changed by its flag name
+
+A `Config` holds a few top-level settings (the net and its weights, a study's
+labels) and five sections: `task` (what to learn from), `jpeg` (the training
+side's JPEG conditions), `test` (the test conditions), `schedule` (the
+training recipe) and `runtime` (where it runs). The task builders take
+`config.task` and the pipeline takes `config.jpeg` as they are: nothing is
+copied field by field.
+
+Every setting has one flat name, the flag users know (`--task`, `--train_crop`,
+`--test_qfs`, `--epochs`): `FIELDS` lists them with their section, type, help
+and allowed values; the binaries generate their flags from it, `make` and
+`replace` take these names, and `parse` reads a flag's text into a value,
+refusing a wrong one with a `ConfigError` that names the flag.
+
+Presets live in the repository's `configs/` (installed with the package as
+`tfjpeg.presets`) as Python functions returning a `Config`. This module
+imports no TensorFlow, so flags are checked before it starts.
+
+May import: tfjpeg.core (the layer below); nothing imports TensorFlow here.
 """
 
 import dataclasses
 import importlib.util
 import json
 import os
-from typing import Optional
-from typing import Tuple
+import pathlib
+import re
+from collections.abc import Callable
+from typing import Any
 
-import configs
-from tfjpeg.codec import crops
-from tfjpeg.data import tasks
-from tfjpeg.pipeline import input_pipeline
+from tfjpeg.core.errors import ConfigError
+from tfjpeg.core.errors import MissingError
 
+# The vocabulary of settings, shared by the codec, the pipeline and the flags.
+CROP_MODES = ("aligned", "random", "misaligned")
+# Test-only crop: the random crop moved onto the JPEG grid estimated from the
+# test image's own pixels (tfjpeg.codec.grid), kept where no grid is found.
+REALIGNED = "realigned"
+TEST_CROPS = CROP_MODES + (REALIGNED,)
+GRID_CROPS = ("aligned", "misaligned")  # the crops placed against a grid of 8 or 16
+RESAVES = ("none", "swap", "common")
+CHROMAS = ("4:2:0", "4:4:4")
 STRATEGIES = ("default", "mirrored", "multiworker")
 # "schedule": the project's loop (fresh crops every epoch, learning-rate cut on
 # a validation plateau, early stop, weights chosen by `select`); "baseline":
@@ -24,146 +52,155 @@ STRATEGIES = ("default", "mirrored", "multiworker")
 RECIPES = ("schedule", "baseline")
 # Which epoch's weights are tested: the best validation loss (the paper's) or the last.
 SELECTIONS = ("val_loss", "last")
+MATCH_ALONE = (
+  "match_compression sets every training image's compression itself: it cannot "
+  "be combined with train_qfs, double_qfs or lattice_qf"
+)
+
+
+def _setting(default, help_text, flag=None, choices=None, kind=None, factory=False):
+  """A dataclass field with what its flag needs: help, allowed values, and
+  `kind` (how its text is read: "qf", "qfs", "optional_qfs", ...; default: by type)."""
+  metadata = dict(help=help_text, flag=flag, choices=choices, kind=kind)
+  return dataclasses.field(default=default, metadata=metadata)
+
+
+def check_test_crop(text):
+  """'aligned16' -> ('aligned', 16); 'misaligned' -> ('misaligned', 8)."""
+  match = re.fullmatch(r"([a-z]+?)(8|16)?", str(text).strip())
+  crop, grid = (match.group(1), int(match.group(2) or 8)) if match else (str(text), 8)
+  if crop not in TEST_CROPS:
+    raise ConfigError(
+      f"test crop {text!r} is none of {', '.join(TEST_CROPS)} (aligned and "
+      "misaligned may end in 16: aligned16)"
+    )
+  if grid != 8 and crop not in GRID_CROPS:
+    raise ConfigError(
+      f"test crop {text!r}: only {' and '.join(GRID_CROPS)} crops take a grid of 16"
+    )
+  return crop, grid
+
+
+def _check_qf(name, qf):
+  if isinstance(qf, bool) or not isinstance(qf, int) or not 1 <= qf <= 100:
+    raise ConfigError(f"{name}: {qf!r} is not a JPEG quality in 1..100")
+
+
+def _check_fraction(name, value, closed=True):
+  if not (0.0 <= value <= 1.0 if closed else 0.0 < value < 1.0):
+    raise ConfigError(f"{name}: {value} is not a fraction in {'[0, 1]' if closed else '(0, 1)'}")
+
+
+def _check_positive(name, value, allow_none=True):
+  if value is None and allow_none:
+    return
+  if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    raise ConfigError(f"{name}: {value!r} is not a positive whole number")
+
+
+def _check_choice(name, value, choices):
+  if value not in choices:
+    raise ConfigError(f"{name}: {value!r} is none of {', '.join(map(str, choices))}")
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
-  experiment: str = ""  # a study's label for the run: "alignment", "quality", ...
-  variant: str = ""  # a study's name for the run's recipe, in tables and figures
-  # What to learn.
-  task: str = tasks.DEFAULT_TASK
-  net: str = "hpf"
-  weights: str = "none"  # imagenet | none | PATH
-  data_dir: Optional[str] = None
-  tfds_data_dir: Optional[str] = None
-  patch_size: Optional[int] = None  # None: the task's default
-  patches_per_image: Optional[int] = None
-  test_fraction: float = 0.2  # of source images; the paper's 80/20
-  validation_fraction: float = 0.15  # of the rest; the paper's 85/15
-  synsets: Optional[Tuple[str, ...]] = None  # imagenet; None: DEFAULT_SYNSETS
-  builtin_seed: int = 0  # built-in tasks: the generator's seed (new scenes for another)
-  builtin_scenes: Optional[int] = None  # built-in tasks: scenes to generate (None: default)
-  # The JPEG conditions of the study.
-  lattice_qf: Optional[int] = None  # 100 in the alignment experiment
-  lattice_cache: bool = True  # the lattice images computed once (tfjpeg.data.lattice)
-  train_crop: str = "random"
-  crop_grid: int = 8
-  train_qfs: Tuple[int, ...] = ()
-  aug_fraction: float = 0.5
-  double_qfs: Tuple[int, ...] = ()  # first QFs of double-compression augmentation
-  double_fraction: float = 0.5  # of training images, double-compressed
-  test_crops: Tuple[str, ...] = ("aligned", "random")
-  test_qfs: Tuple[Optional[int], ...] = (None,)
-  test_first_qfs: Tuple[Optional[int], ...] = (None,)  # double compression: QF1 before crop
-  offset_periods: Tuple[int, ...] = ()  # per-offset sweeps after testing (8 and/or 16)
-  # Whole test images re-saved before the crop (tfjpeg.data.audit's compression
-  # profile): "swap" (less-compressed classes saved like the others), "common"
-  # (every image at one QF). Tested on each test crop, as stored otherwise.
-  test_resaves: Tuple[str, ...] = ()
-  # Training compression that carries no class information: lossless images
-  # saved once as the JPEG files were, then every patch at a shared draw of
-  # the dataset's own JPEG QFs (input_pipeline.PipelineConfig.match_qfs).
-  match_compression: bool = False
-  chroma: str = "4:2:0"
-  # The paper's schedule.
-  epochs: int = 100
-  batch_size: int = 32
-  learning_rate: float = 1e-3
-  lr_patience: Optional[int] = 10  # None: a constant rate
-  lr_factor: float = 0.1
-  stop_patience: Optional[int] = 20  # None: no early stop
-  recipe: str = "schedule"
-  select: str = "val_loss"
-  # Training patches mixed across images before batching; None: a whole epoch's,
-  # up to input_pipeline.SHUFFLE_BYTES.
-  shuffle_buffer: Optional[int] = 1024
-  # After each epoch, batch-norm statistics re-estimated over this many
-  # training batches (0: Keras's moving averages, as in the paper).
-  precise_bn_batches: int = 0
-  seed: int = 0
-  split_seed: int = 0
-  # Where and how it runs.
-  strategy: str = "default"
-  mixed_precision: bool = False
-  steps_per_epoch: Optional[int] = None  # None: one pass over the training patches
-  data_service: Optional[str] = None  # tf.data service dispatcher for the JPEG work
+class TaskConfig:
+  """What to learn from: a registered task and the choices it leaves open."""
+
+  name: str = _setting("cameras", "Task (bin/show_task lists them).", flag="task")
+  data_dir: str | None = _setting(None, "Folder task root, or a TFDS task's manual directory.")
+  tfds_data_dir: str | None = _setting(None, "Where TFDS keeps prepared datasets.")
+  patch_size: int | None = _setting(None, "Patch side in pixels (none: the task's).")
+  patches_per_image: int | None = _setting(None, "Patches cut from each image (none: the task's).")
+  test_fraction: float = _setting(0.2, "Fraction of source images for testing (the paper's 80/20).")
+  validation_fraction: float = _setting(
+    0.15, "Fraction of the rest for validation (the paper's 85/15)."
+  )
+  split_seed: int = _setting(0, "Seed of the train/validation/test split.")
+  synsets: tuple[str, ...] | None = _setting(
+    None, "imagenet: the synsets to use (none: 16 built in)."
+  )
+  builtin_seed: int = _setting(0, "Built-in tasks: the generator's seed (new scenes for another).")
+  builtin_scenes: int | None = _setting(
+    None, "Built-in tasks: how many scenes or photos (none: the task's)."
+  )
+  image_size: int | None = _setting(
+    None, "Built-in tasks: image side in pixels (none: the task's)."
+  )
 
   def __post_init__(self):
-    if self.train_crop not in crops.MODES:
-      raise ValueError(f"train_crop must be one of {crops.MODES}, got {self.train_crop!r}")
-    for crop in self.test_crops:
-      input_pipeline.parse_test_crop(crop)
-    input_pipeline.check_augmentation(self.train_qfs, self.aug_fraction, self.double_qfs,
-                                      self.double_fraction)
-    for resave in self.test_resaves:
-      input_pipeline.Condition(resave=resave)  # refuses what does not exist, naming it
-    if self.match_compression and (self.train_qfs or self.double_qfs or self.lattice_qf):
-      raise ValueError(input_pipeline.MATCH_ALONE)
+    if not self.name:
+      raise ConfigError("task: a task name is needed")
+    for name in ("patch_size", "patches_per_image", "builtin_scenes", "image_size"):
+      _check_positive(name, getattr(self, name))
+    _check_fraction("test_fraction", self.test_fraction, closed=False)
+    _check_fraction("validation_fraction", self.validation_fraction, closed=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class JpegConfig:
+  """The JPEG conditions of training: the lattice, crops and augmentation."""
+
+  lattice_qf: int | None = _setting(
+    None,
+    "none | Q: compress whole images at Q first (100 in the alignment experiment).",
+    kind="optional_qf",
+  )
+  lattice_cache: bool = _setting(
+    True,
+    "Keep the lattice images (whole images at "
+    "--lattice_qf) as JPEG files in the cache, computed once.",
+  )
+  train_crop: str = _setting("random", "Training crops.", choices=CROP_MODES)
+  crop_grid: int = _setting(8, "Grid of aligned crops: 8, or 16 for 4:2:0 chroma.", choices=(8, 16))
+  train_qfs: tuple[int, ...] = _setting((), "Augmentation QFs (none: no augmentation).", kind="qfs")
+  aug_fraction: float = _setting(0.5, "Fraction of training patches compressed.")
+  double_qfs: tuple[int, ...] = _setting(
+    (),
+    "Double-compression augmentation: images "
+    "compressed whole at a Q1, cropped, then their "
+    "patches at a --train_qfs.",
+    kind="qfs",
+  )
+  double_fraction: float = _setting(0.5, "Fraction of training images double-compressed.")
+  match_compression: bool = _setting(
+    False,
+    "Make compression carry no class information: "
+    "lossless images saved once as the JPEG files were, then "
+    "every training patch saved at a shared draw of the "
+    "dataset's own JPEG QFs.",
+  )
+  chroma: str = _setting(
+    "4:2:0", "Chroma subsampling of every JPEG the pipeline writes.", choices=CHROMAS
+  )
+
+  def __post_init__(self):
+    _check_choice("train_crop", self.train_crop, CROP_MODES)
+    _check_choice("crop_grid", self.crop_grid, (8, 16))
+    _check_choice("chroma", self.chroma, CHROMAS)
     if self.lattice_qf == 0:
-      raise ValueError("lattice_qf 0: no lattice compression is None (--lattice_qf=none)")
-    if self.recipe not in RECIPES:
-      raise ValueError(f"recipe must be one of {RECIPES}, got {self.recipe!r}")
-    if self.select not in SELECTIONS:
-      raise ValueError(f"select must be one of {SELECTIONS}, got {self.select!r}")
-    if self.strategy not in STRATEGIES:
-      raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
-    for qf in (tuple(self.train_qfs) + tuple(self.double_qfs)
-               + tuple(q for q in self.test_qfs + self.test_first_qfs if q)
-               + ((self.lattice_qf,) if self.lattice_qf else ())):
-      if not 1 <= qf <= 100:
-        raise ValueError(f"JPEG quality must be in 1..100, got {qf}")
-
-  def task_options(self):
-    return tasks.TaskOptions(data_dir=self.data_dir, tfds_data_dir=self.tfds_data_dir,
-                             patch_size=self.patch_size,
-                             patches_per_image=self.patches_per_image,
-                             split_seed=self.split_seed, test_fraction=self.test_fraction,
-                             validation_fraction=self.validation_fraction,
-                             synsets=self.synsets, builtin_seed=self.builtin_seed,
-                             num_scenes=self.builtin_scenes)
-
-  def pipeline(self, task, profile=None):
-    """The pipeline's settings for `task`; `profile` (tfjpeg.data.audit's
-    CompressionProfile of the task's files) supplies the QFs that
-    `match_compression` and re-saving test conditions draw from."""
-    compression = {}
-    if profile is not None:
-      compression = dict(swap_qfs=tuple(profile.swap_qfs), common_qf=profile.common_qf)
-      if self.match_compression:
-        if not profile.match_qfs:
-          raise ValueError(f"match_compression: the {task.name} task has no JPEG files, so "
-                           "compression carries no class information; train without it")
-        compression["match_qfs"] = tuple(profile.match_qfs)
-    elif self.match_compression:
-      raise ValueError("match_compression needs the task's compression profile")
-    return input_pipeline.PipelineConfig(
-        patch_size=task.patch_size, patches_per_image=task.patches_per_image,
-        # A task read from the lattice cache delivers its images compressed already.
-        lattice_qf=None if task.lattice_qf == self.lattice_qf else self.lattice_qf,
-        train_crop=self.train_crop, crop_grid=self.crop_grid,
-        train_qfs=tuple(self.train_qfs), aug_fraction=self.aug_fraction,
-        double_qfs=tuple(self.double_qfs), double_fraction=self.double_fraction,
-        chroma=self.chroma,
-        batch_size=self.batch_size, seed=self.seed, shuffle_buffer=self.shuffle_buffer,
-        data_service=self.data_service, **compression)
-
-  def conditions(self):
-    """Test conditions; a test crop names its grid ('aligned16'), else 8."""
-    test_crops = [input_pipeline.parse_test_crop(c) for c in self.test_crops]
-    return ([input_pipeline.Condition(crop, q, f, grid) for crop, grid in test_crops
-             for f in self.test_first_qfs for q in self.test_qfs]
-            + [input_pipeline.Condition(crop, grid=grid, resave=r) for crop, grid in test_crops
-               for r in self.test_resaves])
-
-  def eval_pipeline(self, task, profile=None):
-    """`pipeline` for test patches, which never depend on the training recipe
-    (a run trained with `match_compression` is tested on its files as stored)."""
-    return dataclasses.replace(self, match_compression=False).pipeline(task, profile)
+      raise ConfigError(
+        "lattice_qf: 0 is not a JPEG quality; no lattice compression is none (--lattice_qf=none)"
+      )
+    if self.lattice_qf is not None:
+      _check_qf("lattice_qf", self.lattice_qf)
+    for name in ("train_qfs", "double_qfs"):
+      for qf in getattr(self, name):
+        _check_qf(name, qf)
+    _check_fraction("aug_fraction", self.aug_fraction)
+    _check_fraction("double_fraction", self.double_fraction)
+    if self.double_qfs and not self.train_qfs:
+      raise ConfigError(
+        "double-compression augmentation (double_qfs) needs train_qfs: "
+        "the QFs its patches are saved at the second time"
+      )
+    if self.match_compression and (self.train_qfs or self.double_qfs or self.lattice_qf):
+      raise ConfigError(MATCH_ALONE)
 
   @property
   def train_qf_label(self):
-    """How results.csv names the training augmentation: none, 50, 50+90, or
-    double50+70>90 (double compression: QF1 50 or 70, then QF2 90)."""
+    """How results.csv names the training augmentation: none, 50, 50+90,
+    matched, or double50+70>90 (double compression: QF1 50 or 70, then QF2 90)."""
     label = "+".join(str(q) for q in self.train_qfs) if self.train_qfs else "none"
     if self.match_compression:
       label = "matched"
@@ -171,17 +208,402 @@ class Config:
       label = "double" + "+".join(str(q) for q in self.double_qfs) + ">" + label
     return label
 
-  def to_json(self):
+
+@dataclasses.dataclass(frozen=True)
+class TestConfig:
+  """The test conditions every run is scored under."""
+
+  __test__ = False  # not a pytest test class, whatever its name
+  crops: tuple[str, ...] = _setting(
+    ("aligned", "random"),
+    "Test crops: aligned, random, misaligned, realigned, aligned16, misaligned16.",
+    flag="test_crops",
+    kind="test_crops",
+  )
+  qfs: tuple[int | None, ...] = _setting(
+    (None,), "Test QFs; none = as stored.", flag="test_qfs", kind="optional_qfs"
+  )
+  first_qfs: tuple[int | None, ...] = _setting(
+    (None,),
+    "Also test double compression: whole image at each Q1, then crop, then each "
+    "--test_qfs; none = single.",
+    flag="test_first_qfs",
+    kind="optional_qfs",
+  )
+  resaves: tuple[str, ...] = _setting(
+    (),
+    "Also test whole images re-saved before the crop: "
+    "swap (less-compressed classes saved at the QFs the "
+    "others are stored at) and/or common (every image at the "
+    "median stored QF).",
+    flag="test_resaves",
+    choices=RESAVES[1:],
+  )
+  offset_periods: tuple[int, ...] = _setting(
+    (), "After testing, sweep every grid phase of the test crop: 8 and/or 16.", choices=(8, 16)
+  )
+
+  def __post_init__(self):
+    for crop in self.crops:
+      check_test_crop(crop)
+    for name in ("qfs", "first_qfs"):
+      for qf in getattr(self, name):
+        if qf is not None:
+          _check_qf(f"test_{name}", qf)
+    for resave in self.resaves:
+      _check_choice("test_resaves", resave, RESAVES[1:])
+    for period in self.offset_periods:
+      _check_choice("offset_periods", period, (8, 16))
+
+
+@dataclasses.dataclass(frozen=True)
+class ScheduleConfig:
+  """The training recipe: the paper's schedule by default."""
+
+  recipe: str = _setting(
+    "schedule",
+    "schedule: the project's loop; baseline: the reference plain Keras loop.",
+    choices=RECIPES,
+  )
+  epochs: int = _setting(100, "Maximum epochs.")
+  batch_size: int = _setting(32, "Batch size.")
+  learning_rate: float = _setting(1e-3, "Adam's starting learning rate.")
+  lr_patience: int | None = _setting(
+    10, "none | N: cut the rate after N epochs without a better validation loss."
+  )
+  lr_factor: float = _setting(0.1, "What the rate is multiplied by at a cut.")
+  stop_patience: int | None = _setting(
+    20, "none | N: stop after N epochs without a better validation loss."
+  )
+  select: str = _setting(
+    "val_loss",
+    "Weights tested: best validation loss (the paper's) or the last epoch's.",
+    choices=SELECTIONS,
+  )
+  # Training patches mixed across images before batching; None: a whole epoch's,
+  # up to tfjpeg.pipeline.input_pipeline.SHUFFLE_BYTES.
+  shuffle_buffer: int | None = _setting(
+    1024, "none | N training patches shuffled together (none: a whole epoch's, up to 512 MB)."
+  )
+  # After each epoch, batch-norm statistics re-estimated over this many
+  # training batches (0: Keras's moving averages, as in the paper).
+  precise_bn_batches: int = _setting(
+    0,
+    "After each epoch, re-estimate batch-norm statistics "
+    "over N training batches (0: moving averages).",
+  )
+  seed: int = _setting(0, "Seed of every random choice.")
+  steps_per_epoch: int | None = _setting(None, "none | N: steps per epoch (none: one pass).")
+
+  def __post_init__(self):
+    _check_choice("recipe", self.recipe, RECIPES)
+    _check_choice("select", self.select, SELECTIONS)
+    for name in ("epochs", "batch_size"):
+      _check_positive(name, getattr(self, name), allow_none=False)
+    for name in ("lr_patience", "stop_patience", "shuffle_buffer", "steps_per_epoch"):
+      _check_positive(name, getattr(self, name))
+    if not self.learning_rate > 0:
+      raise ConfigError(f"learning_rate: {self.learning_rate} is not positive")
+    if self.precise_bn_batches < 0:
+      raise ConfigError(f"precise_bn_batches: {self.precise_bn_batches} is negative")
+
+
+@dataclasses.dataclass(frozen=True)
+class RuntimeConfig:
+  """Where and how a run executes."""
+
+  strategy: str = _setting("default", "tf.distribute strategy.", choices=STRATEGIES)
+  mixed_precision: bool = _setting(False, "mixed_float16 (GPUs).")
+  data_service: str | None = _setting(
+    None, "tf.data service dispatcher (grpc://host:port) to run the pipeline on."
+  )
+
+  def __post_init__(self):
+    _check_choice("strategy", self.strategy, STRATEGIES)
+
+
+SECTIONS = {
+  "task": TaskConfig,
+  "jpeg": JpegConfig,
+  "test": TestConfig,
+  "schedule": ScheduleConfig,
+  "runtime": RuntimeConfig,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+  """A run: the net and five sections. Build one with `make`, change it with `replace`."""
+
+  net: str = _setting("hpf", "Net (bin/train --net=... ; tfjpeg.models.nets.NETS).")
+  weights: str = _setting("none", "imagenet | none | PATH of a weights file.")
+  experiment: str = _setting("", "A study's label for the run: alignment, quality, ...")
+  variant: str = _setting("", "A study's name for the run's recipe, in tables and figures.")
+  task: TaskConfig = dataclasses.field(default_factory=TaskConfig)
+  jpeg: JpegConfig = dataclasses.field(default_factory=JpegConfig)
+  test: TestConfig = dataclasses.field(default_factory=TestConfig)
+  schedule: ScheduleConfig = dataclasses.field(default_factory=ScheduleConfig)
+  runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)
+
+  def __post_init__(self):
+    if not self.net:
+      raise ConfigError("net: a net name is needed")
+    for name, section in SECTIONS.items():
+      if not isinstance(getattr(self, name), section):
+        raise ConfigError(
+          f"{name}: expected a {section.__name__}, got {type(getattr(self, name)).__name__}"
+        )
+
+  @property
+  def train_qf_label(self):
+    return self.jpeg.train_qf_label
+
+  def flat(self) -> dict:
+    """{flag name: value} of every setting, in the order of `FLAT_ORDER` (the
+    columns of a study's table)."""
+    values = {field.flag: field.get(self) for field in FIELDS}
+    return {flag: values[flag] for flag in FLAT_ORDER}
+
+  def to_json(self) -> str:
     return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True)
 
   @classmethod
-  def from_json(cls, text):
+  def from_json(cls, text: str) -> "Config":
+    """A config from its JSON: this version's nested form, or the flat form
+    runs wrote before the sections (read by flag name)."""
     values = json.loads(text)
-    for key in ("train_qfs", "double_qfs", "test_crops", "test_qfs", "test_first_qfs",
-                "offset_periods", "synsets", "test_resaves"):
-      if values.get(key) is not None:
-        values[key] = tuple(values[key])
-    return cls(**values)
+    if not isinstance(values, dict):
+      raise ConfigError("a config's JSON must be an object")
+    if isinstance(values.get("task"), dict):
+      flat = {k: v for k, v in values.items() if k not in SECTIONS}
+      for name in SECTIONS:
+        for key, value in values.get(name, {}).items():
+          flat[_BY_ATTRIBUTE[(name, key)].flag if (name, key) in _BY_ATTRIBUTE else key] = value
+      values = flat
+    return make(**{k: _from_json_value(k, v) for k, v in values.items()})
+
+
+@dataclasses.dataclass(frozen=True)
+class Field:
+  """One setting: its flag name, where it lives, its type and its help."""
+
+  flag: str
+  section: str | None  # None: a top-level setting of Config
+  attribute: str
+  kind: str  # str, int, float, bool, optional_int, optional_str, qf..., strs, ints
+  help: str
+  choices: tuple | None = None
+  default: Any = None
+
+  def get(self, config):
+    holder = getattr(config, self.section) if self.section else config
+    return getattr(holder, self.attribute)
+
+
+_KINDS = {
+  str: "str",
+  int: "int",
+  float: "float",
+  bool: "bool",
+  int | None: "optional_int",
+  str | None: "optional_str",
+  tuple[str, ...]: "strs",
+  tuple[int, ...]: "ints",
+  tuple[str, ...] | None: "optional_strs",
+}
+
+
+def _kind(field):
+  return field.metadata.get("kind") or _KINDS[field.type]
+
+
+def _fields():
+  found = []
+  for section, cls in [(None, Config)] + list(SECTIONS.items()):
+    for field in dataclasses.fields(cls):
+      if section is None and field.name in SECTIONS:
+        continue
+      found.append(
+        Field(
+          flag=field.metadata.get("flag") or field.name,
+          section=section,
+          attribute=field.name,
+          kind=_kind(field),
+          help=field.metadata.get("help", ""),
+          choices=field.metadata.get("choices"),
+          default=field.default,
+        )
+      )
+  return tuple(found)
+
+
+FIELDS = _fields()
+BY_FLAG = {field.flag: field for field in FIELDS}
+# The order of settings as columns (that of the flat config before sections,
+# then settings added since), so that study tables keep their layout.
+_OLD_ORDER = (
+  "experiment variant task net weights data_dir tfds_data_dir patch_size patches_per_image "
+  "test_fraction validation_fraction synsets builtin_seed builtin_scenes lattice_qf "
+  "lattice_cache train_crop crop_grid train_qfs aug_fraction double_qfs double_fraction "
+  "test_crops test_qfs test_first_qfs offset_periods test_resaves match_compression chroma "
+  "epochs batch_size learning_rate lr_patience lr_factor stop_patience recipe select "
+  "shuffle_buffer precise_bn_batches seed split_seed strategy mixed_precision "
+  "steps_per_epoch data_service"
+).split()
+FLAT_ORDER = tuple(_OLD_ORDER) + tuple(f.flag for f in FIELDS if f.flag not in _OLD_ORDER)
+_BY_ATTRIBUTE = {(field.section, field.attribute): field for field in FIELDS}
+assert len(BY_FLAG) == len(FIELDS), "two settings share a flag name"
+
+
+def _from_json_value(flag, value):
+  if isinstance(value, list):
+    return tuple(value)
+  return value
+
+
+def make(**settings: Any) -> Config:
+  """A Config from settings by flag name (`task="cameras"`, `epochs=6`); the
+  others keep their defaults."""
+  return replace(Config(), **settings)
+
+
+def replace(config: Config, **settings: Any) -> Config:
+  """`config` with settings, by flag name, changed; an unknown name is refused."""
+  unknown = sorted(set(settings) - set(BY_FLAG))
+  if unknown:
+    raise ConfigError(f"no such setting: {', '.join(unknown)}")
+  top: dict[str, Any] = {}
+  sections: dict[str, dict[str, Any]] = {}
+  for flag, value in settings.items():
+    field = BY_FLAG[flag]
+    if isinstance(value, list):
+      value = tuple(value)
+    if field.section is None:
+      top[field.attribute] = value
+    else:
+      sections.setdefault(field.section, {})[field.attribute] = value
+  for name, changes in sections.items():
+    top[name] = dataclasses.replace(getattr(config, name), **changes)
+  return dataclasses.replace(config, **top)
+
+
+def override(config: Config, **changes) -> Config:
+  """`config` with the non-None `changes` applied (flags left unset change nothing)."""
+  return replace(config, **{k: v for k, v in changes.items() if v is not None})
+
+
+def differences(saved_config: Config, config: Config) -> list:
+  """Flag names of the settings in which two configs differ, sorted."""
+  saved_values, values = saved_config.flat(), config.flat()
+  return sorted(k for k in values if saved_values[k] != values[k])
+
+
+# Reading a flag's text (also what `--config` files may not need: they build
+# values directly).
+
+
+def _int(flag, text):
+  try:
+    return int(str(text).strip())
+  except ValueError:
+    raise ConfigError(f"--{flag}: {text!r} is not a whole number") from None
+
+
+def _qf(flag, text):
+  try:
+    value = int(str(text).strip())
+  except ValueError:
+    raise ConfigError(f"--{flag}: {text!r} is not a JPEG quality in 1..100") from None
+  if not 1 <= value <= 100:
+    raise ConfigError(f"--{flag}: {text!r} is not a JPEG quality in 1..100")
+  return value
+
+
+def _is_none(text):
+  return str(text).strip().lower() in ("none", "auto", "")
+
+
+def _parts(text):
+  """The items of a list flag; "none" alone is the empty list."""
+  if isinstance(text, (list, tuple)):
+    parts = [str(p).strip() for p in text if str(p).strip()]
+  else:
+    parts = [p.strip() for p in str(text).split(",") if p.strip()]
+  return [] if [p.lower() for p in parts] == ["none"] else parts
+
+
+def _list(text):
+  """The items of a list flag, "none" kept (test QFs: "none" is a condition)."""
+  if isinstance(text, (list, tuple)):
+    return [str(p).strip() for p in text if str(p).strip()]
+  return [p.strip() for p in str(text).split(",") if p.strip()]
+
+
+def _bool(flag, text):
+  value = str(text).strip().lower()
+  if value in ("true", "t", "1", "yes"):
+    return True
+  if value in ("false", "f", "0", "no"):
+    return False
+  raise ConfigError(f"--{flag}: {text!r} is not true or false")
+
+
+_READERS: dict[str, Callable] = {
+  "str": lambda flag, text: str(text),
+  "int": _int,
+  "float": lambda flag, text: _float(flag, text),
+  "bool": _bool,
+  "optional_int": lambda flag, text: None if _is_none(text) else _int(flag, text),
+  "optional_str": lambda flag, text: None if _is_none(text) else str(text),
+  "optional_qf": lambda flag, text: None if _is_none(text) else _qf(flag, text),
+  # Training QFs: "none" is no augmentation (an empty list).
+  "qfs": lambda flag, text: tuple(_qf(flag, p) for p in _parts(text) if not _is_none(p)),
+  # Test QFs: "none" is a condition of its own (as stored).
+  "optional_qfs": lambda flag, text: tuple(
+    None if _is_none(p) else _qf(flag, p) for p in _list(text)
+  ),
+  "strs": lambda flag, text: tuple(_parts(text)),
+  "ints": lambda flag, text: tuple(_int(flag, p) for p in _parts(text)),
+  "optional_strs": lambda flag, text: tuple(_parts(text)) or None,
+  "test_crops": lambda flag, text: tuple(_test_crop(flag, p) for p in _parts(text)),
+}
+
+
+def _float(flag, text):
+  try:
+    return float(str(text).strip())
+  except ValueError:
+    raise ConfigError(f"--{flag}: {text!r} is not a number") from None
+
+
+def _test_crop(flag, text):
+  try:
+    check_test_crop(text)
+  except ConfigError as e:
+    raise ConfigError(f"--{flag}: {e}") from None
+  return text
+
+
+def parse(flag: str, text) -> Any:
+  """The value of setting `flag` written as `text` (a flag's text, or a list
+  for list flags), checked against its allowed values; `ConfigError` names the
+  flag and what is wrong."""
+  field = BY_FLAG[flag]
+  value = _READERS[field.kind](flag, text)
+  if field.choices is not None:
+    for item in value if isinstance(value, tuple) else (value,):
+      if item not in field.choices:
+        raise ConfigError(f"--{flag}: {item!r} is none of {', '.join(map(str, field.choices))}")
+  return value
+
+
+def as_text(value) -> str:
+  """A setting's value as its flag writes it: None -> "none", tuples -> "a,b"."""
+  if isinstance(value, tuple):
+    return ",".join(as_text(v) for v in value) or "none"
+  if value is None:
+    return "none"
+  return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 # The default recipe (configs/default.py, configs/real.py), for the small
@@ -191,8 +613,15 @@ class Config:
 # last epoch's weights (on a handful of validation images the paper's rule
 # chose first-epoch weights and cut the rate early), and every patch of an
 # epoch shuffled together (a small buffer fills a batch from a few images).
-DEFAULT_RECIPE = dict(epochs=6, batch_size=32, select="last", lr_patience=None,
-                      stop_patience=None, shuffle_buffer=None, precise_bn_batches=64)
+DEFAULT_RECIPE = dict(
+  epochs=6,
+  batch_size=32,
+  select="last",
+  lr_patience=None,
+  stop_patience=None,
+  shuffle_buffer=None,
+  precise_bn_batches=64,
+)
 # The paper's rule shortened for a CPU (the built-in studies configs/mini.py
 # and configs/grid.py, and the real-photo study's "paper-rule" recipe).
 PAPER_RULE_ON_CPU = dict(epochs=6, batch_size=32, lr_patience=2, stop_patience=4)
@@ -202,77 +631,64 @@ PAPER_RULE_ON_CPU = dict(epochs=6, batch_size=32, lr_patience=2, stop_patience=4
 BASELINE_RECIPE = dict(recipe="baseline", net="minimal", epochs=6, batch_size=64)
 
 
-def override(config, **changes):
-  """`config` with the non-None `changes` applied (flags left unset change nothing)."""
-  return dataclasses.replace(config, **{k: v for k, v in changes.items() if v is not None})
+def presets_dir() -> pathlib.Path:
+  """The presets: the checkout's configs/ when this package runs from one,
+  else the copy installed with it (tfjpeg/presets)."""
+  checkout = pathlib.Path(__file__).resolve().parents[1] / "configs"
+  if (checkout / "default.py").exists():
+    return checkout
+  return pathlib.Path(__file__).resolve().parent / "presets"
 
 
-def parse_optional_ints(**texts):
-  """Flags that take a number or none/auto: {'lr_patience': 'none'} ->
-  {'lr_patience': None}, '4' -> 4; flags left unset (None) are left out.
-  "none" is the one spelling of "no compression" (None in Config, "none" in
-  tables) for `lattice_qf` too."""
-  values = {}
-  for name, text in texts.items():
-    if text is not None:
-      values[name] = None if str(text).strip().lower() in ("none", "auto") else int(text)
-  return values
-
-
-def parse_qfs(text, allow_none=True):
-  """'none,50,90' -> (None, 50, 90); 'none' -> () for training QFs."""
-  values = []
-  for part in str(text).split(","):
-    part = part.strip().lower()
-    if not part:
-      continue
-    if part == "none":
-      if allow_none:
-        values.append(None)
-      continue
-    values.append(int(part))
-  return tuple(values)
-
-
-def preset_path(name_or_path):
+def preset_path(name_or_path: str) -> str:
   """A preset file: a path as given, or the name of one of configs/ ("default",
-  "real"), which is installed with the package."""
+  "real")."""
   if os.path.exists(name_or_path) or os.sep in name_or_path or name_or_path.endswith(".py"):
     return name_or_path
-  return os.path.join(os.path.dirname(configs.__file__), f"{name_or_path}.py")
+  return str(presets_dir() / f"{name_or_path}.py")
 
 
-def load_preset(name_or_path, function="get_config", **kwargs):
+def preset_names(function: str = "get_config") -> list:
+  """The presets that define `function` (get_config: one run, for bin/train;
+  get_study: a grid, for bin/study), read as text: nothing is imported."""
+  return sorted(p.stem for p in presets_dir().glob("*.py") if f"def {function}(" in p.read_text())
+
+
+def load_preset(name_or_path: str, function: str = "get_config", **kwargs: Any) -> Any:
   """Runs `function(**kwargs)` of a preset, a file such as configs/default.py
-  or its name ("default")."""
+  or its name ("default"); a missing file or function is a ConfigError."""
   path = preset_path(name_or_path)
   if not os.path.exists(path):
-    raise FileNotFoundError(f"config file {path} does not exist")
+    known = ", ".join(preset_names(function))
+    raise ConfigError(f"--config: {name_or_path!r} is neither a file nor a preset ({known})")
   spec = importlib.util.spec_from_file_location(f"tfjpeg_preset_{abs(hash(path))}", path)
+  if spec is None or spec.loader is None:
+    raise ConfigError(f"--config: {path} cannot be loaded as Python")
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   if not hasattr(module, function):
-    raise ValueError(f"{path} defines no {function}()")
+    raise ConfigError(f"--config: {path} defines no {function}()")
   return getattr(module, function)(**kwargs)
 
 
-def default_workdir(config):
+def default_workdir(config: Config) -> str:
   """A workdir named by the settings, so the same command resumes the same run."""
-  lattice = f"_lattice{config.lattice_qf}" if config.lattice_qf else ""
-  return os.path.join("runs", f"{config.task}_{config.net}_{config.train_crop}{lattice}"
-                              f"_qf{config.train_qf_label}_seed{config.seed}")
+  lattice = f"_lattice{config.jpeg.lattice_qf}" if config.jpeg.lattice_qf else ""
+  return os.path.join(
+    "runs",
+    f"{config.task.name}_{config.net}_{config.jpeg.train_crop}"
+    f"{lattice}_qf{config.train_qf_label}_seed{config.schedule.seed}",
+  )
 
 
-def saved(workdir):
-  """The config a run directory was trained with (its config.json)."""
+def saved(workdir: str) -> Config:
+  """The config a run directory was trained with (its config.json); one that
+  cannot be read is a ConfigError naming the file."""
   path = os.path.join(workdir, "config.json")
   if not os.path.exists(path):
-    raise FileNotFoundError(f"{workdir} is not a run directory (no config.json)")
-  with open(path) as f:
-    return Config.from_json(f.read())
-
-
-def differences(saved_config, config):
-  """Names of the fields in which two configs differ, sorted."""
-  return sorted(k for k in dataclasses.asdict(config)
-                if getattr(saved_config, k) != getattr(config, k))
+    raise MissingError(f"{workdir} is not a run directory (no config.json)")
+  try:
+    with open(path) as f:
+      return Config.from_json(f.read())
+  except (ValueError, TypeError) as e:
+    raise ConfigError(f"{path} cannot be read as a run's config ({e})") from e
