@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
+from tfjpeg import config as config_lib
 from tfjpeg.data import builtin
 from tfjpeg.data import manifest
 from tfjpeg.data import real_photos
@@ -27,7 +28,8 @@ def run(fn, way, *args):
     out = tf.function(fn)(*args)
   elif way == "dataset_map":
     dataset = tf.data.Dataset.from_tensors(tuple(args)).map(
-        fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+      fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    )
     out = next(iter(dataset))
   else:
     raise ValueError(f"way must be one of {WAYS}, got {way!r}")
@@ -54,9 +56,11 @@ def opencv_compress(rgb, quality, chroma="4:2:0"):
 def pil_compress(rgb, quality, chroma="4:2:0"):
   """Reference: PIL's JPEG round trip."""
   from PIL import Image  # pylint: disable=g-import-not-at-top
+
   buffer = io.BytesIO()
-  Image.fromarray(rgb).save(buffer, "JPEG", quality=int(quality),
-                            subsampling=2 if chroma == "4:2:0" else 0)
+  Image.fromarray(rgb).save(
+    buffer, "JPEG", quality=int(quality), subsampling=2 if chroma == "4:2:0" else 0
+  )
   return np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
 
 
@@ -72,8 +76,10 @@ def shared_photos(limit=None):
   root = shared_data_dir()
   if root is None:
     return {}
-  return {f"{path.parent.name}/{path.name}": real_photos.read_rgb(path)
-          for path in real_photos.list_sources(root)[:limit]}
+  return {
+    f"{path.parent.name}/{path.name}": real_photos.read_rgb(path)
+    for path in real_photos.list_sources(root)[:limit]
+  }
 
 
 def write_image(path, rgb, **params):
@@ -92,7 +98,7 @@ def folder_task(root, size, patch_size, per_class, png_every=0, quality=90, **op
   """A `folder` task over classes "a" and "b" of synthetic images written to `root`.
 
   Images are JPEG at `quality`, except every `png_every`-th (from the first),
-  which is PNG. `options` go to `tasks.TaskOptions`.
+  which is PNG. `options` go to `tfjpeg.config.TaskConfig`.
 
   Returns:
     (task, {image_id: path}, the manifest's file table).
@@ -105,8 +111,9 @@ def folder_task(root, size, patch_size, per_class, png_every=0, quality=90, **op
         write_image(root / name / f"{i}.png", image)
       else:
         write_image(root / name / f"{i}.jpg", image, quality=quality)
-  task = tasks.get("folder", tasks.TaskOptions(data_dir=str(root), patch_size=patch_size,
-                                               **options))
+  task = tasks.get(
+    config_lib.TaskConfig(name="folder", data_dir=str(root), patch_size=patch_size, **options)
+  )
   files = manifest.from_class_folders(root, (patch_size, patch_size)).files
   return task, dict(zip(files["image_id"], files["path"])), files
 
@@ -117,11 +124,14 @@ def make_manual_dir(key, root, size=(240, 250), per_class=3):
   height, width = size
   image = lambda i: synthetic_image(height, width, seed=i)
   if key == "vision":
-    for d, device in enumerate(["D01_Samsung_GalaxyS3Mini", "D02_Apple_iPhone4s",
-                                "D10_Apple_iPhone4s"]):
+    for d, device in enumerate(
+      ["D01_Samsung_GalaxyS3Mini", "D02_Apple_iPhone4s", "D10_Apple_iPhone4s"]
+    ):
       for i in range(per_class):
-        write_image(root / device / "images" / "nat" / f"D{d:02d}_I_nat_{i:04d}.jpg",
-                    synthetic_image(max(height, 520), max(width, 530), seed=10 * d + i))
+        write_image(
+          root / device / "images" / "nat" / f"D{d:02d}_I_nat_{i:04d}.jpg",
+          synthetic_image(max(height, 520), max(width, 530), seed=10 * d + i),
+        )
   elif key == "gan":
     for t, translation in enumerate(["horse2zebra", "apple2orange"]):
       for i in range(per_class):
@@ -129,6 +139,7 @@ def make_manual_dir(key, root, size=(240, 250), per_class=3):
         write_image(root / translation / "fake" / f"img{i}.png", image(100 + 10 * t + i))
   elif key in ("imagenet", "lsun"):
     from tfjpeg.data import tfds_builders as builders  # pylint: disable=g-import-not-at-top
+
     names = builders.DEFAULT_SYNSETS if key == "imagenet" else builders.LSUN_CATEGORIES
     for c, name in enumerate(names):
       for i in range(per_class):
@@ -150,6 +161,7 @@ def write_corrupt_images(root):
   import zlib  # pylint: disable=g-import-not-at-top
 
   from PIL import Image  # pylint: disable=g-import-not-at-top
+
   root = pathlib.Path(root)
   root.mkdir(parents=True, exist_ok=True)
   rgb = synthetic_image(80, 96, seed=5)
@@ -160,30 +172,34 @@ def write_corrupt_images(root):
   for k in range(scan + 40, len(flipped) - 10, 7):  # flipped bytes in the scan data
     flipped[k] ^= 0xFF
   idat = png.find(b"IDAT")
-  length = struct.unpack(">I", png[idat - 4:idat])[0]
+  length = struct.unpack(">I", png[idat - 4 : idat])[0]
   bad_crc = bytearray(png)
   bad_crc[idat + 4 + length] ^= 0xFF
   bad_zlib = bytearray(png)
   for k in range(idat + 24, idat + 4 + length, 5):
     bad_zlib[k] ^= 0x55
-  bad_zlib[idat + 4 + length:idat + 8 + length] = struct.pack(
-      ">I", zlib.crc32(bytes(bad_zlib[idat:idat + 4 + length])) & 0xFFFFFFFF)
+  bad_zlib[idat + 4 + length : idat + 8 + length] = struct.pack(
+    ">I", zlib.crc32(bytes(bad_zlib[idat : idat + 4 + length])) & 0xFFFFFFFF
+  )
   animated = io.BytesIO()  # TensorFlow reads no animated WebP
-  Image.fromarray(rgb).save(animated, "WEBP", save_all=True,
-                            append_images=[Image.fromarray(255 - rgb)], duration=100)
+  Image.fromarray(rgb).save(
+    animated, "WEBP", save_all=True, append_images=[Image.fromarray(255 - rgb)], duration=100
+  )
   width, height = 16, 8  # a 16-bit RGB555 BMP: two bytes a pixel
   pixels = b"\x1f\x00" * width * height
-  bmp16 = (b"BM" + struct.pack("<IHHI", 54 + len(pixels), 0, 0, 54)
-           + struct.pack("<IiiHHIIiiII", 40, width, height, 1, 16, 0, len(pixels), 2835,
-                         2835, 0, 0) + pixels)
+  bmp16 = (
+    b"BM"
+    + struct.pack("<IHHI", 54 + len(pixels), 0, 0, 54)
+    + struct.pack("<IiiHHIIiiII", 40, width, height, 1, 16, 0, len(pixels), 2835, 2835, 0, 0)
+    + pixels
+  )
   cases = {
-      "flipped_scan.jpg": (bytes(flipped), "corrupt JPEG data"),
-      "truncated_scan_with_end.jpg": (jpg[:len(jpg) * 2 // 3] + b"\xff\xd9",
-                                      "corrupt JPEG data"),
-      "bad_crc.png": (bytes(bad_crc), "TensorFlow's decoder refuses it"),
-      "bad_zlib.png": (bytes(bad_zlib), "TensorFlow's decoder refuses it"),
-      "animated.webp": (animated.getvalue(), "TensorFlow's decoder refuses it"),
-      "rgb555.bmp": (bmp16, "refuses it.*channels"),
+    "flipped_scan.jpg": (bytes(flipped), "corrupt JPEG data"),
+    "truncated_scan_with_end.jpg": (jpg[: len(jpg) * 2 // 3] + b"\xff\xd9", "corrupt JPEG data"),
+    "bad_crc.png": (bytes(bad_crc), "TensorFlow's decoder refuses it"),
+    "bad_zlib.png": (bytes(bad_zlib), "TensorFlow's decoder refuses it"),
+    "animated.webp": (animated.getvalue(), "TensorFlow's decoder refuses it"),
+    "rgb555.bmp": (bmp16, "refuses it.*channels"),
   }
   written = {}
   for name, (data, problem) in cases.items():
@@ -200,13 +216,28 @@ def open_in_chromium(page, screenshot, height=2400):
   import subprocess  # pylint: disable=g-import-not-at-top
 
   import pytest  # pylint: disable=g-import-not-at-top
+
   chromium = shutil.which("chromium") or shutil.which("chromium-browser")
   if not chromium:
     pytest.skip("no Chromium here (Debian package chromium) to open the page")
   opened = subprocess.run(
-      [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr",
-       "--v=0", "--disable-background-networking", "--disable-component-update",
-       "--disable-sync", "--no-first-run", f"--screenshot={screenshot}",
-       f"--window-size=1200,{height}", pathlib.Path(page).as_uri()],
-      capture_output=True, text=True, timeout=120)
+    [
+      chromium,
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--enable-logging=stderr",
+      "--v=0",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--no-first-run",
+      f"--screenshot={screenshot}",
+      f"--window-size=1200,{height}",
+      pathlib.Path(page).as_uri(),
+    ],
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
   return [line for line in opened.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]

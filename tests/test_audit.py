@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import cv2
-import helpers as testing
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,6 +16,8 @@ from PIL import Image
 
 from tfjpeg.codec import headers
 from tfjpeg.data import audit
+
+import helpers as testing
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
@@ -41,15 +42,22 @@ def _pil(rgb, fmt, **params):
 @pytest.mark.parametrize("chroma", ["4:2:0", "4:4:4"])
 def test_quality_exact_for_every_ijg_quality_from_opencv_and_pil(chroma):
   rgb = testing.synthetic_image(24, 40, seed=1)
-  sampling = (cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444 if chroma == "4:4:4"
-              else cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420)
+  sampling = (
+    cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444
+    if chroma == "4:4:4"
+    else cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420
+  )
   for quality in range(1, 101):
     for writer, data in (
-        ("opencv", _opencv_jpeg(rgb, quality, sampling)),
-        ("pil", _pil(rgb, "JPEG", quality=quality, subsampling=0 if chroma == "4:4:4" else 2))):
+      ("opencv", _opencv_jpeg(rgb, quality, sampling)),
+      ("pil", _pil(rgb, "JPEG", quality=quality, subsampling=0 if chroma == "4:4:4" else 2)),
+    ):
       header = headers.read(data)
       assert (header.quality, header.quality_exact, header.subsampling) == (
-          quality, True, chroma), (writer, quality)
+        quality,
+        True,
+        chroma,
+      ), (writer, quality)
 
 
 def test_tables_of_no_ijg_quality_give_the_nearest_and_say_so():
@@ -66,13 +74,14 @@ def test_tables_of_no_ijg_quality_give_the_nearest_and_say_so():
 def test_every_header_attribute(tmp_path):
   rgb = testing.synthetic_image(40, 56, seed=3)
   cases = {
-      "422": _opencv_jpeg(rgb, 80, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_422),
-      "440": _opencv_jpeg(rgb, 80, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_440),
-      "progressive": _opencv_jpeg(rgb, 80, progressive=True),
-      "exif_icc": _pil(rgb, "JPEG", quality=95, exif=Image.Exif().tobytes() + b"",
-                       icc_profile=b"\0" * 200),
-      "gray": _pil(rgb[..., 0], "JPEG", quality=70),
-      "png": _pil(rgb, "PNG"),
+    "422": _opencv_jpeg(rgb, 80, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_422),
+    "440": _opencv_jpeg(rgb, 80, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_440),
+    "progressive": _opencv_jpeg(rgb, 80, progressive=True),
+    "exif_icc": _pil(
+      rgb, "JPEG", quality=95, exif=Image.Exif().tobytes() + b"", icc_profile=b"\0" * 200
+    ),
+    "gray": _pil(rgb[..., 0], "JPEG", quality=70),
+    "png": _pil(rgb, "PNG"),
   }
   found = {name: headers.read(data) for name, data in cases.items()}
   assert found["422"].subsampling == "4:2:2" and found["440"].subsampling == "4:4:0"
@@ -81,7 +90,13 @@ def test_every_header_attribute(tmp_path):
   assert found["gray"].subsampling == "gray" and found["gray"].mode == "L"
   png = found["png"]
   assert (png.format, png.width, png.height, png.bit_depth, png.quality, png.lossy) == (
-      "png", 56, 40, 8, None, False)
+    "png",
+    56,
+    40,
+    8,
+    None,
+    False,
+  )
   deep = tmp_path / "deep.png"
   cv2.imwrite(str(deep), (rgb.astype(np.uint16) * 257)[..., ::-1])
   assert headers.read(deep).bit_depth == 16
@@ -132,11 +147,15 @@ def test_unreadable_headers_are_counted_not_dropped(tmp_path):
 
 
 def test_compression_profile_pools_the_other_classes_qfs(tmp_path):
-  table = pd.DataFrame(dict(
+  table = pd.DataFrame(
+    dict(
       class_name=["real"] * 4 + ["fake"] * 4 + ["other"] * 2,
       format=["jpeg"] * 4 + ["png"] * 4 + ["jpeg"] * 2,
-      quality=[90, 90, 95, 95, None, None, None, None, 70, 70], problem="",
-      split=["train", "test"] * 5))
+      quality=[90, 90, 95, 95, None, None, None, None, 70, 70],
+      problem="",
+      split=["train", "test"] * 5,
+    )
+  )
   # In the model's order, not sorted: pools follow the order given.
   profile = audit.compression_profile(table, ["real", "fake", "other"])
   # 'other' is the most compressed; 'fake' (lossless) and 'real' get swapped.
@@ -150,14 +169,17 @@ def test_verdicts_on_folders_with_nothing_to_tell(tmp_path):
   for i in range(4):
     testing.write_image(root / "only" / f"{i}.jpg", testing.synthetic_image(32, 32, i))
   assert audit.audit(audit.folder_files(root)).verdict == [
-      "Only one class has readable files: there is no class to tell apart."]
+    "Only one class has readable files: there is no class to tell apart."
+  ]
   broken = tmp_path / "broken"
   for name in ("a", "b"):
     (broken / name).mkdir(parents=True)
     (broken / name / "x.jpg").write_bytes(b"\xff\xd8\xff\xe0 nothing more")
   found = audit.audit(audit.folder_files(broken))
-  assert found.verdict == ["No file has a readable header: nothing to audit.",
-                           "2 file(s) have headers that cannot be read (see files.csv)."]
+  assert found.verdict == [
+    "No file has a readable header: nothing to audit.",
+    "2 file(s) have headers that cannot be read (see files.csv).",
+  ]
   page = audit.write(found, str(tmp_path / "out"), command="bin/audit")
   assert "nothing to audit" in open(page).read()
   assert json.loads((tmp_path / "out" / "summary.json").read_text())["balanced_accuracy"] is None
@@ -166,8 +188,9 @@ def test_verdicts_on_folders_with_nothing_to_tell(tmp_path):
 def test_a_size_leak_is_named_once(tmp_path):
   for i in range(12):
     for name, size in (("small", 48), ("large", 64)):
-      testing.write_image(tmp_path / name / f"{i}.jpg", testing.synthetic_image(size, size, i),
-                          quality=90)
+      testing.write_image(
+        tmp_path / name / f"{i}.jpg", testing.synthetic_image(size, size, i), quality=90
+      )
   found = audit.audit(audit.folder_files(tmp_path), "sizes")
   assert found.leaks
   size_lines = [line for line in found.verdict if "'large': 64x64 px" in line]
@@ -177,8 +200,12 @@ def test_a_size_leak_is_named_once(tmp_path):
 def test_bin_audit_writes_a_page_that_opens(tmp_path):
   root = _folder(tmp_path / "leak", True, scenes=10)
   out = tmp_path / "out"
-  done = subprocess.run([sys.executable, str(REPO / "bin" / "audit"), f"--images={root}",
-                         f"--out={out}"], capture_output=True, text=True, check=True)
+  done = subprocess.run(
+    [sys.executable, str(REPO / "bin" / "audit"), f"--images={root}", f"--out={out}"],
+    capture_output=True,
+    text=True,
+    check=True,
+  )
   assert "give the class away" in done.stdout
   summary = json.loads((out / "summary.json").read_text())
   assert summary["leaks"] and len(summary["fingerprint"]) == 64
@@ -186,12 +213,20 @@ def test_bin_audit_writes_a_page_that_opens(tmp_path):
     assert len(pd.read_csv(out / f"{table}.csv"))
   page = (out / "audit.html").read_text()
   assert summary["fingerprint"] in page and "bin/audit" in page
-  refused = subprocess.run([sys.executable, str(REPO / "bin" / "audit"),
-                            f"--images={tmp_path / 'absent'}", f"--out={out}"],
-                           capture_output=True, text=True)
+  refused = subprocess.run(
+    [
+      sys.executable,
+      str(REPO / "bin" / "audit"),
+      f"--images={tmp_path / 'absent'}",
+      f"--out={out}",
+    ],
+    capture_output=True,
+    text=True,
+  )
   assert refused.returncode != 0 and "Traceback" not in refused.stderr
   assert refused.stderr.strip().splitlines()[-1] == (
-      f"audit: data directory {tmp_path / 'absent'} does not exist")
+    f"audit: data directory {tmp_path / 'absent'} does not exist"
+  )
   screenshot = tmp_path / "page.png"
   console = testing.open_in_chromium(out / "audit.html", screenshot, height=1600)
   assert not console, console

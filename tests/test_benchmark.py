@@ -3,23 +3,41 @@
 import os
 
 import cv2
-import helpers as testing
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from tfjpeg.bench import benchmark
 
+import helpers as testing
+
 
 def test_benchmark_measures_every_quantity(tmp_path):
-  report = benchmark.run(str(tmp_path), patch_sizes=(64,), nets=("hpf",), seconds=0.5,
-                         train_batch=4, train_steps=2, log=lambda text: None,
-                         memory_sizes=(4, 8), num_sources=6, source_size=(96, 128),
-                         sections=("pipeline", "memory", "training"))
+  report = benchmark.run(
+    str(tmp_path),
+    patch_sizes=(64,),
+    nets=("hpf",),
+    seconds=0.5,
+    train_batch=4,
+    train_steps=2,
+    log=lambda text: None,
+    memory_sizes=(4, 8),
+    num_sources=6,
+    source_size=(96, 128),
+    sections=("pipeline", "memory", "training"),
+  )
   names = [name for name, _, _ in report.rows]
-  for expected in ("(a) OpenCV", "(b) tfjpeg pipeline", "(c) Albumentations", "b/a at 64 px",
-                   "b/c at 64 px", "(d) hpf 96 px, real pipeline", "d_real/d_const hpf",
-                   "pipeline peak memory, 8 images", "memory_small/large"):
+  for expected in (
+    "(a) OpenCV",
+    "(b) tfjpeg pipeline",
+    "(c) Albumentations",
+    "b/a at 64 px",
+    "b/c at 64 px",
+    "(d) hpf 96 px, real pipeline",
+    "d_real/d_const hpf",
+    "pipeline peak memory, 8 images",
+    "memory_small/large",
+  ):
     assert any(n.startswith(expected) for n in names), expected
   assert all(np.isfinite(v) and v > 0 for _, v, _ in report.rows)
   assert "benchmark on" in report.text()
@@ -38,8 +56,12 @@ def test_missed_goals_are_reported():
 
 
 def test_sources_can_be_real_photos(tmp_path):
-  photos = [testing.write_image(tmp_path / "shared" / "kodak" / f"{i}.png",
-                                testing.synthetic_image(120, 150, seed=i)) for i in range(2)]
+  photos = [
+    testing.write_image(
+      tmp_path / "shared" / "kodak" / f"{i}.png", testing.synthetic_image(120, 150, seed=i)
+    )
+    for i in range(2)
+  ]
   paths = benchmark.make_sources(str(tmp_path / "sources"), num_images=3, photos=photos)
   assert len(paths) == 3
   for path, photo in zip(paths, photos + photos[:1]):
@@ -51,16 +73,30 @@ def test_sources_can_be_real_photos(tmp_path):
 
 
 def test_paper_scale_section_measures_every_quantity(tmp_path):
-  report = benchmark.run(str(tmp_path), seconds=0.3, log=lambda text: None, num_sources=2,
-                         source_size=(96, 128), sections=("scale",), scale_images=2,
-                         scale_size=(560, 600))
+  report = benchmark.run(
+    str(tmp_path),
+    seconds=0.3,
+    log=lambda text: None,
+    num_sources=2,
+    source_size=(96, 128),
+    sections=("scale",),
+    scale_images=2,
+    scale_size=(560, 600),
+  )
   names = [name for name, _, _ in report.rows]
-  for expected in ("(e) decode bound", "(e) OpenCV decode + 10 crops", "(e) tfjpeg pipeline",
-                   "(e) no_lattice/decode_bound", "(f) OpenCV lattice work",
-                   "(f) tfjpeg pipeline, lattice 100 recomputed",
-                   "(f) tfjpeg pipeline, lattice 100 cached", "(f) lattice_cached/opencv_lattice",
-                   "(g) decode bound", "(g) tfjpeg pipeline, 1 patch of 224",
-                   "(g) one_patch/decode_bound"):
+  for expected in (
+    "(e) decode bound",
+    "(e) OpenCV decode + 10 crops",
+    "(e) tfjpeg pipeline",
+    "(e) no_lattice/decode_bound",
+    "(f) OpenCV lattice work",
+    "(f) tfjpeg pipeline, lattice 100 recomputed",
+    "(f) tfjpeg pipeline, lattice 100 cached",
+    "(f) lattice_cached/opencv_lattice",
+    "(g) decode bound",
+    "(g) tfjpeg pipeline, 1 patch of 224",
+    "(g) one_patch/decode_bound",
+  ):
     assert any(n.startswith(expected) for n in names), expected
   assert all(np.isfinite(v) and v > 0 for _, v, _ in report.rows)
   sources = sorted((tmp_path / "camera_sources").rglob("*.jpg"))
@@ -71,9 +107,16 @@ def test_paper_scale_section_measures_every_quantity(tmp_path):
 
 
 def test_accelerator_section_times_nets_and_host_decoding(tmp_path):
-  report = benchmark.run(str(tmp_path), nets=("minimal",), seconds=0.2, log=lambda text: None,
-                         sections=("accelerator",), scale_images=2, scale_size=(560, 600),
-                         net_patches=(64,))
+  report = benchmark.run(
+    str(tmp_path),
+    nets=("minimal",),
+    seconds=0.2,
+    log=lambda text: None,
+    sections=("accelerator",),
+    scale_images=2,
+    scale_size=(560, 600),
+    net_patches=(64,),
+  )
   names = [name for name, _, _ in report.rows]
   for patch in (64,):
     for precision in ("float32", "mixed"):
@@ -89,10 +132,10 @@ def test_audit_section_reads_every_header(tmp_path, monkeypatch):
   real = benchmark.make_audit_sources
   monkeypatch.setattr(benchmark, "make_audit_sources", lambda d, count: real(d, 40))
   real_matching = benchmark.matching_rates
-  monkeypatch.setattr(benchmark, "matching_rates",
-                      lambda d, seconds: real_matching(d, seconds, scenes=8))
-  report = benchmark.run(str(tmp_path), sections=("audit",), log=lambda text: None,
-                         seconds=0.5)
+  monkeypatch.setattr(
+    benchmark, "matching_rates", lambda d, seconds: real_matching(d, seconds, scenes=8)
+  )
+  report = benchmark.run(str(tmp_path), sections=("audit",), log=lambda text: None, seconds=0.5)
   rows = {name: value for name, value, _ in report.rows}
   assert rows["(j) audit: file headers read, 40 files"] > 0
   assert rows["(j) baseline: the same files' bytes read, one thread"] > 0

@@ -1,11 +1,12 @@
 """tfjpeg.codec.crops: offsets obey their mode, patches are the right pixels, seeds reproduce."""
 
-import helpers as testing
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from tfjpeg.codec import crops
+
+import helpers as testing
 
 IMAGE = testing.synthetic_image(61, 77, seed=5)  # odd sizes: margins 29 and 45 for 32
 
@@ -22,7 +23,7 @@ def _draw(mode, size=32, grid=8, seeds=range(200), image=IMAGE):
 def test_patch_is_the_image_at_the_offset(mode):
   for patch, (y, x) in _draw(mode, seeds=range(20)):
     assert patch.shape == (32, 32, 3)
-    np.testing.assert_array_equal(patch, IMAGE[y:y + 32, x:x + 32])
+    np.testing.assert_array_equal(patch, IMAGE[y : y + 32, x : x + 32])
 
 
 @pytest.mark.parametrize("grid", [8, 16])
@@ -74,12 +75,15 @@ def test_three_ways_agree(mode, way):
 def test_same_seed_same_crop_in_any_order():
   seeds = list(range(30))
   forward = {s: crops.crop(IMAGE, 16, "random", seed=(s, 0))[1].numpy().tolist() for s in seeds}
-  backward = {s: crops.crop(IMAGE, 16, "random", seed=(s, 0))[1].numpy().tolist()
-              for s in reversed(seeds)}
+  backward = {
+    s: crops.crop(IMAGE, 16, "random", seed=(s, 0))[1].numpy().tolist() for s in reversed(seeds)
+  }
   assert forward == backward
   dataset = tf.data.Dataset.from_tensor_slices(seeds).map(
-      lambda s: crops.crop(IMAGE, 16, "random", seed=tf.stack([tf.cast(s, tf.int64), 0]))[1],
-      num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+    lambda s: crops.crop(IMAGE, 16, "random", seed=tf.stack([tf.cast(s, tf.int64), 0]))[1],
+    num_parallel_calls=tf.data.AUTOTUNE,
+    deterministic=False,
+  )
   assert sorted(o.numpy().tolist() for o in dataset) == sorted(forward.values())
   assert len({tuple(v) for v in forward.values()}) > 10  # seeds do matter
 
@@ -88,12 +92,14 @@ def test_dynamic_shape_in_dataset_map():
   sizes = [(40, 40), (57, 33), (32, 32)]
   images = [testing.synthetic_image(h, w, seed=h) for h, w in sizes]
   dataset = tf.data.Dataset.from_generator(
-      lambda: iter(images), output_signature=tf.TensorSpec([None, None, 3], tf.uint8))
-  dataset = dataset.map(lambda im: crops.crop(im, 32, "aligned", seed=1),
-                        num_parallel_calls=tf.data.AUTOTUNE)
+    lambda: iter(images), output_signature=tf.TensorSpec([None, None, 3], tf.uint8)
+  )
+  dataset = dataset.map(
+    lambda im: crops.crop(im, 32, "aligned", seed=1), num_parallel_calls=tf.data.AUTOTUNE
+  )
   assert dataset.element_spec[0].shape == (32, 32, 3)
   for (patch, (y, x)), image in zip(dataset, images):
-    np.testing.assert_array_equal(patch.numpy(), image[y:y + 32, x:x + 32])
+    np.testing.assert_array_equal(patch.numpy(), image[y : y + 32, x : x + 32])
 
 
 def test_image_smaller_than_patch_is_a_clear_error():
@@ -102,7 +108,8 @@ def test_image_smaller_than_patch_is_a_clear_error():
   with pytest.raises(ValueError, match="smaller than the 64x64 patch"):
     crops.crop_at(IMAGE, 64, (0, 0))
   dataset = tf.data.Dataset.from_generator(
-      lambda: iter([IMAGE]), output_signature=tf.TensorSpec([None, None, 3], tf.uint8))
+    lambda: iter([IMAGE]), output_signature=tf.TensorSpec([None, None, 3], tf.uint8)
+  )
   with pytest.raises(tf.errors.InvalidArgumentError, match="image smaller than the patch"):
     next(iter(dataset.map(lambda im: crops.crop(im, 64, "aligned"))))
 

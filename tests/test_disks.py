@@ -18,8 +18,13 @@ from tfjpeg.experiments import run as run_lib
 from tfjpeg.train import rundir
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-TINY = ["--epochs=1", "--steps_per_epoch=3", "--test_qfs=none", "--builtin_scenes=16",
-        "--precise_bn_batches=1"]
+TINY = [
+  "--epochs=1",
+  "--steps_per_epoch=3",
+  "--test_qfs=none",
+  "--builtin_scenes=16",
+  "--precise_bn_batches=1",
+]
 
 
 @pytest.fixture
@@ -27,8 +32,11 @@ def small_disk(tmp_path):
   """A 1.5 MB file system of its own (tmpfs; root only), unmounted after."""
   mount = tmp_path / "disk"
   mount.mkdir()
-  made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1500k", "tmpfs", str(mount)],
-                        capture_output=True, text=True)
+  made = subprocess.run(
+    ["mount", "-t", "tmpfs", "-o", "size=1500k", "tmpfs", str(mount)],
+    capture_output=True,
+    text=True,
+  )
   if made.returncode != 0:
     pytest.skip(f"cannot mount a small file system here ({made.stderr.strip()})")
   yield mount
@@ -37,8 +45,13 @@ def small_disk(tmp_path):
 
 def _train(args, cache):
   env = dict(os.environ, TFJPEG_CACHE=str(cache), CUDA_VISIBLE_DEVICES="")
-  return subprocess.run([sys.executable, str(REPO / "bin" / "train")] + args, env=env,
-                        capture_output=True, text=True, timeout=600)
+  return subprocess.run(
+    [sys.executable, str(REPO / "bin" / "train")] + args,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
 
 
 def test_a_full_disk_is_one_line_and_the_run_resumes_once_space_is_freed(small_disk, tmp_path):
@@ -79,28 +92,50 @@ os._exit(0)
 
 
 def test_h5py_meeting_a_full_disk_leaves_no_half_written_file(small_disk):
-  done = subprocess.run([sys.executable, "-c", _SAVE_ON_A_FULL_DISK, str(small_disk)],
-                        capture_output=True, text=True, timeout=300,
-                        env=dict(os.environ, CUDA_VISIBLE_DEVICES=""))
+  done = subprocess.run(
+    [sys.executable, "-c", _SAVE_ON_A_FULL_DISK, str(small_disk)],
+    capture_output=True,
+    text=True,
+    timeout=300,
+    env=dict(os.environ, CUDA_VISIBLE_DEVICES=""),
+  )
   assert done.returncode == 0, done.stderr[-2000:]
   message, listing = done.stdout.strip().splitlines()[-2:]
   assert message.startswith(f"cannot write {small_disk}/best.weights.h5: no space left")
   assert listing == "['filler']"
 
 
-FILES_A_RUN_WRITES = ("config.json", "data_summary.txt", "run.json", "best.weights.h5",
-                      "latest.keras", "state.json", "results.csv", "finished.json")
+FILES_A_RUN_WRITES = (
+  "config.json",
+  "data_summary.txt",
+  "run.json",
+  "best.weights.h5",
+  "latest.keras",
+  "state.json",
+  "results.csv",
+  "finished.json",
+)
 
 
 def test_a_failure_at_every_kind_of_file_leaves_a_run_that_resumes_to_the_same_results(
-    tmp_path, monkeypatch):
+  tmp_path, monkeypatch
+):
   monkeypatch.setenv("TFJPEG_CACHE", str(tmp_path / "cache"))
-  config = config_lib.Config(epochs=1, steps_per_epoch=2, test_qfs=(None,),
-                             test_crops=("random",), builtin_scenes=16, precise_bn_batches=1)
+  config = config_lib.make(
+    epochs=1,
+    steps_per_epoch=2,
+    test_qfs=(None,),
+    test_crops=("random",),
+    builtin_scenes=16,
+    precise_bn_batches=1,
+  )
   reference = run_lib.train_and_evaluate(config, str(tmp_path / "reference"), log=lambda m: 0)
   failing = set(FILES_A_RUN_WRITES)
-  real_text, real_save, real_upsert = (rundir.write_atomically, rundir.save_atomically,
-                                       rundir.upsert_rows)
+  real_text, real_save, real_upsert = (
+    rundir.write_atomically,
+    rundir.save_atomically,
+    rundir.upsert_rows,
+  )
 
   def fail_once(path):
     name = os.path.basename(path)
@@ -108,12 +143,19 @@ def test_a_failure_at_every_kind_of_file_leaves_a_run_that_resumes_to_the_same_r
       failing.discard(name)
       raise rundir.write_error(path, OSError(28, "No space left on device"))
 
-  monkeypatch.setattr(rundir, "write_atomically",
-                      lambda path, text: (fail_once(path), real_text(path, text)))
-  monkeypatch.setattr(rundir, "save_atomically", lambda model, path, weights_only=False: (
-      fail_once(path), real_save(model, path, weights_only)))
-  monkeypatch.setattr(rundir, "upsert_rows", lambda path, rows, keys: (
-      fail_once(path), real_upsert(path, rows, keys))[1])
+  monkeypatch.setattr(
+    rundir, "write_atomically", lambda path, text: (fail_once(path), real_text(path, text))
+  )
+  monkeypatch.setattr(
+    rundir,
+    "save_atomically",
+    lambda model, path, weights_only=False: (fail_once(path), real_save(model, path, weights_only)),
+  )
+  monkeypatch.setattr(
+    rundir,
+    "upsert_rows",
+    lambda path, rows, keys: (fail_once(path), real_upsert(path, rows, keys))[1],
+  )
   workdir = str(tmp_path / "run")
   failures = []
   for _ in range(len(FILES_A_RUN_WRITES) + 1):

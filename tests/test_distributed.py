@@ -8,12 +8,13 @@ import pathlib
 import subprocess
 import sys
 
-import helpers as testing
 import keras
 import pytest
 
 from tfjpeg.models import nets
 from tfjpeg.pipeline import input_pipeline as ip
+
+import helpers as testing
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 PATCH = 64
@@ -21,9 +22,12 @@ PATCH = 64
 
 def _start(*flag_values):
   """A bin/data_service process and the address it prints first."""
-  process = subprocess.Popen([sys.executable, str(REPO / "bin" / "data_service"),
-                              *flag_values], stdout=subprocess.PIPE, text=True,
-                             env=dict(os.environ, CUDA_VISIBLE_DEVICES=""))
+  process = subprocess.Popen(
+    [sys.executable, str(REPO / "bin" / "data_service"), *flag_values],
+    stdout=subprocess.PIPE,
+    text=True,
+    env=dict(os.environ, CUDA_VISIBLE_DEVICES=""),
+  )
   role, address = process.stdout.readline().split()
   return process, address
 
@@ -44,17 +48,29 @@ def cluster():
 
 
 def test_training_from_a_dispatcher_and_two_worker_processes(cluster, tmp_path):
-  task, _, _ = testing.folder_task(tmp_path / "data", (83, 101), PATCH, per_class=12,
-                                   png_every=2, patches_per_image=3)
-  config = ip.PipelineConfig(patch_size=PATCH, patches_per_image=3, batch_size=8,
-                             train_qfs=(50,), data_service=cluster, service_job="test-run")
+  task, _, _ = testing.folder_task(
+    tmp_path / "data", (83, 101), PATCH, per_class=12, png_every=2, patches_per_image=3
+  )
+  config = ip.PipelineConfig.of(
+    patch_size=PATCH,
+    patches_per_image=3,
+    batch_size=8,
+    train_qfs=(50,),
+    data_service=cluster,
+    service_job="test-run",
+  )
   patches = collections.Counter(
-      image_id for batch in ip.train_dataset(task, config, 0)
-      for image_id in batch["image_id"].numpy().tolist())
+    image_id
+    for batch in ip.train_dataset(task, config, 0)
+    for image_id in batch["image_id"].numpy().tolist()
+  )
   # The epoch is split between the workers: every image once, with all its patches.
   assert len(patches) == task.num_images["train"] and set(patches.values()) == {3}
   model = nets.build("hpf", PATCH, task.num_classes)
   model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
-  history = model.fit(ip.to_inputs(ip.train_dataset(
-      task, dataclasses.replace(config, service_job="test-fit"), 1)), epochs=1, verbose=0)
+  history = model.fit(
+    ip.to_inputs(ip.train_dataset(task, dataclasses.replace(config, service_job="test-fit"), 1)),
+    epochs=1,
+    verbose=0,
+  )
   assert len(history.history["loss"]) == 1

@@ -1,12 +1,13 @@
 """tfjpeg.codec.grid: blind grid estimation, realignment; eagerly, traced and mapped."""
 
-import helpers as testing
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from tfjpeg.codec import grid
 from tfjpeg.codec import jpeg
+
+import helpers as testing
 
 
 @pytest.fixture(scope="module")
@@ -20,20 +21,20 @@ def test_estimate_finds_the_grid_at_every_offset(photo, quality):
   estimate = tf.function(grid.estimate)
   for dy in range(8):
     for dx in range(8):
-      origin, confidence = estimate(compressed[dy:dy + 256, dx:dx + 256])
+      origin, confidence = estimate(compressed[dy : dy + 256, dx : dx + 256])
       assert tuple(origin.numpy()) == ((-dy) % 8, (-dx) % 8), (quality, dy, dx)
       assert confidence >= grid.CONFIDENT
 
 
 def test_never_compressed_images_get_a_low_confidence(photo):
   for dy, dx in ((0, 0), (3, 5)):
-    _, confidence = grid.estimate(photo[dy:dy + 256, dx:dx + 256])
+    _, confidence = grid.estimate(photo[dy : dy + 256, dx : dx + 256])
     assert confidence < grid.CONFIDENT
 
 
 @pytest.mark.parametrize("way", testing.WAYS)
 def test_estimate_three_ways(photo, way):
-  compressed = jpeg.compress(photo, 80).numpy()[3:3 + 200, 6:6 + 240]
+  compressed = jpeg.compress(photo, 80).numpy()[3 : 3 + 200, 6 : 6 + 240]
   origin, confidence = testing.run(grid.estimate, way, compressed)
   assert tuple(origin) == (5, 2) and 0 < confidence <= 1
 

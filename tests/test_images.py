@@ -1,8 +1,6 @@
 """tfjpeg.codec.images: every accepted format decodes exactly, bad files are named and refused."""
 
-
 import cv2
-import helpers as testing
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -11,6 +9,8 @@ from PIL import Image
 from tfjpeg.codec import images
 from tfjpeg.codec import jpeg
 from tfjpeg.data import manifest
+
+import helpers as testing
 
 RGB = testing.synthetic_image(45, 67, seed=11)
 
@@ -56,18 +56,27 @@ def test_alpha_is_dropped(tmp_path):
     np.testing.assert_array_equal(images.decode(path.read_bytes()).numpy(), RGB)
 
 
-@pytest.mark.parametrize("maker, problem", [
-    (lambda p: p.write_bytes(testing.write_image(p.with_suffix(".x.jpg"), RGB).read_bytes()[:900]),
-     "truncated JPEG"),
+@pytest.mark.parametrize(
+  "maker, problem",
+  [
+    (
+      lambda p: p.write_bytes(testing.write_image(p.with_suffix(".x.jpg"), RGB).read_bytes()[:900]),
+      "truncated JPEG",
+    ),
     (lambda p: p.write_text("not an image at all"), "not an image"),
     (lambda p: p.write_bytes(b""), "empty file"),
-    (lambda p: p.write_bytes(cv2.imencode(".png", (RGB.astype(np.uint16) * 257))[1].tobytes()),
-     "16-bit PNG refused"),
-    (lambda p: p.write_bytes(cv2.imencode(".tif", (RGB.astype(np.uint16) * 257))[1].tobytes()),
-     "16-bit TIFF refused"),
+    (
+      lambda p: p.write_bytes(cv2.imencode(".png", (RGB.astype(np.uint16) * 257))[1].tobytes()),
+      "16-bit PNG refused",
+    ),
+    (
+      lambda p: p.write_bytes(cv2.imencode(".tif", (RGB.astype(np.uint16) * 257))[1].tobytes()),
+      "16-bit TIFF refused",
+    ),
     (lambda p: Image.fromarray(RGB).convert("CMYK").save(p, "JPEG"), "CMYK JPEG refused"),
     (lambda p: p.write_bytes(cv2.imencode(".png", RGB)[1].tobytes()[:-40]), "truncated PNG"),
-])
+  ],
+)
 def test_bad_files_are_refused_with_the_file_named(tmp_path, maker, problem):
   path = tmp_path / "bad.img"
   maker(path)
@@ -92,8 +101,7 @@ def test_image_smaller_than_patch_is_refused_not_resized(tmp_path):
 def test_decode_never_uses_the_fast_idct(tmp_path):
   data = jpeg.encode(testing.synthetic_image(64, 64, seed=2), 100).numpy()
   np.testing.assert_array_equal(images.decode(data).numpy(), jpeg.decode(data).numpy())
-  assert np.abs(images.decode(data).numpy().astype(int)
-                - tf.io.decode_jpeg(data).numpy()).max() > 0
+  assert np.abs(images.decode(data).numpy().astype(int) - tf.io.decode_jpeg(data).numpy()).max() > 0
 
 
 def test_list_images_is_recursive_and_sorted(tmp_path):

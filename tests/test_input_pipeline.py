@@ -4,13 +4,15 @@ import dataclasses
 import itertools
 
 import cv2
-import helpers as testing
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfjpeg import config as config_lib
 from tfjpeg.codec import jpeg
 from tfjpeg.pipeline import input_pipeline as ip
+
+import helpers as testing
 
 PATCH = 32
 
@@ -18,8 +20,15 @@ PATCH = 32
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
   # Half PNG, half JPEG: both decode paths.
-  return testing.folder_task(tmp_path_factory.mktemp("folder"), (83, 101), PATCH, per_class=10,
-                             png_every=2, quality=93, patches_per_image=3)
+  return testing.folder_task(
+    tmp_path_factory.mktemp("folder"),
+    (83, 101),
+    PATCH,
+    per_class=10,
+    png_every=2,
+    quality=93,
+    patches_per_image=3,
+  )
 
 
 def _opencv_reference(path, offset, lattice_qf, qf, first_qf=None):
@@ -30,24 +39,36 @@ def _opencv_reference(path, offset, lattice_qf, qf, first_qf=None):
   if first_qf:
     image = testing.opencv_compress(image, first_qf)
   y, x = offset
-  patch = np.ascontiguousarray(image[y:y + PATCH, x:x + PATCH])
+  patch = np.ascontiguousarray(image[y : y + PATCH, x : x + PATCH])
   return testing.opencv_compress(patch, qf) if qf else patch
 
 
 @pytest.mark.parametrize("lattice_qf", [None, 100])
-@pytest.mark.parametrize("condition", [ip.Condition("aligned", None), ip.Condition("random", 70),
-                                       ip.Condition("misaligned", 50),
-                                       ip.Condition("random", 90, first_qf=60)])
+@pytest.mark.parametrize(
+  "condition",
+  [
+    ip.Condition("aligned", None),
+    ip.Condition("random", 70),
+    ip.Condition("misaligned", 50),
+    ip.Condition("random", 90, first_qf=60),
+  ],
+)
 def test_eval_pipeline_equals_opencv_reference(folder, lattice_qf, condition):
   task, path_of, _ = folder
-  config = ip.PipelineConfig(patch_size=PATCH, patches_per_image=3, lattice_qf=lattice_qf,
-                             batch_size=7)
+  config = ip.PipelineConfig.of(
+    patch_size=PATCH, patches_per_image=3, lattice_qf=lattice_qf, batch_size=7
+  )
   seen = 0
   for batch in ip.eval_dataset(task, "test", [condition], config):
-    for image, offset, image_id, qf in zip(batch["image"].numpy(), batch["offset"].numpy(),
-                                           batch["image_id"].numpy(), batch["qf"].numpy()):
-      expected = _opencv_reference(path_of[image_id.decode()], offset, lattice_qf, condition.qf,
-                                   condition.first_qf)
+    for image, offset, image_id, qf in zip(
+      batch["image"].numpy(),
+      batch["offset"].numpy(),
+      batch["image_id"].numpy(),
+      batch["qf"].numpy(),
+    ):
+      expected = _opencv_reference(
+        path_of[image_id.decode()], offset, lattice_qf, condition.qf, condition.first_qf
+      )
       np.testing.assert_array_equal(image, expected)
       assert qf == (condition.qf or 0)
       if condition.crop == "aligned":
@@ -58,12 +79,22 @@ def test_eval_pipeline_equals_opencv_reference(folder, lattice_qf, condition):
 
 def test_train_pipeline_equals_opencv_reference_with_augmentation(folder):
   task, path_of, _ = folder
-  config = ip.PipelineConfig(patch_size=PATCH, patches_per_image=3, train_crop="random",
-                             train_qfs=(60, 80), aug_fraction=0.5, batch_size=16)
+  config = ip.PipelineConfig.of(
+    patch_size=PATCH,
+    patches_per_image=3,
+    train_crop="random",
+    train_qfs=(60, 80),
+    aug_fraction=0.5,
+    batch_size=16,
+  )
   qualities = []
   for batch in ip.train_dataset(task, config, epoch=0):
-    for image, offset, image_id, qf in zip(batch["image"].numpy(), batch["offset"].numpy(),
-                                           batch["image_id"].numpy(), batch["qf"].numpy()):
+    for image, offset, image_id, qf in zip(
+      batch["image"].numpy(),
+      batch["offset"].numpy(),
+      batch["image_id"].numpy(),
+      batch["qf"].numpy(),
+    ):
       expected = _opencv_reference(path_of[image_id.decode()], offset, None, int(qf))
       np.testing.assert_array_equal(image, expected)
       qualities.append(int(qf))
@@ -74,15 +105,22 @@ def test_train_pipeline_equals_opencv_reference_with_augmentation(folder):
 
 def test_double_compression_augmentation_equals_opencv_reference(folder):
   task, path_of, _ = folder
-  config = ip.PipelineConfig(patch_size=PATCH, patches_per_image=3, train_crop="random",
-                             train_qfs=(80, 90), aug_fraction=0.5, double_qfs=(50, 60),
-                             double_fraction=0.5, batch_size=16)
+  config = ip.PipelineConfig.of(
+    patch_size=PATCH,
+    patches_per_image=3,
+    train_crop="random",
+    train_qfs=(80, 90),
+    aug_fraction=0.5,
+    double_qfs=(50, 60),
+    double_fraction=0.5,
+    batch_size=16,
+  )
   pairs = []
   for batch in ip.train_dataset(task, config, epoch=1):
     for image, offset, image_id, qf, first_qf in zip(
-        *(batch[k].numpy() for k in ("image", "offset", "image_id", "qf", "first_qf"))):
-      expected = _opencv_reference(path_of[image_id.decode()], offset, None, int(qf),
-                                   int(first_qf))
+      *(batch[k].numpy() for k in ("image", "offset", "image_id", "qf", "first_qf"))
+    ):
+      expected = _opencv_reference(path_of[image_id.decode()], offset, None, int(qf), int(first_qf))
       np.testing.assert_array_equal(image, expected)
       pairs.append((int(first_qf), int(qf)))
   firsts = {f for f, _ in pairs}
@@ -99,46 +137,61 @@ def test_double_compression_augmentation_equals_opencv_reference(folder):
 
 def test_double_compression_needs_second_qfs():
   with pytest.raises(ValueError, match="train_qfs"):
-    ip.PipelineConfig(double_qfs=(50,))
+    ip.PipelineConfig.of(double_qfs=(50,))
   with pytest.raises(ValueError, match="double_fraction"):
-    ip.PipelineConfig(train_qfs=(90,), double_qfs=(50,), double_fraction=1.5)
+    ip.PipelineConfig.of(train_qfs=(90,), double_qfs=(50,), double_fraction=1.5)
 
 
 def _epoch(task, config, epoch):
-  return [(b["image_id"].numpy().tolist(), b["offset"].numpy().tolist(), b["qf"].numpy().tolist())
-          for b in ip.train_dataset(task, config, epoch)]
+  return [
+    (b["image_id"].numpy().tolist(), b["offset"].numpy().tolist(), b["qf"].numpy().tolist())
+    for b in ip.train_dataset(task, config, epoch)
+  ]
 
 
 def test_epochs_are_reproducible_and_differ(folder):
   task, _, _ = folder
-  config = ip.PipelineConfig(patch_size=PATCH, patches_per_image=2, train_qfs=(50,), batch_size=8)
+  config = ip.PipelineConfig.of(
+    patch_size=PATCH, patches_per_image=2, train_qfs=(50,), batch_size=8
+  )
   assert _epoch(task, config, 3) == _epoch(task, config, 3)
   assert _epoch(task, config, 3) != _epoch(task, config, 4)
-  other_seed = ip.PipelineConfig(patch_size=PATCH, patches_per_image=2, train_qfs=(50,),
-                                 batch_size=8, seed=1)
+  other_seed = ip.PipelineConfig.of(
+    patch_size=PATCH, patches_per_image=2, train_qfs=(50,), batch_size=8, seed=1
+  )
   assert _epoch(task, other_seed, 3) != _epoch(task, config, 3)
 
 
 def test_automatic_shuffle_buffer_holds_an_epoch_within_a_memory_bound(folder):
   task, _, _ = folder
-  auto = ip.PipelineConfig(patch_size=PATCH, patches_per_image=3, shuffle_buffer=None)
+  auto = ip.PipelineConfig.of(patch_size=PATCH, patches_per_image=3, shuffle_buffer=None)
   assert ip.shuffle_buffer_size(auto, 100) == 300
-  assert ip.shuffle_buffer_size(dataclasses.replace(auto, shuffle_buffer=64), 100) == 64
+  assert (
+    ip.shuffle_buffer_size(
+      ip.PipelineConfig.of(patch_size=PATCH, patches_per_image=3, shuffle_buffer=64), 100
+    )
+    == 64
+  )
   large = dataclasses.replace(auto, patch_size=512, patches_per_image=10)
   assert ip.shuffle_buffer_size(large, 1000) == ip.SHUFFLE_BYTES // (3 * 512 * 512)
   # A whole-epoch buffer batches patches of many images together.
-  many = dataclasses.replace(auto, patches_per_image=8, batch_size=8)
+  many = ip.PipelineConfig.of(
+    patch_size=PATCH, patches_per_image=8, batch_size=8, shuffle_buffer=None
+  )
   first = next(iter(ip.train_dataset(task, many, 0)))["image_id"].numpy()
   assert len(set(first)) >= 5
 
 
 def test_patches_of_an_image_stay_in_one_split(folder):
   task, _, files = folder
-  config = ip.PipelineConfig(patch_size=PATCH, patches_per_image=3)
+  config = ip.PipelineConfig.of(patch_size=PATCH, patches_per_image=3)
   seen = {}
   for split in ("train", "validation", "test"):
-    dataset = (ip.train_dataset(task, config, 0) if split == "train"
-               else ip.eval_dataset(task, split, [ip.Condition("random")], config))
+    dataset = (
+      ip.train_dataset(task, config, 0)
+      if split == "train"
+      else ip.eval_dataset(task, split, [ip.Condition("random")], config)
+    )
     ids = {i.decode() for b in dataset for i in b["image_id"].numpy()}
     assert ids == set(files.loc[files["split"] == split, "image_id"])
     for i in ids:
@@ -147,25 +200,31 @@ def test_patches_of_an_image_stay_in_one_split(folder):
 
 def test_eval_crops_are_the_same_in_every_run(folder):
   task, _, _ = folder
-  config = ip.PipelineConfig(patch_size=PATCH, patches_per_image=2)
-  run = lambda: [b["offset"].numpy().tolist()
-                 for b in ip.eval_dataset(task, "test", [ip.Condition("random")], config)]
+  config = ip.PipelineConfig.of(patch_size=PATCH, patches_per_image=2)
+  run = lambda: [
+    b["offset"].numpy().tolist()
+    for b in ip.eval_dataset(task, "test", [ip.Condition("random")], config)
+  ]
   assert run() == run()
 
 
 def test_all_conditions_in_one_pass_equal_one_pass_each(folder):
   task, _, _ = folder
-  config = ip.PipelineConfig(patch_size=PATCH, patches_per_image=2, batch_size=5)
+  config = ip.PipelineConfig.of(patch_size=PATCH, patches_per_image=2, batch_size=5)
   conditions = [ip.Condition(c, q) for c in ("aligned", "random") for q in (None, 50, 90)]
   conditions += [ip.Condition("random", 90, first_qf=50), ip.Condition("aligned", 90, 50)]
   together = {}
   for b in ip.eval_dataset(task, "test", conditions, config):
-    for image, image_id, number in zip(b["image"].numpy(), b["image_id"].numpy(),
-                                       b["condition"].numpy()):
+    for image, image_id, number in zip(
+      b["image"].numpy(), b["image_id"].numpy(), b["condition"].numpy()
+    ):
       together.setdefault(number, []).append((image_id, image))
   for number, condition in enumerate(conditions):
-    alone = [(i, im) for b in ip.eval_dataset(task, "test", [condition], config)
-             for i, im in zip(b["image_id"].numpy(), b["image"].numpy())]
+    alone = [
+      (i, im)
+      for b in ip.eval_dataset(task, "test", [condition], config)
+      for i, im in zip(b["image_id"].numpy(), b["image"].numpy())
+    ]
     assert len(alone) == len(together[number]) == task.num_images["test"] * 2
     for (i1, a), (i2, b) in zip(alone, together[number]):
       assert i1 == i2
@@ -181,8 +240,9 @@ def test_cut_patches_three_ways(way, encoding):
   source = image if encoding == "png" else jpeg.decode(data).numpy()
   if lattice_qf:
     source = testing.opencv_compress(source, 100)
-  config = ip.PipelineConfig(patch_size=16, patches_per_image=4, crop_grid=16,
-                             lattice_qf=lattice_qf)
+  config = ip.PipelineConfig.of(
+    patch_size=16, patches_per_image=4, crop_grid=16, lattice_qf=lattice_qf
+  )
 
   def fn(encoded, seed):
     element = dict(encoded=encoded, label=tf.constant(1), image_id=tf.constant("x"))
@@ -194,7 +254,7 @@ def test_cut_patches_three_ways(way, encoding):
     for patch, (y, x) in zip(out[mode]["image"], out[mode]["offset"]):
       if mode == "aligned":
         assert y % 16 == 0 and x % 16 == 0
-      np.testing.assert_array_equal(patch, source[y:y + 16, x:x + 16])
+      np.testing.assert_array_equal(patch, source[y : y + 16, x : x + 16])
     assert out[mode]["label"].tolist() == [1] * 4
 
 
@@ -203,17 +263,21 @@ def test_evaluation_reads_each_test_image_once_for_all_conditions(folder):
   reads = []
 
   def count(element):  # a data dependency, so tf.data cannot prune it
-    image_id = tf.py_function(lambda i: reads.append(i.numpy()) or i, [element["image_id"]],
-                              tf.string)
+    image_id = tf.py_function(
+      lambda i: reads.append(i.numpy()) or i, [element["image_id"]], tf.string
+    )
     return dict(element, image_id=tf.ensure_shape(image_id, []))
 
-  counting = dataclasses.replace(task, images=lambda split, shuffle_seed=None: task.images(
-      split, shuffle_seed).map(count))
-  conditions = [ip.Condition(c, q) for c in ("aligned", "random")
-                for q in (None, 50, 60, 70, 80, 90, 99)]  # the study's 14 conditions
-  config = ip.PipelineConfig(patch_size=PATCH, patches_per_image=2, batch_size=64)
-  patches = sum(int(b["image"].shape[0])
-                for b in ip.eval_dataset(counting, "test", conditions, config))
+  counting = dataclasses.replace(
+    task, images=lambda split, shuffle_seed=None: task.images(split, shuffle_seed).map(count)
+  )
+  conditions = [
+    ip.Condition(c, q) for c in ("aligned", "random") for q in (None, 50, 60, 70, 80, 90, 99)
+  ]  # the study's 14 conditions
+  config = ip.PipelineConfig.of(patch_size=PATCH, patches_per_image=2, batch_size=64)
+  patches = sum(
+    int(b["image"].shape[0]) for b in ip.eval_dataset(counting, "test", conditions, config)
+  )
   assert patches == task.num_images["test"] * 2 * 14
   assert len(reads) == len(set(reads)) == task.num_images["test"]
 
@@ -222,31 +286,40 @@ def test_training_through_a_local_tf_data_service(folder):
   task, _, _ = folder
   dispatcher = tf.data.experimental.service.DispatchServer()
   worker = tf.data.experimental.service.WorkerServer(  # noqa: F841  kept alive
-      tf.data.experimental.service.WorkerConfig(
-          dispatcher_address=dispatcher.target.split("://")[1]))
-  config = ip.PipelineConfig(patch_size=PATCH, patches_per_image=2, batch_size=4,
-                             train_qfs=(50,))
+    tf.data.experimental.service.WorkerConfig(dispatcher_address=dispatcher.target.split("://")[1])
+  )
+  config = ip.PipelineConfig.of(
+    patch_size=PATCH, patches_per_image=2, batch_size=4, train_qfs=(50,)
+  )
   remote = dataclasses.replace(config, data_service=dispatcher.target)
-  key = lambda c: sorted((i, tuple(o), int(q)) for b in ip.train_dataset(task, c, 0)
-                         for i, o, q in zip(b["image_id"].numpy(), b["offset"].numpy().tolist(),
-                                            b["qf"].numpy()))
+  key = lambda c: sorted(
+    (i, tuple(o), int(q))
+    for b in ip.train_dataset(task, c, 0)
+    for i, o, q in zip(b["image_id"].numpy(), b["offset"].numpy().tolist(), b["qf"].numpy())
+  )
   assert key(remote) == key(config)  # one worker: the same epoch, served remotely
   # Two runs with the same seed on one dispatcher, read at the same time: each
   # gets its whole epoch when their jobs are named apart.
-  runs = [iter(ip.train_dataset(task, dataclasses.replace(remote, service_job=name), 0))
-          for name in ("run-a", "run-b")]
+  runs = [
+    iter(ip.train_dataset(task, dataclasses.replace(remote, service_job=name), 0))
+    for name in ("run-a", "run-b")
+  ]
   seen = [[], []]
   for batches in itertools.zip_longest(*runs):
     for k, batch in enumerate(batches):
       if batch is not None:
-        seen[k] += [(i, tuple(o), int(q)) for i, o, q in zip(
-            batch["image_id"].numpy(), batch["offset"].numpy().tolist(), batch["qf"].numpy())]
+        seen[k] += [
+          (i, tuple(o), int(q))
+          for i, o, q in zip(
+            batch["image_id"].numpy(), batch["offset"].numpy().tolist(), batch["qf"].numpy()
+          )
+        ]
   assert sorted(seen[0]) == sorted(seen[1]) == key(config)
 
 
 def test_realigned_crops_land_on_the_estimated_grid():
   image = testing.synthetic_image(200, 230, seed=8)
-  config = ip.PipelineConfig(patch_size=64, patches_per_image=6)
+  config = ip.PipelineConfig.of(patch_size=64, patches_per_image=6)
   seed = tf.constant([3, 4], tf.int64)
   element = lambda data: dict(encoded=data, label=tf.constant(0), image_id=tf.constant("x"))
   # A JPEG: its grid starts at the top-left, so realigned offsets are multiples of 8.
@@ -261,9 +334,13 @@ def test_realigned_crops_land_on_the_estimated_grid():
 
 def test_test_crops_name_their_grid_whatever_the_training_grid(folder):
   task, _, _ = folder
-  trained_on_16 = ip.PipelineConfig(patch_size=PATCH, patches_per_image=3, crop_grid=16)
-  conditions = [ip.Condition("aligned"), ip.Condition("misaligned"),
-                ip.Condition("aligned", grid=16), ip.Condition("misaligned", grid=16)]
+  trained_on_16 = ip.PipelineConfig.of(patch_size=PATCH, patches_per_image=3, crop_grid=16)
+  conditions = [
+    ip.Condition("aligned"),
+    ip.Condition("misaligned"),
+    ip.Condition("aligned", grid=16),
+    ip.Condition("misaligned", grid=16),
+  ]
   offsets = {}
   for batch in ip.eval_dataset(task, "test", conditions, trained_on_16):
     for number, offset in zip(batch["condition"].numpy(), batch["offset"].numpy()):
@@ -274,20 +351,21 @@ def test_test_crops_name_their_grid_whatever_the_training_grid(folder):
   assert not any(on(8, o) for o in offsets["misaligned"])  # never on the 8x8 blocks
   assert all(on(16, o) for o in offsets["aligned16"])
   assert not any(on(16, o) for o in offsets["misaligned16"])
-  assert ip.parse_test_crop("aligned16") == ("aligned", 16)
-  assert ip.parse_test_crop("realigned") == ("realigned", 8)
+  assert config_lib.check_test_crop("aligned16") == ("aligned", 16)
+  assert config_lib.check_test_crop("realigned") == ("realigned", 8)
   for bad in ("random16", "aligned12", "centre"):
     with pytest.raises(ValueError, match="test crop"):
-      ip.parse_test_crop(bad)
+      config_lib.check_test_crop(bad)
 
 
 def test_windowed_and_whole_decodes_cut_the_same_patches(tmp_path, monkeypatch):
   # A JPEG large enough that both paths are plausible; force each in turn.
   path = tmp_path / "photo.jpg"
   testing.write_image(path, testing.synthetic_image(600, 900, seed=5), quality=92)
-  element = dict(encoded=tf.constant(path.read_bytes()), label=tf.constant(0),
-                 image_id=tf.constant("a/photo"))
-  config = ip.PipelineConfig(patch_size=96, patches_per_image=6)
+  element = dict(
+    encoded=tf.constant(path.read_bytes()), label=tf.constant(0), image_id=tf.constant("a/photo")
+  )
+  config = ip.PipelineConfig.of(patch_size=96, patches_per_image=6)
   seed = tf.constant([3, 4], tf.int64)
   cut = {}
   for pays in (True, False):

@@ -1,11 +1,12 @@
 """tfjpeg.codec.jpeg: exactness against OpenCV and PIL, three ways of running, augmentation."""
 
-import helpers as testing
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from tfjpeg.codec import jpeg
+
+import helpers as testing
 
 CHROMAS = jpeg.CHROMA_MODES
 ALL_QUALITIES = list(range(1, 101))
@@ -22,24 +23,30 @@ def test_compress_equals_opencv_and_pil_at_every_quality(image, chroma):
   for quality in ALL_QUALITIES:
     ours = jpeg.compress(image, quality, chroma).numpy()
     np.testing.assert_array_equal(
-        ours, testing.opencv_compress(image, quality, chroma),
-        err_msg=f"OpenCV differs at QF {quality} {chroma}")
+      ours,
+      testing.opencv_compress(image, quality, chroma),
+      err_msg=f"OpenCV differs at QF {quality} {chroma}",
+    )
     np.testing.assert_array_equal(
-        ours, testing.pil_compress(image, quality, chroma),
-        err_msg=f"PIL differs at QF {quality} {chroma}")
+      ours,
+      testing.pil_compress(image, quality, chroma),
+      err_msg=f"PIL differs at QF {quality} {chroma}",
+    )
 
 
 @pytest.mark.parametrize("chroma", CHROMAS)
 def test_tensor_quality_per_example_in_dataset_map(image, chroma):
   """A QF that differs per example, as a tensor, inside a parallel map."""
   dataset = tf.data.Dataset.from_tensor_slices(ALL_QUALITIES).map(
-      lambda q: (jpeg.compress(tf.constant(image), q, chroma), q),
-      num_parallel_calls=tf.data.AUTOTUNE)
+    lambda q: (jpeg.compress(tf.constant(image), q, chroma), q), num_parallel_calls=tf.data.AUTOTUNE
+  )
   seen = 0
   for ours, quality in dataset:
     np.testing.assert_array_equal(
-        ours.numpy(), testing.opencv_compress(image, int(quality), chroma),
-        err_msg=f"QF {int(quality)} {chroma}")
+      ours.numpy(),
+      testing.opencv_compress(image, int(quality), chroma),
+      err_msg=f"QF {int(quality)} {chroma}",
+    )
     seen += 1
   assert seen == len(ALL_QUALITIES)
 
@@ -48,16 +55,16 @@ def test_tensor_quality_per_example_in_dataset_map(image, chroma):
 @pytest.mark.parametrize("chroma", CHROMAS)
 def test_compress_three_ways(image, way, chroma):
   for quality in (10, 75, 100):
-    out = testing.run(lambda im, q: jpeg.compress(im, q, chroma), way,
-                      image, tf.constant(quality))
+    out = testing.run(lambda im, q: jpeg.compress(im, q, chroma), way, image, tf.constant(quality))
     np.testing.assert_array_equal(out, testing.opencv_compress(image, quality, chroma))
     assert out.dtype == np.uint8 and out.shape == image.shape
 
 
 def test_compress_really_compresses(image):
   """Guards against a no-op: lower QF must move pixels further from the original."""
-  errors = [np.abs(jpeg.compress(image, q).numpy().astype(int) - image).mean()
-            for q in (100, 90, 50, 10)]
+  errors = [
+    np.abs(jpeg.compress(image, q).numpy().astype(int) - image).mean() for q in (100, 90, 50, 10)
+  ]
   assert errors[0] > 0
   assert errors == sorted(errors)
 
@@ -77,7 +84,8 @@ def test_decode_returns_file_pixels():
   data = jpeg.encode(image, 80, "4:4:4").numpy()
   assert data[:2] == b"\xff\xd8"
   np.testing.assert_array_equal(
-      jpeg.decode(data).numpy(), testing.opencv_compress(image, 80, "4:4:4"))
+    jpeg.decode(data).numpy(), testing.opencv_compress(image, 80, "4:4:4")
+  )
 
 
 def test_grid_period():
@@ -131,8 +139,9 @@ def test_random_compress_three_ways_and_reproducible(way):
 def test_random_compress_probability_and_qf_spread():
   image = testing.synthetic_image(16, 16)
   qualities = (50, 60, 70, 80, 90, 99)
-  draws = np.array([int(jpeg.random_compress(image, qualities, 0.5, (s, 9))[1])
-                    for s in range(600)])
+  draws = np.array(
+    [int(jpeg.random_compress(image, qualities, 0.5, (s, 9))[1]) for s in range(600)]
+  )
   assert 0.4 < np.mean(draws > 0) < 0.6
   counts = [np.sum(draws == q) for q in qualities]
   assert min(counts) > 25, counts
@@ -163,7 +172,7 @@ def test_real_photos_cropped_to_odd_sizes_equal_opencv(chroma):
   for index, (name, photo) in enumerate(sorted(photos.items())):
     # Odd sizes and odd offsets, different for each photo.
     top, left = 1 + index % 7, 3 + index % 5
-    crop = photo[top:top + 251 + 2 * (index % 4), left:left + 199 + 2 * (index % 3)]
+    crop = photo[top : top + 251 + 2 * (index % 4), left : left + 199 + 2 * (index % 3)]
     for quality in PHOTO_QUALITIES:
       ours = jpeg.compress(crop, quality, chroma).numpy()
       difference = np.abs(ours.astype(int) - testing.opencv_compress(crop, quality, chroma))
@@ -175,6 +184,7 @@ def _jpeg_variants(image):
   import io  # pylint: disable=g-import-not-at-top
 
   from PIL import Image  # pylint: disable=g-import-not-at-top
+
   variants = {c: jpeg.encode(image, 90, c).numpy() for c in CHROMAS}
   buffer = io.BytesIO()
   Image.fromarray(image).save(buffer, "JPEG", quality=95, progressive=True)
@@ -196,7 +206,9 @@ def test_decode_crop_equals_full_decode_at_every_phase(way):
     fn = lambda d, o: jpeg.decode_crop(d, o, size)
     for y, x in offsets if way == "eager" else offsets[::7]:
       patch = testing.run(fn, way, tf.constant(data), tf.constant([y, x]))
-      np.testing.assert_array_equal(patch, full[y:y + 24, x:x + 40], err_msg=f"{name} at {(y, x)}")
+      np.testing.assert_array_equal(
+        patch, full[y : y + 24, x : x + 40], err_msg=f"{name} at {(y, x)}"
+      )
 
 
 def test_plain_decode_and_crop_is_not_exact_which_is_why_decode_crop_widens():
@@ -206,9 +218,10 @@ def test_plain_decode_and_crop_is_not_exact_which_is_why_decode_crop_widens():
   full = jpeg.decode(data).numpy()
   differs = False
   for y, x in ((16, 16), (32, 16), (16, 48)):
-    window = tf.io.decode_and_crop_jpeg(data, [y, x, 32, 32], channels=3,
-                                        dct_method="INTEGER_ACCURATE").numpy()
-    differs |= bool(np.abs(window.astype(int) - full[y:y + 32, x:x + 32]).max() > 0)
+    window = tf.io.decode_and_crop_jpeg(
+      data, [y, x, 32, 32], channels=3, dct_method="INTEGER_ACCURATE"
+    ).numpy()
+    differs |= bool(np.abs(window.astype(int) - full[y : y + 32, x : x + 32]).max() > 0)
   assert differs
 
 
@@ -218,8 +231,11 @@ def test_windowed_decode_pays_for_few_small_patches_of_a_large_photo(way):
   one_small = tf.constant([[900, 1400]])
   ten_large = tf.constant([[150 * k, 200 * k] for k in range(10)])
   small_photo = tf.constant([256, 256])
-  cases = [(camera, one_small, 224, True), (camera, ten_large, 512, False),
-           (small_photo, tf.constant([[10, 10], [100, 100]]), 64, False)]
+  cases = [
+    (camera, one_small, 224, True),
+    (camera, ten_large, 512, False),
+    (small_photo, tf.constant([[10, 10], [100, 100]]), 64, False),
+  ]
   for image_size, offsets, patch, pays in cases:
     fn = lambda s, o, patch=patch: jpeg.windowed_decode_pays(s, o, (patch, patch))
     assert bool(testing.run(fn, way, image_size, offsets)) == pays

@@ -5,7 +5,6 @@ present, the real-photo compression-history task, scored on held-out photos;
 `plain`, the compact vision net, the built-in `shapes`.
 """
 
-import helpers as testing
 import keras
 import pytest
 
@@ -14,6 +13,8 @@ from tfjpeg.analysis import evaluation
 from tfjpeg.data import tasks
 from tfjpeg.models import nets
 from tfjpeg.pipeline import input_pipeline
+
+import helpers as testing
 
 # (epochs over the training patches, training accuracy to reach; chance is 0.25)
 BUDGET = {"hpf": (2, 0.6), "bayar": (2, 0.6), "plain": (3, 0.5), "minimal": (3, 0.5)}
@@ -34,11 +35,17 @@ NOT_ON_REAL_PHOTOS = {"bondi"}
 def _fit(name, task, config, epochs):
   keras.utils.set_random_seed(0)
   model = nets.build(name, config.patch_size, task.num_classes)
-  model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
-                metrics=["accuracy"])
+  model.compile(
+    optimizer=keras.optimizers.Adam(1e-3),
+    loss="sparse_categorical_crossentropy",
+    metrics=["accuracy"],
+  )
   for epoch in range(epochs):
-    model.fit(input_pipeline.to_inputs(input_pipeline.train_dataset(task, config, epoch)),
-              verbose=0, shuffle=False)
+    model.fit(
+      input_pipeline.to_inputs(input_pipeline.train_dataset(task, config, epoch)),
+      verbose=0,
+      shuffle=False,
+    )
   return model
 
 
@@ -53,12 +60,13 @@ def test_every_compact_net_has_a_learning_check():
 def test_compact_net_learns_the_builtin_task_of_its_kind(name, tmp_path_factory, monkeypatch):
   monkeypatch.setenv("TFJPEG_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
   task = tasks.get(TASK_FOR[nets.NETS[name].made_for])
-  config = input_pipeline.PipelineConfig(patch_size=64, patches_per_image=4, batch_size=32)
+  config = input_pipeline.PipelineConfig.of(patch_size=64, patches_per_image=4, batch_size=32)
   epochs, target = BUDGET[name]
   model = _fit(name, task, config, epochs)
   # Accuracy of the trained net on a fixed pass over the training patches.
   _, accuracy = model.evaluate(
-      input_pipeline.to_inputs(input_pipeline.train_dataset(task, config, 0)), verbose=0)
+    input_pipeline.to_inputs(input_pipeline.train_dataset(task, config, 0)), verbose=0
+  )
   assert accuracy > target, f"{name}: training accuracy {accuracy:.3f} after {epochs} epochs"
 
 
@@ -66,9 +74,10 @@ def test_compact_net_learns_the_builtin_task_of_its_kind(name, tmp_path_factory,
 @pytest.mark.parametrize("name", sorted(REAL_BUDGET))
 def test_forensic_net_learns_real_photos_on_held_out_photos(name, tmp_path_factory, monkeypatch):
   monkeypatch.setenv("TFJPEG_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
-  run = config_lib.Config(task="real_history", net=name, patches_per_image=2,
-                          shuffle_buffer=None, test_crops=("aligned",))
-  task = tasks.get(run.task, run.task_options())
+  run = config_lib.make(
+    task="real_history", net=name, patches_per_image=2, shuffle_buffer=None, test_crops=("aligned",)
+  )
+  task = tasks.get(run.task)
   epochs, target = REAL_BUDGET[name]
   model = _fit(name, task, run.pipeline(task), epochs)
   results, _ = evaluation.evaluate(model, task, run)

@@ -40,8 +40,7 @@ def test_condition_metrics_image_level_and_two_class():
   assert scores["image_balanced_accuracy"] == pytest.approx(1.0)  # log-prob average
   assert scores["n_images"] == 2 and scores["n_patches"] == 4
   assert scores["roc_auc"] == pytest.approx(1.0)
-  three = metrics.condition_metrics(np.full((2, 3), 1 / 3), np.array([0, 1]),
-                                       np.array(["a", "b"]))
+  three = metrics.condition_metrics(np.full((2, 3), 1 / 3), np.array([0, 1]), np.array(["a", "b"]))
   assert np.isnan(three["roc_auc"]) and np.isnan(three["average_precision"])
 
 
@@ -66,8 +65,12 @@ def test_bootstrap_interval_resamples_images_not_patches():
 
 def test_results_carry_the_interval():
   probabilities = np.array([[0.9, 0.1], [0.4, 0.6], [0.2, 0.8], [0.3, 0.7]])
-  scores = metrics.condition_metrics(probabilities, np.array([0, 0, 1, 1]),
-                                         np.array(["a", "b", "c", "d"]))
-  assert scores["balanced_accuracy_low"] <= scores["balanced_accuracy"] <= scores[
-      "balanced_accuracy_high"]
+  scores = metrics.condition_metrics(
+    probabilities, np.array([0, 0, 1, 1]), np.array(["a", "b", "c", "d"])
+  )
+  assert (
+    scores["balanced_accuracy_low"]
+    <= scores["balanced_accuracy"]
+    <= scores["balanced_accuracy_high"]
+  )
   assert {"balanced_accuracy_low", "balanced_accuracy_high"} <= set(evaluation.RESULT_COLUMNS)

@@ -1,6 +1,5 @@
 """tfjpeg.models.nets: every registered net builds, takes a training step, has a pinned size."""
 
-
 import keras
 import numpy as np
 import pytest
@@ -9,9 +8,15 @@ from tfjpeg.models import nets
 
 # Parameter counts for 4 classes (no-top backbones + a new 4-way head).
 PARAMS = {
-    "efficientnetb0": 4_054_695, "efficientnetb4": 17_680_995, "resnet50": 23_595_908,
-    "xception": 20_869_676, "bondi": 338_836, "bayar": 97_893, "hpf": 141_485,
-    "plain": 94_660, "minimal": 140_973,
+  "efficientnetb0": 4_054_695,
+  "efficientnetb4": 17_680_995,
+  "resnet50": 23_595_908,
+  "xception": 20_869_676,
+  "bondi": 338_836,
+  "bayar": 97_893,
+  "hpf": 141_485,
+  "plain": 94_660,
+  "minimal": 140_973,
 }
 
 
@@ -26,8 +31,9 @@ def test_builds_and_takes_a_training_step(name):
   assert model.count_params() == PARAMS[name]
   # Eager: one real step without tracing graphs of hundreds of layers (minutes
   # on a 2-core CPU for the four ImageNet nets).
-  model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
-                run_eagerly=True)
+  model.compile(
+    optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", run_eagerly=True
+  )
   x = np.random.default_rng(0).integers(0, 256, (4, size, size, 3)).astype("uint8")
   before = [w.copy() for w in model.get_weights()]
   loss = model.train_on_batch(x, np.arange(4))
@@ -60,9 +66,10 @@ def test_bayar_constraint_holds_after_steps():
 
 def test_imagenet_weights_offline_name_the_file(tmp_path, monkeypatch):
   monkeypatch.setenv("KERAS_HOME", str(tmp_path))
-  with pytest.raises(FileNotFoundError,
-                     match=r"put resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5 .* at "
-                     + str(tmp_path)):
+  with pytest.raises(
+    FileNotFoundError,
+    match=r"put resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5 .* at " + str(tmp_path),
+  ):
     nets.build("resnet50", 64, 2, weights="imagenet")
   with pytest.raises(FileNotFoundError, match="nope.h5 does not exist"):
     nets.build("hpf", 64, 2, weights=str(tmp_path / "nope.h5"))
@@ -87,14 +94,15 @@ def test_precise_batch_norm_averages_the_batch_statistics():
   model = keras.Sequential([keras.Input((4, 4, 2)), inner, keras.layers.Dense(3)])
   norm = inner.layers[0]
   rng = np.random.default_rng(0)
-  batches = [rng.normal(loc=k, scale=1 + k, size=(8, 4, 4, 2)).astype("float32")
-             for k in range(5)]
+  batches = [rng.normal(loc=k, scale=1 + k, size=(8, 4, 4, 2)).astype("float32") for k in range(5)]
   gamma = norm.gamma.numpy().copy()
   assert nets.precise_batch_norm(model, iter(batches)) == 5
-  np.testing.assert_allclose(norm.moving_mean.numpy(),
-                             np.mean([b.mean(axis=(0, 1, 2)) for b in batches], 0), rtol=1e-5)
-  np.testing.assert_allclose(norm.moving_variance.numpy(),
-                             np.mean([b.var(axis=(0, 1, 2)) for b in batches], 0), rtol=1e-4)
+  np.testing.assert_allclose(
+    norm.moving_mean.numpy(), np.mean([b.mean(axis=(0, 1, 2)) for b in batches], 0), rtol=1e-5
+  )
+  np.testing.assert_allclose(
+    norm.moving_variance.numpy(), np.mean([b.var(axis=(0, 1, 2)) for b in batches], 0), rtol=1e-4
+  )
   assert norm.momentum == 0.9
   np.testing.assert_array_equal(norm.gamma.numpy(), gamma)
   plain = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])

@@ -1,6 +1,5 @@
 """tfjpeg.analysis.offsets and the per-offset sweep: patches, phases, maps, curves, ASD%."""
 
-import helpers as testing
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,13 +12,16 @@ from tfjpeg.core import metrics
 from tfjpeg.pipeline import input_pipeline as ip
 from tfjpeg.train import rundir
 
+import helpers as testing
+
 PATCH = 32
 
 
 @pytest.fixture(scope="module")
 def jpeg_folder(tmp_path_factory):
-  task, path_of, _ = testing.folder_task(tmp_path_factory.mktemp("offsets"), (70, 75), PATCH,
-                                         per_class=6, quality=80, test_fraction=0.5)
+  task, path_of, _ = testing.folder_task(
+    tmp_path_factory.mktemp("offsets"), (70, 75), PATCH, per_class=6, quality=80, test_fraction=0.5
+  )
   return task, path_of
 
 
@@ -30,14 +32,15 @@ def _decoded(path_of, image_id):
 @pytest.mark.parametrize("qf", [None, 90])
 def test_sweep_cuts_every_phase_from_an_mcu_aligned_base(jpeg_folder, qf):
   task, path_of = jpeg_folder
-  config = ip.PipelineConfig(patch_size=PATCH, batch_size=50)
+  config = ip.PipelineConfig.of(patch_size=PATCH, batch_size=50)
   per_image = {}
   for batch in ip.offset_dataset(task, "test", config, period=8, qf=qf):
     for image, offset, phase, image_id in zip(
-        *(batch[k].numpy() for k in ("image", "offset", "phase", "image_id"))):
+      *(batch[k].numpy() for k in ("image", "offset", "phase", "image_id"))
+    ):
       source = _decoded(path_of, image_id.decode())
       y, x = offset
-      expected = source[y:y + PATCH, x:x + PATCH]
+      expected = source[y : y + PATCH, x : x + PATCH]
       if qf:
         expected = testing.opencv_compress(np.ascontiguousarray(expected), qf)
       np.testing.assert_array_equal(image, expected)
@@ -52,7 +55,7 @@ def test_phases_are_against_the_files_jpeg_grid(jpeg_folder):
   # Uncompressed test patches of a JPEG: the estimator sees the file's grid
   # move by exactly the phase.
   task, _ = jpeg_folder
-  config = ip.PipelineConfig(patch_size=48, batch_size=81)
+  config = ip.PipelineConfig.of(patch_size=48, batch_size=81)
   batch = next(iter(ip.offset_dataset(task, "test", config, period=8)))
   checked = 0
   for image, (dy, dx) in zip(batch["image"], batch["phase"].numpy()):
@@ -65,7 +68,7 @@ def test_phases_are_against_the_files_jpeg_grid(jpeg_folder):
 
 def test_sweep_refuses_images_too_small_for_the_shifts(jpeg_folder):
   task, _ = jpeg_folder
-  config = ip.PipelineConfig(patch_size=64, batch_size=8)
+  config = ip.PipelineConfig.of(patch_size=64, batch_size=8)
   with pytest.raises(tf.errors.InvalidArgumentError, match="per-offset analysis"):
     next(iter(ip.offset_dataset(task, "test", config, period=8)))  # 64 + 8 > 70
 
@@ -131,13 +134,18 @@ def test_chroma_phases_and_resummarize(tmp_path):
   table = metrics.phase_table(probabilities, labels, phases)
   summary = metrics.offset_summary(table)
   assert (summary["aligned"], summary["block_aligned_only"], summary["misaligned_mean"]) == (
-      1.0, 0.5, 0.0)
-  assert np.isnan(metrics.offset_summary(metrics.phase_table(*_fake_sweep(8, 0.9, 0.1)))[
-      "block_aligned_only"])
+    1.0,
+    0.5,
+    0.0,
+  )
+  assert np.isnan(
+    metrics.offset_summary(metrics.phase_table(*_fake_sweep(8, 0.9, 0.1)))["block_aligned_only"]
+  )
   assert rundir.sweep_tag("none", "none", 16) == "qfnone_period16"
   assert rundir.sweep_tag(90, 60) == "qf90_first60"
   table.to_csv(rundir.sweep_path(str(tmp_path), "90", "60", 16), index=False)
   pd.DataFrame([dict(task="t", test_qf="90", test_first_qf="60", period=16, aligned=0.3)]).to_csv(
-      tmp_path / "offsets_summary.csv", index=False)
+    tmp_path / "offsets_summary.csv", index=False
+  )
   fresh = offsets.resummarize(str(tmp_path))
   assert fresh["aligned"].tolist() == [1.0] and fresh["block_aligned_only"].tolist() == [0.5]

@@ -7,7 +7,6 @@ import shutil
 import subprocess
 import sys
 
-import helpers as testing
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,6 +16,8 @@ from tfjpeg.codec import images
 from tfjpeg.serving import classifier
 from tfjpeg.serving import predict
 
+import helpers as testing
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -24,12 +25,25 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def exported(tmp_path_factory):
   """bondi trained briefly on the built-in camera task, then exported."""
   base = tmp_path_factory.mktemp("predict")
-  env = dict(os.environ, TFJPEG_CACHE=str(base / "cache"), TF_CPP_MIN_LOG_LEVEL="2",
-             CUDA_VISIBLE_DEVICES="")
+  env = dict(
+    os.environ, TFJPEG_CACHE=str(base / "cache"), TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES=""
+  )
   workdir = base / "run"
-  subprocess.run([sys.executable, os.path.join(REPO, "bin", "train"), "--net=bondi",
-                  "--epochs=1", "--steps_per_epoch=5", "--test_qfs=none", "--builtin_scenes=40",
-                  f"--workdir={workdir}"], env=env, check=True, capture_output=True)
+  subprocess.run(
+    [
+      sys.executable,
+      os.path.join(REPO, "bin", "train"),
+      "--net=bondi",
+      "--epochs=1",
+      "--steps_per_epoch=5",
+      "--test_qfs=none",
+      "--builtin_scenes=40",
+      f"--workdir={workdir}",
+    ],
+    env=env,
+    check=True,
+    capture_output=True,
+  )
   kept = base / "kept"
   kept.mkdir()
   camera_files = []
@@ -37,8 +51,17 @@ def exported(tmp_path_factory):
     camera_files.append(kept / f"{number}.jpg")
     shutil.copy(path, camera_files[-1])
   shutil.rmtree(base / "cache")  # export and predict need the run directory alone
-  subprocess.run([sys.executable, os.path.join(REPO, "bin", "export"), f"--workdir={workdir}",
-                  f"--out={base / 'model'}"], env=env, check=True, capture_output=True)
+  subprocess.run(
+    [
+      sys.executable,
+      os.path.join(REPO, "bin", "export"),
+      f"--workdir={workdir}",
+      f"--out={base / 'model'}",
+    ],
+    env=env,
+    check=True,
+    capture_output=True,
+  )
   return base / "model", camera_files, env, workdir
 
 
@@ -49,7 +72,7 @@ def folder(tmp_path, exported):
   shutil.copy(camera_files[0], tmp_path / "cam_a" / "good.jpg")
   testing.write_image(tmp_path / "loose.png", testing.synthetic_image(130, 150, seed=3))
   data = camera_files[1].read_bytes()
-  (tmp_path / "truncated.jpg").write_bytes(data[:len(data) // 2])
+  (tmp_path / "truncated.jpg").write_bytes(data[: len(data) // 2])
   (tmp_path / "notes.txt").write_text("not an image")
   testing.write_image(tmp_path / "tiny.png", testing.synthetic_image(30, 30))
   return tmp_path
@@ -60,9 +83,19 @@ def test_predict_cli_one_row_per_file_errors_included(exported, folder, tmp_path
   out = tmp_path / "predictions.csv"
   patch_scores = tmp_path / "patches.csv"
   result = subprocess.run(
-      [sys.executable, os.path.join(REPO, "bin", "predict"), f"--model={model}",
-       f"--out={out}", f"--patch_scores={patch_scores}", str(folder)],
-      env=env, check=True, capture_output=True, text=True)
+    [
+      sys.executable,
+      os.path.join(REPO, "bin", "predict"),
+      f"--model={model}",
+      f"--out={out}",
+      f"--patch_scores={patch_scores}",
+      str(folder),
+    ],
+    env=env,
+    check=True,
+    capture_output=True,
+    text=True,
+  )
   frame = pd.read_csv(out, keep_default_na=False)
   names = {os.path.basename(p): row for p, row in zip(frame["path"], frame.to_dict("records"))}
   assert set(names) == {"good.jpg", "loose.png", "truncated.jpg", "notes.txt", "tiny.png"}
@@ -87,8 +120,9 @@ def test_predictions_match_the_savedmodel_called_directly(exported, folder, tmp_
   loaded = tf.saved_model.load(str(model))
   names = [n.decode() for n in loaded.metadata()["class_names"].numpy()]
   direct = loaded.serve_bytes(tf.constant((folder / "loose.png").read_bytes()))
-  np.testing.assert_allclose([row[f"prob_{n}"] for n in names],
-                             direct["probabilities"].numpy(), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(
+    [row[f"prob_{n}"] for n in names], direct["probabilities"].numpy(), rtol=1e-5, atol=1e-6
+  )
   assert row["predicted"] == names[int(np.argmax(direct["probabilities"].numpy()))]
 
 
@@ -115,10 +149,17 @@ def test_realigned_tiles_start_on_the_estimated_grid(exported, tmp_path):
   rows = {}
   for policy in ("grid", "realigned"):
     out = tmp_path / f"{policy}.csv"
-    predict.run(str(model), [str(tmp_path / "cropped.png"), str(tmp_path / "original.jpg")],
-                str(out), policy=policy, stream=open(os.devnull, "w"))
-    rows[policy] = {os.path.basename(r["path"]): r
-                    for r in pd.read_csv(out, keep_default_na=False).to_dict("records")}
+    predict.run(
+      str(model),
+      [str(tmp_path / "cropped.png"), str(tmp_path / "original.jpg")],
+      str(out),
+      policy=policy,
+      stream=open(os.devnull, "w"),
+    )
+    rows[policy] = {
+      os.path.basename(r["path"]): r
+      for r in pd.read_csv(out, keep_default_na=False).to_dict("records")
+    }
   for policy in rows:
     assert rows[policy]["cropped.png"]["grid_origin"] == "5:3"
     assert rows[policy]["original.jpg"]["grid_origin"] == "0:0"
@@ -127,8 +168,13 @@ def test_realigned_tiles_start_on_the_estimated_grid(exported, tmp_path):
   assert rows["realigned"]["original.jpg"]["offsets"] == "0:0;0:64;64:0;64:64"
   # Never compressed: no grid, and realigned tiles from the top-left.
   testing.write_image(tmp_path / "raw.png", testing.synthetic_image(100, 100, seed=2))
-  predict.run(str(model), [str(tmp_path / "raw.png")], str(tmp_path / "raw.csv"),
-              policy="realigned", stream=open(os.devnull, "w"))
+  predict.run(
+    str(model),
+    [str(tmp_path / "raw.png")],
+    str(tmp_path / "raw.csv"),
+    policy="realigned",
+    stream=open(os.devnull, "w"),
+  )
   raw = pd.read_csv(tmp_path / "raw.csv", keep_default_na=False).iloc[0]
   assert raw["grid_origin"] == "" and raw["grid_confidence"] < 0.05 and raw["offsets"] == "0:0"
 
@@ -141,8 +187,7 @@ def test_missing_model_is_named(tmp_path):
     classifier.load(str(tmp_path / "folder"))
 
 
-def test_run_directory_and_keras_file_predict_as_the_export(exported, folder,
-                                                             tmp_path_factory):
+def test_run_directory_and_keras_file_predict_as_the_export(exported, folder, tmp_path_factory):
   model, _, _, workdir = exported
   tmp_path = tmp_path_factory.mktemp("outputs")  # outside the folder predicted
   from_run = classifier.load(str(workdir))
@@ -162,28 +207,40 @@ def test_run_directory_and_keras_file_predict_as_the_export(exported, folder,
   other = classifier.load(str(plain), class_names=from_run.class_names)
   assert (other.form, other.patch_size) == ("savedmodel", 64)
   patches = np.random.default_rng(0).integers(0, 256, (5, 64, 64, 3)).astype(np.uint8)
-  np.testing.assert_allclose(other.probabilities(patches), from_run.probabilities(patches),
-                             rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(
+    other.probabilities(patches), from_run.probabilities(patches), rtol=1e-5, atol=1e-6
+  )
   tables = {}
-  for name, path, names in (("export", model, None), ("run", workdir, None),
-                            ("keras", keras_file, from_run.class_names)):
+  for name, path, names in (
+    ("export", model, None),
+    ("run", workdir, None),
+    ("keras", keras_file, from_run.class_names),
+  ):
     out = tmp_path / f"{name}.csv"
-    predict.run(str(path), [str(folder)], str(out), stream=open(os.devnull, "w"),
-                class_names=names)
+    predict.run(str(path), [str(folder)], str(out), stream=open(os.devnull, "w"), class_names=names)
     tables[name] = pd.read_csv(out, keep_default_na=False)
   columns = [f"prob_{n}" for n in from_run.class_names]
   for name in ("run", "keras"):
-    np.testing.assert_allclose(tables[name][columns].replace("", np.nan).astype(float),
-                               tables["export"][columns].replace("", np.nan).astype(float),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+      tables[name][columns].replace("", np.nan).astype(float),
+      tables["export"][columns].replace("", np.nan).astype(float),
+      rtol=1e-5,
+      atol=1e-6,
+    )
     assert tables[name]["error"].tolist() == tables["export"]["error"].tolist()
 
 
 def test_two_class_summary_has_auc_and_ap():
-  frame = pd.DataFrame(dict(
-      path=list("abcd"), label=["real", "real", "fake", "fake"],
-      predicted=["real", "fake", "fake", "fake"], error=[""] * 4,
-      prob_real=[0.9, 0.4, 0.3, 0.1], prob_fake=[0.1, 0.6, 0.7, 0.9]))
+  frame = pd.DataFrame(
+    dict(
+      path=list("abcd"),
+      label=["real", "real", "fake", "fake"],
+      predicted=["real", "fake", "fake", "fake"],
+      error=[""] * 4,
+      prob_real=[0.9, 0.4, 0.3, 0.1],
+      prob_fake=[0.1, 0.6, 0.7, 0.9],
+    )
+  )
   summary = predict.summarize(frame, ["real", "fake"])
   assert summary["balanced_accuracy"] == pytest.approx(0.75)
   assert summary["roc_auc"] == pytest.approx(1.0) and summary["average_precision"] == 1.0

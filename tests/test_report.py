@@ -10,7 +10,6 @@ import shutil
 import subprocess
 import sys
 
-import helpers as testing
 import numpy as np
 import pandas as pd
 import pytest
@@ -18,6 +17,8 @@ import pytest
 from tfjpeg.analysis import evaluation
 from tfjpeg.analysis import report
 from tfjpeg.serving import classifier
+
+import helpers as testing
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 SMALL = dict(qualities=(None, 50, 90), double_pairs=((50, 90),), periods=(8,))
@@ -29,9 +30,21 @@ def trained(tmp_path_factory):
   base = tmp_path_factory.mktemp("report")
   env = dict(os.environ, TFJPEG_CACHE=str(base / "cache"), CUDA_VISIBLE_DEVICES="")
   workdir = base / "run"
-  subprocess.run([sys.executable, str(REPO / "bin" / "train"), "--epochs=1",
-                  "--steps_per_epoch=6", "--test_qfs=none", "--builtin_scenes=40",
-                  "--seed=3", f"--workdir={workdir}"], env=env, check=True, capture_output=True)
+  subprocess.run(
+    [
+      sys.executable,
+      str(REPO / "bin" / "train"),
+      "--epochs=1",
+      "--steps_per_epoch=6",
+      "--test_qfs=none",
+      "--builtin_scenes=40",
+      "--seed=3",
+      f"--workdir={workdir}",
+    ],
+    env=env,
+    check=True,
+    capture_output=True,
+  )
   return workdir, base / "cache"
 
 
@@ -61,8 +74,7 @@ class _Cells(html.parser.HTMLParser):
       self.cell += data
 
 
-def test_report_of_a_run_agrees_with_its_tables_and_bin_evaluate(trained, tmp_path,
-                                                                 monkeypatch):
+def test_report_of_a_run_agrees_with_its_tables_and_bin_evaluate(trained, tmp_path, monkeypatch):
   workdir, cache = trained
   monkeypatch.setenv("TFJPEG_CACHE", str(cache))
   out = tmp_path / "report"
@@ -77,30 +89,48 @@ def test_report_of_a_run_agrees_with_its_tables_and_bin_evaluate(trained, tmp_pa
   parser = _Cells()
   parser.feed(page)
   header = parser.rows[0]
-  printed = {(r[header.index("test_crop")], r[header.index("test_qf")],
-              r[header.index("test_first_qf")], r[header.index("test_resave")]):
-             r[header.index("balanced_accuracy")]
-             for r in parser.rows if len(r) == len(header) and r != header}
+  printed = {
+    (
+      r[header.index("test_crop")],
+      r[header.index("test_qf")],
+      r[header.index("test_first_qf")],
+      r[header.index("test_resave")],
+    ): r[header.index("balanced_accuracy")]
+    for r in parser.rows
+    if len(r) == len(header) and r != header
+  }
   for row in table.itertuples():
-    assert printed[(row.test_crop, str(row.test_qf), str(row.test_first_qf),
-                    row.test_resave)] == f"{row.balanced_accuracy:.3f}"
+    assert (
+      printed[(row.test_crop, str(row.test_qf), str(row.test_first_qf), row.test_resave)]
+      == f"{row.balanced_accuracy:.3f}"
+    )
   # Per-class recall under every condition; their mean is the balanced accuracy.
   classes = pd.read_csv(out / "per_class.csv", keep_default_na=False)
   assert len(classes) == len(table) * 4
-  means = classes.groupby(["test_crop", "test_qf", "test_first_qf", "test_resave"],
-                          sort=False)["recall"].mean().to_numpy()
+  means = (
+    classes.groupby(["test_crop", "test_qf", "test_first_qf", "test_resave"], sort=False)["recall"]
+    .mean()
+    .to_numpy()
+  )
   np.testing.assert_allclose(means, table["balanced_accuracy"], atol=1e-9)
   assert "recall cam_a" in page and "Compression swap" in page
-  assert any("re-saved at the QFs of the other classes' files" in line
-             for line in summary["verdict"])
+  assert any(
+    "re-saved at the QFs of the other classes' files" in line for line in summary["verdict"]
+  )
   # The same conditions through bin/evaluate's code: the same numbers.
   evaluated = evaluation.evaluate_run(str(workdir), ("aligned", "random"), (None, 50))
   for row in evaluated.itertuples():
-    mine = table[(table["test_crop"] == row.test_crop)
-                 & (table["test_qf"].astype(str) == str(row.test_qf))
-                 & (table["test_first_qf"] == "none")].iloc[0]
-    for column in ("balanced_accuracy", "balanced_accuracy_low", "balanced_accuracy_high",
-                   "n_patches"):
+    mine = table[
+      (table["test_crop"] == row.test_crop)
+      & (table["test_qf"].astype(str) == str(row.test_qf))
+      & (table["test_first_qf"] == "none")
+    ].iloc[0]
+    for column in (
+      "balanced_accuracy",
+      "balanced_accuracy_low",
+      "balanced_accuracy_high",
+      "n_patches",
+    ):
       assert mine[column] == pytest.approx(getattr(row, column), abs=1e-9), column
   # The verdict, the command and the fingerprint are on the page.
   assert all(html.escape(line) in page for line in summary["verdict"])
@@ -113,11 +143,13 @@ def test_report_of_a_run_agrees_with_its_tables_and_bin_evaluate(trained, tmp_pa
   other = tmp_path / "other"
   shutil.copytree(out, other)
   table.assign(balanced_accuracy=table["balanced_accuracy"] + 0.1).to_csv(
-      other / "conditions.csv", index=False)
+    other / "conditions.csv", index=False
+  )
   conditions, sweeps = report.across([str(out), str(other)], str(tmp_path / "across"))
   assert len(conditions) == len(table) and set(conditions["n_seeds"]) == {2}
-  np.testing.assert_allclose(conditions["balanced_accuracy_mean"],
-                             table["balanced_accuracy"] + 0.05)
+  np.testing.assert_allclose(
+    conditions["balanced_accuracy_mean"], table["balanced_accuracy"] + 0.05
+  )
   np.testing.assert_allclose(conditions["balanced_accuracy_sd"], 0.1 / np.sqrt(2))
   assert sweeps["period"].tolist() == [8] and (sweeps["asd_percent_sd"] == 0).all()
   assert (tmp_path / "across" / "across_conditions.csv").exists()
@@ -138,16 +170,18 @@ def test_report_of_a_keras_file_on_a_labelled_folder(trained, tmp_path):
     (folder / path.parent.name).mkdir(parents=True, exist_ok=True)
     shutil.copy(path, folder / path.parent.name / path.name)
   out = tmp_path / "report"
-  summary = report.make(str(keras_file), str(out), images_dir=str(folder), class_names=names,
-                        **SMALL)
+  summary = report.make(
+    str(keras_file), str(out), images_dir=str(folder), class_names=names, **SMALL
+  )
   table = pd.read_csv(out / "conditions.csv", keep_default_na=False)
   assert summary["images"] == 12 and set(table["n_images"]) == {12}
   assert np.isfinite(table["balanced_accuracy"]).all()
   (folder / "unknown_camera").mkdir()
   shutil.copy(sources[0], folder / "unknown_camera" / "x.jpg")
   with pytest.raises(ValueError, match="unknown_camera"):
-    report.make(str(keras_file), str(tmp_path / "again"), images_dir=str(folder),
-                class_names=names, **SMALL)
+    report.make(
+      str(keras_file), str(tmp_path / "again"), images_dir=str(folder), class_names=names, **SMALL
+    )
 
 
 def test_labels_follow_the_models_class_order(tmp_path):

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 
-import helpers as testing
 import pytest
 import tensorflow as tf
 
@@ -21,13 +20,16 @@ from tfjpeg.codec import jpeg
 from tfjpeg.core import runlock
 from tfjpeg.experiments import study
 
+import helpers as testing
+
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
 
 def _lock_as(directory, host, pid, started=None):
   os.makedirs(directory, exist_ok=True)
-  (pathlib.Path(directory) / runlock.LOCK_NAME).write_text(json.dumps(dict(
-      host=host, pid=pid, started=time.time() if started is None else started)))
+  (pathlib.Path(directory) / runlock.LOCK_NAME).write_text(
+    json.dumps(dict(host=host, pid=pid, started=time.time() if started is None else started))
+  )
 
 
 @pytest.fixture
@@ -51,8 +53,12 @@ def test_a_live_holder_refuses_a_second_writer_in_one_line(tmp_path, live_proces
 
 
 def test_a_dead_holders_lock_is_taken_over_and_released(tmp_path):
-  gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                        capture_output=True, text=True, check=True)
+  gone = subprocess.run(
+    [sys.executable, "-c", "import os; print(os.getpid())"],
+    capture_output=True,
+    text=True,
+    check=True,
+  )
   _lock_as(tmp_path, socket.gethostname(), int(gone.stdout))
   with runlock.hold(tmp_path) as me:
     assert me.pid == os.getpid() and runlock.holder(tmp_path) == me
@@ -87,18 +93,28 @@ with runlock.hold(sys.argv[1]):
 def test_a_second_bin_train_on_one_directory_stops_at_once_and_the_first_is_unharmed(tmp_path):
   workdir = tmp_path / "run"
   env = dict(os.environ, TFJPEG_CACHE=str(tmp_path / "cache"), CUDA_VISIBLE_DEVICES="")
-  first = subprocess.Popen([sys.executable, "-c", _HOLDER, str(workdir)], env=env,
-                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+  first = subprocess.Popen(
+    [sys.executable, "-c", _HOLDER, str(workdir)],
+    env=env,
+    stdin=subprocess.PIPE,
+    stdout=subprocess.PIPE,
+    text=True,
+  )
   assert first.stdout.readline().strip() == "holding"
-  second = subprocess.run([sys.executable, str(REPO / "bin" / "train"), "--epochs=1",
-                           f"--workdir={workdir}"], env=env, capture_output=True, text=True,
-                          timeout=120)
+  second = subprocess.run(
+    [sys.executable, str(REPO / "bin" / "train"), "--epochs=1", f"--workdir={workdir}"],
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
   out, _ = first.communicate("go\n", timeout=60)
   assert first.returncode == 0 and (workdir / "written").read_text() == "the first writer's file"
   assert second.returncode == 1 and "Traceback" not in second.stderr
   last = second.stderr.strip().splitlines()[-1]
-  assert last.startswith(f"train: {workdir} is being written by process {first.pid} on "
-                         f"{socket.gethostname()}, since ")
+  assert last.startswith(
+    f"train: {workdir} is being written by process {first.pid} on {socket.gethostname()}, since "
+  )
   assert last.endswith("then run the same command again to resume")
   # Refused before it read any data or wrote anything of its own.
   assert sorted(p.name for p in workdir.iterdir()) == ["written"]
@@ -106,7 +122,7 @@ def test_a_second_bin_train_on_one_directory_stops_at_once_and_the_first_is_unha
 
 
 def test_a_study_skips_held_runs_and_defers_its_merge(tmp_path, live_process):
-  config = config_lib.Config(epochs=1)
+  config = config_lib.make(epochs=1)
   plan = study.Study("held", (("a", config),))
   _lock_as(tmp_path / "runs" / "a", socket.gethostname(), live_process.pid)
   lines = []
@@ -125,14 +141,24 @@ print(sorted(lattice.build(sys.argv[2:], 90, root=sys.argv[1]).values()))
 
 
 def test_two_runs_filling_the_lattice_cache_at_once_leave_it_whole(tmp_path):
-  paths = [str(testing.write_image(tmp_path / "src" / f"{i}.png",
-                                   testing.synthetic_image(200, 240, seed=i)))
-           for i in range(12)]
+  paths = [
+    str(
+      testing.write_image(tmp_path / "src" / f"{i}.png", testing.synthetic_image(200, 240, seed=i))
+    )
+    for i in range(12)
+  ]
   root = tmp_path / "cache"
   env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
-  builders = [subprocess.Popen([sys.executable, "-c", _BUILD, str(root)] + paths, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-              for _ in range(2)]
+  builders = [
+    subprocess.Popen(
+      [sys.executable, "-c", _BUILD, str(root)] + paths,
+      env=env,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE,
+      text=True,
+    )
+    for _ in range(2)
+  ]
   outputs = [b.communicate(timeout=300) for b in builders]
   assert all(b.returncode == 0 for b in builders), outputs
   assert outputs[0][0] == outputs[1][0]
@@ -140,6 +166,7 @@ def test_two_runs_filling_the_lattice_cache_at_once_leave_it_whole(tmp_path):
   assert sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp")) == []
   assert len(list(folder.glob("*.jpg"))) == 12
   from tfjpeg.data import lattice  # pylint: disable=g-import-not-at-top
+
   for path in paths:
     stored = (folder / lattice.entry_name(path)).read_bytes()
     expected = jpeg.encode(images.decode(tf.io.read_file(path)), 90).numpy()

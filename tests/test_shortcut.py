@@ -2,9 +2,6 @@
 compressing by hand would, and training patches that carry no trace of how
 their file was stored."""
 
-import dataclasses
-
-import helpers as testing
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,6 +13,8 @@ from tfjpeg.data import audit
 from tfjpeg.data import tasks
 from tfjpeg.experiments import run as run_lib
 from tfjpeg.pipeline import input_pipeline
+
+import helpers as testing
 
 
 def _confounded_folder(root, count=3, quality=80):
@@ -36,13 +35,25 @@ def test_swap_and_common_equal_compressing_by_hand(tmp_path):
   task = tasks.labelled_folder(root, 32)
   profile = audit.task_profile(task)
   assert profile.swap_qfs == ((80, 80, 80), ()) and profile.common_qf == 80
-  config = config_lib.Config(task="folder", data_dir=str(root), patch_size=32,
-                             test_crops=("aligned", "random"), test_resaves=("swap", "common"))
-  conditions = config.conditions()
+  config = config_lib.make(
+    task="folder",
+    data_dir=str(root),
+    patch_size=32,
+    test_crops=("aligned", "random"),
+    test_resaves=("swap", "common"),
+  )
+  conditions = input_pipeline.conditions(config.test)
   assert [c.name for c in conditions] == [
-      "aligned_qfnone", "random_qfnone", "aligned_qfnone_swap", "aligned_qfnone_common",
-      "random_qfnone_swap", "random_qfnone_common"]
-  dataset = input_pipeline.eval_dataset(task, "test", conditions, config.pipeline(task, profile))
+    "aligned_qfnone",
+    "random_qfnone",
+    "aligned_qfnone_swap",
+    "aligned_qfnone_common",
+    "random_qfnone_swap",
+    "random_qfnone_common",
+  ]
+  dataset = input_pipeline.eval_dataset(
+    task, "test", conditions, input_pipeline.PipelineConfig.for_run(config, task, profile)
+  )
   paths = dict(zip(task.files["image_id"], task.files["path"]))
   checked = set()
   for batch in dataset.unbatch():
@@ -52,7 +63,7 @@ def test_swap_and_common_equal_compressing_by_hand(tmp_path):
     if condition.resave == "common" or (condition.resave == "swap" and path.endswith(".png")):
       whole = testing.opencv_compress(whole, 80)  # the whole image, before the crop
     y, x = batch["offset"].numpy()
-    np.testing.assert_array_equal(batch["image"].numpy(), whole[y:y + 32, x:x + 32])
+    np.testing.assert_array_equal(batch["image"].numpy(), whole[y : y + 32, x : x + 32])
     checked.add((condition.name, path.endswith(".png")))
   assert len(checked) == 12
   # The swap changed the lossless class only, and really changed it.
@@ -62,8 +73,13 @@ def test_swap_and_common_equal_compressing_by_hand(tmp_path):
 
 def test_swap_draws_uniformly_from_each_class_pool():
   pools = ((), (50, 60, 70), (80,))
-  drawn = {label: [int(input_pipeline.swap_quality(pools, tf.constant(label), tf.constant([7, i])))
-                   for i in range(300)] for label in range(3)}
+  drawn = {
+    label: [
+      int(input_pipeline.swap_quality(pools, tf.constant(label), tf.constant([7, i])))
+      for i in range(300)
+    ]
+    for label in range(3)
+  }
   assert set(drawn[0]) == {0} and set(drawn[2]) == {80}
   counts = pd.Series(drawn[1]).value_counts()
   assert set(counts.index) == {50, 60, 70} and counts.min() > 70  # about 100 each
@@ -73,11 +89,13 @@ def test_swap_draws_uniformly_from_each_class_pool():
 
 def test_a_matched_run_is_tested_and_swept_on_its_files_as_stored(tmp_path):
   from tfjpeg.analysis import offsets  # pylint: disable=g-import-not-at-top
+
   root = _confounded_folder(tmp_path / "data", count=2)
   task = tasks.labelled_folder(root, 32)
-  config = config_lib.Config(task="folder", data_dir=str(root), patch_size=32,
-                             match_compression=True)
-  pipeline = config.eval_pipeline(task)  # no profile needed: tests ignore the recipe
+  config = config_lib.make(task="folder", data_dir=str(root), patch_size=32, match_compression=True)
+  pipeline = input_pipeline.PipelineConfig.for_run(
+    config, task, training=False
+  )  # no profile needed: tests ignore the recipe
   assert not pipeline.match_qfs
   model = lambda images, training=False: tf.one_hot(tf.zeros(tf.shape(images)[0], tf.int32), 2)
   table = offsets.analyse(model, task, config, period=8)
@@ -86,12 +104,23 @@ def test_a_matched_run_is_tested_and_swept_on_its_files_as_stored(tmp_path):
 
 def _single_image_task(path):
   """A task whose training split is one file."""
+
   def read(split, shuffle_seed=None):
     del split, shuffle_seed
-    return tf.data.Dataset.from_tensor_slices(dict(
-        encoded=[tf.io.read_file(str(path))], label=[0], image_id=["x"]))
-  return tasks.Task("one", "custom", ["x"], 32, 3, read, dict(train=1, validation=0, test=0),
-                    pd.DataFrame(columns=["path", "class_name", "problem"]))
+    return tf.data.Dataset.from_tensor_slices(
+      dict(encoded=[tf.io.read_file(str(path))], label=[0], image_id=["x"])
+    )
+
+  return tasks.Task(
+    "one",
+    "custom",
+    ["x"],
+    32,
+    3,
+    read,
+    dict(train=1, validation=0, test=0),
+    pd.DataFrame(columns=["path", "class_name", "problem"]),
+  )
 
 
 def test_matching_leaves_no_trace_of_how_the_file_was_stored(tmp_path):
@@ -100,8 +129,9 @@ def test_matching_leaves_no_trace_of_how_the_file_was_stored(tmp_path):
   jpeg = testing.write_image(tmp_path / "x.jpg", rgb, quality=90)
 
   def patches(path, match_qfs):
-    config = input_pipeline.PipelineConfig(patch_size=32, patches_per_image=3, match_qfs=match_qfs,
-                                           batch_size=3, train_crop="random")
+    config = input_pipeline.PipelineConfig.of(
+      patch_size=32, patches_per_image=3, match_qfs=match_qfs, batch_size=3, train_crop="random"
+    )
     batch = next(iter(input_pipeline.train_dataset(_single_image_task(path), config, 0)))
     return batch["image"].numpy(), batch["qf"].numpy(), batch["first_qf"].numpy()
 
@@ -117,14 +147,14 @@ def test_matching_leaves_no_trace_of_how_the_file_was_stored(tmp_path):
 
 def test_settings_that_cannot_be_honoured_are_refused():
   with pytest.raises(ValueError, match="cannot be combined"):
-    config_lib.Config(match_compression=True, train_qfs=(90,))
+    config_lib.make(match_compression=True, train_qfs=(90,))
   with pytest.raises(ValueError, match="resave must be one of"):
-    config_lib.Config(test_resaves=("swop",))
+    config_lib.make(test_resaves=("swop",))
   with pytest.raises(ValueError, match="no JPEG files"):
     profile = audit.CompressionProfile(("a",), ((),), 90, (), (101.0,))
     task = tasks.Task("t", "custom", ["a"], 32, 1, None, {}, pd.DataFrame())
-    config_lib.Config(match_compression=True).pipeline(task, profile)
-  assert config_lib.Config(match_compression=True).train_qf_label == "matched"
+    config_lib.make(match_compression=True).pipeline(task, profile)
+  assert config_lib.make(match_compression=True).train_qf_label == "matched"
 
 
 # The README's shortcut chain (configs/shortcut.py), once, one seed, at reduced
@@ -147,7 +177,7 @@ def test_the_shortcut_chain_at_reduced_scale(tmp_path, monkeypatch, capsys):
   preset = config_lib.load_preset("shortcut", "get_study")
   accuracy = {}
   for name, config in preset.runs:
-    config = dataclasses.replace(config, **CHAIN_SCALE)
+    config = config_lib.replace(config, **CHAIN_SCALE)
     results = run_lib.train_and_evaluate(config, str(tmp_path / name), log=print)
     accuracy[name] = {row.test_resave: row.balanced_accuracy for row in results.itertuples()}
   log = capsys.readouterr().out
@@ -159,15 +189,18 @@ def test_the_shortcut_chain_at_reduced_scale(tmp_path, monkeypatch, capsys):
   assert "'generated' is PNG in 100% of files" in summary
   assert "'real' is JPEG in 100% of files (median QF 96)" in summary
   assert "WARNING: generated:" not in log  # the unconfounded copy gives nothing away
-  plain, confounded, matched = (accuracy[f"shortcut_{v}"] for v in
-                                ("unconfounded", "confounded", "matched"))
+  plain, confounded, matched = (
+    accuracy[f"shortcut_{v}"] for v in ("unconfounded", "confounded", "matched")
+  )
   assert plain["none"] >= UNCONFOUNDED_AT_LEAST, plain
   assert confounded["none"] >= CONFOUNDED_AT_LEAST, confounded
   assert confounded["none"] - confounded["swap"] >= SWAP_DROP_AT_LEAST, confounded
   assert matched["swap"] >= MATCHED_SWAP_AT_LEAST, matched
   assert abs(matched["none"] - matched["swap"]) <= MATCHED_SWAP_MOVE_AT_MOST, matched
-  assert "match_compression: lossless images saved once" in (
-      tmp_path / "shortcut_matched" / "data_summary.txt").read_text()
+  assert (
+    "match_compression: lossless images saved once"
+    in (tmp_path / "shortcut_matched" / "data_summary.txt").read_text()
+  )
 
 
 def test_lossy_webp_counts_as_compressed_and_lossless_webp_does_not():
@@ -193,15 +226,18 @@ def test_matching_says_what_it_cannot_hide(tmp_path):
     testing.write_image(tmp_path / "fake" / f"{i}.jpg", rgb, quality=75)
     testing.write_image(tmp_path / "real" / f"{i}.jpg", rgb, quality=96)
   note = audit.matching_limit(audit.audit(audit.folder_files(tmp_path)))
-  assert note == ("NOTE: match_compression: the JPEG classes are stored at different QFs "
-                  "(median 'fake' 75, 'real' 96); their first compression still differs, and "
-                  "only the shared last save covers it.")
+  assert note == (
+    "NOTE: match_compression: the JPEG classes are stored at different QFs "
+    "(median 'fake' 75, 'real' 96); their first compression still differs, and "
+    "only the shared last save covers it."
+  )
   same = _confounded_folder(tmp_path / "png_and_jpeg", count=4)
   assert audit.matching_limit(audit.audit(audit.folder_files(same))) is None
 
 
 def test_the_positive_class_is_found_by_whole_words():
   from tfjpeg.analysis import report  # pylint: disable=g-import-not-at-top
+
   assert report.positive_class(["fake", "real"]) == "fake"
   assert report.positive_class(["0_real", "1_fakes"]) == "1_fakes"
   assert report.positive_class(["mountain", "organ"]) == "organ"  # no word matches: the second

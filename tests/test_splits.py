@@ -36,7 +36,7 @@ def test_fractions_hold_per_class():
   ids, labels = _examples()
   assigned = splits.assign(ids, labels, seed=3)
   for c in range(3):
-    sources = {(i, s) for i, s, l in zip(ids, assigned, labels) if l == c}
+    sources = {(i, s) for i, s, label in zip(ids, assigned, labels) if label == c}
     count = collections.Counter(s for _, s in sources)
     total = sum(count.values())
     assert count["test"] / total == pytest.approx(0.2, abs=0.02)

@@ -4,6 +4,7 @@ per condition (the columns are `RESULT_COLUMNS`; the metrics are
 """
 
 import logging
+from collections.abc import Sequence
 
 import pandas as pd
 
@@ -15,11 +16,26 @@ from tfjpeg.pipeline import input_pipeline
 from tfjpeg.serving import classifier
 from tfjpeg.train import rundir
 
-RESULT_COLUMNS = ("task", "net", "train_crop", "train_qf", "test_crop", "test_grid", "test_qf",
-                  "test_first_qf", "test_resave",
-                  "balanced_accuracy", "balanced_accuracy_low", "balanced_accuracy_high",
-                  "accuracy", "n_images", "n_patches",
-                  "image_balanced_accuracy", "roc_auc", "average_precision")
+RESULT_COLUMNS = (
+  "task",
+  "net",
+  "train_crop",
+  "train_qf",
+  "test_crop",
+  "test_grid",
+  "test_qf",
+  "test_first_qf",
+  "test_resave",
+  "balanced_accuracy",
+  "balanced_accuracy_low",
+  "balanced_accuracy_high",
+  "accuracy",
+  "n_images",
+  "n_patches",
+  "image_balanced_accuracy",
+  "roc_auc",
+  "average_precision",
+)
 
 
 def evaluate(model, task, config, split="test", conditions=None, seen=None, profile=None):
@@ -33,25 +49,33 @@ def evaluate(model, task, config, split="test", conditions=None, seen=None, prof
     (results, confusions): a DataFrame with `RESULT_COLUMNS`, and a dict
     condition name -> confusion matrix.
   """
-  conditions = list(conditions or config.conditions())
+  conditions = list(conditions or input_pipeline.conditions(config.test))
   if profile is None and any(c.resave != "none" for c in conditions):
     profile = audit.task_profile(task)
-  pipeline = config.eval_pipeline(task, profile)
+  pipeline = input_pipeline.PipelineConfig.for_run(config, task, profile, training=False)
   dataset = input_pipeline.eval_dataset(task, split, conditions, pipeline, seen)
   out = inference.predict(model, dataset)
   rows, confusions = [], {}
   for number, condition in enumerate(conditions):
     mask = out["condition"] == number
     probabilities, labels = out["probabilities"][mask], out["label"][mask]
-    rows.append(dict(task=config.task, net=config.net, train_crop=config.train_crop,
-                     train_qf=config.train_qf_label, test_crop=condition.crop,
-                     test_grid=condition.grid,
-                     test_qf=condition.qf or "none",
-                     test_first_qf=condition.first_qf or "none",
-                     test_resave=condition.resave,
-                     **metrics.condition_metrics(probabilities, labels, out["image_id"][mask])))
-    confusions[condition.name] = metrics.confusion_matrix(labels, probabilities.argmax(-1),
-                                                          task.num_classes)
+    rows.append(
+      dict(
+        task=config.task.name,
+        net=config.net,
+        train_crop=config.jpeg.train_crop,
+        train_qf=config.train_qf_label,
+        test_crop=condition.crop,
+        test_grid=condition.grid,
+        test_qf=condition.qf or "none",
+        test_first_qf=condition.first_qf or "none",
+        test_resave=condition.resave,
+        **metrics.condition_metrics(probabilities, labels, out["image_id"][mask]),
+      )
+    )
+    confusions[condition.name] = metrics.confusion_matrix(
+      labels, probabilities.argmax(-1), task.num_classes
+    )
   return pd.DataFrame(rows, columns=RESULT_COLUMNS), confusions
 
 
@@ -64,16 +88,26 @@ def write_results(workdir, results, confusions, class_names):
   return table
 
 
-def evaluate_run(workdir, test_crops=None, test_qfs=None, test_first_qfs=None,
-                 builtin_seed=None):
+def evaluate_run(
+  workdir: str,
+  test_crops: Sequence[str] | None = None,
+  test_qfs: Sequence[int | None] | None = None,
+  test_first_qfs: Sequence[int | None] | None = None,
+  builtin_seed: int | None = None,
+) -> pd.DataFrame:
   """Evaluates the selected weights of a trained run under any test conditions.
 
   With `builtin_seed`, a built-in task is generated anew with that seed (new
   scenes and noise, never seen in training or validation) and the results go
   to workdir/builtin_seed<N>/ instead of the run's own results.csv.
   """
-  config, task, model = classifier.load_run(workdir, test_crops=test_crops, test_qfs=test_qfs,
-                                 test_first_qfs=test_first_qfs, builtin_seed=builtin_seed)
+  config, task, model = classifier.load_run(
+    workdir,
+    test_crops=test_crops,
+    test_qfs=test_qfs,
+    test_first_qfs=test_first_qfs,
+    builtin_seed=builtin_seed,
+  )
   seen = input_pipeline.ImagesSeen()
   results, confusions = evaluate(model, task, config, seen=seen)
   rundir.report_lost_images(workdir, task, "test", seen, logging.warning)

@@ -12,6 +12,7 @@ import pandas as pd
 
 class OffsetPanel(NamedTuple):
   """One sweep as `offset_figure` draws it (`tfjpeg.analysis.offsets.figure_panel`)."""
+
   label: str
   grid: np.ndarray  # [period, period] metric by grid phase (dy, dx)
   curve: pd.DataFrame  # direction, shift, score_change
@@ -30,9 +31,11 @@ def task_examples(examples, path):
   """
   plt = _pyplot()
   import cv2  # pylint: disable=g-import-not-at-top
+
   per_class = max(len(v) for v in examples.values())
-  fig, axes = plt.subplots(2 * len(examples), per_class,
-                           figsize=(1.6 * per_class, 3.2 * len(examples)), squeeze=False)
+  fig, axes = plt.subplots(
+    2 * len(examples), per_class, figsize=(1.6 * per_class, 3.2 * len(examples)), squeeze=False
+  )
   for row, (name, pictures) in enumerate(examples.items()):
     for column, picture in enumerate(pictures):
       luma = cv2.cvtColor(picture, cv2.COLOR_RGB2GRAY).astype(np.float32)
@@ -50,8 +53,10 @@ def task_examples(examples, path):
 
 def _pyplot():
   import matplotlib  # pylint: disable=g-import-not-at-top
+
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+
   return plt
 
 
@@ -103,33 +108,53 @@ def offset_figure(panels, stem, metric="balanced_accuracy"):
     stem: output path without extension (PNG and PDF are written).
   """
   plt = _pyplot()
-  fig, axes = plt.subplots(1, len(panels) + 1, figsize=(3.3 * len(panels) + 5.0, 3.4),
-                           squeeze=False)
+  fig, axes = plt.subplots(
+    1, len(panels) + 1, figsize=(3.3 * len(panels) + 5.0, 3.4), squeeze=False
+  )
   for axis, panel in zip(axes[0], panels):
     period = panel.grid.shape[0]
     image = axis.imshow(panel.grid, vmin=0, vmax=1, cmap="viridis")
     axis.set_xticks(range(period))
     axis.set_yticks(range(period))
     axis.tick_params(labelsize=6 if period > 8 else 8)
-    axis.set_xlabel("dx (crop offset mod %d)" % period)
+    axis.set_xlabel(f"dx (crop offset mod {period})")
     axis.set_ylabel("dy")
     if period <= 8:
       for (i, j), value in np.ndenumerate(panel.grid):
-        axis.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=6,
-                  color="k" if value > 0.6 else "w")
+        axis.text(
+          j,
+          i,
+          f"{value:.2f}",
+          ha="center",
+          va="center",
+          fontsize=6,
+          color="k" if value > 0.6 else "w",
+        )
     axis.set_title(f"{panel.label}\nASD {panel.asd_percent:.1f}%", fontsize=8)
-  fig.colorbar(image, ax=axes[0][:len(panels)].tolist(), shrink=0.8,
-               label=metric.replace("_", " "))
+  fig.colorbar(
+    image, ax=axes[0][: len(panels)].tolist(), shrink=0.8, label=metric.replace("_", " ")
+  )
   curves = axes[0][-1]
   styles = {"diagonal": "-", "vertical": "--", "horizontal": ":"}
   for number, panel in enumerate(panels):
     for direction, rows in panel.curve.groupby("direction"):
-      curves.plot(rows["shift"], rows["score_change"], styles[direction], marker="o",
-                  markersize=3, color=f"C{number}",
-                  label=panel.label if direction == "diagonal" else None)
+      curves.plot(
+        rows["shift"],
+        rows["score_change"],
+        styles[direction],
+        marker="o",
+        markersize=3,
+        color=f"C{number}",
+        label=panel.label if direction == "diagonal" else None,
+      )
   for direction, style in styles.items():  # a key to the line styles
-    curves.plot([], [], style, color="gray", label=f"shift {direction}"
-                if direction != "diagonal" else "shift diagonally")
+    curves.plot(
+      [],
+      [],
+      style,
+      color="gray",
+      label=f"shift {direction}" if direction != "diagonal" else "shift diagonally",
+    )
   curves.axhline(0, color="gray", linewidth=0.5)
   curves.set_xlabel("crop shift (pixels)")
   curves.set_ylabel("true-class score change")
@@ -138,16 +163,15 @@ def offset_figure(panels, stem, metric="balanced_accuracy"):
   return _save(fig, stem)
 
 
-
-
 def _qf_key(value):
   """Test QFs from mild to harsh: none (as stored), then falling numbers."""
   value = str(value)
   return -1 if value == "none" else 101 - int(value)
 
 
-def alignment_figure(table, out_dir, metric="balanced_accuracy", experiment="alignment",
-                     name="fig1_alignment"):
+def alignment_figure(
+  table, out_dir, metric="balanced_accuracy", experiment="alignment", name="fig1_alignment"
+):
   """The paper's Fig. 1: per task, accuracy of each train/test alignment pair, per
   net (and recipe, where a study has several); with several seeds, their mean,
   and error bars of one standard deviation."""
@@ -157,20 +181,34 @@ def alignment_figure(table, out_dir, metric="balanced_accuracy", experiment="ali
     table = table.assign(net=table["net"] + "\n(" + table["variant"].fillna("") + ")")
   task_names = sorted(table["task"].unique())
   width = max(4.5, 1.3 * table["net"].nunique())
-  fig, axes = plt.subplots(1, len(task_names), figsize=(width * len(task_names), 3.6),
-                           squeeze=False)
-  pairs = [("aligned", "aligned"), ("aligned", "random"), ("random", "aligned"),
-           ("random", "random")]
+  fig, axes = plt.subplots(
+    1, len(task_names), figsize=(width * len(task_names), 3.6), squeeze=False
+  )
+  pairs = [
+    ("aligned", "aligned"),
+    ("aligned", "random"),
+    ("random", "aligned"),
+    ("random", "random"),
+  ]
   for axis, task in zip(axes[0], task_names):
     rows = table[table["task"] == task]
     nets = sorted(rows["net"].unique())
     width = 0.8 / len(pairs)
     for k, (train, test) in enumerate(pairs):
-      runs = [rows[(rows["net"] == n) & (rows["train_crop"] == train)
-                   & (rows["test_crop"] == test)][metric].astype(float) for n in nets]
-      axis.bar(np.arange(len(nets)) + (k - 1.5) * width, [r.mean() for r in runs], width,
-               yerr=[r.std() if len(r) > 1 else 0.0 for r in runs], capsize=2,
-               label=f"train {train} / test {test}")
+      runs = [
+        rows[(rows["net"] == n) & (rows["train_crop"] == train) & (rows["test_crop"] == test)][
+          metric
+        ].astype(float)
+        for n in nets
+      ]
+      axis.bar(
+        np.arange(len(nets)) + (k - 1.5) * width,
+        [r.mean() for r in runs],
+        width,
+        yerr=[r.std() if len(r) > 1 else 0.0 for r in runs],
+        capsize=2,
+        label=f"train {train} / test {test}",
+      )
     axis.set_xticks(range(len(nets)), nets)
     axis.set_ylim(0, 1)
     axis.set_title(task)
@@ -193,13 +231,21 @@ def quality_figures(table, out_dir, metric="balanced_accuracy"):
     matrix = rows.pivot_table(index="train_qf", columns="test_qf", values=metric)
     matrix = matrix[sorted(matrix.columns, key=_qf_key)]
     matrix = matrix.loc[sorted(matrix.index, key=_qf_key)]
-    spread = rows.pivot_table(index="train_qf", columns="test_qf", values=metric,
-                              aggfunc="std").reindex_like(matrix).fillna(0.0)
+    spread = (
+      rows.pivot_table(index="train_qf", columns="test_qf", values=metric, aggfunc="std")
+      .reindex_like(matrix)
+      .fillna(0.0)
+    )
     fig, (curves, heat) = plt.subplots(1, 2, figsize=(10, 3.6))
     for train_qf, values in matrix.iterrows():
-      curves.errorbar(range(len(values)), values.to_numpy(), yerr=spread.loc[train_qf],
-                      marker="o", capsize=2,
-                      label=f"aug {train_qf}" if train_qf != "none" else "no aug")
+      curves.errorbar(
+        range(len(values)),
+        values.to_numpy(),
+        yerr=spread.loc[train_qf],
+        marker="o",
+        capsize=2,
+        label=f"aug {train_qf}" if train_qf != "none" else "no aug",
+      )
     curves.set_xticks(range(len(matrix.columns)), matrix.columns)
     curves.set_xlabel("test QF")
     curves.set_ylabel(metric.replace("_", " "))
@@ -212,8 +258,15 @@ def quality_figures(table, out_dir, metric="balanced_accuracy"):
     heat.set_xlabel("test QF")
     heat.set_ylabel("training augmentation QF")
     for (i, j), value in np.ndenumerate(matrix.to_numpy()):
-      heat.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7,
-                color="k" if value > 0.6 else "w")
+      heat.text(
+        j,
+        i,
+        f"{value:.2f}",
+        ha="center",
+        va="center",
+        fontsize=7,
+        color="k" if value > 0.6 else "w",
+      )
     fig.colorbar(image, ax=heat)
     fig.tight_layout()
     paths += _save(fig, os.path.join(out_dir, f"quality_{task}_{net}"))
@@ -246,10 +299,20 @@ def accuracy_by_quality(table, stem, chance=None):
   for number, (crop, rows) in enumerate(table.groupby("test_crop", sort=False)):
     rows = rows.assign(test_qf=rows["test_qf"].astype(str)).set_index("test_qf").reindex(order)
     value = rows["balanced_accuracy"].astype(float).to_numpy()
-    spread = np.stack([value - rows["balanced_accuracy_low"].astype(float).to_numpy(),
-                       rows["balanced_accuracy_high"].astype(float).to_numpy() - value])
-    axis.errorbar(np.arange(len(order)) + 0.06 * number, value, yerr=spread, marker="o",
-                  capsize=3, label=f"{crop} crops")
+    spread = np.stack(
+      [
+        value - rows["balanced_accuracy_low"].astype(float).to_numpy(),
+        rows["balanced_accuracy_high"].astype(float).to_numpy() - value,
+      ]
+    )
+    axis.errorbar(
+      np.arange(len(order)) + 0.06 * number,
+      value,
+      yerr=spread,
+      marker="o",
+      capsize=3,
+      label=f"{crop} crops",
+    )
   if chance is not None:
     axis.axhline(chance, color="gray", linewidth=0.8, linestyle=":", label="chance")
   axis.set_xticks(range(len(order)), order)
@@ -268,8 +331,9 @@ def double_compression_map(table, stem):
   fig, axes = plt.subplots(1, len(crops), figsize=(3.4 * len(crops) + 0.8, 3.2), squeeze=False)
   for axis, crop in zip(axes[0], crops):
     rows = table[table["test_crop"] == crop]
-    grid = rows.pivot_table(index="test_first_qf", columns="test_qf",
-                            values="balanced_accuracy", aggfunc="mean")
+    grid = rows.pivot_table(
+      index="test_first_qf", columns="test_qf", values="balanced_accuracy", aggfunc="mean"
+    )
     image = axis.imshow(grid.to_numpy(float), vmin=0, vmax=1, cmap="viridis")
     axis.set_xticks(range(len(grid.columns)), grid.columns)
     axis.set_yticks(range(len(grid.index)), grid.index)
@@ -277,7 +341,14 @@ def double_compression_map(table, stem):
     axis.set_ylabel("first QF (whole image)")
     axis.set_title(f"{crop} crops", fontsize=9)
     for (i, j), value in np.ndenumerate(grid.to_numpy(float)):
-      axis.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7,
-                color="k" if value > 0.6 else "w")
+      axis.text(
+        j,
+        i,
+        f"{value:.2f}",
+        ha="center",
+        va="center",
+        fontsize=7,
+        color="k" if value > 0.6 else "w",
+      )
   fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="balanced accuracy")
   return _save(fig, stem)

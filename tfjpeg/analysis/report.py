@@ -35,6 +35,8 @@ import os
 import re
 import shlex
 import sys
+from collections.abc import Sequence
+from typing import IO
 
 import numpy as np
 import pandas as pd
@@ -49,6 +51,7 @@ from tfjpeg.codec import images
 from tfjpeg.core import metrics
 from tfjpeg.core import pages
 from tfjpeg.core import progress
+from tfjpeg.core.errors import ConfigError
 from tfjpeg.data import audit
 from tfjpeg.data import tasks
 from tfjpeg.pipeline import input_pipeline
@@ -78,7 +81,7 @@ def in_memory(task, class_names, split="test"):
   columns read)."""
   unknown = sorted(set(task.class_names) - set(class_names))
   if unknown:
-    raise ValueError(f"the {task.name} task has classes {unknown} the model does not know")
+    raise ConfigError(f"the {task.name} task has classes {unknown} the model does not know")
   to_model = np.array([list(class_names).index(n) for n in task.class_names])
   elements = [{k: v.numpy() for k, v in e.items()} for e in task.images(split)]
   columns = {k: np.array([e[k] for e in elements]) for k in ("encoded", "label", "image_id")}
@@ -88,12 +91,20 @@ def in_memory(task, class_names, split="test"):
   def read(which, shuffle_seed=None):
     del shuffle_seed  # the report cuts test patches only
     if which != split or not elements:
-      return tf.data.Dataset.from_tensor_slices(dict(
-          encoded=tf.constant([], tf.string), label=tf.constant([], tf.int32),
-          image_id=tf.constant([], tf.string)))
-    return tf.data.Dataset.from_tensor_slices(dict(
-        encoded=tf.constant(columns["encoded"]), label=tf.constant(columns["label"], tf.int32),
-        image_id=tf.constant(columns["image_id"])))
+      return tf.data.Dataset.from_tensor_slices(
+        dict(
+          encoded=tf.constant([], tf.string),
+          label=tf.constant([], tf.int32),
+          image_id=tf.constant([], tf.string),
+        )
+      )
+    return tf.data.Dataset.from_tensor_slices(
+      dict(
+        encoded=tf.constant(columns["encoded"]),
+        label=tf.constant(columns["label"], tf.int32),
+        image_id=tf.constant(columns["image_id"]),
+      )
+    )
 
   return dataclasses.replace(task, images=read, class_names=list(class_names)), columns
 
@@ -101,48 +112,59 @@ def in_memory(task, class_names, split="test"):
 def _images(classifier, model_path, images_dir, task_name, data_dir, config):
   """(task, config): the labelled images and the config their patches follow."""
   if images_dir:
-    return tasks.labelled_folder(images_dir, classifier.patch_size,
-                                 config.patches_per_image or 1, classifier.class_names), config
+    return tasks.labelled_folder(
+      images_dir, classifier.patch_size, config.task.patches_per_image or 1, classifier.class_names
+    ), config
   if not task_name and classifier.form == "run":  # the run's own test split
     config = config_lib.override(config_lib.saved(model_path), data_dir=data_dir)
-    task = tasks.get(config.task, config.task_options())
+    task = tasks.get(config.task)
   elif task_name:
-    config = dataclasses.replace(config, task=task_name, data_dir=data_dir,
-                                 patch_size=classifier.patch_size)
-    task = tasks.get(task_name, config.task_options())
+    config = config_lib.replace(
+      config, task=task_name, data_dir=data_dir, patch_size=classifier.patch_size
+    )
+    task = tasks.get(config.task)
   else:
-    raise ValueError("name the labelled images: --images=DIR (DIR/<class>/...) or --task")
+    raise ConfigError("name the labelled images: --images=DIR (DIR/<class>/...) or --task")
   if task.patch_size != classifier.patch_size:
-    raise ValueError(f"the model takes {classifier.patch_size}-pixel patches; the {task.name} "
-                     f"task cuts {task.patch_size}")
+    raise ConfigError(
+      f"the model takes {classifier.patch_size}-pixel patches; the {task.name} "
+      f"task cuts {task.patch_size}"
+    )
   return task, config
 
 
 def conditions(qualities=QUALITIES, double_pairs=DOUBLE_PAIRS):
   """Every test condition of the report, for one pass over the images."""
-  single = [input_pipeline.Condition(crop, qf) for crop in ("aligned", "random")
-            for qf in qualities]
-  double = [input_pipeline.Condition(crop, second, first) for crop in ("aligned", "random")
-            for first, second in double_pairs]
+  single = [
+    input_pipeline.Condition(crop, qf) for crop in ("aligned", "random") for qf in qualities
+  ]
+  double = [
+    input_pipeline.Condition(crop, second, first)
+    for crop in ("aligned", "random")
+    for first, second in double_pairs
+  ]
   return single + [input_pipeline.Condition("realigned")] + double
 
 
 def grid_confidence(encoded):
   """The JPEG-grid estimator on each image: origin "dy:dx" and confidence."""
-  estimate = tf.function(lambda data: grid.estimate(images.decode(data)),
-                         input_signature=[tf.TensorSpec([], tf.string)])
+  estimate = tf.function(
+    lambda data: grid.estimate(images.decode(data)), input_signature=[tf.TensorSpec([], tf.string)]
+  )
   rows = []
   for data in encoded:
     origin, confidence = estimate(tf.constant(data))
-    rows.append(dict(origin=f"{int(origin[0])}:{int(origin[1])}",
-                     confidence=float(confidence)))
+    rows.append(dict(origin=f"{int(origin[0])}:{int(origin[1])}", confidence=float(confidence)))
   return pd.DataFrame(rows, columns=["origin", "confidence"])
 
 
 def _row(table, crop, qf="none", first="none", resave="none"):
-  rows = table[(table["test_crop"] == crop) & (table["test_qf"].astype(str) == str(qf))
-               & (table["test_first_qf"].astype(str) == str(first))
-               & (table["test_resave"] == resave)]
+  rows = table[
+    (table["test_crop"] == crop)
+    & (table["test_qf"].astype(str) == str(qf))
+    & (table["test_first_qf"].astype(str) == str(first))
+    & (table["test_resave"] == resave)
+  ]
   return rows.iloc[0] if len(rows) else None
 
 
@@ -153,8 +175,10 @@ POSITIVE_WORDS = ("fake", "generated", "synthetic", "gan", "ai", "manipulated", 
 def positive_class(class_names):
   """The class two-class figures call positive: the one named like a fake,
   generated or manipulated image if exactly one is, else the second."""
+
   def words(name):  # whole words, and their plurals: "ai" is not in "mountain"
     return {w.removesuffix("s") for w in re.split(r"[^a-z0-9]+", name.lower()) if w}
+
   named = [n for n in class_names if words(n) & set(POSITIVE_WORDS)]
   return named[0] if len(named) == 1 else class_names[1]
 
@@ -174,12 +198,23 @@ def per_class(table, confusions, conditions_list, class_names):
     matrix = np.asarray(confusions[condition.name], float)
     for k, name in enumerate(class_names):
       total = matrix[k].sum()
-      shares = {f"called_{other}": matrix[k, j] / total if total else np.nan
-                for j, other in enumerate(class_names)}
-      rows.append(dict(test_crop=row.test_crop, test_qf=row.test_qf,
-                       test_first_qf=row.test_first_qf, test_resave=row.test_resave,
-                       class_name=name, recall=shares[f"called_{name}"], n_patches=int(total),
-                       balanced_accuracy=row.balanced_accuracy, **shares))
+      shares = {
+        f"called_{other}": matrix[k, j] / total if total else np.nan
+        for j, other in enumerate(class_names)
+      }
+      rows.append(
+        dict(
+          test_crop=row.test_crop,
+          test_qf=row.test_qf,
+          test_first_qf=row.test_first_qf,
+          test_resave=row.test_resave,
+          class_name=name,
+          recall=shares[f"called_{name}"],
+          n_patches=int(total),
+          balanced_accuracy=row.balanced_accuracy,
+          **shares,
+        )
+      )
   return pd.DataFrame(rows)
 
 
@@ -196,13 +231,18 @@ def swap_verdict(table, classes, profile, crop="random"):
   lines = []
   a, c = float(stored["balanced_accuracy"]), float(common["balanced_accuracy"])
   if swapped is None:
-    lines.append(f"All classes are stored with the same compression, so there is nothing to "
-                 f"swap; saving every image at QF {profile.common_qf} moves balanced accuracy "
-                 f"from {a:.2f} to {c:.2f} ({crop} crops).")
+    lines.append(
+      f"All classes are stored with the same compression, so there is nothing to "
+      f"swap; saving every image at QF {profile.common_qf} moves balanced accuracy "
+      f"from {a:.2f} to {c:.2f} ({crop} crops)."
+    )
     return lines
   s = float(swapped["balanced_accuracy"])
-  mine = classes[(classes["test_crop"] == crop) & (classes["test_first_qf"] == "none")
-                 & (classes["test_qf"] == "none")]
+  mine = classes[
+    (classes["test_crop"] == crop)
+    & (classes["test_first_qf"] == "none")
+    & (classes["test_qf"] == "none")
+  ]
   for k, name in enumerate(profile.class_names):
     if not profile.swap_qfs[k]:
       continue
@@ -211,19 +251,26 @@ def swap_verdict(table, classes, profile, crop="random"):
     others = [n for n in profile.class_names if n != name]
     wrong = max(others, key=lambda n: after[f"called_{n}"])
     like = f"the '{others[0]}' ones" if len(others) == 1 else "the other classes' files"
-    how = ("saved as JPEG like " + like if profile.levels[k] > 100
-           else "re-saved at the QFs of " + like)
-    lines.append(f"When '{name}' images are {how} ({_pool_text(profile.swap_qfs[k])}), "
-                 f"{100 * after[f'called_{wrong}']:.0f}% of them are called '{wrong}' (as "
-                 f"stored: {100 * before[f'called_{wrong}']:.0f}%; {crop} crops).")
+    how = (
+      "saved as JPEG like " + like if profile.levels[k] > 100 else "re-saved at the QFs of " + like
+    )
+    lines.append(
+      f"When '{name}' images are {how} ({_pool_text(profile.swap_qfs[k])}), "
+      f"{100 * after[f'called_{wrong}']:.0f}% of them are called '{wrong}' (as "
+      f"stored: {100 * before[f'called_{wrong}']:.0f}%; {crop} crops)."
+    )
   if a - s >= SWAP_DROP:
-    lines.append(f"Balanced accuracy falls from {a:.2f} as stored to {s:.2f} under the swap "
-                 f"({c:.2f} with every image at QF {profile.common_qf}): the net reads how "
-                 "files were saved, not only the task.")
+    lines.append(
+      f"Balanced accuracy falls from {a:.2f} as stored to {s:.2f} under the swap "
+      f"({c:.2f} with every image at QF {profile.common_qf}): the net reads how "
+      "files were saved, not only the task."
+    )
   else:
-    lines.append(f"The swap moves balanced accuracy from {a:.2f} to {s:.2f} ({c:.2f} with "
-                 f"every image at QF {profile.common_qf}): no sign that the net reads how "
-                 "files were saved.")
+    lines.append(
+      f"The swap moves balanced accuracy from {a:.2f} to {s:.2f} ({c:.2f} with "
+      f"every image at QF {profile.common_qf}): no sign that the net reads how "
+      "files were saved."
+    )
   return lines
 
 
@@ -233,43 +280,62 @@ def verdict(table, sweeps, confidence, num_classes):
   aligned, random, realigned = (_row(table, c) for c in ("aligned", "random", "realigned"))
   a, r, g = (float(x["balanced_accuracy"]) for x in (aligned, random, realigned))
   if random["balanced_accuracy_high"] < aligned["balanced_accuracy_low"]:
-    lines.append(f"Loses {a - r:.2f} when the crop is off the JPEG grid (aligned {a:.2f}, "
-                 f"random {r:.2f}); realigning the crop to the estimated grid recovers "
-                 f"{g - r:.2f} (realigned {g:.2f}).")
+    lines.append(
+      f"Loses {a - r:.2f} when the crop is off the JPEG grid (aligned {a:.2f}, "
+      f"random {r:.2f}); realigning the crop to the estimated grid recovers "
+      f"{g - r:.2f} (realigned {g:.2f})."
+    )
   else:
-    lines.append(f"Does not depend on where the crop falls on the JPEG grid: aligned {a:.2f} "
-                 f"and random {r:.2f} are within each other's 95% intervals.")
+    lines.append(
+      f"Does not depend on where the crop falls on the JPEG grid: aligned {a:.2f} "
+      f"and random {r:.2f} are within each other's 95% intervals."
+    )
   for crop in ("aligned", "random"):
-    single = table[(table["test_crop"] == crop) & (table["test_first_qf"] == "none")
-                   & (table["test_qf"] != "none") & (table["test_resave"] == "none")]
+    single = table[
+      (table["test_crop"] == crop)
+      & (table["test_first_qf"] == "none")
+      & (table["test_qf"] != "none")
+      & (table["test_resave"] == "none")
+    ]
     by_qf = single.assign(q=single["test_qf"].astype(int)).sort_values("q")
     below = by_qf[by_qf["balanced_accuracy"] < FLOOR]["q"].tolist()
     stored = float(_row(table, crop)["balanced_accuracy"])
     if stored < FLOOR and len(below) == len(by_qf):
-      lines.append(f"With {crop} crops, below {FLOOR} even as stored ({stored:.2f}) and at "
-                   f"every QF tested.")
+      lines.append(
+        f"With {crop} crops, below {FLOOR} even as stored ({stored:.2f}) and at every QF tested."
+      )
     elif not below:
-      lines.append(f"With {crop} crops, stays at or above {FLOOR} down to QF "
-                   f"{by_qf['q'].min()} (lowest {by_qf['balanced_accuracy'].min():.2f}).")
-    elif below == by_qf["q"].tolist()[:len(below)]:
-      lines.append(f"With {crop} crops, below {FLOOR} at QF {max(below)} and under "
-                   f"({by_qf.iloc[0]['balanced_accuracy']:.2f} at QF {by_qf.iloc[0]['q']}).")
+      lines.append(
+        f"With {crop} crops, stays at or above {FLOOR} down to QF "
+        f"{by_qf['q'].min()} (lowest {by_qf['balanced_accuracy'].min():.2f})."
+      )
+    elif below == by_qf["q"].tolist()[: len(below)]:
+      lines.append(
+        f"With {crop} crops, below {FLOOR} at QF {max(below)} and under "
+        f"({by_qf.iloc[0]['balanced_accuracy']:.2f} at QF {by_qf.iloc[0]['q']})."
+      )
     else:
       lines.append(f"With {crop} crops, below {FLOOR} at QF {', '.join(map(str, below))}.")
   double = table[table["test_first_qf"] != "none"]
   worst = double.loc[double["balanced_accuracy"].idxmin()] if len(double) else None
   if worst is not None:
-    lines.append(f"Double compression is hardest at QF {worst['test_first_qf']} then "
-                 f"{worst['test_qf']} with {worst['test_crop']} crops: "
-                 f"{worst['balanced_accuracy']:.2f}.")
+    lines.append(
+      f"Double compression is hardest at QF {worst['test_first_qf']} then "
+      f"{worst['test_qf']} with {worst['test_crop']} crops: "
+      f"{worst['balanced_accuracy']:.2f}."
+    )
   for period, table_of_phases in sweeps.items():
     summary = metrics.offset_summary(table_of_phases)
-    lines.append(f"Over the {period}x{period} crop phases: {summary['aligned']:.2f} on the "
-                 f"grid, {summary['misaligned_mean']:.2f} on average off it; ASD "
-                 f"{summary['asd_percent']:.1f}%.")
+    lines.append(
+      f"Over the {period}x{period} crop phases: {summary['aligned']:.2f} on the "
+      f"grid, {summary['misaligned_mean']:.2f} on average off it; ASD "
+      f"{summary['asd_percent']:.1f}%."
+    )
   found = int((confidence["confidence"] >= grid.CONFIDENT).sum())
-  lines.append(f"The JPEG grid was found in {found} of {len(confidence)} test images "
-               f"(estimator confidence >= {grid.CONFIDENT}). Chance is {1 / num_classes:.2f}.")
+  lines.append(
+    f"The JPEG grid was found in {found} of {len(confidence)} test images "
+    f"(estimator confidence >= {grid.CONFIDENT}). Chance is {1 / num_classes:.2f}."
+  )
   return lines
 
 
@@ -296,37 +362,64 @@ Intervals are 95%, by bootstrap over images.</p>
 
 
 def _section(title, text, figure=None, table=None):
-  return (f"<h2>{html.escape(title)}</h2><p>{text}</p>" + (figure or "") + (table or ""))
+  return f"<h2>{html.escape(title)}</h2><p>{text}</p>" + (figure or "") + (table or "")
 
 
-def make(model_path, out_dir, images_dir=None, task=None, data_dir=None, class_names=None,
-         patch_size=None, patches_per_image=None, seed=None, qualities=QUALITIES,
-         double_pairs=DOUBLE_PAIRS, periods=(8, 16), command=None, stream=None):
+def make(
+  model_path: str,
+  out_dir: str,
+  images_dir: str | None = None,
+  task: str | None = None,
+  data_dir: str | None = None,
+  class_names: Sequence[str] | None = None,
+  patch_size: int | None = None,
+  patches_per_image: int | None = None,
+  seed: int | None = None,
+  qualities: Sequence[int | None] = QUALITIES,
+  double_pairs: Sequence[tuple[int, int]] = DOUBLE_PAIRS,
+  periods: Sequence[int] = (8, 16),
+  command: str | None = None,
+  stream: IO[str] | None = None,
+) -> dict:
   """Measures everything of the module docstring and writes out_dir/report.html,
   conditions.csv, offsets_<period>.csv, displacement_<period>.csv,
   grid_estimates.csv and summary.json. Returns the summary dict."""
   classifier = classifier_lib.load(model_path, class_names, patch_size)
-  base = config_lib.Config(task="folder", net=classifier.form, train_crop="random",
-                           patches_per_image=patches_per_image, seed=seed or 0)
+  base = config_lib.make(
+    task="folder",
+    net=classifier.form,
+    train_crop="random",
+    patches_per_image=patches_per_image,
+    seed=seed or 0,
+  )
   source_task, config = _images(classifier, model_path, images_dir, task, data_dir, base)
   # A run's own seed unless one is given: its crops are then those of bin/evaluate.
-  config = dataclasses.replace(config, seed=config.seed if seed is None else seed,
-                               batch_size=64)
+  config = config_lib.replace(
+    config, seed=config.schedule.seed if seed is None else seed, batch_size=64
+  )
   os.makedirs(out_dir, exist_ok=True)
   memory_task, columns = in_memory(source_task, classifier.class_names)
   if not len(columns["encoded"]):
-    raise ValueError(f"no test images in {images_dir or source_task.name}")
+    raise ConfigError(f"no test images in {images_dir or source_task.name}")
   model = _Forward(classifier)
   # How the test images are stored, from their headers: what the swap draws from.
-  stored = audit.read_headers(pd.DataFrame(dict(
-      source=list(columns["encoded"]),
-      class_name=[classifier.class_names[k] for k in columns["label"]], split="test",
-      group=[i.decode() for i in columns["image_id"]])), stream=stream)
+  stored = audit.read_headers(
+    pd.DataFrame(
+      dict(
+        source=list(columns["encoded"]),
+        class_name=[classifier.class_names[k] for k in columns["label"]],
+        split="test",
+        group=[i.decode() for i in columns["image_id"]],
+      )
+    ),
+    stream=stream,
+  )
   profile = audit.compression_profile(stored, classifier.class_names)
   measured = conditions(qualities, double_pairs) + resave_conditions(profile)
   with progress.Progress(2 + len(periods), "robustness report", "passes", stream) as bar:
-    table, confusions = evaluation.evaluate(model, memory_task, config, conditions=measured,
-                                            profile=profile)
+    table, confusions = evaluation.evaluate(
+      model, memory_task, config, conditions=measured, profile=profile
+    )
     classes = per_class(table, confusions, measured, classifier.class_names)
     bar.update()
     confidence = grid_confidence(columns["encoded"]).assign(image_id=columns["image_id"])
@@ -342,101 +435,165 @@ def make(model_path, out_dir, images_dir=None, task=None, data_dir=None, class_n
   for period, phases in sweeps.items():
     phases.to_csv(os.path.join(out_dir, f"offsets_{period}.csv"), index=False)
     metrics.displacement_curve(phases).to_csv(
-        os.path.join(out_dir, f"displacement_{period}.csv"), index=False)
+      os.path.join(out_dir, f"displacement_{period}.csv"), index=False
+    )
     panels.append(offsets.figure_panel(f"{period}x{period} phases", phases))
-  findings = (swap_verdict(table, classes, profile)
-              + verdict(table, sweeps, confidence, classifier.num_classes))
+  findings = swap_verdict(table, classes, profile) + verdict(
+    table, sweeps, confidence, classifier.num_classes
+  )
   stored_rows = table["test_resave"] == "none"
-  quality_rows = table[(table["test_first_qf"] == "none") & stored_rows
-                       & table["test_crop"].isin(["aligned", "random"])]
+  quality_rows = table[
+    (table["test_first_qf"] == "none")
+    & stored_rows
+    & table["test_crop"].isin(["aligned", "random"])
+  ]
   double_rows = table[table["test_first_qf"] != "none"]
-  grid_rows = table[(table["test_qf"] == "none") & (table["test_first_qf"] == "none")
-                    & stored_rows]
-  swap_rows = table[(table["test_qf"] == "none") & (table["test_first_qf"] == "none")
-                    & table["test_crop"].isin(["aligned", "random"])]
-  shown = ["test_crop", "test_qf", "test_first_qf", "test_resave", "balanced_accuracy",
-           "balanced_accuracy_low", "balanced_accuracy_high", "n_images", "n_patches"]
+  grid_rows = table[(table["test_qf"] == "none") & (table["test_first_qf"] == "none") & stored_rows]
+  swap_rows = table[
+    (table["test_qf"] == "none")
+    & (table["test_first_qf"] == "none")
+    & table["test_crop"].isin(["aligned", "random"])
+  ]
+  shown = [
+    "test_crop",
+    "test_qf",
+    "test_first_qf",
+    "test_resave",
+    "balanced_accuracy",
+    "balanced_accuracy_low",
+    "balanced_accuracy_high",
+    "n_images",
+    "n_patches",
+  ]
   if classifier.num_classes == 2:
     shown += ["roc_auc", "average_precision"]
   figures = os.path.join(out_dir, "figures")
   os.makedirs(figures, exist_ok=True)
-  recalls = classes.pivot_table(index=["test_crop", "test_qf", "test_first_qf", "test_resave",
-                                       "balanced_accuracy"], columns="class_name",
-                                values="recall", sort=False).reset_index()
+  recalls = classes.pivot_table(
+    index=["test_crop", "test_qf", "test_first_qf", "test_resave", "balanced_accuracy"],
+    columns="class_name",
+    values="recall",
+    sort=False,
+  ).reset_index()
   recalls.columns = [c if c in table.columns else f"recall {c}" for c in recalls.columns]
-  pools = ", ".join(f"{n}: {_pool_text(p)}"
-                    for n, p in zip(profile.class_names, profile.swap_qfs) if p)
+  pools = ", ".join(
+    f"{n}: {_pool_text(p)}" for n, p in zip(profile.class_names, profile.swap_qfs) if p
+  )
   swap_text = (
-      "Each test image of a less-compressed class saved whole, before the crop, at a QF "
-      "drawn from the QFs the other classes' files are stored at "
-      f"({pools or 'no class is less compressed: nothing to swap'}); 'common': every image "
-      f"saved at QF {profile.common_qf}, the median stored QF. A net that reads how files "
-      "were saved, not the task, changes its answers here.")
+    "Each test image of a less-compressed class saved whole, before the crop, at a QF "
+    "drawn from the QFs the other classes' files are stored at "
+    f"({pools or 'no class is less compressed: nothing to swap'}); 'common': every image "
+    f"saved at QF {profile.common_qf}, the median stored QF. A net that reads how files "
+    "were saved, not the task, changes its answers here."
+  )
   if classifier.num_classes == 2:
     positive = positive_class(classifier.class_names)
-    shift = classes[classes["test_qf"].eq("none") & classes["test_first_qf"].eq("none")
-                    & classes["test_crop"].isin(["aligned", "random"])]
-    shift = shift.pivot_table(index=["test_crop", "test_resave"], columns="class_name",
-                              values=f"called_{positive}", sort=False).reset_index()
-    shift.columns = [c if c in ("test_crop", "test_resave") else
-                     f"'{c}' called '{positive}'" for c in shift.columns]
-    shift = shift.merge(swap_rows[["test_crop", "test_resave", "roc_auc"]],
-                        on=["test_crop", "test_resave"])
-    swap_text += (f" Score shift, as published tables give it: the share of each class called "
-                  f"'{positive}' (the positive class) at threshold 0.5, and ROC AUC (the same "
-                  f"whichever class is positive; average precision is of "
-                  f"'{classifier.class_names[1]}').")
+    shift = classes[
+      classes["test_qf"].eq("none")
+      & classes["test_first_qf"].eq("none")
+      & classes["test_crop"].isin(["aligned", "random"])
+    ]
+    shift = shift.pivot_table(
+      index=["test_crop", "test_resave"],
+      columns="class_name",
+      values=f"called_{positive}",
+      sort=False,
+    ).reset_index()
+    shift.columns = [
+      c if c in ("test_crop", "test_resave") else f"'{c}' called '{positive}'"
+      for c in shift.columns
+    ]
+    shift = shift.merge(
+      swap_rows[["test_crop", "test_resave", "roc_auc"]], on=["test_crop", "test_resave"]
+    )
+    swap_text += (
+      f" Score shift, as published tables give it: the share of each class called "
+      f"'{positive}' (the positive class) at threshold 0.5, and ROC AUC (the same "
+      f"whichever class is positive; average precision is of "
+      f"'{classifier.class_names[1]}')."
+    )
     swap_table = _table(swap_rows, shown) + _table(shift)
   else:
     swap_table = _table(swap_rows, shown)
   sections = [
-      _section("Compression swap: does the net read how files were saved?", swap_text, None,
-               swap_table),
-      _section("Accuracy on each class", "Recall (the share of each class's patches called "
-               "right) under every condition, beside the balanced accuracy (their mean).", None,
-               _table(recalls)),
-      _section("Accuracy against JPEG quality",
-               "Each test image is cut, then its patches saved at the test QF; "
-               "aligned crops start on the 8x8 grid of the stored image, random crops "
-               "anywhere.",
-               _figure(plotting.accuracy_by_quality(quality_rows, os.path.join(
-                   figures, "quality"), 1 / classifier.num_classes)),
-               _table(quality_rows, shown)),
-      _section("Grid position: random crops against realigned ones",
-               f"Realigned crops are random crops moved onto the JPEG grid that "
-               f"<code>tfjpeg.codec.grid</code> estimates from each image's pixels (kept where no "
-               f"grid is found). The grid was found in "
-               f"{int((confidence['confidence'] >= grid.CONFIDENT).sum())} of "
-               f"{len(confidence)} images; median confidence "
-               f"{confidence['confidence'].median():.3f}.", None, _table(grid_rows, shown)),
-      _section("Per-offset map and displacement",
-               "Every test image cut at every grid phase of the crop, the same content "
-               "each time. ASD% is the mean relative drop of the true-class score over "
-               "the misaligned diagonal shifts.",
-               _figure(plotting.offset_figure(panels, os.path.join(figures, "offsets"))),
-               _table(pd.DataFrame([metrics.offset_summary(t) for t in sweeps.values()]))),
-      _section("Double compression",
-               "The whole image saved at the first QF, then cropped, then the patch saved "
-               "at the second QF: a photo re-saved after an edit.",
-               _figure(plotting.double_compression_map(double_rows, os.path.join(
-                   figures, "double"))), _table(double_rows, shown)),
+    _section(
+      "Compression swap: does the net read how files were saved?", swap_text, None, swap_table
+    ),
+    _section(
+      "Accuracy on each class",
+      "Recall (the share of each class's patches called "
+      "right) under every condition, beside the balanced accuracy (their mean).",
+      None,
+      _table(recalls),
+    ),
+    _section(
+      "Accuracy against JPEG quality",
+      "Each test image is cut, then its patches saved at the test QF; "
+      "aligned crops start on the 8x8 grid of the stored image, random crops "
+      "anywhere.",
+      _figure(
+        plotting.accuracy_by_quality(
+          quality_rows, os.path.join(figures, "quality"), 1 / classifier.num_classes
+        )
+      ),
+      _table(quality_rows, shown),
+    ),
+    _section(
+      "Grid position: random crops against realigned ones",
+      f"Realigned crops are random crops moved onto the JPEG grid that "
+      f"<code>tfjpeg.codec.grid</code> estimates from each image's pixels (kept where no "
+      f"grid is found). The grid was found in "
+      f"{int((confidence['confidence'] >= grid.CONFIDENT).sum())} of "
+      f"{len(confidence)} images; median confidence "
+      f"{confidence['confidence'].median():.3f}.",
+      None,
+      _table(grid_rows, shown),
+    ),
+    _section(
+      "Per-offset map and displacement",
+      "Every test image cut at every grid phase of the crop, the same content "
+      "each time. ASD% is the mean relative drop of the true-class score over "
+      "the misaligned diagonal shifts.",
+      _figure(plotting.offset_figure(panels, os.path.join(figures, "offsets"))),
+      _table(pd.DataFrame([metrics.offset_summary(t) for t in sweeps.values()])),
+    ),
+    _section(
+      "Double compression",
+      "The whole image saved at the first QF, then cropped, then the patch saved "
+      "at the second QF: a photo re-saved after an edit.",
+      _figure(plotting.double_compression_map(double_rows, os.path.join(figures, "double"))),
+      _table(double_rows, shown),
+    ),
   ]
   command = command or " ".join(shlex.quote(a) for a in sys.argv)
   fingerprint = classifier.fingerprint()
-  source = (f"folder {images_dir}" if images_dir else
-            f"the test split of the {source_task.name} task")
+  source = (
+    f"folder {images_dir}" if images_dir else f"the test split of the {source_task.name} task"
+  )
   page = PAGE.format(
-      head=pages.head(f"JPEG robustness of {os.path.basename(os.path.normpath(model_path))}"),
-      verdict=pages.verdict(findings),
-      command=html.escape(command), model=html.escape(os.path.abspath(model_path)),
-      form=classifier.form, classes=classifier.num_classes, patch=classifier.patch_size,
-      fingerprint=fingerprint, source=html.escape(source),
-      n_images=len(columns["encoded"]), patches=memory_task.patches_per_image, seed=config.seed,
-      sections="\n".join(sections))
+    head=pages.head(f"JPEG robustness of {os.path.basename(os.path.normpath(model_path))}"),
+    verdict=pages.verdict(findings),
+    command=html.escape(command),
+    model=html.escape(os.path.abspath(model_path)),
+    form=classifier.form,
+    classes=classifier.num_classes,
+    patch=classifier.patch_size,
+    fingerprint=fingerprint,
+    source=html.escape(source),
+    n_images=len(columns["encoded"]),
+    patches=memory_task.patches_per_image,
+    seed=config.schedule.seed,
+    sections="\n".join(sections),
+  )
   with open(os.path.join(out_dir, "report.html"), "w") as f:
     f.write(page)
-  summary = dict(model=os.path.abspath(model_path), fingerprint=fingerprint,
-                 command=command, images=len(columns["encoded"]), verdict=findings)
+  summary = dict(
+    model=os.path.abspath(model_path),
+    fingerprint=fingerprint,
+    command=command,
+    images=len(columns["encoded"]),
+    verdict=findings,
+  )
   with open(os.path.join(out_dir, "summary.json"), "w") as f:
     json.dump(summary, f, indent=1)
   return summary
@@ -449,8 +606,7 @@ def across(report_dirs, out_dir):
   across_offsets.csv; returns both tables."""
   tables, sweeps = [], []
   for number, folder in enumerate(report_dirs):
-    tables.append(rundir.read_table(os.path.join(folder, "conditions.csv")).assign(
-        seed=number))
+    tables.append(rundir.read_table(os.path.join(folder, "conditions.csv")).assign(seed=number))
     for period in (8, 16):
       path = os.path.join(folder, f"offsets_{period}.csv")
       if os.path.exists(path):

@@ -1,14 +1,30 @@
 """Results tables of many runs: a study's table read back, and summaries over seeds."""
 
+import os
+
 import pandas as pd
 
 from tfjpeg.analysis import evaluation
+from tfjpeg.core.errors import MissingError
 from tfjpeg.train import rundir
 
 # Columns of a results table that are measurements, not settings.
-METRICS = tuple(c for c in evaluation.RESULT_COLUMNS if c not in (
-    "task", "net", "train_crop", "train_qf", "test_crop", "test_grid", "test_qf",
-    "test_first_qf", "test_resave"))
+METRICS = tuple(
+  c
+  for c in evaluation.RESULT_COLUMNS
+  if c
+  not in (
+    "task",
+    "net",
+    "train_crop",
+    "train_qf",
+    "test_crop",
+    "test_grid",
+    "test_qf",
+    "test_first_qf",
+    "test_resave",
+  )
+)
 
 
 SEED_COLUMNS = ("run", "seed", "split_seed")
@@ -20,8 +36,9 @@ def summarize(table):
   `n_seeds`."""
   keys = [c for c in table.columns if c not in METRICS and c not in SEED_COLUMNS]
   metrics = [c for c in METRICS if c in table.columns]
-  grouped = table.assign(**{m: pd.to_numeric(table[m], errors="coerce") for m in metrics}
-                         ).groupby(keys, dropna=False, sort=False)
+  grouped = table.assign(**{m: pd.to_numeric(table[m], errors="coerce") for m in metrics}).groupby(
+    keys, dropna=False, sort=False
+  )
   summary = grouped[metrics].agg(["mean", "std"])
   summary.columns = [f"{m}_{'sd' if stat == 'std' else stat}" for m, stat in summary.columns]
   summary["n_seeds"] = grouped.size()
@@ -30,4 +47,6 @@ def summarize(table):
 
 def read_study_table(path):
   """table.csv (QF columns as text) or table.parquet of a study."""
+  if not os.path.exists(path):
+    raise MissingError(f"no study table at {path}")
   return pd.read_parquet(path) if path.endswith(".parquet") else rundir.read_table(path)

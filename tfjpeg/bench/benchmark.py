@@ -28,9 +28,17 @@ import time
 
 import numpy as np
 
+from tfjpeg import config as config_lib
+from tfjpeg.core.errors import ConfigError
+
 QUALITIES = (50, 60, 70, 80, 90, 99)
-GOALS = {"b/a": 0.9, "b/c": 1.5, "d_real/d_const": 0.95, "memory_small/large": 0.9,
-         "audit_files_per_s": 1000.0}
+GOALS = {
+  "b/a": 0.9,
+  "b/c": 1.5,
+  "d_real/d_const": 0.95,
+  "memory_small/large": 0.9,
+  "audit_files_per_s": 1000.0,
+}
 
 
 def make_sources(directory, num_images=48, size=(768, 1024), seed=0, photos=None):
@@ -42,6 +50,7 @@ def make_sources(directory, num_images=48, size=(768, 1024), seed=0, photos=None
 
   from tfjpeg.data import builtin  # pylint: disable=g-import-not-at-top
   from tfjpeg.data import real_photos  # pylint: disable=g-import-not-at-top
+
   paths = []
   for index in range(num_images):
     path = os.path.join(directory, f"class{index % 2}", f"image{index:04d}.jpg")
@@ -66,6 +75,7 @@ def opencv_rate(paths, patch, seconds, workers):
   """(a): patches per second of OpenCV on every core: decode, crop, save at a
   random QF and decode."""
   from tfjpeg.bench import scale as benchmark_scale  # pylint: disable=g-import-not-at-top
+
   return benchmark_scale.opencv_rate(paths, "codec", patch, 1, seconds, workers, QUALITIES)
 
 
@@ -73,10 +83,12 @@ def albumentations_rate(paths, patch, seconds):
   """(c): the paper's per-sample loop."""
   import albumentations as A  # pylint: disable=g-import-not-at-top
   import cv2  # pylint: disable=g-import-not-at-top
+
   rng = np.random.default_rng(0)
-  transforms = {q: A.Compose([A.RandomCrop(patch, patch),
-                              A.ImageCompression(quality_range=(q, q), p=1.0)])
-                for q in QUALITIES}
+  transforms = {
+    q: A.Compose([A.RandomCrop(patch, patch), A.ImageCompression(quality_range=(q, q), p=1.0)])
+    for q in QUALITIES
+  }
   done, started = 0, time.perf_counter()
   while time.perf_counter() - started < seconds:
     image = cv2.cvtColor(cv2.imread(paths[done % len(paths)]), cv2.COLOR_BGR2RGB)
@@ -87,16 +99,30 @@ def albumentations_rate(paths, patch, seconds):
 
 def _folder_task(directory, patch):
   from tfjpeg.data import tasks  # pylint: disable=g-import-not-at-top
+
   # Every image in training: the benchmark reads the whole folder.
-  return tasks.get("folder", tasks.TaskOptions(data_dir=directory, patch_size=patch,
-                                               test_fraction=0.0, validation_fraction=0.0))
+  return tasks.get(
+    config_lib.TaskConfig(
+      name="folder",
+      data_dir=directory,
+      patch_size=patch,
+      test_fraction=0.0,
+      validation_fraction=0.0,
+    )
+  )
 
 
 def _pipeline_config(patch, batch_size):
   from tfjpeg.pipeline import input_pipeline  # pylint: disable=g-import-not-at-top
-  return input_pipeline.PipelineConfig(patch_size=patch, patches_per_image=1,
-                                       train_crop="random", train_qfs=QUALITIES,
-                                       aug_fraction=1.0, batch_size=batch_size)
+
+  return input_pipeline.PipelineConfig.of(
+    patch_size=patch,
+    patches_per_image=1,
+    train_crop="random",
+    train_qfs=QUALITIES,
+    aug_fraction=1.0,
+    batch_size=batch_size,
+  )
 
 
 def _steady_batches(task, config):
@@ -104,6 +130,7 @@ def _steady_batches(task, config):
   pipeline's construction (tracing) that a real epoch of thousands of images
   amortises and a 48-image benchmark epoch would not."""
   from tfjpeg.pipeline import input_pipeline  # pylint: disable=g-import-not-at-top
+
   return iter(input_pipeline.train_dataset(task, config, 0).repeat())
 
 
@@ -111,8 +138,10 @@ def tfjpeg_rate(directory, patch, seconds, batch_size=32):
   """(b): patches per second out of the training pipeline."""
   task = _folder_task(directory, patch)
   from tfjpeg.bench import scale as benchmark_scale  # pylint: disable=g-import-not-at-top
+
   return benchmark_scale.patches_per_second(
-      _steady_batches(task, _pipeline_config(patch, batch_size)), seconds)
+    _steady_batches(task, _pipeline_config(patch, batch_size)), seconds
+  )
 
 
 def training_rates(net, directory, patch, batch_size, steps):
@@ -122,6 +151,7 @@ def training_rates(net, directory, patch, batch_size, steps):
 
   from tfjpeg.models import nets  # pylint: disable=g-import-not-at-top
   from tfjpeg.pipeline import input_pipeline  # pylint: disable=g-import-not-at-top
+
   task = _folder_task(directory, patch)
   config = _pipeline_config(patch, batch_size)
   model = nets.build(net, patch, task.num_classes)
@@ -149,6 +179,7 @@ def _peak_memory_worker(args):
   import resource  # pylint: disable=g-import-not-at-top
 
   from tfjpeg.pipeline import input_pipeline  # pylint: disable=g-import-not-at-top
+
   directory, patch = args
   task = _folder_task(directory, patch)
   # A small shuffle buffer, so that its (intended) bound is below both datasets.
@@ -196,21 +227,27 @@ def make_audit_sources(directory, count=10_000, size=(48, 64)):
   """`count` small image files in two class folders, made once: JPEG at QF 70-99
   in 4:2:0 or 4:4:4, and every fourth PNG. Returns their paths."""
   import cv2  # pylint: disable=g-import-not-at-top
+
   paths = []
   rng = np.random.default_rng(0)
   pixels = rng.integers(0, 256, size=(16,) + tuple(size) + (3,), dtype=np.uint8)
   for index in range(count):
     png = index % 4 == 3
-    path = os.path.join(directory, f"class{index % 2}",
-                        f"file{index:05d}.{'png' if png else 'jpg'}")
+    path = os.path.join(
+      directory, f"class{index % 2}", f"file{index:05d}.{'png' if png else 'jpg'}"
+    )
     paths.append(path)
     if os.path.exists(path):
       continue
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    sampling = (cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444,
-                cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420)[index % 2]
-    params = [] if png else [cv2.IMWRITE_JPEG_QUALITY, 70 + index % 30,
-                             cv2.IMWRITE_JPEG_SAMPLING_FACTOR, sampling]
+    sampling = (cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420)[
+      index % 2
+    ]
+    params = (
+      []
+      if png
+      else [cv2.IMWRITE_JPEG_QUALITY, 70 + index % 30, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, sampling]
+    )
     cv2.imwrite(path, pixels[index % len(pixels)], params)
   return paths
 
@@ -221,9 +258,16 @@ def audit_rates(directory, count=10_000):
   import pandas as pd  # pylint: disable=g-import-not-at-top
 
   from tfjpeg.data import audit  # pylint: disable=g-import-not-at-top
+
   paths = make_audit_sources(os.path.join(directory, "audit_sources"), count)
-  files = pd.DataFrame(dict(source=paths, class_name=[p.split(os.sep)[-2] for p in paths],
-                            split="all", group=[os.path.basename(p) for p in paths]))
+  files = pd.DataFrame(
+    dict(
+      source=paths,
+      class_name=[p.split(os.sep)[-2] for p in paths],
+      split="all",
+      group=[os.path.basename(p) for p in paths],
+    )
+  )
   started = time.perf_counter()
   for path in paths:
     with open(path, "rb") as f:
@@ -234,8 +278,9 @@ def audit_rates(directory, count=10_000):
     table = audit.read_headers(files, stream=quiet)
   headers = len(paths) / (time.perf_counter() - started)
   if (table["problem"] != "").any():
-    raise RuntimeError(f"the audit could not read {int((table['problem'] != '').sum())} of its "
-                       "own benchmark files")
+    raise RuntimeError(
+      f"the audit could not read {int((table['problem'] != '').sum())} of its own benchmark files"
+    )
   return headers, read, len(paths)
 
 
@@ -248,13 +293,21 @@ def matching_rates(directory, seconds, scenes=200):
   from tfjpeg.data import audit  # pylint: disable=g-import-not-at-top
   from tfjpeg.data import tasks  # pylint: disable=g-import-not-at-top
   from tfjpeg.pipeline import input_pipeline  # pylint: disable=g-import-not-at-top
-  task = tasks.get("generated_confounded", tasks.TaskOptions(
-      data_dir=os.path.join(directory, "generated"), num_scenes=scenes, test_fraction=0.0,
-      validation_fraction=0.0))
+
+  task = tasks.get(
+    config_lib.TaskConfig(
+      name="generated_confounded",
+      data_dir=os.path.join(directory, "generated"),
+      builtin_scenes=scenes,
+      test_fraction=0.0,
+      validation_fraction=0.0,
+    )
+  )
   with open(os.devnull, "w") as quiet:
     profile = audit.task_profile(task, stream=quiet)
-  plain = input_pipeline.PipelineConfig(patch_size=task.patch_size, batch_size=32,
-                                        patches_per_image=task.patches_per_image)
+  plain = input_pipeline.PipelineConfig.of(
+    patch_size=task.patch_size, batch_size=32, patches_per_image=task.patches_per_image
+  )
   matched = dc.replace(plain, match_qfs=profile.match_qfs)
   rates = {}
   for name, config in (("plain", plain), ("matched", matched), ("plain2", plain)):
@@ -284,12 +337,25 @@ SECTIONS = ("pipeline", "memory", "training", "scale", "audit")
 ALL_SECTIONS = SECTIONS + ("accelerator",)
 
 
-def run(directory, patch_sizes=(224, 512), nets=("efficientnetb0", "efficientnetb4",
-                                                  "resnet50", "xception"),
-        seconds=10.0, train_batch=4, train_steps=8, log=print, memory_sizes=(96, 384),
-        num_sources=48, source_size=(768, 1024), real_photos=False, stream=None,
-        sections=SECTIONS, scale_images=12, scale_size=(2000, 3008), net_patches=(224, 512),
-        rows_log=lambda row: None):
+def run(
+  directory,
+  patch_sizes=(224, 512),
+  nets=("efficientnetb0", "efficientnetb4", "resnet50", "xception"),
+  seconds=10.0,
+  train_batch=4,
+  train_steps=8,
+  log=print,
+  memory_sizes=(96, 384),
+  num_sources=48,
+  source_size=(768, 1024),
+  real_photos=False,
+  stream=None,
+  sections=SECTIONS,
+  scale_images=12,
+  scale_size=(2000, 3008),
+  net_patches=(224, 512),
+  rows_log=lambda row: None,
+):
   """Measures the `sections` and returns the `Report` (its `failures` list the
   goals missed): "pipeline" (a)-(c), "memory", "training" (d), and "scale"
   ((e)-(g) of `tfjpeg.bench.scale`: camera-size photos, the lattice, one
@@ -301,20 +367,25 @@ def run(directory, patch_sizes=(224, 512), nets=("efficientnetb0", "efficientnet
   from tfjpeg.bench import scale as benchmark_scale  # pylint: disable=g-import-not-at-top
   from tfjpeg.core import progress  # pylint: disable=g-import-not-at-top
   from tfjpeg.data import real_photos as real_photos_lib  # pylint: disable=g-import-not-at-top
+
   unknown = set(sections) - set(ALL_SECTIONS)
   if unknown:
-    raise ValueError(f"unknown benchmark sections {sorted(unknown)}; choose from "
-                     f"{ALL_SECTIONS}")
+    raise ConfigError(
+      f"--sections: unknown benchmark sections {sorted(unknown)}; choose from {ALL_SECTIONS}"
+    )
   report = Report()
   workers = os.cpu_count()
-  total = (3 * len(patch_sizes) * ("pipeline" in sections) + ("memory" in sections)
-           + len(nets) * ("training" in sections) + 4 * ("scale" in sections)
-           + 2 * ("audit" in sections)
-           + (2 * len(net_patches) * len(nets) + 1) * ("accelerator" in sections))
+  total = (
+    3 * len(patch_sizes) * ("pipeline" in sections)
+    + ("memory" in sections)
+    + len(nets) * ("training" in sections)
+    + 4 * ("scale" in sections)
+    + 2 * ("audit" in sections)
+    + (2 * len(net_patches) * len(nets) + 1) * ("accelerator" in sections)
+  )
   paths = sources = None
   if {"pipeline", "training"} & set(sections):
-    photos = (real_photos_lib.list_sources(real_photos_lib.default_root()) if real_photos
-              else None)
+    photos = real_photos_lib.list_sources(real_photos_lib.default_root()) if real_photos else None
     sources = os.path.join(directory, "real_sources") if photos else source_dir(directory)
     paths = make_sources(sources, num_sources, source_size, photos=photos)
   with progress.Progress(total, "benchmark", "measures", stream) as done:
@@ -325,14 +396,25 @@ def run(directory, patch_sizes=(224, 512), nets=("efficientnetb0", "efficientnet
     if "training" in sections:
       _training(report, sources, nets, source_size, train_batch, train_steps, log, done.update)
     if "scale" in sections:
-      benchmark_scale.measure(report, directory, seconds, scale_images, scale_size,
-                              done.update, workers)
+      benchmark_scale.measure(
+        report, directory, seconds, scale_images, scale_size, done.update, workers
+      )
       log(report.text())
     if "audit" in sections:
       _audit(report, directory, seconds, log, done.update)
     if "accelerator" in sections:
-      benchmark_nets.measure(report, directory, nets, net_patches, seconds, done.update,
-                             workers, scale_images, scale_size, rows_log)
+      benchmark_nets.measure(
+        report,
+        directory,
+        nets,
+        net_patches,
+        seconds,
+        done.update,
+        workers,
+        scale_images,
+        scale_size,
+        rows_log,
+      )
       log(report.text())
   return report
 

@@ -27,6 +27,7 @@ def train_rate(net, patch, batch, mixed_precision, seconds=10.0, num_classes=28)
   import keras  # pylint: disable=g-import-not-at-top
 
   from tfjpeg.models import nets  # pylint: disable=g-import-not-at-top
+
   keras.mixed_precision.set_global_policy("mixed_float16" if mixed_precision else "float32")
   try:
     model = nets.build(net, patch, num_classes)
@@ -45,8 +46,18 @@ def train_rate(net, patch, batch, mixed_precision, seconds=10.0, num_classes=28)
     keras.mixed_precision.set_global_policy("float32")
 
 
-def measure(report, directory, nets=PAPER_NETS, patches=(224, 512), seconds=10.0,
-            step=lambda: None, workers=None, num_images=12, size=(2000, 3008), log=print):
+def measure(
+  report,
+  directory,
+  nets=PAPER_NETS,
+  patches=(224, 512),
+  seconds=10.0,
+  step=lambda: None,
+  workers=None,
+  num_images=12,
+  size=(2000, 3008),
+  log=print,
+):
   """Adds (h) and (i) to `report` (a `tfjpeg.bench.benchmark.Report`); `log` gets
   each row as it is measured (minutes apart on an accelerator: compilation)."""
   import os  # pylint: disable=g-import-not-at-top
@@ -54,21 +65,27 @@ def measure(report, directory, nets=PAPER_NETS, patches=(224, 512), seconds=10.0
   import keras  # pylint: disable=g-import-not-at-top
 
   from tfjpeg.bench import scale as benchmark_scale  # pylint: disable=g-import-not-at-top
+
   workers = workers or os.cpu_count()
   backend = keras.backend.backend()
   for net in nets:
     for patch in patches:
       for mixed in (False, True):
         rate = train_rate(net, patch, BATCHES.get(patch, 8), mixed, seconds)
-        report.add(f"(h) {net} {patch} px {'mixed' if mixed else 'float32'} ({backend})",
-                   rate, f"images/s (batch {BATCHES.get(patch, 8)})")
+        report.add(
+          f"(h) {net} {patch} px {'mixed' if mixed else 'float32'} ({backend})",
+          rate,
+          f"images/s (batch {BATCHES.get(patch, 8)})",
+        )
         log("  ".join(str(v) for v in report.rows[-1]))
         step()
   paths = benchmark_scale.make_camera_sources(
-      os.path.join(directory, "camera_sources"), num_images, size)
+    os.path.join(directory, "camera_sources"), num_images, size
+  )
   for patch, count in ((512, 10), (224, 1)):
     rate = benchmark_scale.opencv_rate(paths, "decode", patch, count, seconds, workers)
-    report.add(f"(i) host decode bound, {workers} processes, {count} x {patch} px", rate,
-               "patches/s")
+    report.add(
+      f"(i) host decode bound, {workers} processes, {count} x {patch} px", rate, "patches/s"
+    )
     log("  ".join(str(v) for v in report.rows[-1]))
   step()

@@ -25,6 +25,8 @@ import time
 
 import numpy as np
 
+from tfjpeg import config as config_lib
+
 QUALITIES = (95, 90, 85, 75)  # the sources' own QFs, cycled
 GOALS = {"lattice_cached/opencv_lattice": 2.0, "no_lattice/decode_bound": 0.8}
 
@@ -35,6 +37,7 @@ def make_camera_sources(directory, num_images=12, size=(2000, 3008), seed=0):
   import cv2  # pylint: disable=g-import-not-at-top
 
   from tfjpeg.data import builtin  # pylint: disable=g-import-not-at-top
+
   paths = []
   for index in range(num_images):
     path = os.path.join(directory, f"class{index % 2}", f"camera{index:03d}.jpg")
@@ -56,6 +59,7 @@ def _opencv_worker(args):
   crops) or "codec" (decode, `count` crops, each saved at a QF drawn from
   `qualities` and decoded: bin/benchmark's (a))."""
   import cv2  # pylint: disable=g-import-not-at-top
+
   paths, work, patch, count, seconds, seed, qualities = args
   cv2.setNumThreads(1)
   rng = np.random.default_rng(seed)
@@ -69,7 +73,7 @@ def _opencv_worker(args):
       for _ in range(count):
         y = rng.integers(0, image.shape[0] - patch + 1)
         x = rng.integers(0, image.shape[1] - patch + 1)
-        crop = np.ascontiguousarray(image[y:y + patch, x:x + patch])
+        crop = np.ascontiguousarray(image[y : y + patch, x : x + patch])
         if work == "codec":
           quality = int(rng.choice(qualities))
           _, data = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, quality])
@@ -82,8 +86,11 @@ def opencv_rate(paths, work, patch, count, seconds, workers, qualities=(100,)):
   """Patches per second of `workers` processes doing `work` (`_opencv_worker`)."""
   context = multiprocessing.get_context("spawn")  # no fork after TensorFlow started
   with context.Pool(workers) as pool:
-    return sum(pool.map(_opencv_worker, [(paths, work, patch, count, seconds, s, qualities)
-                                         for s in range(workers)]))
+    return sum(
+      pool.map(
+        _opencv_worker, [(paths, work, patch, count, seconds, s, qualities) for s in range(workers)]
+      )
+    )
 
 
 def patches_per_second(batches, seconds):
@@ -103,21 +110,34 @@ def tfjpeg_rate(directory, patch, count, seconds, lattice_qf=None, cache_root=No
   from tfjpeg.data import lattice  # pylint: disable=g-import-not-at-top
   from tfjpeg.data import tasks  # pylint: disable=g-import-not-at-top
   from tfjpeg.pipeline import input_pipeline  # pylint: disable=g-import-not-at-top
-  task = tasks.get("folder", tasks.TaskOptions(data_dir=directory, patch_size=patch,
-                                               patches_per_image=count, test_fraction=0.0,
-                                               validation_fraction=0.0))
+
+  task = tasks.get(
+    config_lib.TaskConfig(
+      name="folder",
+      data_dir=directory,
+      patch_size=patch,
+      patches_per_image=count,
+      test_fraction=0.0,
+      validation_fraction=0.0,
+    )
+  )
   if cache_root:
     task = lattice.cached_task(task, lattice_qf, root=cache_root, log=lambda line: None)
     lattice_qf = None  # the task delivers lattice images
-  config = input_pipeline.PipelineConfig(patch_size=patch, patches_per_image=count,
-                                         lattice_qf=lattice_qf, train_crop="random",
-                                         batch_size=16, shuffle_buffer=64)
-  return patches_per_second(iter(input_pipeline.train_dataset(task, config, 0).repeat()),
-                            seconds)
+  config = input_pipeline.PipelineConfig.of(
+    patch_size=patch,
+    patches_per_image=count,
+    lattice_qf=lattice_qf,
+    train_crop="random",
+    batch_size=16,
+    shuffle_buffer=64,
+  )
+  return patches_per_second(iter(input_pipeline.train_dataset(task, config, 0).repeat()), seconds)
 
 
-def measure(report, directory, seconds, num_images=12, size=(2000, 3008), step=lambda: None,
-            workers=None):
+def measure(
+  report, directory, seconds, num_images=12, size=(2000, 3008), step=lambda: None, workers=None
+):
   """Adds (e)-(g) to `report` (a `tfjpeg.bench.benchmark.Report`)."""
   workers = workers or os.cpu_count()
   sources = os.path.join(directory, "camera_sources")
@@ -129,11 +149,11 @@ def measure(report, directory, seconds, num_images=12, size=(2000, 3008), step=l
   pipeline = tfjpeg_rate(sources, 512, 10, seconds)
   step()
   report.add(f"(e) decode bound, {workers} processes, {scale}", bound_512, "patches/s (10/decode)")
-  report.add(f"(e) OpenCV decode + 10 crops of 512, {workers} processes", opencv_crops,
-             "patches/s")
+  report.add(f"(e) OpenCV decode + 10 crops of 512, {workers} processes", opencv_crops, "patches/s")
   report.add("(e) tfjpeg pipeline, 10 patches of 512, no lattice", pipeline, "patches/s")
-  report.ratio("(e) no_lattice/decode_bound", pipeline / bound_512, "no_lattice/decode_bound",
-               GOALS)
+  report.ratio(
+    "(e) no_lattice/decode_bound", pipeline / bound_512, "no_lattice/decode_bound", GOALS
+  )
   report.add("(e) no_lattice/opencv_crops", pipeline / opencv_crops, "ratio")
   opencv_lattice = opencv_rate(paths, "lattice", 512, 10, seconds, workers)
   recomputed = tfjpeg_rate(sources, 512, 10, seconds, lattice_qf=100)
@@ -145,8 +165,12 @@ def measure(report, directory, seconds, num_images=12, size=(2000, 3008), step=l
   report.add("(f) tfjpeg pipeline, lattice 100 recomputed", recomputed, "patches/s")
   report.add("(f) tfjpeg pipeline, lattice 100 cached", cached, "patches/s")
   report.add("(f) first use: cache build and timed read", time.perf_counter() - started, "s")
-  report.ratio("(f) lattice_cached/opencv_lattice", cached / opencv_lattice,
-               "lattice_cached/opencv_lattice", GOALS)
+  report.ratio(
+    "(f) lattice_cached/opencv_lattice",
+    cached / opencv_lattice,
+    "lattice_cached/opencv_lattice",
+    GOALS,
+  )
   report.add("(f) lattice_cached/lattice_recomputed", cached / recomputed, "ratio")
   bound_224 = opencv_rate(paths, "decode", 224, 1, seconds, workers)
   opencv_one = opencv_rate(paths, "crops", 224, 1, seconds, workers)

@@ -9,15 +9,28 @@ Every function returns the patch and its (y, x) offset, so analyses can group
 results by offset mod 8. Randomness is stateless (see `tfjpeg.core.seeds`).
 """
 
+from typing import Any
+
 import tensorflow as tf
 
 from tfjpeg.core import seeds
 
+# What the ops take: a tensor, or anything tf.convert_to_tensor takes.
+TensorLike = Any
+Size = int | tuple[int, int]  # a side, or (height, width)
+
+
 MODES = ("aligned", "random", "misaligned")
 
 
-def crop_at(image, size, offset):
-  """Cuts the `size` patch whose top-left corner is `offset` = (y, x)."""
+def crop_at(image: TensorLike, size: Size, offset: TensorLike) -> tf.Tensor:
+  """Cuts the `size` patch whose top-left corner is `offset` = (y, x).
+
+  Examples:
+    >>> image = np.arange(8 * 8 * 3, dtype=np.uint8).reshape(8, 8, 3)
+    >>> tfjpeg.crop_at(image, 4, (2, 3)).shape
+    TensorShape([4, 4, 3])
+  """
   height, width = _pair(size)
   image = tf.convert_to_tensor(image)
   offset = tf.cast(tf.convert_to_tensor(offset), tf.int32)
@@ -25,22 +38,41 @@ def crop_at(image, size, offset):
   with tf.control_dependencies(_assert_fits(tf.shape(image)[:2], size)):
     image_h, image_w = tf.shape(image)[0], tf.shape(image)[1]
     inside = tf.logical_and(
-        tf.reduce_all(offset >= 0),
-        tf.logical_and(offset[0] + height <= image_h, offset[1] + width <= image_w))
-    check = tf.debugging.Assert(inside, [
-        "crop offset (y, x) =", offset, "puts the", height, "x", width,
-        "patch outside the image of shape", tf.shape(image)])
+      tf.reduce_all(offset >= 0),
+      tf.logical_and(offset[0] + height <= image_h, offset[1] + width <= image_w),
+    )
+    check = tf.debugging.Assert(
+      inside,
+      [
+        "crop offset (y, x) =",
+        offset,
+        "puts the",
+        height,
+        "x",
+        width,
+        "patch outside the image of shape",
+        tf.shape(image),
+      ],
+    )
   with tf.control_dependencies([check]):
     patch = tf.slice(image, [offset[0], offset[1], 0], [height, width, -1])
   patch.set_shape([height, width, image.shape[-1]])
   return patch
 
 
-def crop(image, size, mode, grid=8, seed=0):
+def crop(
+  image: TensorLike, size: Size, mode: str, grid: int = 8, seed: TensorLike = 0
+) -> tuple[tf.Tensor, tf.Tensor]:
   """Cuts one `size` patch at a position chosen by `mode` (see `choose_offset`).
 
   Returns:
     (patch, offset) with offset an int32 [y, x] tensor.
+
+  Examples:
+    >>> image = np.zeros((100, 100, 3), np.uint8)
+    >>> patch, offset = tfjpeg.crop(image, 32, "aligned", seed=(0, 7))
+    >>> patch.shape, [int(v) % 8 for v in offset]
+    (TensorShape([32, 32, 3]), [0, 0])
   """
   image = tf.convert_to_tensor(image)
   _assert_fits(image.shape[:2], size)
@@ -48,7 +80,9 @@ def crop(image, size, mode, grid=8, seed=0):
   return crop_at(image, size, offset), offset
 
 
-def choose_offset(image_size, size, mode, grid=8, seed=0):
+def choose_offset(
+  image_size: TensorLike, size: Size, mode: str, grid: int = 8, seed: TensorLike = 0
+) -> tf.Tensor:
   """Where a `size` patch of an image of `image_size` = (height, width) goes.
 
   Modes:
@@ -60,6 +94,11 @@ def choose_offset(image_size, size, mode, grid=8, seed=0):
 
   Only the image's size is needed, so a JPEG's patch can be placed before it
   is decoded. Returns an int32 [y, x] tensor.
+
+  Examples:
+    >>> offset = tfjpeg.choose_offset((480, 640), 64, "misaligned", seed=(0, 3))
+    >>> [int(v) % 8 for v in offset] != [0, 0]
+    True
   """
   if mode not in MODES:
     raise ValueError(f"crop mode must be one of {MODES}, got {mode!r}")
@@ -83,12 +122,14 @@ def _misaligned_offset(margin, grid, seed):
   max_phase = tf.minimum(margin, grid - 1)  # largest feasible phase per axis
   num_x = max_phase[1] + 1
   num_phases = (max_phase[0] + 1) * num_x
-  check = tf.debugging.Assert(num_phases > 1, [
-      "no misaligned crop exists: the image is exactly the patch size"])
+  check = tf.debugging.Assert(
+    num_phases > 1, ["no misaligned crop exists: the image is exactly the patch size"]
+  )
   with tf.control_dependencies([check]):
     # Phase 0 (aligned on both axes) is excluded by drawing from 1.
     index = tf.random.stateless_uniform(
-        [], phase_seed, minval=1, maxval=tf.maximum(num_phases, 2), dtype=tf.int32)
+      [], phase_seed, minval=1, maxval=tf.maximum(num_phases, 2), dtype=tf.int32
+    )
   phase = tf.stack([index // num_x, index % num_x])
   return phase + grid * _uniform_below((margin - phase) // grid + 1, block_seed)
 
@@ -96,8 +137,7 @@ def _misaligned_offset(margin, grid, seed):
 def _uniform_below(bounds, seed):
   """Uniform ints in [0, bounds[i]) for each of the two axes."""
   y_seed, x_seed = seeds.split(seed, 2)
-  draw = lambda n, s: tf.random.stateless_uniform(
-      [], s, minval=0, maxval=n, dtype=tf.int32)
+  draw = lambda n, s: tf.random.stateless_uniform([], s, minval=0, maxval=n, dtype=tf.int32)
   return tf.stack([draw(bounds[0], y_seed), draw(bounds[1], x_seed)])
 
 
@@ -110,15 +150,17 @@ def _assert_fits(image_size, size):
   height, width = _pair(size)
   if isinstance(image_size, tf.TensorShape) or not tf.is_tensor(image_size):
     static_h, static_w = tuple(image_size)[:2]
-    if (static_h is not None and static_h < height) or (
-        static_w is not None and static_w < width):
-      raise ValueError(f"image of {static_h}x{static_w} pixels is smaller than the "
-                       f"{height}x{width} patch")
+    if (static_h is not None and static_h < height) or (static_w is not None and static_w < width):
+      raise ValueError(
+        f"image of {static_h}x{static_w} pixels is smaller than the {height}x{width} patch"
+      )
     return []
-  return [tf.debugging.Assert(
+  return [
+    tf.debugging.Assert(
       tf.logical_and(image_size[0] >= height, image_size[1] >= width),
-      ["image smaller than the patch: image size", image_size,
-       "patch", height, "x", width])]
+      ["image smaller than the patch: image size", image_size, "patch", height, "x", width],
+    )
+  ]
 
 
 def _pair(size):

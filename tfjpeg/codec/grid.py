@@ -17,6 +17,9 @@ images have no grid: their counts are nearly equal and the confidence low, so
 callers should treat estimates below `CONFIDENT` as "no grid found".
 """
 
+import os
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import tensorflow as tf
@@ -24,6 +27,12 @@ import tensorflow as tf
 from tfjpeg.codec import images
 from tfjpeg.codec import jpeg
 from tfjpeg.core import progress
+from tfjpeg.core.errors import MissingError
+
+# What the ops take: a tensor, or anything tf.convert_to_tensor takes.
+TensorLike = Any
+Size = Any  # (height, width)
+
 
 CONFIDENT = 0.05  # below this, treat the image as having no detectable grid
 MAX_SIDE = 512  # the estimate reads at most this central window
@@ -32,7 +41,7 @@ MAX_SIDE = 512  # the estimate reads at most this central window
 def _dct_basis():
   """The 64 orthonormal 8x8 DCT-II basis images, as JPEG scales them, [8, 8, 1, 64]."""
   k = np.arange(8)
-  scale = np.where(k == 0, np.sqrt(1 / 8), np.sqrt(2 / 8))
+  scale = np.asarray(np.where(k == 0, np.sqrt(1 / 8), np.sqrt(2 / 8)))
   cosines = scale[:, None] * np.cos((2 * k[None, :] + 1) * k[:, None] * np.pi / 16)  # [u, x]
   basis = np.einsum("ux,vy->xyuv", cosines, cosines).reshape(8, 8, 1, 64)
   return basis.astype(np.float32)
@@ -57,7 +66,7 @@ def zero_counts(image):
   return tf.reduce_sum(folded, axis=[0, 2])
 
 
-def estimate(image):
+def estimate(image: TensorLike) -> tuple[tf.Tensor, tf.Tensor]:
   """Estimates the grid origin of a decoded image.
 
   Args:
@@ -67,6 +76,13 @@ def estimate(image):
     (origin, confidence): origin an int32 [dy, dx] in 0..7 (the top-left pixel
     of some 8x8 block of the grid is at (dy + 8i, dx + 8j)), confidence a
     float32 in [0, 1].
+
+  Examples:
+    >>> image = np.random.default_rng(0).integers(0, 256, (96, 96, 3), np.uint8)
+    >>> saved = tfjpeg.compress(image, 75)[3:, 5:]  # a crop 3 rows down, 5 columns in
+    >>> origin, confidence = tfjpeg.estimate_grid(saved)
+    >>> [int(v) for v in origin], bool(confidence > 0.5)
+    ([5, 3], True)
   """
   image = tf.convert_to_tensor(image)
   shape = tf.shape(image)
@@ -74,7 +90,7 @@ def estimate(image):
   # keep it a multiple of 8 away from the top-left.
   top = ((tf.maximum(shape[0] - MAX_SIDE, 0) // 2) // 8) * 8
   left = ((tf.maximum(shape[1] - MAX_SIDE, 0) // 2) // 8) * 8
-  window = image[top:top + MAX_SIDE, left:left + MAX_SIDE]
+  window = image[top : top + MAX_SIDE, left : left + MAX_SIDE]
   counts = tf.reshape(zero_counts(window), [64])
   ranked = tf.sort(counts, direction="DESCENDING")
   best = tf.cast(tf.argmax(counts), tf.int32)
@@ -82,12 +98,18 @@ def estimate(image):
   return tf.stack([best // 8, best % 8]), confidence
 
 
-def realign(offset, origin, image_size, size):
+def realign(
+  offset: TensorLike, origin: TensorLike, image_size: TensorLike, size: Size
+) -> tf.Tensor:
   """Moves a crop `offset` by less than 8 pixels onto the grid at `origin`.
 
   Each axis goes to the nearest position p with p = origin (mod 8) that keeps
   the `size` patch inside an image of `image_size`; if none exists on an axis,
   that axis keeps its offset.
+
+  Examples:
+    >>> [int(v) for v in tfjpeg.realign((10, 21), (0, 0), (100, 100), (32, 32))]
+    [8, 24]
   """
   offset, origin = tf.cast(offset, tf.int32), tf.cast(origin, tf.int32)
   limit = tf.cast(image_size, tf.int32)[:2] - tf.constant(size, tf.int32)
@@ -99,22 +121,29 @@ def realign(offset, origin, image_size, size):
   return tf.where(inside(nearer), nearer, tf.where(inside(other), other, offset))
 
 
-def accuracy_on_folder(folder, qualities=(50, 60, 70, 80, 90, 95, 98, 100), crop=256,
-                       chroma="4:2:0", stream=None):
+def accuracy_on_folder(
+  folder, qualities=(50, 60, 70, 80, 90, 95, 98, 100), crop=256, chroma="4:2:0", stream=None
+):
   """`accuracy_table` of every image below `folder` (refused, never resized,
   when smaller than crop + 7), with progress; returns (photo count, table)."""
+  if not os.path.isdir(folder):
+    raise MissingError(f"no photo folder at {folder}")
   photos = {}
   for path in images.list_images(folder):
     images.probe(path, min_size=(crop + 7, crop + 7))
     with open(path, "rb") as handle:
       photos[path] = images.decode(handle.read()).numpy()
-  with progress.Progress(len(photos) * (len(qualities) + 1), "grid estimates",
-                         "photo-QFs", stream) as done:
+  if not photos:
+    raise MissingError(f"{folder} holds no photo")
+  with progress.Progress(
+    len(photos) * (len(qualities) + 1), "grid estimates", "photo-QFs", stream
+  ) as done:
     return len(photos), accuracy_table(photos, qualities, crop, chroma, done.update)
 
 
-def accuracy_table(photos, qualities=(50, 60, 70, 80, 90, 95, 98, 100), crop=256,
-                   chroma="4:2:0", step=None):
+def accuracy_table(
+  photos, qualities=(50, 60, 70, 80, 90, 95, 98, 100), crop=256, chroma="4:2:0", step=None
+):
   """How often `estimate` finds the grid of real photos, by QF, over all 64 offsets.
 
   Each photo is compressed at each QF, then cropped to `crop` x `crop` at every
@@ -139,13 +168,20 @@ def accuracy_table(photos, qualities=(50, 60, 70, 80, 90, 95, 98, 100), crop=256
       compressed = jpeg.compress(photo, quality, chroma) if quality else tf.constant(photo)
       for dy in range(8):
         for dx in range(8):
-          origin, confidence = estimate_fn(compressed[dy:dy + crop, dx:dx + crop])
+          origin, confidence = estimate_fn(compressed[dy : dy + crop, dx : dx + crop])
           correct += tuple(origin.numpy()) == ((-dy) % 8, (-dx) % 8)
           confident += float(confidence) >= CONFIDENT
           confidences.append(float(confidence))
       if step:
         step()
     n = len(confidences)
-    rows.append(dict(qf=quality or "none", crops=n, correct=correct / n,
-                     confident=confident / n, median_confidence=float(np.median(confidences))))
+    rows.append(
+      dict(
+        qf=quality or "none",
+        crops=n,
+        correct=correct / n,
+        confident=confident / n,
+        median_confidence=float(np.median(confidences)),
+      )
+    )
   return pd.DataFrame(rows)

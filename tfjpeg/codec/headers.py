@@ -18,20 +18,117 @@ say it matched none.
 import dataclasses
 import io
 import os
-from typing import Optional
-from typing import Union
 
 import numpy as np
 
 # Annex K of the JPEG standard (ITU T.81): IJG's tables at quality 50, row-major.
-LUMA_BASE = np.array([
-    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55,
-    14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62,
-    18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
-    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99], np.int64)
-CHROMA_BASE = np.array([
-    17, 18, 24, 47, 99, 99, 99, 99, 18, 21, 26, 66, 99, 99, 99, 99,
-    24, 26, 56, 99, 99, 99, 99, 99, 47, 66, 99, 99, 99, 99, 99, 99] + [99] * 32, np.int64)
+LUMA_BASE = np.array(
+  [
+    16,
+    11,
+    10,
+    16,
+    24,
+    40,
+    51,
+    61,
+    12,
+    12,
+    14,
+    19,
+    26,
+    58,
+    60,
+    55,
+    14,
+    13,
+    16,
+    24,
+    40,
+    57,
+    69,
+    56,
+    14,
+    17,
+    22,
+    29,
+    51,
+    87,
+    80,
+    62,
+    18,
+    22,
+    37,
+    56,
+    68,
+    109,
+    103,
+    77,
+    24,
+    35,
+    55,
+    64,
+    81,
+    104,
+    113,
+    92,
+    49,
+    64,
+    78,
+    87,
+    103,
+    121,
+    120,
+    101,
+    72,
+    92,
+    95,
+    98,
+    112,
+    100,
+    103,
+    99,
+  ],
+  np.int64,
+)
+CHROMA_BASE = np.array(
+  [
+    17,
+    18,
+    24,
+    47,
+    99,
+    99,
+    99,
+    99,
+    18,
+    21,
+    26,
+    66,
+    99,
+    99,
+    99,
+    99,
+    24,
+    26,
+    56,
+    99,
+    99,
+    99,
+    99,
+    99,
+    47,
+    66,
+    99,
+    99,
+    99,
+    99,
+    99,
+    99,
+  ]
+  + [99] * 32,
+  np.int64,
+)
 
 QUALITIES = np.arange(1, 101)
 
@@ -75,15 +172,16 @@ def estimate_quality(luma, chroma=None):
 @dataclasses.dataclass(frozen=True)
 class FileHeader:
   """A file's processing attributes, as its header gives them."""
+
   format: str  # jpeg, png, bmp, tiff, webp (lossy), webp-lossless, or unknown
   width: int
   height: int
   bit_depth: int  # bits per sample
   mode: str  # Pillow's colour mode: RGB, L, RGBA, YCbCr, CMYK, ...
-  quality: Optional[int]  # JPEG: IJG quality of the tables (nearest if not exact)
-  quality_exact: Optional[bool]  # JPEG: the tables are IJG's at that quality
+  quality: int | None  # JPEG: IJG quality of the tables (nearest if not exact)
+  quality_exact: bool | None  # JPEG: the tables are IJG's at that quality
   subsampling: str  # JPEG: 4:4:4, 4:2:0, 4:2:2, 4:4:0, 4:1:1, gray; "" otherwise
-  progressive: Optional[bool]  # JPEG: progressive rather than baseline
+  progressive: bool | None  # JPEG: progressive rather than baseline
   exif: bool
   icc: bool
   file_bytes: int  # depends on content: reported, never used to predict a class
@@ -105,8 +203,9 @@ def subsampling_of(layers) -> str:
   ratios = {(h0 // max(1, h), v0 // max(1, v)) for _, h, v, _ in layers[1:3]}
   if len(ratios) != 1:
     return "other"
-  return {(1, 1): "4:4:4", (2, 2): "4:2:0", (2, 1): "4:2:2", (1, 2): "4:4:0",
-          (4, 1): "4:1:1"}.get(ratios.pop(), "other")
+  return {(1, 1): "4:4:4", (2, 2): "4:2:0", (2, 1): "4:2:2", (1, 2): "4:4:0", (4, 1): "4:1:1"}.get(
+    ratios.pop(), "other"
+  )
 
 
 _MODE_BITS = {"1": 1, "I;16": 16, "I;16B": 16, "I;16L": 16, "I": 32, "F": 32}
@@ -116,10 +215,11 @@ _MODE_BITS = {"1": 1, "I;16": 16, "I;16B": 16, "I;16L": 16, "I": 32, "F": 32}
 HEAD_BYTES = 65536
 
 
-def read(source: Union[str, os.PathLike, bytes]) -> FileHeader:
+def read(source: str | os.PathLike | bytes) -> FileHeader:
   """The header of an image file (a path) or of its bytes; raises ValueError
   naming the problem for a file Pillow cannot parse."""
   from PIL import Image  # pylint: disable=g-import-not-at-top
+
   if isinstance(source, (bytes, bytearray)):
     data, size = bytes(source), len(source)
   else:
@@ -161,7 +261,16 @@ def _parse(image_module, data, size):
     elif fmt == "webp" and data[12:16] == b"VP8L":
       fmt = "webp-lossless"
     return FileHeader(
-        format=fmt, width=int(im.size[0]), height=int(im.size[1]), bit_depth=bits,
-        mode=im.mode, quality=quality, quality_exact=exact, subsampling=subsampling,
-        progressive=progressive, exif=bool(info.get("exif")),
-        icc=bool(info.get("icc_profile")), file_bytes=int(size))
+      format=fmt,
+      width=int(im.size[0]),
+      height=int(im.size[1]),
+      bit_depth=bits,
+      mode=im.mode,
+      quality=quality,
+      quality_exact=exact,
+      subsampling=subsampling,
+      progressive=progressive,
+      exif=bool(info.get("exif")),
+      icc=bool(info.get("icc_profile")),
+      file_bytes=int(size),
+    )

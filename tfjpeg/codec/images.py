@@ -30,8 +30,13 @@ from tfjpeg.codec import jpeg
 
 FORMATS = ("jpeg", "png", "bmp", "webp", "tiff")
 EXTENSIONS = {
-    ".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".bmp": "bmp",
-    ".webp": "webp", ".tif": "tiff", ".tiff": "tiff",
+  ".jpg": "jpeg",
+  ".jpeg": "jpeg",
+  ".png": "png",
+  ".bmp": "bmp",
+  ".webp": "webp",
+  ".tif": "tiff",
+  ".tiff": "tiff",
 }
 _ACCEPTED_MODES = {"RGB", "L", "RGBA", "LA", "YCbCr", "RGBX"}
 
@@ -79,6 +84,7 @@ def probe(path, min_size=None, decode_check=True):
       JPEG strictly; off only where the caller decodes it next anyway.
   """
   from PIL import Image  # pylint: disable=g-import-not-at-top
+
   try:
     with open(path, "rb") as f:
       data = f.read()
@@ -88,8 +94,9 @@ def probe(path, min_size=None, decode_check=True):
     raise BadImageError(path, "empty file")
   fmt = sniff_format(data[:16])
   if fmt is None:
-    raise BadImageError(path, "not an image in a supported format "
-                        f"({', '.join(FORMATS)}); first bytes {data[:8]!r}")
+    raise BadImageError(
+      path, f"not an image in a supported format ({', '.join(FORMATS)}); first bytes {data[:8]!r}"
+    )
   if fmt == "jpeg":
     _check_jpeg_complete(path, data)
   elif fmt == "png":
@@ -97,8 +104,9 @@ def probe(path, min_size=None, decode_check=True):
   if fmt == "tiff":
     bits = _tiff_bits(path, data)
     if bits > 8:
-      raise BadImageError(path, f"{bits}-bit TIFF refused: convert it to 8 bits "
-                          "yourself if that is intended")
+      raise BadImageError(
+        path, f"{bits}-bit TIFF refused: convert it to 8 bits yourself if that is intended"
+      )
   try:
     with Image.open(io.BytesIO(data)) as im:
       mode, (width, height) = im.mode, im.size
@@ -107,14 +115,21 @@ def probe(path, min_size=None, decode_check=True):
   except Exception as e:  # PIL raises many types for broken files
     raise BadImageError(path, f"broken {fmt.upper()} ({e})") from e
   if mode == "CMYK":
-    raise BadImageError(path, "CMYK JPEG refused: converting it to RGB would "
-                        "alter every pixel; convert it yourself if intended")
+    raise BadImageError(
+      path,
+      "CMYK JPEG refused: converting it to RGB would "
+      "alter every pixel; convert it yourself if intended",
+    )
   if mode not in _ACCEPTED_MODES:
-    raise BadImageError(path, f"unsupported colour mode {mode!r} (RGB, "
-                        "grayscale, and RGB or gray with alpha are accepted)")
+    raise BadImageError(
+      path,
+      f"unsupported colour mode {mode!r} (RGB, grayscale, and RGB or gray with alpha are accepted)",
+    )
   if min_size is not None and (height < min_size[0] or width < min_size[1]):
-    raise BadImageError(path, f"image of {height}x{width} pixels is smaller "
-                        f"than the {min_size[0]}x{min_size[1]} patch")
+    raise BadImageError(
+      path,
+      f"image of {height}x{width} pixels is smaller than the {min_size[0]}x{min_size[1]} patch",
+    )
   if decode_check:
     if fmt == "jpeg":
       _check_jpeg_strictly(path, data)
@@ -139,6 +154,7 @@ def _check_jpeg_strictly(path, data):
   strict decode but passes a lenient one is corrupt. One that neither reads
   (an unusual layout) is left to the pipeline's decoder."""
   import simplejpeg  # pylint: disable=g-import-not-at-top
+
   # Only the verdict is used; these pixels are discarded (never the pipeline's).
   try:
     simplejpeg.decode_jpeg(data, strict=True)
@@ -148,8 +164,9 @@ def _check_jpeg_strictly(path, data):
       simplejpeg.decode_jpeg(data, strict=False)
     except ValueError:
       return
-    raise BadImageError(path, f"corrupt JPEG data ({strict}): a decoder would make up "
-                        "the missing pixels") from strict
+    raise BadImageError(
+      path, f"corrupt JPEG data ({strict}): a decoder would make up the missing pixels"
+    ) from strict
 
 
 def _check_jpeg_complete(path, data):
@@ -159,16 +176,18 @@ def _check_jpeg_complete(path, data):
   if last_scan < 0:
     raise BadImageError(path, "JPEG without image data (no start-of-scan marker)")
   if data.find(b"\xff\xd9", last_scan) < 0:
-    raise BadImageError(path, "truncated JPEG (no end-of-image marker after "
-                        "the last scan)")
+    raise BadImageError(path, "truncated JPEG (no end-of-image marker after the last scan)")
 
 
 def _check_png(path, data):
   bit_depth, colour_type = data[24], data[25]
   if bit_depth > 8:
-    raise BadImageError(path, f"{bit_depth}-bit PNG refused: reducing it to 8 "
-                        "bits is processing nobody asked for; convert it "
-                        "yourself if that is intended")
+    raise BadImageError(
+      path,
+      f"{bit_depth}-bit PNG refused: reducing it to 8 "
+      "bits is processing nobody asked for; convert it "
+      "yourself if that is intended",
+    )
   if colour_type == 3:
     raise BadImageError(path, "palette PNG refused (not a photograph)")
   if b"IEND" not in data[-16:]:
@@ -178,15 +197,17 @@ def _check_png(path, data):
 def _tiff_bits(path, data):
   """Bits per sample of a TIFF, from its header (PIL), or OpenCV's decode."""
   from PIL import Image  # pylint: disable=g-import-not-at-top
+
   try:
     with Image.open(io.BytesIO(data)) as im:
       bits = im.tag_v2.get(258, (8,))
     return max(bits) if isinstance(bits, tuple) else int(bits)
   except Exception:  # pylint: disable=broad-except
     import cv2  # pylint: disable=g-import-not-at-top
+
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None:
-      raise BadImageError(path, "broken TIFF (neither PIL nor OpenCV reads it)")
+      raise BadImageError(path, "broken TIFF (neither PIL nor OpenCV reads it)") from None
     return image.dtype.itemsize * 8
 
 
@@ -211,8 +232,9 @@ def decode(data):
 # The probe's decode, traced once: eager dispatch cost ten times the decode of
 # a small image. Traced under a lock: probing threads that all made the first
 # call would each trace it.
-_decode_shape = tf.function(lambda data: tf.shape(decode(data)),
-                            input_signature=[tf.TensorSpec([], tf.string)])
+_decode_shape = tf.function(
+  lambda data: tf.shape(decode(data)), input_signature=[tf.TensorSpec([], tf.string)]
+)
 _trace_lock = threading.Lock()
 
 
@@ -228,16 +250,18 @@ def decode_native(data):
   Pure graph ops, so it can live in an exported SavedModel.
   """
   image = tf.cond(
-      tf.io.is_jpeg(data),
-      lambda: jpeg.decode(data, channels=3),
-      # Never JPEG here (is_jpeg above), so TF's fast IDCT can't be reached.
-      lambda: tf.io.decode_image(data, channels=3, expand_animations=False))
+    tf.io.is_jpeg(data),
+    lambda: jpeg.decode(data, channels=3),
+    # Never JPEG here (is_jpeg above), so TF's fast IDCT can't be reached.
+    lambda: tf.io.decode_image(data, channels=3, expand_animations=False),
+  )
   return tf.ensure_shape(image, [None, None, 3])
 
 
 def _decode_tiff_numpy(data):
   # PIL, not OpenCV: OpenCV's libtiff path premultiplies alpha into RGB.
   from PIL import Image  # pylint: disable=g-import-not-at-top
+
   if isinstance(data, np.ndarray):  # eagerly, a 0-d object array holds the bytes
     data = data.item()
   with Image.open(io.BytesIO(data)) as im:

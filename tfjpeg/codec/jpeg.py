@@ -10,9 +10,16 @@ decode with the fast integer IDCT, which moves pixels by up to 9 levels at
 QF 99-100. Forensic traces live in exactly those levels.
 """
 
+from collections.abc import Sequence
+from typing import Any
+
 import tensorflow as tf
 
 from tfjpeg.core import seeds
+
+# What the ops take: a tensor, or anything tf.convert_to_tensor takes.
+TensorLike = Any
+
 
 CHROMA_MODES = ("4:2:0", "4:4:4")
 QUALITY_RANGE = (1, 100)
@@ -24,7 +31,7 @@ def grid_period(chroma):
   return 16 if chroma == "4:2:0" else 8
 
 
-def decode(data, channels=3):
+def decode(data: TensorLike, channels: int = 3) -> tf.Tensor:
   """Decodes JPEG bytes exactly as libjpeg's accurate IDCT does (uint8 HxWxC)."""
   return tf.io.decode_jpeg(data, channels=channels, dct_method="INTEGER_ACCURATE")
 
@@ -36,11 +43,19 @@ def decode(data, channels=3):
 WINDOW_MARGIN = 16
 
 
-def decode_crop(data, offset, size, channels=3):
+def decode_crop(
+  data: TensorLike, offset: TensorLike, size: Sequence[int], channels: int = 3
+) -> tf.Tensor:
   """Exactly `decode(data)[y:y + h, x:x + w]`, decoding only a window around it.
 
   Much cheaper than a full decode of a large photo; tested pixel-equal to it.
   `offset` is (y, x); `size` is (h, w) with Python ints.
+
+  Examples:
+    >>> data = tfjpeg.encode(np.full((64, 96, 3), 128, np.uint8), 90)
+    >>> patch = tfjpeg.decode_crop(data, (16, 24), (32, 32))
+    >>> bool(tf.reduce_all(patch == tfjpeg.decode(data)[16:48, 24:56]))
+    True
   """
   height, width = size
   shape = tf.image.extract_jpeg_shape(data)
@@ -50,10 +65,14 @@ def decode_crop(data, offset, size, channels=3):
   bottom = tf.minimum(offset[0] + height + WINDOW_MARGIN, shape[0])
   right = tf.minimum(offset[1] + width + WINDOW_MARGIN, shape[1])
   window = tf.io.decode_and_crop_jpeg(
-      data, tf.stack([top, left, bottom - top, right - left]), channels=channels,
-      dct_method="INTEGER_ACCURATE")
-  patch = window[offset[0] - top:offset[0] - top + height,
-                 offset[1] - left:offset[1] - left + width]
+    data,
+    tf.stack([top, left, bottom - top, right - left]),
+    channels=channels,
+    dct_method="INTEGER_ACCURATE",
+  )
+  patch = window[
+    offset[0] - top : offset[0] - top + height, offset[1] - left : offset[1] - left + width
+  ]
   patch.set_shape([height, width, channels])
   return patch
 
@@ -86,17 +105,23 @@ def windowed_decode_pays(image_size, offsets, size):
   height, width = (tf.cast(v, tf.float32) for v in (image_size[0], image_size[1]))
   bottoms = tf.minimum(tf.cast(offsets[:, 0] + size[0] + WINDOW_MARGIN, tf.float32), height)
   window_pixels = float((size[0] + 2 * WINDOW_MARGIN) * (size[1] + 2 * WINDOW_MARGIN))
-  windowed = tf.reduce_sum(ENTROPY_SHARE * width * bottoms + PIXEL_SHARE * window_pixels
-                           + WINDOW_OVERHEAD)
+  windowed = tf.reduce_sum(
+    ENTROPY_SHARE * width * bottoms + PIXEL_SHARE * window_pixels + WINDOW_OVERHEAD
+  )
   return windowed < height * width
 
 
-def encode(image, quality, chroma="4:2:0"):
+def encode(image: TensorLike, quality: TensorLike, chroma: str = "4:2:0") -> tf.Tensor:
   """Baseline JPEG encoding of a uint8 HxWx3 image; returns a scalar string.
 
   `quality` is a Python int or a scalar integer tensor in 1..100 (a tensor lets
   every example of a `Dataset.map` draw its own QF). `chroma` is "4:2:0" (the
   default of TF, OpenCV and PIL) or "4:4:4".
+
+  Examples:
+    >>> data = tfjpeg.encode(np.zeros((16, 16, 3), np.uint8), 75)
+    >>> tfjpeg.decode(data).shape
+    TensorShape([16, 16, 3])
   """
   _check_chroma(chroma)
   image = _check_image(image)
@@ -106,25 +131,34 @@ def encode(image, quality, chroma="4:2:0"):
     return tf.io.encode_jpeg(image, quality=quality, chroma_downsampling=subsample)
   quality = tf.cast(quality, tf.int32)
   lo, hi = QUALITY_RANGE
-  with tf.control_dependencies([
+  with tf.control_dependencies(
+    [
       tf.debugging.assert_rank(quality, 0, message="JPEG quality must be a scalar"),
       tf.debugging.assert_greater_equal(quality, lo, message="JPEG quality must be >= 1"),
       tf.debugging.assert_less_equal(quality, hi, message="JPEG quality must be <= 100"),
-  ]):
+    ]
+  ):
     quality = tf.identity(quality)
   if subsample:
     # The only encode op that takes its quality as a tensor; it always subsamples.
     return tf.raw_ops.EncodeJpegVariableQuality(images=image, quality=quality)
   # `encode_jpeg` takes quality as a graph attribute: one branch per QF.
   branches = [
-      (lambda q=q: tf.io.encode_jpeg(image, quality=q, chroma_downsampling=False))
-      for q in range(lo, hi + 1)
+    (lambda q=q: tf.io.encode_jpeg(image, quality=q, chroma_downsampling=False))
+    for q in range(lo, hi + 1)
   ]
   return tf.switch_case(quality - lo, branches)
 
 
-def compress(image, quality, chroma="4:2:0"):
-  """JPEG-compresses `image` and decodes it back: uint8 HxWx3 of the same shape."""
+def compress(image: TensorLike, quality: TensorLike, chroma: str = "4:2:0") -> tf.Tensor:
+  """JPEG-compresses `image` and decodes it back: uint8 HxWx3 of the same shape.
+
+  Examples:
+    >>> image = np.random.default_rng(0).integers(0, 256, (32, 32, 3), np.uint8)
+    >>> saved = tfjpeg.compress(image, 50)
+    >>> saved.dtype.name, saved.shape == image.shape
+    ('uint8', True)
+  """
   image = _check_image(image)
   out = decode(encode(image, quality, chroma))
   out.set_shape(image.shape)
@@ -144,8 +178,7 @@ def draw_quality(qualities, probability, seed):
     raise ValueError(f"probability must be in [0, 1], got {probability}")
   coin_seed, pick_seed = seeds.split(seed, 2)
   apply = tf.random.stateless_uniform([], coin_seed) < probability
-  pick = tf.random.stateless_uniform(
-      [], pick_seed, minval=0, maxval=len(qualities), dtype=tf.int32)
+  pick = tf.random.stateless_uniform([], pick_seed, minval=0, maxval=len(qualities), dtype=tf.int32)
   quality = tf.gather(tf.constant(qualities, tf.int32), pick)
   return tf.where(apply, quality, 0)
 
@@ -156,7 +189,13 @@ def compress_if(image, quality, chroma="4:2:0"):
   return tf.cond(quality > 0, lambda: compress(image, quality, chroma), lambda: image)
 
 
-def random_compress(image, qualities, probability, seed, chroma="4:2:0"):
+def random_compress(
+  image: TensorLike,
+  qualities: Sequence[int],
+  probability: TensorLike,
+  seed: TensorLike,
+  chroma: str = "4:2:0",
+) -> tuple[tf.Tensor, tf.Tensor]:
   """The paper's augmentation: with `probability`, compress at a QF drawn from `qualities`.
 
   Args:
@@ -170,6 +209,12 @@ def random_compress(image, qualities, probability, seed, chroma="4:2:0"):
   Returns:
     (image, quality): the possibly compressed image and the int32 QF used, 0
     where the image was left untouched.
+
+  Examples:
+    >>> image = np.zeros((32, 32, 3), np.uint8)
+    >>> _, quality = tfjpeg.random_compress(image, [50, 70], 1.0, seed=(0, 1))
+    >>> int(quality) in (50, 70)
+    True
   """
   quality = draw_quality(qualities, probability, seed)
   return compress_if(image, quality, chroma), quality

@@ -44,12 +44,18 @@ def bootstrap_interval(labels, predictions, image_ids, level=0.95, resamples=100
   """The `level` percentile interval of patch-level balanced accuracy when
   test images (all patches of each) are resampled with replacement within
   their class. Returns (low, high); NaN without test images."""
-  frame = pd.DataFrame(dict(image=np.asarray(image_ids), label=np.asarray(labels),
-                            correct=np.asarray(predictions) == np.asarray(labels)))
+  frame = pd.DataFrame(
+    dict(
+      image=np.asarray(image_ids),
+      label=np.asarray(labels),
+      correct=np.asarray(predictions) == np.asarray(labels),
+    )
+  )
   if frame.empty:
     return float("nan"), float("nan")
-  per_image = frame.groupby("image").agg(label=("label", "first"), correct=("correct", "sum"),
-                                         patches=("correct", "size"))
+  per_image = frame.groupby("image").agg(
+    label=("label", "first"), correct=("correct", "sum"), patches=("correct", "size")
+  )
   rng = np.random.default_rng(seed)
   recalls = []
   for _, rows in per_image.groupby("label"):
@@ -84,8 +90,9 @@ def two_class_scores(labels, probabilities):
   if probabilities.ndim != 2 or probabilities.shape[1] != 2:
     return dict(roc_auc=float("nan"), average_precision=float("nan"))
   positive, scores = np.asarray(labels) == 1, probabilities[:, 1]
-  return dict(roc_auc=roc_auc(positive, scores),
-              average_precision=average_precision(positive, scores))
+  return dict(
+    roc_auc=roc_auc(positive, scores), average_precision=average_precision(positive, scores)
+  )
 
 
 def confusion_matrix(labels, predictions, num_classes):
@@ -102,13 +109,15 @@ def condition_metrics(probabilities, labels, image_ids):
   image_predictions = per_image.drop(columns="label").to_numpy().argmax(-1)
   low, high = bootstrap_interval(labels, predictions, image_ids)
   return dict(
-      balanced_accuracy=balanced_accuracy(labels, predictions),
-      balanced_accuracy_low=low, balanced_accuracy_high=high,
-      accuracy=float(np.mean(predictions == labels)) if len(labels) else float("nan"),
-      n_images=int(len(per_image)), n_patches=int(len(labels)),
-      image_balanced_accuracy=balanced_accuracy(per_image["label"].astype(int),
-                                                image_predictions),
-      **two_class_scores(labels, probabilities))
+    balanced_accuracy=balanced_accuracy(labels, predictions),
+    balanced_accuracy_low=low,
+    balanced_accuracy_high=high,
+    accuracy=float(np.mean(predictions == labels)) if len(labels) else float("nan"),
+    n_images=int(len(per_image)),
+    n_patches=int(len(labels)),
+    image_balanced_accuracy=balanced_accuracy(per_image["label"].astype(int), image_predictions),
+    **two_class_scores(labels, probabilities),
+  )
 
 
 def phase_table(probabilities, labels, phases):
@@ -120,10 +129,16 @@ def phase_table(probabilities, labels, phases):
   rows = []
   for dy, dx in sorted({tuple(p) for p in phases.tolist()}):
     mask = (phases[:, 0] == dy) & (phases[:, 1] == dx)
-    rows.append(dict(dy=dy, dx=dx,
-                     balanced_accuracy=balanced_accuracy(labels[mask], predictions[mask]),
-                     accuracy=float(np.mean(predictions[mask] == labels[mask])),
-                     score=float(np.mean(scores[mask])), n_patches=int(mask.sum())))
+    rows.append(
+      dict(
+        dy=dy,
+        dx=dx,
+        balanced_accuracy=balanced_accuracy(labels[mask], predictions[mask]),
+        accuracy=float(np.mean(predictions[mask] == labels[mask])),
+        score=float(np.mean(scores[mask])),
+        n_patches=int(mask.sum()),
+      )
+    )
   return pd.DataFrame(rows)
 
 
@@ -151,10 +166,16 @@ def displacement_curve(table):
   for direction, (ky, kx) in DIRECTIONS.items():
     for shift in range(period + 1):
       row = indexed.loc[(ky * shift, kx * shift)]
-      rows.append(dict(direction=direction, shift=shift,
-                       balanced_accuracy=row["balanced_accuracy"], score=row["score"],
-                       score_change=row["score"] - origin["score"],
-                       accuracy_change=row["balanced_accuracy"] - origin["balanced_accuracy"]))
+      rows.append(
+        dict(
+          direction=direction,
+          shift=shift,
+          balanced_accuracy=row["balanced_accuracy"],
+          score=row["score"],
+          score_change=row["score"] - origin["score"],
+          accuracy_change=row["balanced_accuracy"] - origin["balanced_accuracy"],
+        )
+      )
   return pd.DataFrame(rows)
 
 
@@ -180,10 +201,12 @@ def offset_summary(table):
   dy, dx = np.meshgrid(np.arange(period), np.arange(period), indexing="ij")
   on_blocks = (dy % 8 == 0) & (dx % 8 == 0)
   block_only = on_blocks & ((dy > 0) | (dx > 0))
-  return dict(period=period, aligned=float(grid[0, 0]),
-              block_aligned_only=float(np.mean(grid[block_only])) if block_only.any()
-              else float("nan"),
-              misaligned_mean=float(np.nanmean(grid[~on_blocks])),
-              misaligned_min=float(np.nanmin(grid[~on_blocks])),
-              all_phases_mean=float(np.nanmean(grid)),
-              asd_percent=average_score_drop(displacement_curve(table)))
+  return dict(
+    period=period,
+    aligned=float(grid[0, 0]),
+    block_aligned_only=float(np.mean(grid[block_only])) if block_only.any() else float("nan"),
+    misaligned_mean=float(np.nanmean(grid[~on_blocks])),
+    misaligned_min=float(np.nanmin(grid[~on_blocks])),
+    all_phases_mean=float(np.nanmean(grid)),
+    asd_percent=average_score_drop(displacement_curve(table)),
+  )

@@ -14,16 +14,21 @@ img { max-width: 100%; }"""
 def head(title: str) -> str:
   """The page's start up to its verdict: doctype, style, the title as a heading."""
   title = html.escape(title)
-  return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}'
-          f"</title>\n<style>\n{STYLE}\n</style></head><body>\n<h1>{title}</h1>\n")
+  return (
+    f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}'
+    f"</title>\n<style>\n{STYLE}\n</style></head><body>\n<h1>{title}</h1>\n"
+  )
 
 
 def verdict(lines) -> str:
   """Findings in plain words, as the page's first list."""
-  return '<ul class="verdict">' + "".join(f"<li>{html.escape(l)}</li>" for l in lines) + "</ul>"
+  return (
+    '<ul class="verdict">' + "".join(f"<li>{html.escape(line)}</li>" for line in lines) + "</ul>"
+  )
 
 
 def table(frame, digits: str = "{:.3f}") -> str:
   """A DataFrame as a numbers table, floats printed by `digits`."""
-  return frame.to_html(index=False, float_format=digits.format, na_rep="", border=0,
-                       classes="numbers")
+  return frame.to_html(
+    index=False, float_format=digits.format, na_rep="", border=0, classes="numbers"
+  )

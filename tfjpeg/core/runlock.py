@@ -18,13 +18,14 @@ import json
 import os
 import socket
 import time
-from typing import Iterator
-from typing import Optional
+from collections.abc import Iterator
+
+from tfjpeg.core.errors import UserError
 
 LOCK_NAME = ".lock"
 
 
-class RunLockedError(RuntimeError):
+class RunLockedError(UserError, RuntimeError):
   """Another process holds the run directory; the message says who and what to do."""
 
 
@@ -53,7 +54,7 @@ def _alive(pid: int) -> bool:
   return True
 
 
-def holder(directory) -> Optional[Holder]:
+def holder(directory) -> Holder | None:
   """Who holds `directory` now, or None (no lock, or one left by a dead
   process on this host)."""
   path = os.path.join(directory, LOCK_NAME)
@@ -84,10 +85,14 @@ def _duration(seconds: float) -> str:
 def refusal(directory, found: Holder) -> str:
   """The one line a second writer gets."""
   if found.host == socket.gethostname():
-    return (f"{directory} is being written by {found.describe()}: wait for it to end "
-            "(or stop it), then run the same command again to resume")
-  return (f"{directory} is held by {found.describe()} ({_duration(found.age)} ago), which "
-          "cannot be checked from here: if that process is gone, run again with --break_lock")
+    return (
+      f"{directory} is being written by {found.describe()}: wait for it to end "
+      "(or stop it), then run the same command again to resume"
+    )
+  return (
+    f"{directory} is held by {found.describe()} ({_duration(found.age)} ago), which "
+    "cannot be checked from here: if that process is gone, run again with --break_lock"
+  )
 
 
 @contextlib.contextmanager
@@ -106,7 +111,7 @@ def hold(directory, break_lock: bool = False) -> Iterator[Holder]:
     except FileExistsError:
       found = holder(directory)
       if found is not None and found.pid == me.pid and found.host == me.host:
-        raise RunLockedError(f"{directory} is already held by this process")
+        raise RunLockedError(f"{directory} is already held by this process") from None
       if found is not None and not break_lock:
         raise RunLockedError(refusal(directory, found)) from None
       # A dead holder's lock, or one the user breaks: move it aside atomically,
@@ -119,8 +124,9 @@ def hold(directory, break_lock: bool = False) -> Iterator[Holder]:
       json.dump(dataclasses.asdict(me), f)
     break
   else:
-    raise RunLockedError(f"{directory}: could not take its lock (other processes keep taking "
-                         "it); try again")
+    raise RunLockedError(
+      f"{directory}: could not take its lock (other processes keep taking it); try again"
+    )
   try:
     yield me
   finally:

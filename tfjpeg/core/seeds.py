@@ -31,5 +31,4 @@ def to_int(seed):
 
 def for_example(seed, index):
   """Seed for example `index` of a dataset seeded with `seed` (pure function)."""
-  return tf.random.experimental.stateless_fold_in(
-      as_seed(seed), tf.cast(index, tf.int64))
+  return tf.random.experimental.stateless_fold_in(as_seed(seed), tf.cast(index, tf.int64))

@@ -34,13 +34,16 @@ import shlex
 import sys
 import time
 import warnings
-from typing import Optional
+from typing import IO
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from sklearn import model_selection
 from sklearn import tree
 
+if TYPE_CHECKING:
+  from tfjpeg.data import tasks as tasks_lib
 from tfjpeg.codec import headers
 from tfjpeg.core import metrics
 from tfjpeg.core import pages
@@ -48,21 +51,46 @@ from tfjpeg.core import progress
 from tfjpeg.data import manifest
 
 # The processing attributes the classifier sees, in the order tables show them.
-ATTRIBUTES = ("format", "quality", "quality_exact", "subsampling", "progressive", "width",
-              "height", "megapixels", "bit_depth", "mode", "exif", "icc")
+ATTRIBUTES = (
+  "format",
+  "quality",
+  "quality_exact",
+  "subsampling",
+  "progressive",
+  "width",
+  "height",
+  "megapixels",
+  "bit_depth",
+  "mode",
+  "exif",
+  "icc",
+)
 CATEGORICAL = ("format", "subsampling", "mode")
 JPEG_ONLY = ("quality", "quality_exact", "subsampling", "progressive")
 # Figures that depend on the picture as well as its processing: reported, never predictors.
 CONTENT_FIGURES = ("file_bytes", "bits_per_pixel")
 ATTRIBUTE_NAMES = {
-    "format": "the file format", "quality": "the JPEG quality",
-    "quality_exact": "whether the JPEG tables are IJG's", "subsampling": "the chroma subsampling",
-    "progressive": "progressive JPEG coding", "width": "the image width",
-    "height": "the image height", "megapixels": "the image size", "bit_depth": "the bit depth",
-    "mode": "the colour mode", "exif": "the presence of EXIF", "icc": "the presence of an ICC "
-    "profile"}
-FORMAT_NAMES = {"jpeg": "JPEG", "png": "PNG", "bmp": "BMP", "tiff": "TIFF", "webp": "lossy WebP",
-                "webp-lossless": "lossless WebP"}
+  "format": "the file format",
+  "quality": "the JPEG quality",
+  "quality_exact": "whether the JPEG tables are IJG's",
+  "subsampling": "the chroma subsampling",
+  "progressive": "progressive JPEG coding",
+  "width": "the image width",
+  "height": "the image height",
+  "megapixels": "the image size",
+  "bit_depth": "the bit depth",
+  "mode": "the colour mode",
+  "exif": "the presence of EXIF",
+  "icc": "the presence of an ICC profile",
+}
+FORMAT_NAMES = {
+  "jpeg": "JPEG",
+  "png": "PNG",
+  "bmp": "BMP",
+  "tiff": "TIFF",
+  "webp": "lossy WebP",
+  "webp-lossless": "lossless WebP",
+}
 LOSSLESS_LEVEL = 101  # a lossless file's place on the quality scale: above QF 100
 FOLDS = 5
 MAX_POOL = 100  # QF pools handed to the pipeline: at most this many quantiles
@@ -80,8 +108,11 @@ def _header_row(source):
   except (OSError, ValueError) as e:
     return dict(problem=str(e))
   row = dataclasses.asdict(header)
-  row.update(megapixels=header.megapixels, problem="",
-             bits_per_pixel=8 * header.file_bytes / max(1, header.width * header.height))
+  row.update(
+    megapixels=header.megapixels,
+    problem="",
+    bits_per_pixel=8 * header.file_bytes / max(1, header.width * header.height),
+  )
   return row
 
 
@@ -92,20 +123,20 @@ def read_headers(files: pd.DataFrame, workers: int = 8, stream=None) -> pd.DataF
   sources = files["source"].tolist()
   rows = [None] * len(sources)
   chunk = 256
-  with concurrent.futures.ThreadPoolExecutor(workers) as pool, progress.Progress(
-      len(sources), "reading file headers", "files", stream) as bar:
+  with (
+    concurrent.futures.ThreadPoolExecutor(workers) as pool,
+    progress.Progress(len(sources), "reading file headers", "files", stream) as bar,
+  ):
     for start in range(0, len(sources), chunk):
-      part = sources[start:start + chunk]
-      rows[start:start + len(part)] = list(pool.map(_header_row, part))
+      part = sources[start : start + chunk]
+      rows[start : start + len(part)] = list(pool.map(_header_row, part))
       bar.update(len(part))
   table = pd.DataFrame(rows, index=files.index)
   for column in ATTRIBUTES + CONTENT_FIGURES:
     if column not in table:
       table[column] = np.nan
-  out = files.drop(columns="source").join(table[list(ATTRIBUTES + CONTENT_FIGURES)
-                                                 + ["problem"]])
-  out.insert(0, "file", [s if isinstance(s, str) else g for s, g in
-                         zip(sources, files["group"])])
+  out = files.drop(columns="source").join(table[list(ATTRIBUTES + CONTENT_FIGURES) + ["problem"]])
+  out.insert(0, "file", [s if isinstance(s, str) else g for s, g in zip(sources, files["group"])])
   return out
 
 
@@ -114,17 +145,27 @@ def files_of(task) -> pd.DataFrame:
   for a TFDS task each stored file's header, read from its bytes as they stream
   past split by split (the bytes are not kept)."""
   if task.files is not None:
-    return pd.DataFrame(dict(source=task.files["path"].astype(str),
-                             class_name=task.files["class_name"], split=task.files["split"],
-                             group=task.files["source"].astype(str))).reset_index(drop=True)
+    return pd.DataFrame(
+      dict(
+        source=task.files["path"].astype(str),
+        class_name=task.files["class_name"],
+        split=task.files["split"],
+        group=task.files["source"].astype(str),
+      )
+    ).reset_index(drop=True)
   rows = []
   for split in ("train", "validation", "test"):
     if not task.num_images.get(split):
       continue
     for element in task.images(split):
-      rows.append(dict(source=_Parsed(_header_row(element["encoded"].numpy())),
-                       class_name=task.class_names[int(element["label"])], split=split,
-                       group=element["image_id"].numpy().decode()))
+      rows.append(
+        dict(
+          source=_Parsed(_header_row(element["encoded"].numpy())),
+          class_name=task.class_names[int(element["label"])],
+          split=split,
+          group=element["image_id"].numpy().decode(),
+        )
+      )
   return pd.DataFrame(rows, columns=["source", "class_name", "split", "group"])
 
 
@@ -134,9 +175,13 @@ def folder_files(root) -> pd.DataFrame:
   extension (versions of one source in several classes share a fold, as they
   share a split in a manifest)."""
   entries = manifest.class_folder_entries(root)
-  return pd.DataFrame([dict(source=path, class_name=name, split="all", group=source)
-                       for path, _, name, source in entries],
-                      columns=["source", "class_name", "split", "group"])
+  return pd.DataFrame(
+    [
+      dict(source=path, class_name=name, split="all", group=source)
+      for path, _, name, source in entries
+    ],
+    columns=["source", "class_name", "split", "group"],
+  )
 
 
 def features(table: pd.DataFrame, attributes=ATTRIBUTES) -> pd.DataFrame:
@@ -162,8 +207,9 @@ def _cross_validated(x, labels, groups, folds, seed):
   with warnings.catch_warnings():  # classes with fewer groups than folds
     warnings.simplefilter("ignore", UserWarning)
     for train, test in splitter.split(x, labels, groups):
-      model = tree.DecisionTreeClassifier(max_depth=6, min_samples_leaf=5,
-                                          class_weight="balanced", random_state=seed)
+      model = tree.DecisionTreeClassifier(
+        max_depth=6, min_samples_leaf=5, class_weight="balanced", random_state=seed
+      )
       model.fit(x[train], labels[train])
       predictions[test] = model.predict(x[test])
   return predictions
@@ -194,14 +240,17 @@ def leak(table: pd.DataFrame, seed: int = 0) -> tuple:
     predicted = _cross_validated(x, labels, groups, folds, seed)
     # Resampled by source within each class: one source's files are not independent.
     low, high = metrics.bootstrap_interval(labels, predicted, units, seed=seed)
-    return dict(balanced_accuracy=metrics.balanced_accuracy(labels, predicted), low=low,
-                high=high)
+    return dict(balanced_accuracy=metrics.balanced_accuracy(labels, predicted), low=low, high=high)
 
-  overall = dict(score(ATTRIBUTES), chance=chance, folds=folds, n_files=len(usable),
-                 classes=classes)
+  overall = dict(
+    score(ATTRIBUTES), chance=chance, folds=folds, n_files=len(usable), classes=classes
+  )
   rows = [dict(attribute=a, **score((a,))) for a in ATTRIBUTES]
-  per_attribute = pd.DataFrame(rows).sort_values("balanced_accuracy", ascending=False,
-                                                 kind="stable").reset_index(drop=True)
+  per_attribute = (
+    pd.DataFrame(rows)
+    .sort_values("balanced_accuracy", ascending=False, kind="stable")
+    .reset_index(drop=True)
+  )
   return overall, per_attribute
 
 
@@ -211,11 +260,28 @@ def leaks(overall: dict) -> bool:
 
 
 BY_CLASS_COLUMNS = (
-    "split", "class_name", "n_files", "n_unreadable", "formats", "jpeg_share",
-    "quality_median", "quality_min", "quality_max", "quality_not_ijg_share", "subsampling",
-    "progressive_share", "width_median", "height_median", "megapixels_median", "bit_depths",
-    "modes", "exif_share", "icc_share", "content_file_bytes_median",
-    "content_bits_per_pixel_median")
+  "split",
+  "class_name",
+  "n_files",
+  "n_unreadable",
+  "formats",
+  "jpeg_share",
+  "quality_median",
+  "quality_min",
+  "quality_max",
+  "quality_not_ijg_share",
+  "subsampling",
+  "progressive_share",
+  "width_median",
+  "height_median",
+  "megapixels_median",
+  "bit_depths",
+  "modes",
+  "exif_share",
+  "icc_share",
+  "content_file_bytes_median",
+  "content_bits_per_pixel_median",
+)
 
 
 def by_class(table: pd.DataFrame) -> pd.DataFrame:
@@ -227,27 +293,39 @@ def by_class(table: pd.DataFrame) -> pd.DataFrame:
   for (split, name), rows_of in pd.concat(frames).groupby(["split", "class_name"], sort=True):
     jpeg = rows_of[rows_of["format"] == "jpeg"]
     qualities = pd.to_numeric(jpeg["quality"], errors="coerce")
-    rows.append(dict(
-        split=split, class_name=name, n_files=len(rows_of),
-        n_unreadable=int(((problems["class_name"] == name)
-                          & ((problems["split"] == split) | (split == "all"))).sum()),
-        formats=_shares(rows_of["format"]), jpeg_share=len(jpeg) / len(rows_of),
+    rows.append(
+      dict(
+        split=split,
+        class_name=name,
+        n_files=len(rows_of),
+        n_unreadable=int(
+          (
+            (problems["class_name"] == name) & ((problems["split"] == split) | (split == "all"))
+          ).sum()
+        ),
+        formats=_shares(rows_of["format"]),
+        jpeg_share=len(jpeg) / len(rows_of),
         quality_median=float(qualities.median()) if len(jpeg) else np.nan,
         quality_min=float(qualities.min()) if len(jpeg) else np.nan,
         quality_max=float(qualities.max()) if len(jpeg) else np.nan,
         quality_not_ijg_share=float((jpeg["quality_exact"] == False).mean())  # noqa: E712
-        if len(jpeg) else np.nan,
+        if len(jpeg)
+        else np.nan,
         subsampling=_shares(jpeg["subsampling"]),
         progressive_share=float((jpeg["progressive"] == True).mean())  # noqa: E712
-        if len(jpeg) else np.nan,
+        if len(jpeg)
+        else np.nan,
         width_median=float(rows_of["width"].median()),
         height_median=float(rows_of["height"].median()),
         megapixels_median=float(rows_of["megapixels"].median()),
-        bit_depths=_shares(rows_of["bit_depth"]), modes=_shares(rows_of["mode"]),
+        bit_depths=_shares(rows_of["bit_depth"]),
+        modes=_shares(rows_of["mode"]),
         exif_share=float((rows_of["exif"] == True).mean()),  # noqa: E712
         icc_share=float((rows_of["icc"] == True).mean()),  # noqa: E712
         content_file_bytes_median=float(rows_of["file_bytes"].median()),
-        content_bits_per_pixel_median=float(rows_of["bits_per_pixel"].median())))
+        content_bits_per_pixel_median=float(rows_of["bits_per_pixel"].median()),
+      )
+    )
   return pd.DataFrame(rows, columns=BY_CLASS_COLUMNS)
 
 
@@ -272,17 +350,24 @@ def distribution(table: pd.DataFrame) -> pd.DataFrame:
       counts = part.groupby("class_name")[attribute].value_counts(dropna=False)
       totals = part.groupby("class_name").size()
       for (name, value), count in counts.items():
-        rows.append(dict(split=split, class_name=name, attribute=attribute,
-                         value="" if pd.isna(value) else value, count=int(count),
-                         share=count / totals[name]))
-  return pd.DataFrame(rows, columns=["split", "class_name", "attribute", "value", "count",
-                                     "share"])
+        rows.append(
+          dict(
+            split=split,
+            class_name=name,
+            attribute=attribute,
+            value="" if pd.isna(value) else value,
+            count=int(count),
+            share=count / totals[name],
+          )
+        )
+  return pd.DataFrame(rows, columns=["split", "class_name", "attribute", "value", "count", "share"])
 
 
 def levels_of(rows):
   """Where each file sits on the compression scale: its JPEG quality, lossless above."""
-  return np.where(rows["format"] == "jpeg", pd.to_numeric(rows["quality"], errors="coerce"),
-                  LOSSLESS_LEVEL)
+  return np.where(
+    rows["format"] == "jpeg", pd.to_numeric(rows["quality"], errors="coerce"), LOSSLESS_LEVEL
+  )
 
 
 def _describe_class(rows, attribute):
@@ -302,32 +387,46 @@ def _describe_class(rows, attribute):
     q = pd.to_numeric(jpeg["quality"])
     spread = f"QF {q.min():.0f}" if q.min() == q.max() else f"QF {q.min():.0f}-{q.max():.0f}"
     exact = (jpeg["quality_exact"] == True).mean()  # noqa: E712
-    tables = ("IJG tables" if exact == 1 else "tables matching no IJG quality, nearest"
-              if exact == 0 else f"IJG tables in {100 * exact:.0f}%")
+    tables = (
+      "IJG tables"
+      if exact == 1
+      else "tables matching no IJG quality, nearest"
+      if exact == 0
+      else f"IJG tables in {100 * exact:.0f}%"
+    )
     return f"median QF {q.median():.0f} ({spread}; {tables})"
   if attribute in ("width", "height", "megapixels"):
-    return (f"{rows['width'].median():.0f}x{rows['height'].median():.0f} px (median, "
-            f"{rows['megapixels'].median():.2f} MP)")
+    return (
+      f"{rows['width'].median():.0f}x{rows['height'].median():.0f} px (median, "
+      f"{rows['megapixels'].median():.2f} MP)"
+    )
   values = (jpeg if attribute in ("subsampling", "progressive") else rows)[attribute]
   if not len(values):
     return "no JPEG files"
   if attribute in ("exif", "icc", "progressive"):
-    what = {"exif": "EXIF", "icc": "an ICC profile",
-            "progressive": "progressive JPEG"}[attribute]
+    what = {"exif": "EXIF", "icc": "an ICC profile", "progressive": "progressive JPEG"}[attribute]
     return f"{what} in {100 * (values == True).mean():.0f}% of files"  # noqa: E712
   shares = values.astype(str).value_counts(normalize=True)
   unit = "-bit" if attribute == "bit_depth" else ""
   return f"{shares.index[0]}{unit} in {100 * shares.iloc[0]:.0f}% of files"
 
 
-def verdict(table: pd.DataFrame, overall: dict, per_attribute: pd.DataFrame,
-            kind: str = "custom", processing_is_class: bool = False) -> list:
+def verdict(
+  table: pd.DataFrame,
+  overall: dict,
+  per_attribute: pd.DataFrame,
+  kind: str = "custom",
+  processing_is_class: bool = False,
+) -> list:
   """The audit's findings in plain words, the headline first."""
   usable = table[table["problem"] == ""]
   acc, low, high, chance = (overall[k] for k in ("balanced_accuracy", "low", "high", "chance"))
   unreadable = int((table["problem"] != "").sum())
-  tail = ([f"{unreadable} file(s) have headers that cannot be read (see files.csv)."]
-          if unreadable else [])
+  tail = (
+    [f"{unreadable} file(s) have headers that cannot be read (see files.csv)."]
+    if unreadable
+    else []
+  )
   classes = usable["class_name"].nunique()
   if not np.isfinite(acc):
     if not len(usable):
@@ -335,59 +434,77 @@ def verdict(table: pd.DataFrame, overall: dict, per_attribute: pd.DataFrame,
     elif classes < 2:
       reason = "Only one class has readable files: there is no class to tell apart."
     else:
-      reason = ("Too few source images per class to cross-validate a metadata classifier "
-                "(each class needs files from at least two sources).")
+      reason = (
+        "Too few source images per class to cross-validate a metadata classifier "
+        "(each class needs files from at least two sources)."
+      )
     return [reason] + tail
   lines = []
   figures = f"{acc:.2f} balanced accuracy (95% interval {low:.2f}-{high:.2f}; chance {chance:.2f})"
   if not leaks(overall):
-    lines.append(f"The file metadata predict the class no better than chance: {figures}, from "
-                 "format, JPEG quality, subsampling, size, bit depth, colour mode, EXIF and ICC, "
-                 "cross-validated by source image. No processing leak in the file headers.")
+    lines.append(
+      f"The file metadata predict the class no better than chance: {figures}, from "
+      "format, JPEG quality, subsampling, size, bit depth, colour mode, EXIF and ICC, "
+      "cross-validated by source image. No processing leak in the file headers."
+    )
   else:
     culprits = per_attribute[per_attribute["low"] > chance + 1e-9]
     if "format" in set(culprits["attribute"]):
       # What only JPEG files have follows from the format once that is named.
       best = float(culprits.set_index("attribute").loc["format", "balanced_accuracy"])
-      culprits = culprits[~(culprits["attribute"].isin(JPEG_ONLY)
-                            & (culprits["balanced_accuracy"] <= best))]
+      culprits = culprits[
+        ~(culprits["attribute"].isin(JPEG_ONLY) & (culprits["balanced_accuracy"] <= best))
+      ]
     if processing_is_class:
-      lines.append(f"The classes differ in how their files are saved: processing attributes "
-                   f"alone predict the class with {figures}, cross-validated by source image.")
+      lines.append(
+        f"The classes differ in how their files are saved: processing attributes "
+        f"alone predict the class with {figures}, cross-validated by source image."
+      )
     else:
-      lines.append(f"The file metadata give the class away: processing attributes alone "
-                   f"predict it with {figures}, cross-validated by source image. A net can "
-                   "learn this instead of your task.")
+      lines.append(
+        f"The file metadata give the class away: processing attributes alone "
+        f"predict it with {figures}, cross-validated by source image. A net can "
+        "learn this instead of your task."
+      )
     said = set()
     for row in culprits.itertuples():
-      per_class = ", ".join((f"'{name}' is " if row.attribute == "format" else f"'{name}': ")
-                            + _describe_class(rows, row.attribute)
-                            for name, rows in usable.groupby("class_name"))
+      per_class = ", ".join(
+        (f"'{name}' is " if row.attribute == "format" else f"'{name}': ")
+        + _describe_class(rows, row.attribute)
+        for name, rows in usable.groupby("class_name")
+      )
       if per_class in said:  # width, height and megapixels tell one story
         continue
       said.add(per_class)
-      lines.append(f"{per_class}: {ATTRIBUTE_NAMES[row.attribute]} alone predicts the class "
-                   f"for {100 * row.balanced_accuracy:.0f}% of images (balanced accuracy).")
+      lines.append(
+        f"{per_class}: {ATTRIBUTE_NAMES[row.attribute]} alone predicts the class "
+        f"for {100 * row.balanced_accuracy:.0f}% of images (balanced accuracy)."
+      )
       if len(said) == 3:
         break
     if processing_is_class:
-      lines.append("Camera models do differ in how they save files (quantisation tables, "
-                   "subsampling, size): on this task that is a fact of the classes, but not "
-                   "the sensor trace, and it is gone once an image is re-saved. Whether a net "
-                   "may use it is your judgement.")
+      lines.append(
+        "Camera models do differ in how they save files (quantisation tables, "
+        "subsampling, size): on this task that is a fact of the classes, but not "
+        "the sensor trace, and it is gone once an image is re-saved. Whether a net "
+        "may use it is your judgement."
+      )
     elif kind == "vision":
       lines.append("On a vision task the content defines the class, so this is a shortcut.")
     else:
-      lines.append("If how files are saved is part of what defines your classes (camera "
-                   "models, platforms), this is a fact of the task; if not (real against "
-                   "generated images), it is a shortcut: train with --match_compression and "
-                   "check the model with bin/report's compression swap.")
+      lines.append(
+        "If how files are saved is part of what defines your classes (camera "
+        "models, platforms), this is a fact of the task; if not (real against "
+        "generated images), it is a shortcut: train with --match_compression and "
+        "check the model with bin/report's compression swap."
+      )
   return lines + tail
 
 
 @dataclasses.dataclass
 class Audit:
   """Everything an audit found; `write` turns it into a page and tables."""
+
   name: str
   kind: str
   files: pd.DataFrame  # one row per file: its header attributes
@@ -413,33 +530,48 @@ class Audit:
   def short_form(self) -> str:
     """The few lines a run's data_summary.txt holds."""
     o = self.overall
-    lines = [f"Shortcut audit of the file headers ({o['n_files']} files): metadata-only "
-             f"balanced accuracy {o['balanced_accuracy']:.2f} (95% interval {o['low']:.2f}-"
-             f"{o['high']:.2f}, chance {o['chance']:.2f})."]
+    lines = [
+      f"Shortcut audit of the file headers ({o['n_files']} files): metadata-only "
+      f"balanced accuracy {o['balanced_accuracy']:.2f} (95% interval {o['low']:.2f}-"
+      f"{o['high']:.2f}, chance {o['chance']:.2f})."
+    ]
     lines += self.verdict[1:] if self.leaks else self.verdict[:1]
     where = "--images=DIR" if self.name == "folder" else f"--task={self.name}"
     lines.append(f"Full audit: bin/audit {where} --out=OUT")
     return "\n".join(lines)
 
-  def warning(self) -> Optional[str]:
+  def warning(self) -> str | None:
     """One line for a run's log when the metadata predict the class; None otherwise."""
     if not self.leaks:
       return None
     o = self.overall
     culprit = ATTRIBUTE_NAMES[self.per_attribute.iloc[0]["attribute"]]
-    figures = (f"balanced accuracy {o['balanced_accuracy']:.2f}, 95% interval {o['low']:.2f}-"
-               f"{o['high']:.2f}, chance {o['chance']:.2f}")
+    figures = (
+      f"balanced accuracy {o['balanced_accuracy']:.2f}, 95% interval {o['low']:.2f}-"
+      f"{o['high']:.2f}, chance {o['chance']:.2f}"
+    )
     if self.processing_is_class:
-      return (f"NOTE: {self.name}: the files' processing predicts the class ({figures}; "
-              f"mostly {culprit}): its classes differ in how they save files, which a net may "
-              "learn besides the trace itself (data_summary.txt, bin/audit).")
-    return (f"WARNING: {self.name}: the file metadata predict the class ({figures}; mostly "
-            f"{culprit}): a net can learn this instead of the task (data_summary.txt, "
-            "bin/audit; --match_compression removes the compression cue).")
+      return (
+        f"NOTE: {self.name}: the files' processing predicts the class ({figures}; "
+        f"mostly {culprit}): its classes differ in how they save files, which a net may "
+        "learn besides the trace itself (data_summary.txt, bin/audit)."
+      )
+    return (
+      f"WARNING: {self.name}: the file metadata predict the class ({figures}; mostly "
+      f"{culprit}): a net can learn this instead of the task (data_summary.txt, "
+      "bin/audit; --match_compression removes the compression cue)."
+    )
 
 
-def audit(files: pd.DataFrame, name: str = "folder", kind: str = "custom", workers: int = 8,
-          seed: int = 0, stream=None, processing_is_class: bool = False) -> Audit:
+def audit(
+  files: pd.DataFrame,
+  name: str = "folder",
+  kind: str = "custom",
+  workers: int = 8,
+  seed: int = 0,
+  stream=None,
+  processing_is_class: bool = False,
+) -> Audit:
   """Audits `files` (see `read_headers`). `kind` is the task's ("forensic",
   "vision" or "custom"); `processing_is_class` says that how files are saved
   is part of what defines the classes (camera models), so the verdict states
@@ -448,30 +580,68 @@ def audit(files: pd.DataFrame, name: str = "folder", kind: str = "custom", worke
   table = read_headers(files, workers, stream)
   seconds = time.monotonic() - started
   overall, per_attribute = leak(table, seed)
-  return Audit(name, kind, table, by_class(table), distribution(table), overall, per_attribute,
-               verdict(table, overall, per_attribute, kind, processing_is_class), seconds,
-               processing_is_class)
+  return Audit(
+    name,
+    kind,
+    table,
+    by_class(table),
+    distribution(table),
+    overall,
+    per_attribute,
+    verdict(table, overall, per_attribute, kind, processing_is_class),
+    seconds,
+    processing_is_class,
+  )
 
 
-def audit_task(task, workers: int = 8, seed: int = 0, stream=None) -> Audit:
-  """Audits a task's files as stored (`files_of`)."""
-  return audit(files_of(task), task.name, task.kind, workers, seed, stream,
-               getattr(task, "processing_is_class", False))
+def audit_folder(
+  root: str, workers: int = 8, seed: int = 0, stream: IO[str] | None = None
+) -> "Audit":
+  """Audits the files of a labelled folder root/<class>/<images> by their
+  headers alone (nothing is decoded): does how they were saved predict the
+  class? Returns an `Audit`; `Audit.verdict` says it in words, `write` makes
+  the page and tables.
+
+  Examples:
+    >>> found = tfjpeg.audit_folder("photos")  # doctest: +SKIP
+    >>> print(found.verdict[0])  # doctest: +SKIP
+    'fake' is PNG in 100% of files, 'real' is JPEG in 100% of files ...
+  """
+  return audit(folder_files(root), name=str(root), workers=workers, seed=seed, stream=stream)
 
 
-def matching_limit(result: "Audit") -> Optional[str]:
+def audit_task(
+  task: "tasks_lib.Task", workers: int = 8, seed: int = 0, stream: IO[str] | None = None
+) -> "Audit":
+  """Audits a task's files as stored (`files_of`); see `audit_folder`."""
+  return audit(
+    files_of(task),
+    task.name,
+    task.kind,
+    workers,
+    seed,
+    stream,
+    getattr(task, "processing_is_class", False),
+  )
+
+
+def matching_limit(result: "Audit") -> str | None:
   """What `match_compression` cannot hide in this dataset, or None: JPEG
   classes stored at different QFs keep their own first compression (only
   lossless images get one from the shared pool), and only the shared last
   save covers it."""
-  stored = result.by_class[(result.by_class["split"] == "all")
-                           & (result.by_class["jpeg_share"] > 0)]
+  stored = result.by_class[
+    (result.by_class["split"] == "all") & (result.by_class["jpeg_share"] > 0)
+  ]
   medians = dict(zip(stored["class_name"], stored["quality_median"]))
   if len(set(medians.values())) < 2:
     return None
-  return ("NOTE: match_compression: the JPEG classes are stored at different QFs (median "
-          + ", ".join(f"'{n}' {q:.0f}" for n, q in medians.items()) + "); their first "
-          "compression still differs, and only the shared last save covers it.")
+  return (
+    "NOTE: match_compression: the JPEG classes are stored at different QFs (median "
+    + ", ".join(f"'{n}' {q:.0f}" for n, q in medians.items())
+    + "); their first "
+    "compression still differs, and only the shared last save covers it."
+  )
 
 
 def describe_qfs(qualities) -> str:
@@ -503,6 +673,7 @@ class CompressionProfile:
   as the issue of the audit asks, so a re-saved class may draw a QF of
   another re-saved class.
   """
+
   class_names: tuple
   swap_qfs: tuple
   common_qf: int
@@ -526,9 +697,13 @@ def compression_profile(table: pd.DataFrame, class_names) -> CompressionProfile:
   qualities = jpeg["quality"].astype(int)
   # The recipe learns from the training files only, where the split is known.
   training = jpeg[jpeg["split"] == "train"]["quality"].astype(int) if "split" in jpeg else ()
-  return CompressionProfile(tuple(class_names), tuple(swap),
-                            int(np.median(qualities)) if len(qualities) else 90,
-                            _pool(training if len(training) else qualities), tuple(levels))
+  return CompressionProfile(
+    tuple(class_names),
+    tuple(swap),
+    int(np.median(qualities)) if len(qualities) else 90,
+    _pool(training if len(training) else qualities),
+    tuple(levels),
+  )
 
 
 def task_profile(task, stream=None) -> CompressionProfile:
@@ -546,7 +721,7 @@ SHA-256 <code id="fingerprint">{fingerprint}</code>. Headers read in {seconds:.1
 """
 
 
-def write(result: Audit, out_dir: str, command: Optional[str] = None) -> str:
+def write(result: Audit, out_dir: str, command: str | None = None) -> str:
   """Writes out_dir/audit.html (self-contained), files.csv, by_class.csv,
   distribution.csv, attributes.csv and summary.json; returns the page's path."""
   os.makedirs(out_dir, exist_ok=True)
@@ -556,46 +731,98 @@ def write(result: Audit, out_dir: str, command: Optional[str] = None) -> str:
   result.per_attribute.to_csv(os.path.join(out_dir, "attributes.csv"), index=False)
   command = command or " ".join(shlex.quote(a) for a in sys.argv)
   fingerprint = result.fingerprint()
-  summary = dict(name=result.name, kind=result.kind, command=command, fingerprint=fingerprint,
-                 leaks=result.leaks, verdict=result.verdict,
-                 **{k: None if isinstance(v, float) and not np.isfinite(v) else v
-                    for k, v in result.overall.items()})
+  summary = dict(
+    name=result.name,
+    kind=result.kind,
+    command=command,
+    fingerprint=fingerprint,
+    leaks=result.leaks,
+    verdict=result.verdict,
+    **{
+      k: None if isinstance(v, float) and not np.isfinite(v) else v
+      for k, v in result.overall.items()
+    },
+  )
   with open(os.path.join(out_dir, "summary.json"), "w") as f:
     json.dump(summary, f, indent=1, default=str)
   keys = ["split", "class_name"]
-  compression = keys + ["n_files", "n_unreadable", "formats", "jpeg_share", "quality_median",
-                        "quality_min", "quality_max", "quality_not_ijg_share", "subsampling",
-                        "progressive_share"]
-  rest = keys + ["width_median", "height_median", "megapixels_median", "bit_depths", "modes",
-                 "exif_share", "icc_share"]
-  sections = [
-      ("Metadata-only classifier",
-       f"A decision tree (scikit-learn, depth 6) sees only the processing attributes and "
-       f"predicts the class; {result.overall['folds']}-fold cross-validation keeps each "
-       "source image's files in one fold. Each attribute alone below, best first; intervals "
-       "are 95%, by bootstrap over files.", pages.table(result.per_attribute)),
-      ("Format and compression, per split and class", "Shares and medians (split 'all' "
-       "pools the splits). JPEG quality, subsampling and progressive coding are over JPEG "
-       "files; quality_not_ijg_share counts tables that match no IJG quality (their nearest "
-       "is used).", pages.table(result.by_class[compression], "{:.4g}")),
-      ("Size, bit depth, colour mode and metadata, per split and class", "",
-       pages.table(result.by_class[rest], "{:.4g}")),
-      ("Content-dependent figures", "File size and bits per pixel depend on the picture as "
-       "well as its processing: shown for reference, left out of the classifier and the "
-       "verdict.", pages.table(result.by_class[keys + [
-           c for c in result.by_class.columns if c.startswith("content_")]], "{:.6g}")),
-      ("Every value", "distribution.csv holds every attribute's values per split and class; "
-       "files.csv one row per file.", None),
+  compression = keys + [
+    "n_files",
+    "n_unreadable",
+    "formats",
+    "jpeg_share",
+    "quality_median",
+    "quality_min",
+    "quality_max",
+    "quality_not_ijg_share",
+    "subsampling",
+    "progressive_share",
   ]
-  body = "\n".join(f"<h2>{html.escape(t)}</h2><p>{html.escape(text)}</p>{table or ''}"
-                   for t, text, table in sections)
+  rest = keys + [
+    "width_median",
+    "height_median",
+    "megapixels_median",
+    "bit_depths",
+    "modes",
+    "exif_share",
+    "icc_share",
+  ]
+  sections = [
+    (
+      "Metadata-only classifier",
+      f"A decision tree (scikit-learn, depth 6) sees only the processing attributes and "
+      f"predicts the class; {result.overall['folds']}-fold cross-validation keeps each "
+      "source image's files in one fold. Each attribute alone below, best first; intervals "
+      "are 95%, by bootstrap over files.",
+      pages.table(result.per_attribute),
+    ),
+    (
+      "Format and compression, per split and class",
+      "Shares and medians (split 'all' "
+      "pools the splits). JPEG quality, subsampling and progressive coding are over JPEG "
+      "files; quality_not_ijg_share counts tables that match no IJG quality (their nearest "
+      "is used).",
+      pages.table(result.by_class[compression], "{:.4g}"),
+    ),
+    (
+      "Size, bit depth, colour mode and metadata, per split and class",
+      "",
+      pages.table(result.by_class[rest], "{:.4g}"),
+    ),
+    (
+      "Content-dependent figures",
+      "File size and bits per pixel depend on the picture as "
+      "well as its processing: shown for reference, left out of the classifier and the "
+      "verdict.",
+      pages.table(
+        result.by_class[keys + [c for c in result.by_class.columns if c.startswith("content_")]],
+        "{:.6g}",
+      ),
+    ),
+    (
+      "Every value",
+      "distribution.csv holds every attribute's values per split and class; "
+      "files.csv one row per file.",
+      None,
+    ),
+  ]
+  body = "\n".join(
+    f"<h2>{html.escape(t)}</h2><p>{html.escape(text)}</p>{table or ''}"
+    for t, text, table in sections
+  )
   rate = len(result.files) / max(result.seconds, 1e-9)
   page = PAGE.format(
-      head=pages.head(f"Shortcut audit of {result.name}"), verdict=pages.verdict(result.verdict),
-      command=html.escape(command), n_files=len(result.files),
-      n_unreadable=int((result.files["problem"] != "").sum()),
-      n_classes=len(result.overall["classes"]), fingerprint=fingerprint,
-      seconds=result.seconds, rate=rate, sections=body)
+    head=pages.head(f"Shortcut audit of {result.name}"),
+    verdict=pages.verdict(result.verdict),
+    command=html.escape(command),
+    n_files=len(result.files),
+    n_unreadable=int((result.files["problem"] != "").sum()),
+    n_classes=len(result.overall["classes"]),
+    fingerprint=fingerprint,
+    seconds=result.seconds,
+    rate=rate,
+    sections=body,
+  )
   path = os.path.join(out_dir, "audit.html")
   with open(path, "w") as f:
     f.write(page)

@@ -48,10 +48,10 @@ class Camera:
 
 
 CAMERAS = (
-    Camera("cam_a", "RGGB", "bilinear", 0.6, 2.0, 1.0, 2.2, 92, "4:2:0"),
-    Camera("cam_b", "GRBG", "edge_aware", 0.8, 1.5, 0.8, 2.2, 95, "4:2:0"),
-    Camera("cam_c", "BGGR", "vng", 0.5, 2.5, 1.2, 2.2, 90, "4:4:4"),
-    Camera("cam_d", "GBRG", "bilinear", 0.7, 1.8, 1.5, 2.2, 97, "4:2:0"),
+  Camera("cam_a", "RGGB", "bilinear", 0.6, 2.0, 1.0, 2.2, 92, "4:2:0"),
+  Camera("cam_b", "GRBG", "edge_aware", 0.8, 1.5, 0.8, 2.2, 95, "4:2:0"),
+  Camera("cam_c", "BGGR", "vng", 0.5, 2.5, 1.2, 2.2, 90, "4:4:4"),
+  Camera("cam_d", "GBRG", "bilinear", 0.7, 1.8, 1.5, 2.2, 97, "4:2:0"),
 )
 SHAPES = ("disc", "square", "triangle", "stripes")
 _DEMOSAIC = {"bilinear": "", "vng": "_VNG", "edge_aware": "_EA"}
@@ -66,8 +66,9 @@ def scene(height, width, rng, objects=True):
   image = np.zeros((height, width, 3), np.float32)
   for scale, weight in ((48, 0.35), (12, 0.15), (3, 0.05)):
     small = rng.normal(size=(max(2, height // scale), max(2, width // scale), 3))
-    image += weight * cv2.resize(small.astype(np.float32), (width, height),
-                                 interpolation=cv2.INTER_CUBIC)
+    image += weight * cv2.resize(
+      small.astype(np.float32), (width, height), interpolation=cv2.INTER_CUBIC
+    )
   for _ in range(int(rng.integers(3, 7)) if objects else 0):  # objects with sharp edges
     centre = (int(rng.integers(0, width)), int(rng.integers(0, height)))
     radius = int(rng.integers(3, max(4, min(height, width) // 4)))
@@ -75,8 +76,13 @@ def scene(height, width, rng, objects=True):
     if rng.random() < 0.5:
       cv2.circle(image, centre, radius, colour, -1)
     else:
-      cv2.rectangle(image, (centre[0] - radius, centre[1] - radius),
-                    (centre[0] + radius, centre[1] + radius), colour, -1)
+      cv2.rectangle(
+        image,
+        (centre[0] - radius, centre[1] - radius),
+        (centre[0] + radius, centre[1] + radius),
+        colour,
+        -1,
+      )
   return np.clip(image + 0.45, 0.0, 1.0)
 
 
@@ -92,13 +98,14 @@ def draw_shape(image, shape, rng):
   elif shape == "square":
     cv2.rectangle(image, (cx - radius, cy - radius), (cx + radius, cy + radius), colour, -1)
   elif shape == "triangle":
-    points = np.array([[cx, cy - radius], [cx - radius, cy + radius],
-                       [cx + radius, cy + radius]], np.int32)
+    points = np.array(
+      [[cx, cy - radius], [cx - radius, cy + radius], [cx + radius, cy + radius]], np.int32
+    )
     cv2.fillPoly(image, [points], colour)
   elif shape == "stripes":
     period = max(4, size // 12)
     for y in range(0, height, 2 * period):
-      image[y:y + period] = colour
+      image[y : y + period] = colour
   else:
     raise ValueError(f"unknown shape {shape!r}")
   return image
@@ -126,7 +133,8 @@ def develop(light, camera, rng, cfa_phase=(0, 0)):
     raw[dy::2, dx::2] = light[dy::2, dx::2, pattern[channel]]
   levels = raw * 1023.0  # 10-bit sensor
   noise = rng.normal(size=raw.shape) * np.sqrt(
-      camera.noise_gain * 4 * levels + (camera.read_noise * 4) ** 2)
+    camera.noise_gain * 4 * levels + (camera.read_noise * 4) ** 2
+  )
   raw10 = np.clip(np.round(levels + noise), 0, 1023).astype(np.uint16)
   conversion = getattr(cv2, f"COLOR_Bayer{cfa}2RGB{_DEMOSAIC[camera.demosaic]}")
   if camera.demosaic == "bilinear":
@@ -258,12 +266,10 @@ def _write(out_dir, class_name, index, data, extension=".jpg"):
 
 def materialize(kind, num_scenes, image_size, seed, root=None):
   """Generates the built-in data once into the cache and returns its folder."""
-  spec = dict(kind=kind, num_scenes=num_scenes, image_size=image_size, seed=seed,
-              version=VERSION)
+  spec = dict(kind=kind, num_scenes=num_scenes, image_size=image_size, seed=seed, version=VERSION)
   if kind.startswith("generated"):  # their own knobs: a retuned trace is another dataset
     spec.update(trace=GENERATOR_TRACE, period=GENERATOR_PERIOD, real_quality=REAL_QUALITY)
   root = pathlib.Path(root) if root else cache.cache_root() / "builtin"
-  return cache.build_once(root, kind, spec,
-                    lambda staging: generate(kind, staging, num_scenes, image_size, seed))
-
-
+  return cache.build_once(
+    root, kind, spec, lambda staging: generate(kind, staging, num_scenes, image_size, seed)
+  )

@@ -11,8 +11,7 @@ import tempfile
 
 def cache_root():
   """Where generated data lives: $TFJPEG_CACHE, else ~/.cache/tfjpeg."""
-  return pathlib.Path(os.environ.get("TFJPEG_CACHE",
-                                     pathlib.Path.home() / ".cache" / "tfjpeg"))
+  return pathlib.Path(os.environ.get("TFJPEG_CACHE", pathlib.Path.home() / ".cache" / "tfjpeg"))
 
 
 def build_once(root, prefix, spec, write, log=None):

@@ -42,6 +42,7 @@ def entry_name(path):
 def _lattice_bytes(lattice_qf, chroma):
   def make(path):
     return jpeg.encode(images.decode(tf.io.read_file(path)), lattice_qf, chroma)
+
   return make
 
 
@@ -54,17 +55,19 @@ def build(paths, lattice_qf, chroma="4:2:0", root=None, stream=None):
   missing = [p for p, target in targets.items() if not target.exists()]
   if missing:
     dataset = tf.data.Dataset.from_tensor_slices(missing).map(
-        _lattice_bytes(lattice_qf, chroma), num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True)
-    with progress.Progress(len(missing), f"lattice images at QF {lattice_qf} into {folder}",
-                           "images", stream) as bar:
+      _lattice_bytes(lattice_qf, chroma), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    )
+    with progress.Progress(
+      len(missing), f"lattice images at QF {lattice_qf} into {folder}", "images", stream
+    ) as bar:
       iterator = iter(dataset)
       for path in missing:
         try:
           data = next(iterator).numpy()
         except tf.errors.OpError as e:
-          raise images.BadImageError(path, f"cannot be decoded for the lattice "
-                                           f"({e.message.splitlines()[0]})") from e
+          raise images.BadImageError(
+            path, f"cannot be decoded for the lattice ({e.message.splitlines()[0]})"
+          ) from e
         # Each process its own temporary name: two runs filling the cache at once
         # each rename a whole file into place, never write into one.
         tmp = targets[path].with_name(f".{targets[path].name}.{os.getpid()}.tmp")
@@ -80,6 +83,5 @@ def cached_task(task, lattice_qf, chroma="4:2:0", root=None, log=print):
   if not lattice_qf or task.files is None:
     return task
   cached = build(task.files["path"].tolist(), lattice_qf, chroma, root)
-  log(f"lattice images (QF {lattice_qf}, {chroma}) read from "
-      f"{cache_dir(lattice_qf, chroma, root)}")
+  log(f"lattice images (QF {lattice_qf}, {chroma}) read from {cache_dir(lattice_qf, chroma, root)}")
   return dataclasses.replace(task, images=task.read_from(cached), lattice_qf=lattice_qf)

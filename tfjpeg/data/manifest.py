@@ -15,10 +15,21 @@ import time
 import pandas as pd
 
 from tfjpeg.codec import images
+from tfjpeg.core.errors import DataError
+from tfjpeg.core.errors import MissingError
 from tfjpeg.data import splits
 
-COLUMNS = ("path", "label", "class_name", "image_id", "source", "split",
-           "format", "height", "width")
+COLUMNS = (
+  "path",
+  "label",
+  "class_name",
+  "image_id",
+  "source",
+  "split",
+  "format",
+  "height",
+  "width",
+)
 
 
 @dataclasses.dataclass
@@ -32,8 +43,10 @@ class Manifest:
 
   def summary(self):
     """Counts per split and class, and the bad files: the run's data report."""
-    lines = [f"{len(self.files)} images in {len(self.class_names)} classes; "
-             f"{len(self.bad_files)} bad files left out"]
+    lines = [
+      f"{len(self.files)} images in {len(self.class_names)} classes; "
+      f"{len(self.bad_files)} bad files left out"
+    ]
     counts = self.files.groupby(["split", "class_name"]).size().unstack(fill_value=0)
     lines.append(counts.to_string())
     for row in self.bad_files.itertuples():
@@ -41,9 +54,16 @@ class Manifest:
     return "\n".join(lines)
 
 
-def from_class_folders(root, min_size=None, fractions=splits.SplitFractions(),
-                       seed=0, class_names=None, workers=8, group=None,
-                       progress=logging.info):
+def from_class_folders(
+  root,
+  min_size=None,
+  fractions=splits.SplitFractions(),
+  seed=0,
+  class_names=None,
+  workers=8,
+  group=None,
+  progress=logging.info,
+):
   """Scans `root/<class>/**` for images; one subfolder per class.
 
   Files of the same name (without extension) in different class folders count
@@ -57,8 +77,7 @@ def from_class_folders(root, min_size=None, fractions=splits.SplitFractions(),
   """
   entries = class_folder_entries(root, class_names)
   class_names = list(dict.fromkeys(name for _, _, name, _ in entries))
-  return from_entries(entries, class_names, min_size, fractions, seed, workers, group,
-                      progress)
+  return from_entries(entries, class_names, min_size, fractions, seed, workers, group, progress)
 
 
 def class_folder_entries(root, class_names=None):
@@ -71,34 +90,44 @@ def class_folder_entries(root, class_names=None):
   """
   root = os.fspath(root)
   if not os.path.isdir(root):
-    raise FileNotFoundError(f"data directory {root} does not exist")
+    raise MissingError(f"data directory {root} does not exist")
   if class_names is None:
-    class_names = sorted(d for d in os.listdir(root)
-                         if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
+    class_names = sorted(
+      d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)) and not d.startswith(".")
+    )
   if not class_names:
-    raise ValueError(f"{root} holds no class subfolders (expected {root}/<class>/<images>)")
+    raise DataError(f"{root} holds no class subfolders (expected {root}/<class>/<images>)")
   entries = []
   for label, name in enumerate(class_names):
     folder = os.path.join(root, name)
     if not os.path.isdir(folder):
-      raise FileNotFoundError(f"class folder {folder} does not exist")
+      raise MissingError(f"class folder {folder} does not exist")
     paths = images.list_images(folder)
     if not paths:
-      raise ValueError(f"class folder {folder} holds no images "
-                       f"(looked for {', '.join(sorted(images.EXTENSIONS))})")
+      raise DataError(
+        f"class folder {folder} holds no images (looked for {', '.join(sorted(images.EXTENSIONS))})"
+      )
     for path in paths:
       rel = os.path.relpath(path, folder)
       entries.append((path, label, name, os.path.splitext(rel)[0]))
   return entries
 
 
-def from_entries(entries, class_names, min_size=None,
-                 fractions=splits.SplitFractions(), seed=0, workers=8, group=None,
-                 progress=logging.info):
+def from_entries(
+  entries,
+  class_names,
+  min_size=None,
+  fractions=splits.SplitFractions(),
+  seed=0,
+  workers=8,
+  group=None,
+  progress=logging.info,
+):
   """Probes (path, label, class_name, source) entries and splits them by source
   (or by `group(source)`, if given). Every file is decoded once, in parallel
   threads (TensorFlow's decoders release the GIL); `progress` gets a line every
   few seconds with the time left, and a last line with the counts."""
+
   def check(entry):
     try:
       return entry, images.probe(entry[0], min_size), None
@@ -109,26 +138,42 @@ def from_entries(entries, class_names, min_size=None,
   started = last = time.monotonic()
   with concurrent.futures.ThreadPoolExecutor(workers) as pool:
     for done, ((path, label, name, source), info, problem) in enumerate(
-        pool.map(check, entries), 1):
+      pool.map(check, entries), 1
+    ):
       now = time.monotonic()
       if now - last > 5 and done < len(entries):
         last, rate = now, done / (now - started)
-        progress(f"probing images: {done}/{len(entries)} decoded, {len(bad)} bad, "
-                 f"about {(len(entries) - done) / rate:.0f} s left")
+        progress(
+          f"probing images: {done}/{len(entries)} decoded, {len(bad)} bad, "
+          f"about {(len(entries) - done) / rate:.0f} s left"
+        )
       if problem is not None:
         bad.append(dict(path=path, class_name=name, problem=problem))
       else:
-        good.append(dict(path=path, label=label, class_name=name,
-                         image_id=f"{name}/{source}", source=source,
-                         format=info.format, height=info.height, width=info.width))
-  progress(f"probed {len(entries)} images in {time.monotonic() - started:.1f} s: "
-           f"{len(good)} good, {len(bad)} bad")
+        good.append(
+          dict(
+            path=path,
+            label=label,
+            class_name=name,
+            image_id=f"{name}/{source}",
+            source=source,
+            format=info.format,
+            height=info.height,
+            width=info.width,
+          )
+        )
+  progress(
+    f"probed {len(entries)} images in {time.monotonic() - started:.1f} s: "
+    f"{len(good)} good, {len(bad)} bad"
+  )
   files = pd.DataFrame(good, columns=[c for c in COLUMNS if c != "split"])
   empty = [n for n in class_names if n not in set(files["class_name"])]
   if empty:
-    raise ValueError(f"no usable image in class(es) {empty}: "
-                     f"{len(bad)} bad files, e.g. {bad[:3]}")
+    raise DataError(f"no usable image in class(es) {empty}: {len(bad)} bad files, e.g. {bad[:3]}")
   groups = files["source"].map(group) if group else files["source"]
   files["split"] = splits.assign(groups, files["label"], fractions, seed)
-  return Manifest(list(class_names), files[list(COLUMNS)],
-                  pd.DataFrame(bad, columns=["path", "class_name", "problem"]))
+  return Manifest(
+    list(class_names),
+    files[list(COLUMNS)],
+    pd.DataFrame(bad, columns=["path", "class_name", "problem"]),
+  )

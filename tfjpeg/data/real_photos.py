@@ -26,6 +26,9 @@ import cv2
 import numpy as np
 
 from tfjpeg.core import progress
+from tfjpeg.core.errors import ConfigError
+from tfjpeg.core.errors import DataError
+from tfjpeg.core.errors import MissingError
 from tfjpeg.data import builtin
 
 VERSION = 1  # bump whenever generation changes, so caches are rebuilt
@@ -37,11 +40,14 @@ KINDS = tuple(DEFAULT_TILE)
 
 
 def default_root():
-  """The shared data folder: $TFJPEG_SHARED_DATA, else `shared/data` beside the checkout."""
+  """The shared data folder: $TFJPEG_SHARED_DATA, else `../shared/data` from the
+  working directory (a checkout's root, where the README's commands run). Not
+  a path inside the package: an installed package lives in a virtual
+  environment, far from any data."""
   env = os.environ.get("TFJPEG_SHARED_DATA")
   if env:
     return pathlib.Path(env)
-  return pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
+  return pathlib.Path.cwd().parent / "shared" / "data"
 
 
 def list_sources(root):
@@ -52,14 +58,16 @@ def list_sources(root):
   """
   root = pathlib.Path(root)
   if not root.is_dir():
-    raise FileNotFoundError(
-        f"the real-photo tasks need the shared photo folder {root} (Kodak PNG, McMaster "
-        "TIFF, one subfolder per collection); it does not exist: put it there, set "
-        "TFJPEG_SHARED_DATA, or pass --data_dir")
+    raise MissingError(
+      f"the real-photo tasks need the shared photo folder {root} (Kodak PNG, McMaster "
+      "TIFF, one subfolder per collection); it does not exist: put it there, set "
+      "TFJPEG_SHARED_DATA, or pass --data_dir"
+    )
   paths = sorted(p for p in root.glob("*/*") if p.suffix.lower() in SOURCE_SUFFIXES)
   if not paths:
-    raise FileNotFoundError(f"{root} holds no never-compressed photo "
-                            f"({', '.join(SOURCE_SUFFIXES)}) in a subfolder")
+    raise MissingError(
+      f"{root} holds no never-compressed photo ({', '.join(SOURCE_SUFFIXES)}) in a subfolder"
+    )
   return paths
 
 
@@ -67,17 +75,20 @@ def read_rgb(path):
   """An 8-bit RGB photo; refuses what would need conversion (16-bit, alpha)."""
   image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
   if image is None:
-    raise ValueError(f"{path}: cannot be decoded")
+    raise DataError(f"{path}: cannot be decoded")
   if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-    raise ValueError(f"{path}: expected 8-bit RGB, got {image.dtype} {image.shape}")
+    raise DataError(f"{path}: expected 8-bit RGB, got {image.dtype} {image.shape}")
   return np.ascontiguousarray(image[..., ::-1])
 
 
 def tiles(image, size):
   """Non-overlapping `size` x `size` tiles from the top-left: {"r0c1": tile}."""
   rows, cols = image.shape[0] // size, image.shape[1] // size
-  return {f"r{r}c{c}": image[r * size:(r + 1) * size, c * size:(c + 1) * size]
-          for r in range(rows) for c in range(cols)}
+  return {
+    f"r{r}c{c}": image[r * size : (r + 1) * size, c * size : (c + 1) * size]
+    for r in range(rows)
+    for c in range(cols)
+  }
 
 
 def downscale(rgb, factor):
@@ -86,14 +97,16 @@ def downscale(rgb, factor):
   if factor == 1:
     return linear
   height, width = rgb.shape[0] // factor, rgb.shape[1] // factor
-  return cv2.resize(linear[:height * factor, :width * factor], (width, height),
-                    interpolation=cv2.INTER_AREA)
+  return cv2.resize(
+    linear[: height * factor, : width * factor], (width, height), interpolation=cv2.INTER_AREA
+  )
 
 
 def compress_once(rgb, quality):
   """The tile as a JPEG at `quality` (4:2:0, libjpeg via OpenCV) would decode it."""
-  ok, data = cv2.imencode(".jpg", np.ascontiguousarray(rgb[..., ::-1]),
-                          [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+  ok, data = cv2.imencode(
+    ".jpg", np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
+  )
   assert ok
   return cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1]
 
@@ -103,7 +116,7 @@ def class_names(kind):
     return ["never"] + [f"qf{q}" for q in HISTORY_QFS]
   if kind == "cameras":
     return [c.name for c in builtin.CAMERAS]
-  raise ValueError(f"unknown real-photo kind {kind!r}; one of {KINDS}")
+  raise ConfigError(f"unknown real-photo kind {kind!r}; one of {KINDS}")
 
 
 def source_name(path):
@@ -143,7 +156,7 @@ def generate(kind, sources, out_dir, tile, seed=0):
     bar.update()
   bar.close()
   if not written:
-    raise ValueError(f"no {tile}x{tile} tile fits any source photo: use smaller tiles")
+    raise ConfigError(f"no {tile}x{tile} tile fits any source photo: use smaller tiles")
   return names
 
 
@@ -160,8 +173,7 @@ def _sources_digest(sources):
   return h.hexdigest()[:12]
 
 
-def materialize(kind, tile=None, max_photos=None, seed=0, source_root=None, cache=None,
-                log=print):
+def materialize(kind, tile=None, max_photos=None, seed=0, source_root=None, cache=None, log=print):
   """Generates a real-photo task once into the cache; returns its folder.
 
   Args:
@@ -175,8 +187,15 @@ def materialize(kind, tile=None, max_photos=None, seed=0, source_root=None, cach
   class_names(kind)  # an unknown kind fails before anything is read
   tile = tile or DEFAULT_TILE[kind]
   sources = list_sources(source_root or default_root())[:max_photos]
-  spec = dict(kind=kind, tile=tile, seed=seed, version=VERSION,
-              sources=_sources_digest(sources), photos=len(sources))
+  spec = dict(
+    kind=kind,
+    tile=tile,
+    seed=seed,
+    version=VERSION,
+    sources=_sources_digest(sources),
+    photos=len(sources),
+  )
   root = pathlib.Path(cache) if cache else cache.cache_root() / "real"
-  return cache.build_once(root, kind, spec,
-                            lambda staging: generate(kind, sources, staging, tile, seed), log)
+  return cache.build_once(
+    root, kind, spec, lambda staging: generate(kind, sources, staging, tile, seed), log
+  )

@@ -54,8 +54,7 @@ def assign(source_ids, labels, fractions=SplitFractions(), seed=0):
     n_test = int(round(len(order) * fractions.test))
     n_val = int(round((len(order) - n_test) * fractions.validation))
     for i, source in enumerate(order):
-      split_of[source] = ("test" if i < n_test else
-                          "validation" if i < n_test + n_val else "train")
+      split_of[source] = "test" if i < n_test else "validation" if i < n_test + n_val else "train"
   return [split_of[s] for s in source_ids]
 
 

@@ -25,14 +25,16 @@ A `Task` hands the input pipeline a stream of encoded images per split
 import dataclasses
 import hashlib
 import os
-from typing import Callable
-from typing import Optional
+from collections.abc import Callable
 
 import pandas as pd
 import tensorflow as tf
 
+from tfjpeg import config as config_lib
 from tfjpeg.codec import images as images_lib
 from tfjpeg.core import seeds
+from tfjpeg.core.errors import ConfigError
+from tfjpeg.core.errors import DataError
 from tfjpeg.data import builtin
 from tfjpeg.data import lattice
 from tfjpeg.data import manifest
@@ -40,25 +42,10 @@ from tfjpeg.data import real_photos
 from tfjpeg.data import splits
 
 
-@dataclasses.dataclass(frozen=True)
-class TaskOptions:
-  """What a user may set for any task (None: the task's default)."""
-  data_dir: Optional[str] = None  # folder task, or a TFDS task's manual directory
-  tfds_data_dir: Optional[str] = None  # where TFDS keeps prepared datasets
-  patch_size: Optional[int] = None
-  patches_per_image: Optional[int] = None
-  split_seed: int = 0
-  test_fraction: float = 0.2
-  validation_fraction: float = 0.15
-  synsets: Optional[tuple] = None  # imagenet
-  num_scenes: Optional[int] = None  # built-in tasks
-  image_size: Optional[int] = None  # built-in tasks
-  builtin_seed: int = 0  # built-in tasks: another seed gives new scenes, never seen in training
-
-
 @dataclasses.dataclass
 class Task:
   """A task ready for the pipeline."""
+
   name: str
   kind: str  # "forensic", "vision" or "custom"
   class_names: list
@@ -69,10 +56,10 @@ class Task:
   num_images: dict  # split -> count
   bad_files: pd.DataFrame  # path, class_name, problem
   summary: str = ""
-  files: Optional[pd.DataFrame] = None  # the manifest (path, image_id, split, ...), if files
+  files: pd.DataFrame | None = None  # the manifest (path, image_id, split, ...), if files
   # Set when `images` delivers each image already compressed whole at this QF
   # (tfjpeg.data.lattice's cache), so the pipeline skips that step.
-  lattice_qf: Optional[int] = None
+  lattice_qf: int | None = None
   # Whether how files are saved is part of what defines the classes (camera
   # models write their own JPEG tables): the shortcut audit then states a
   # metadata cue as a fact of the task instead of warning of a shortcut.
@@ -93,9 +80,18 @@ class Task:
     columns = ["path", "class_name", "problem"]
     if self.files is None:  # a prepared TFDS dataset: counts only
       missing = self.num_images[split] - len(seen_ids)
-      return pd.DataFrame([dict(path=f"{missing} images of {self.name}", class_name="",
-                                problem="failed to decode at run time")] if missing > 0 else [],
-                          columns=columns)
+      return pd.DataFrame(
+        [
+          dict(
+            path=f"{missing} images of {self.name}",
+            class_name="",
+            problem="failed to decode at run time",
+          )
+        ]
+        if missing > 0
+        else [],
+        columns=columns,
+      )
     rows = self.files[(self.files["split"] == split) & ~self.files["image_id"].isin(seen_ids)]
     lost = []
     for row in rows.itertuples():
@@ -111,28 +107,44 @@ class Task:
 def _images_from_files(files):
   """images(split, shuffle_seed) over a manifest's file table (path, label,
   image_id, split): each file read as it is, never decoded here."""
+
   def images(split, shuffle_seed=None):
     rows = files[files["split"] == split]
     # Explicit dtypes: an empty split would otherwise come out as float32.
-    dataset = tf.data.Dataset.from_tensor_slices(dict(
+    dataset = tf.data.Dataset.from_tensor_slices(
+      dict(
         path=tf.constant(rows["path"].tolist(), tf.string),
         label=tf.constant(rows["label"].tolist(), tf.int32),
-        image_id=tf.constant(rows["image_id"].tolist(), tf.string)))
+        image_id=tf.constant(rows["image_id"].tolist(), tf.string),
+      )
+    )
     if shuffle_seed is not None:  # shuffle paths, not pixels: cheap, whole-epoch
-      dataset = dataset.shuffle(max(1, len(rows)), seed=seeds.to_int(shuffle_seed),
-                                reshuffle_each_iteration=False)
+      dataset = dataset.shuffle(
+        max(1, len(rows)), seed=seeds.to_int(shuffle_seed), reshuffle_each_iteration=False
+      )
     return dataset.map(
-        lambda r: dict(encoded=tf.io.read_file(r["path"]), label=r["label"],
-                       image_id=r["image_id"]),
-        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+      lambda r: dict(encoded=tf.io.read_file(r["path"]), label=r["label"], image_id=r["image_id"]),
+      num_parallel_calls=tf.data.AUTOTUNE,
+      deterministic=True,
+    )
+
   return images
 
 
 def _file_task(name, kind, found, patch_size, patches_per_image):
   counts = {s: int((found.files["split"] == s).sum()) for s in splits.SPLITS}
-  return Task(name, kind, list(found.class_names), patch_size, patches_per_image,
-              _images_from_files(found.files), counts, found.bad_files, found.summary(),
-              found.files)
+  return Task(
+    name,
+    kind,
+    list(found.class_names),
+    patch_size,
+    patches_per_image,
+    _images_from_files(found.files),
+    counts,
+    found.bad_files,
+    found.summary(),
+    found.files,
+  )
 
 
 def _fractions(options):
@@ -143,43 +155,63 @@ def _pick(value, default):
   return default if value is None else value
 
 
-def _builtin(kind, task_kind, name, default_scenes, default_size, default_patch, default_ppi,
-             processing_is_class=False):
+def _builtin(
+  kind,
+  task_kind,
+  name,
+  default_scenes,
+  default_size,
+  default_patch,
+  default_ppi,
+  processing_is_class=False,
+):
   def make(options):
     patch = _pick(options.patch_size, default_patch)
     size = _pick(options.image_size, max(default_size, patch))
-    root = builtin.materialize(kind, _pick(options.num_scenes, default_scenes), size,
-                               seed=options.builtin_seed, root=options.data_dir)
-    found = manifest.from_class_folders(root, (patch, patch), _fractions(options),
-                                        options.split_seed)
-    task = _file_task(name, task_kind, found, patch,
-                      _pick(options.patches_per_image, default_ppi))
+    root = builtin.materialize(
+      kind,
+      _pick(options.builtin_scenes, default_scenes),
+      size,
+      seed=options.builtin_seed,
+      root=options.data_dir,
+    )
+    found = manifest.from_class_folders(
+      root, (patch, patch), _fractions(options), options.split_seed
+    )
+    task = _file_task(name, task_kind, found, patch, _pick(options.patches_per_image, default_ppi))
     return dataclasses.replace(task, processing_is_class=processing_is_class)
+
   return make
 
 
 def _real(kind, default_ppi):
   """A real-photo task: `data_dir` is the shared photo folder (default ../shared/data),
   `image_size` the tile side, `num_scenes` the number of photos used."""
+
   def make(options):
     patch = _pick(options.patch_size, 64)
-    root = real_photos.materialize(kind, options.image_size, options.num_scenes,
-                                   options.builtin_seed, options.data_dir)
-    found = manifest.from_class_folders(root, (patch, patch), _fractions(options),
-                                        options.split_seed, group=real_photos.group_of)
-    task = _file_task(f"real_{kind}", "forensic", found, patch,
-                      _pick(options.patches_per_image, default_ppi))
+    root = real_photos.materialize(
+      kind, options.image_size, options.builtin_scenes, options.builtin_seed, options.data_dir
+    )
+    found = manifest.from_class_folders(
+      root, (patch, patch), _fractions(options), options.split_seed, group=real_photos.group_of
+    )
+    task = _file_task(
+      f"real_{kind}", "forensic", found, patch, _pick(options.patches_per_image, default_ppi)
+    )
     # Compression history is the real_history task's class; cameras' JPEG theirs.
     return dataclasses.replace(task, processing_is_class=True)
+
   return make
 
 
 def _folder(options):
   if not options.data_dir:
-    raise ValueError("the folder task needs --data_dir=DIR with one subfolder per class")
+    raise ConfigError("the folder task needs --data_dir=DIR with one subfolder per class")
   patch = _pick(options.patch_size, 224)
-  found = manifest.from_class_folders(options.data_dir, (patch, patch),
-                                      _fractions(options), options.split_seed)
+  found = manifest.from_class_folders(
+    options.data_dir, (patch, patch), _fractions(options), options.split_seed
+  )
   return _file_task("folder", "custom", found, patch, _pick(options.patches_per_image, 1))
 
 
@@ -194,14 +226,26 @@ def labelled_folder(root, patch_size, patches_per_image=1, class_names=None):
   if class_names is not None:
     unknown = sorted(set(names) - set(class_names))
     if unknown:
-      raise ValueError(f"{root} has class folders {unknown} that the model does not know "
-                       f"(its classes: {', '.join(class_names)})")
+      raise DataError(
+        f"{root} has class folders {unknown} that the model does not know "
+        f"(its classes: {', '.join(class_names)})"
+      )
     names = list(class_names)
     files["label"] = files["class_name"].map({n: i for i, n in enumerate(names)})
   counts = {s: int((files["split"] == s).sum()) for s in splits.SPLITS}
   summary = manifest.Manifest(list(found.class_names), files, found.bad_files).summary()
-  return Task("folder", "custom", names, patch_size, patches_per_image,
-              _images_from_files(files), counts, found.bad_files, summary, files)
+  return Task(
+    "folder",
+    "custom",
+    names,
+    patch_size,
+    patches_per_image,
+    _images_from_files(files),
+    counts,
+    found.bad_files,
+    summary,
+    files,
+  )
 
 
 def synsets_config_name(synsets):
@@ -216,69 +260,103 @@ def _tfds(key, kind, default_patch, default_ppi):
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
     from tfjpeg.data import tfds_builders  # pylint: disable=g-import-not-at-top
+
     if (options.test_fraction, options.validation_fraction) != (0.2, 0.15):
-      raise ValueError(f"the {key} task's split is fixed when its TFDS dataset is "
-                       "built (20% test, 15% validation); use the folder task for others")
+      raise ConfigError(
+        f"the {key} task's split is fixed when its TFDS dataset is "
+        "built (20% test, 15% validation); use the folder task for others"
+      )
     cls = tfds_builders.BUILDERS[key]
     kwargs = dict(data_dir=options.tfds_data_dir)
     if key == "imagenet" and options.synsets:
       kwargs["config"] = tfds_builders.ImagenetConfig(
-          name=synsets_config_name(options.synsets), synsets=tuple(options.synsets))
+        name=synsets_config_name(options.synsets), synsets=tuple(options.synsets)
+      )
     builder = cls(**kwargs)
     if not builder.is_prepared():
       manual_dir = options.data_dir
       if not manual_dir:
-        raise ValueError(f"the {key} task is not built yet: pass --data_dir=<manual "
-                         f"directory>.\n{cls.MANUAL_DOWNLOAD_INSTRUCTIONS}")
+        raise ConfigError(
+          f"the {key} task is not built yet: pass --data_dir=<manual "
+          f"directory>.\n{cls.MANUAL_DOWNLOAD_INSTRUCTIONS}"
+        )
       builder.download_and_prepare(
-          download_config=tfds.download.DownloadConfig(manual_dir=os.fspath(manual_dir)))
+        download_config=tfds.download.DownloadConfig(manual_dir=os.fspath(manual_dir))
+      )
+
     def images(split, shuffle_seed=None):
       if not counts[split]:
-        raise ValueError(f"the {key} dataset has no {split} images: too few sources")
+        raise DataError(f"the {key} dataset has no {split} images: too few sources")
       read_config = tfds.ReadConfig(
-          shuffle_seed=None if shuffle_seed is None else seeds.to_int(shuffle_seed))
-      dataset = builder.as_dataset(split=split, shuffle_files=shuffle_seed is not None,
-                                   read_config=read_config)
+        shuffle_seed=None if shuffle_seed is None else seeds.to_int(shuffle_seed)
+      )
+      dataset = builder.as_dataset(
+        split=split, shuffle_files=shuffle_seed is not None, read_config=read_config
+      )
       if shuffle_seed is not None:
         dataset = dataset.shuffle(256, seed=seeds.to_int(shuffle_seed))
-      return dataset.map(lambda r: dict(encoded=r["image"], label=tf.cast(r["label"], tf.int32),
-                                        image_id=r["image_id"]))
-    bad = pd.DataFrame(builder.info.metadata.get("bad_files", []),
-                       columns=["path", "class_name", "problem"])
-    counts = {s: builder.info.splits[s].num_examples if s in builder.info.splits else 0
-              for s in splits.SPLITS}
+      return dataset.map(
+        lambda r: dict(
+          encoded=r["image"], label=tf.cast(r["label"], tf.int32), image_id=r["image_id"]
+        )
+      )
+
+    bad = pd.DataFrame(
+      builder.info.metadata.get("bad_files", []), columns=["path", "class_name", "problem"]
+    )
+    counts = {
+      s: builder.info.splits[s].num_examples if s in builder.info.splits else 0
+      for s in splits.SPLITS
+    }
     names = builder.info.features["label"].names
-    summary = f"{sum(counts.values())} images in {len(names)} classes ({counts}); {len(bad)} bad files"
-    return Task(key, kind, names, _pick(options.patch_size, default_patch),
-                _pick(options.patches_per_image, default_ppi), images, counts, bad, summary,
-                processing_is_class=key == "vision")
+    summary = (
+      f"{sum(counts.values())} images in {len(names)} classes ({counts}); {len(bad)} bad files"
+    )
+    return Task(
+      key,
+      kind,
+      names,
+      _pick(options.patch_size, default_patch),
+      _pick(options.patches_per_image, default_ppi),
+      images,
+      counts,
+      bad,
+      summary,
+      processing_is_class=key == "vision",
+    )
+
   return make
 
 
 TASKS = {
-    "cameras": _builtin("cameras", "forensic", "cameras", 200, 128, 64, 4, True),
-    "cameras_random_cfa": _builtin("cameras_random_cfa", "forensic", "cameras_random_cfa",
-                                   200, 128, 64, 4, True),
-    "shapes": _builtin("shapes", "vision", "shapes", 800, 96, 64, 4),
-    "generated": _builtin("generated", "forensic", "generated", 1000, 96, 64, 4),
-    "generated_confounded": _builtin("generated_confounded", "forensic",
-                                     "generated_confounded", 1000, 96, 64, 4),
-    "real_history": _real("history", 4),
-    "real_cameras": _real("cameras", 4),
-    "folder": _folder,
-    "vision": _tfds("vision", "forensic", 512, 10),
-    "gan": _tfds("gan", "forensic", 224, 1),
-    "imagenet": _tfds("imagenet", "vision", 224, 1),
-    "lsun": _tfds("lsun", "vision", 224, 1),
+  "cameras": _builtin("cameras", "forensic", "cameras", 200, 128, 64, 4, True),
+  "cameras_random_cfa": _builtin(
+    "cameras_random_cfa", "forensic", "cameras_random_cfa", 200, 128, 64, 4, True
+  ),
+  "shapes": _builtin("shapes", "vision", "shapes", 800, 96, 64, 4),
+  "generated": _builtin("generated", "forensic", "generated", 1000, 96, 64, 4),
+  "generated_confounded": _builtin(
+    "generated_confounded", "forensic", "generated_confounded", 1000, 96, 64, 4
+  ),
+  "real_history": _real("history", 4),
+  "real_cameras": _real("cameras", 4),
+  "folder": _folder,
+  "vision": _tfds("vision", "forensic", 512, 10),
+  "gan": _tfds("gan", "forensic", 224, 1),
+  "imagenet": _tfds("imagenet", "vision", 224, 1),
+  "lsun": _tfds("lsun", "vision", 224, 1),
 }
-DEFAULT_TASK = "cameras"
+DEFAULT_TASK = config_lib.TaskConfig().name
 
 
-def get(name, options=TaskOptions()):
-  """Builds the task registered as `name`."""
-  if name not in TASKS:
-    raise ValueError(f"unknown task {name!r}; registered: {', '.join(sorted(TASKS))}")
-  return TASKS[name](options)
+def get(config: "config_lib.TaskConfig | str") -> "Task":
+  """Builds the task `config` names (a `tfjpeg.config.TaskConfig`, or a task
+  name for its defaults)."""
+  if isinstance(config, str):
+    config = config_lib.TaskConfig(name=config)
+  if config.name not in TASKS:
+    raise ConfigError(f"--task: {config.name!r} is no registered task ({', '.join(sorted(TASKS))})")
+  return TASKS[config.name](config)
 
 
 def examples(task, per_class=3, split="train"):
@@ -295,8 +373,8 @@ def examples(task, per_class=3, split="train"):
 
 def task_for(config, log=print):
   """The task of `config`, reading cached lattice images if it has a lattice QF
-  (unless `config.lattice_cache` is off)."""
-  task = get(config.task, config.task_options())
-  if config.lattice_cache:
-    task = lattice.cached_task(task, config.lattice_qf, config.chroma, log=log)
+  (unless `config.jpeg.lattice_cache` is off)."""
+  task = get(config.task)
+  if config.jpeg.lattice_cache:
+    task = lattice.cached_task(task, config.jpeg.lattice_qf, config.jpeg.chroma, log=log)
   return task

@@ -19,9 +19,9 @@ from tfjpeg.data import manifest
 from tfjpeg.data import splits
 
 _FEATURES = dict(
-    image=tfds.features.Tensor(shape=(), dtype=np.object_),  # original file bytes
-    image_id=tfds.features.Text(),
-    source=tfds.features.Text(),
+  image=tfds.features.Tensor(shape=(), dtype=np.object_),  # original file bytes
+  image_id=tfds.features.Text(),
+  source=tfds.features.Text(),
 )
 
 
@@ -40,26 +40,29 @@ class _ManualImageBuilder(tfds.core.GeneratorBasedBuilder):
 
   def _info(self):
     return self.dataset_info_from_configs(
-        features=tfds.features.FeaturesDict(
-            dict(_FEATURES, label=tfds.features.ClassLabel(names=self._class_names()))),
-        metadata=tfds.core.MetadataDict(),
-        supervised_keys=("image", "label"),
+      features=tfds.features.FeaturesDict(
+        dict(_FEATURES, label=tfds.features.ClassLabel(names=self._class_names()))
+      ),
+      metadata=tfds.core.MetadataDict(),
+      supervised_keys=("image", "label"),
     )
 
   def _split_generators(self, dl_manager):
     manual_dir = os.fspath(dl_manager.manual_dir)
     if not os.path.isdir(manual_dir):
       raise FileNotFoundError(
-          f"manual directory {manual_dir} does not exist. "
-          f"{self.MANUAL_DOWNLOAD_INSTRUCTIONS}")
+        f"manual directory {manual_dir} does not exist. {self.MANUAL_DOWNLOAD_INSTRUCTIONS}"
+      )
     class_names = self.info.features["label"].names
     index = {n: i for i, n in enumerate(class_names)}
     entries = [(p, index[c], c, s) for p, c, s in self._entries(manual_dir, class_names)]
     if not entries:
-      raise FileNotFoundError(f"no images found under {manual_dir}. "
-                              f"{self.MANUAL_DOWNLOAD_INSTRUCTIONS}")
-    found = manifest.from_entries(entries, class_names, (self.MIN_SIZE, self.MIN_SIZE),
-                                  splits.SplitFractions(), seed=0)
+      raise FileNotFoundError(
+        f"no images found under {manual_dir}. {self.MANUAL_DOWNLOAD_INSTRUCTIONS}"
+      )
+    found = manifest.from_entries(
+      entries, class_names, (self.MIN_SIZE, self.MIN_SIZE), splits.SplitFractions(), seed=0
+    )
     for row in found.bad_files.itertuples():
       logging.warning("bad file left out of %s: %s: %s", self.name, row.path, row.problem)
     self.info.metadata["bad_files"] = found.bad_files.to_dict("records")
@@ -67,8 +70,9 @@ class _ManualImageBuilder(tfds.core.GeneratorBasedBuilder):
     for name in splits.SPLITS:
       rows = found.split(name)
       if rows.empty:  # TFDS refuses empty splits; only tiny datasets get here
-        logging.warning("%s: split %r is empty with %d sources", self.name, name,
-                        found.files["source"].nunique())
+        logging.warning(
+          "%s: split %r is empty with %d sources", self.name, name, found.files["source"].nunique()
+        )
       else:
         generators[name] = self._generate_examples(rows)
     return generators
@@ -77,13 +81,16 @@ class _ManualImageBuilder(tfds.core.GeneratorBasedBuilder):
     for row in rows.itertuples():
       with open(row.path, "rb") as f:
         data = f.read()
-      yield row.image_id, dict(image=data, label=row.label,
-                               image_id=row.image_id, source=row.source)
+      yield (
+        row.image_id,
+        dict(image=data, label=row.label, image_id=row.image_id, source=row.source),
+      )
 
 
 def _subfolders(path):
-  return sorted(d for d in os.listdir(path)
-                if os.path.isdir(os.path.join(path, d)) and not d.startswith("."))
+  return sorted(
+    d for d in os.listdir(path) if os.path.isdir(os.path.join(path, d)) and not d.startswith(".")
+  )
 
 
 def _require_dir(path, what):
@@ -126,8 +133,8 @@ one model share a class. Only `images/nat` is read (not flat, not videos).
     names = self._models(os.fspath(dl_manager.manual_dir))
     if not names:
       raise FileNotFoundError(
-          f"no VISION device folders in {dl_manager.manual_dir}. "
-          f"{self.MANUAL_DOWNLOAD_INSTRUCTIONS}")
+        f"no VISION device folders in {dl_manager.manual_dir}. {self.MANUAL_DOWNLOAD_INSTRUCTIONS}"
+      )
     self.info.features["label"].names = names
     return super()._split_generators(dl_manager)
 
@@ -136,8 +143,7 @@ one model share a class. Only `images/nat` is read (not flat, not videos).
     for device in _subfolders(root):
       if "_" not in device:
         continue
-      nat = _require_dir(os.path.join(root, device, "images", "nat"),
-                         f"VISION device {device}")
+      nat = _require_dir(os.path.join(root, device, "images", "nat"), f"VISION device {device}")
       for path in images.list_images(nat):
         yield path, device.split("_", 1)[1], os.path.splitext(os.path.basename(path))[0]
 
@@ -160,12 +166,14 @@ A real image and the fake made from it share <name>, and therefore a split.
   def _entries(self, manual_dir, class_names):
     translations = _subfolders(manual_dir)
     if not translations:
-      raise FileNotFoundError(f"no translation folders in {manual_dir}. "
-                              f"{self.MANUAL_DOWNLOAD_INSTRUCTIONS}")
+      raise FileNotFoundError(
+        f"no translation folders in {manual_dir}. {self.MANUAL_DOWNLOAD_INSTRUCTIONS}"
+      )
     for translation in translations:
       for name in class_names:
-        folder = _require_dir(os.path.join(manual_dir, translation, name),
-                              f"CycleGAN translation {translation}")
+        folder = _require_dir(
+          os.path.join(manual_dir, translation, name), f"CycleGAN translation {translation}"
+        )
         for path in images.list_images(folder):
           stem = os.path.splitext(os.path.relpath(path, folder))[0]
           yield path, name, f"{translation}/{stem}"
@@ -174,9 +182,22 @@ A real image and the fake made from it share <name>, and therefore a split.
 # The paper does not list its 16 synsets. Default: the 10 of Imagenette plus 6
 # classes of other kinds; override with `ImagenetConfig(synsets=...)`.
 DEFAULT_SYNSETS = (
-    "n01440764", "n02102040", "n02979186", "n03000684", "n03028079",
-    "n03394916", "n03417042", "n03425413", "n03445777", "n03888257",
-    "n01530575", "n02123045", "n02690373", "n02504458", "n04467665", "n02085620",
+  "n01440764",
+  "n02102040",
+  "n02979186",
+  "n03000684",
+  "n03028079",
+  "n03394916",
+  "n03417042",
+  "n03425413",
+  "n03445777",
+  "n03888257",
+  "n01530575",
+  "n02123045",
+  "n02690373",
+  "n02504458",
+  "n04467665",
+  "n02085620",
 )
 
 
@@ -211,23 +232,44 @@ synsets are read; the default 16 are in tfjpeg.data.tfds_builders.DEFAULT_SYNSET
 
 
 LSUN_CATEGORIES = (
-    "airplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
-    "chair", "cow", "dining_table", "dog", "horse", "motorbike", "person",
-    "potted_plant", "sheep", "sofa", "train", "tv-monitor",
+  "airplane",
+  "bicycle",
+  "bird",
+  "boat",
+  "bottle",
+  "bus",
+  "car",
+  "cat",
+  "chair",
+  "cow",
+  "dining_table",
+  "dog",
+  "horse",
+  "motorbike",
+  "person",
+  "potted_plant",
+  "sheep",
+  "sofa",
+  "train",
+  "tv-monitor",
 )
 
 
 class TfjpegLsun(_ManualImageBuilder):
   """The 20 LSUN object categories, from local exports of the LSUN databases."""
 
-  MANUAL_DOWNLOAD_INSTRUCTIONS = """\
+  MANUAL_DOWNLOAD_INSTRUCTIONS = (
+    """\
 Download the 20 LSUN object categories (https://www.yf.io/p/lsun, object
 LMDBs), export each with the LSUN tools (`python data.py export <db>
 --out_dir <manual_dir>/<category> --flat`) so that images lie in:
   <manual_dir>/airplane/<id>.webp (or .jpg)   ... one folder per category:
-  """ + ", ".join(LSUN_CATEGORIES) + """
+  """
+    + ", ".join(LSUN_CATEGORIES)
+    + """
 Nested export folders are read recursively. Exported files are stored as they are.
 """
+  )
 
   def _class_names(self):
     return list(LSUN_CATEGORIES)
@@ -239,5 +281,9 @@ Nested export folders are read recursively. Exported files are stored as they ar
         yield path, category, os.path.splitext(os.path.relpath(path, folder))[0]
 
 
-BUILDERS = {"vision": TfjpegVision, "gan": TfjpegGan,
-            "imagenet": TfjpegImagenet, "lsun": TfjpegLsun}
+BUILDERS = {
+  "vision": TfjpegVision,
+  "gan": TfjpegGan,
+  "imagenet": TfjpegImagenet,
+  "lsun": TfjpegLsun,
+}

@@ -15,14 +15,17 @@ The run directory holds:
 """
 
 import os
+from collections.abc import Callable
 
 import keras
+import pandas as pd
 import tensorflow as tf
 
 from tfjpeg import config as config_lib
 from tfjpeg.analysis import evaluation
 from tfjpeg.analysis import offsets
 from tfjpeg.core import runlock
+from tfjpeg.core.errors import ConfigError
 from tfjpeg.data import audit
 from tfjpeg.data import lattice
 from tfjpeg.data import tasks
@@ -41,14 +44,20 @@ def _prepare_workdir(config, workdir):
   if os.path.exists(path):
     changed = config_lib.differences(config_lib.saved(workdir), config)
     if changed:
-      raise ValueError(f"{workdir} holds a run with another config (differs in "
-                       f"{changed}); use a new --workdir")
+      raise ConfigError(
+        f"{workdir} holds a run with another config (differs in {changed}); use a new --workdir"
+      )
   else:
     rundir.write_atomically(path, config.to_json())
 
 
-def train_and_evaluate(config, workdir, log=print, break_lock=False):
-  """Trains by `config.recipe` (resuming if `workdir` holds a run), then tests.
+def train_and_evaluate(
+  config: config_lib.Config,
+  workdir: str,
+  log: Callable[[str], object] = print,
+  break_lock: bool = False,
+) -> pd.DataFrame:
+  """Trains by `config.schedule.recipe` (resuming if `workdir` holds a run), then tests.
 
   The run holds its directory's lock (`tfjpeg.core.runlock`) while it writes: a
   multi-worker run's chief the run directory, every other worker its own
@@ -61,7 +70,7 @@ def train_and_evaluate(config, workdir, log=print, break_lock=False):
     runlock.RunLockedError: another live process writes `workdir`.
   """
   # A multi-worker strategy configures collective ops: before any other op.
-  strategy = distribute.make_strategy(config.strategy)
+  strategy = distribute.make_strategy(config.runtime.strategy)
   workdir = distribute.worker_workdir(workdir)
   with runlock.hold(workdir, break_lock), preemption.stop_on_sigterm():
     return _train_and_evaluate(config, workdir, log, strategy)
@@ -69,36 +78,46 @@ def train_and_evaluate(config, workdir, log=print, break_lock=False):
 
 def _train_and_evaluate(config, workdir, log, strategy):
   _prepare_workdir(config, workdir)
-  keras.utils.set_random_seed(config.seed)
+  keras.utils.set_random_seed(config.schedule.seed)
   tf.config.experimental.enable_op_determinism()
-  if config.mixed_precision:
+  if config.runtime.mixed_precision:
     keras.mixed_precision.set_global_policy("mixed_float16")
   task = tasks.task_for(config, log)
-  cached = (f"lattice images (QF {task.lattice_qf}) read from "
-            f"{lattice.cache_dir(task.lattice_qf, config.chroma)}\n" if task.lattice_qf else "")
+  cached = (
+    f"lattice images (QF {task.lattice_qf}) read from "
+    f"{lattice.cache_dir(task.lattice_qf, config.jpeg.chroma)}\n"
+    if task.lattice_qf
+    else ""
+  )
   # The files as stored (before any lattice QF): do they give the class away?
-  found = audit.audit_task(task, seed=config.seed)
+  found = audit.audit_task(task, seed=config.schedule.seed)
   profile = audit.compression_profile(found.files, task.class_names)
   matched = ""
-  if config.match_compression:
-    matched = (f"match_compression: lossless images saved once, then every training patch "
-               f"saved, at QFs drawn from {audit.describe_qfs(profile.match_qfs)}\n")
+  if config.jpeg.match_compression:
+    matched = (
+      f"match_compression: lossless images saved once, then every training patch "
+      f"saved, at QFs drawn from {audit.describe_qfs(profile.match_qfs)}\n"
+    )
     limit = audit.matching_limit(found)
     if limit:
       matched += limit + "\n"
       log(limit)
-  rundir.write_atomically(os.path.join(workdir, "data_summary.txt"),
-                          task.summary + "\n" + cached + found.short_form() + "\n" + matched)
+  rundir.write_atomically(
+    os.path.join(workdir, "data_summary.txt"),
+    task.summary + "\n" + cached + found.short_form() + "\n" + matched,
+  )
   rundir.write_description(workdir, config, task)
   log(task.summary)
   if found.warning():
     log(found.warning())
   empty = [s for s, n in task.num_images.items() if n == 0]
   if empty:
-    raise ValueError(f"the {config.task} task has no {' or '.join(empty)} images "
-                     f"({task.num_images}): too few source images for the split; add "
-                     "images or change --test_fraction/--validation_fraction")
-  if config.recipe == "baseline":
+    raise ConfigError(
+      f"the {config.task.name} task has no {' or '.join(empty)} images "
+      f"({task.num_images}): too few source images for the split; add "
+      "images or change --test_fraction/--validation_fraction"
+    )
+  if config.schedule.recipe == "baseline":
     model = baseline.fit(config, task, workdir, log, profile)
   else:
     model = schedule.fit(config, task, workdir, log, strategy, profile)
@@ -109,7 +128,7 @@ def _train_and_evaluate(config, workdir, log, strategy):
   evaluation.write_results(workdir, results, confusions, task.class_names)
   hparams.log_hparams(workdir, config, results)
   log(results.to_string(index=False))
-  for period in config.offset_periods:
+  for period in config.test.offset_periods:
     log(offsets.write_analysis(workdir, model, task, config, period).to_string(index=False))
   rundir.mark_finished(workdir, conditions=len(results), test_images_lost=lost)
   return results

@@ -23,6 +23,7 @@ from tfjpeg.analysis import offsets
 from tfjpeg.analysis import plotting
 from tfjpeg.analysis import tables
 from tfjpeg.core import runlock
+from tfjpeg.core.errors import ConfigError
 from tfjpeg.experiments import run as run_lib
 from tfjpeg.train import hparams
 from tfjpeg.train import rundir
@@ -40,39 +41,70 @@ class Study:
   def __post_init__(self):
     names = [n for n, _ in self.runs]
     if len(set(names)) != len(names):
-      raise ValueError(f"study {self.name} names a run twice")
+      raise ConfigError(f"study {self.name} names a run twice")
 
 
-def alignment_runs(tasks, nets, base=config_lib.Config(),
-                   test_crops=("aligned", "random", "realigned")):
+def alignment_runs(
+  tasks, nets, base=config_lib.make(), test_crops=("aligned", "random", "realigned")
+):
   """Experiment 1: every image compressed at QF 100 first; train on aligned or
   random crops; test on aligned and random crops, uncompressed, and (beyond the
   paper) on random crops moved onto the blindly estimated grid."""
   return tuple(
-      (f"alignment_{task}_{net}_train-{crop}",
-       dataclasses.replace(base, experiment="alignment", task=task, net=net, lattice_qf=100,
-                           train_crop=crop, train_qfs=(), test_crops=tuple(test_crops),
-                           test_qfs=(None,)))
-      for task in tasks for net in nets for crop in ("aligned", "random"))
+    (
+      f"alignment_{task}_{net}_train-{crop}",
+      config_lib.replace(
+        base,
+        experiment="alignment",
+        task=task,
+        net=net,
+        lattice_qf=100,
+        train_crop=crop,
+        train_qfs=(),
+        test_crops=tuple(test_crops),
+        test_qfs=(None,),
+      ),
+    )
+    for task in tasks
+    for net in nets
+    for crop in ("aligned", "random")
+  )
 
 
-def quality_runs(tasks, nets, train_qfs=PAPER_QFS, test_qfs=PAPER_QFS,
-                 base=config_lib.Config()):
+def quality_runs(tasks, nets, train_qfs=PAPER_QFS, test_qfs=PAPER_QFS, base=config_lib.make()):
   """Experiment 2: random crops; no augmentation, or half of the training
   patches compressed at one QF; tested uncompressed and at each test QF."""
   return tuple(
-      (f"quality_{task}_{net}_aug-{qf or 'none'}",
-       dataclasses.replace(base, experiment="quality", task=task, net=net, lattice_qf=None,
-                           train_crop="random", train_qfs=(qf,) if qf else (), aug_fraction=0.5,
-                           test_crops=("random",), test_qfs=(None,) + tuple(test_qfs)))
-      for task in tasks for net in nets for qf in (None,) + tuple(train_qfs))
+    (
+      f"quality_{task}_{net}_aug-{qf or 'none'}",
+      config_lib.replace(
+        base,
+        experiment="quality",
+        task=task,
+        net=net,
+        lattice_qf=None,
+        train_crop="random",
+        train_qfs=(qf,) if qf else (),
+        aug_fraction=0.5,
+        test_crops=("random",),
+        test_qfs=(None,) + tuple(test_qfs),
+      ),
+    )
+    for task in tasks
+    for net in nets
+    for qf in (None,) + tuple(train_qfs)
+  )
 
 
 def with_data_dirs(study, data_dirs):
   """Sets each run's data_dir from a {task: directory} mapping."""
-  return Study(study.name, tuple(
-      (name, dataclasses.replace(c, data_dir=data_dirs.get(c.task, c.data_dir)))
-      for name, c in study.runs))
+  return Study(
+    study.name,
+    tuple(
+      (name, config_lib.replace(c, data_dir=data_dirs.get(c.task.name, c.task.data_dir)))
+      for name, c in study.runs
+    ),
+  )
 
 
 def with_seeds(study, seeds, new_split=True):
@@ -82,17 +114,24 @@ def with_seeds(study, seeds, new_split=True):
   every run of one seed shares that seed's split, so runs compare paired."""
   seeds = tuple(int(s) for s in seeds)
   if len(set(seeds)) != len(seeds):
-    raise ValueError(f"seeds repeat: {seeds}")
-  return Study(study.name, tuple(
-      (f"{name}_seed{seed}", dataclasses.replace(
-          c, seed=seed, split_seed=seed if new_split else c.split_seed))
-      for name, c in study.runs for seed in seeds))
+    raise ConfigError(f"seeds repeat: {seeds}")
+  return Study(
+    study.name,
+    tuple(
+      (
+        f"{name}_seed{seed}",
+        config_lib.replace(c, seed=seed, split_seed=seed if new_split else c.task.split_seed),
+      )
+      for name, c in study.runs
+      for seed in seeds
+    ),
+  )
 
 
 def shard(runs, index, count):
   """Runs index, index + count, ...: array job `index` of `count` (0-based)."""
   if not 0 <= index < count:
-    raise ValueError(f"shard index must be in 0..{count - 1}, got {index}")
+    raise ConfigError(f"shard index must be in 0..{count - 1}, got {index}")
   return runs[index::count]
 
 
@@ -101,9 +140,9 @@ def parse_shard(text):
   try:
     number, count = (int(v) for v in text.split("/"))
   except ValueError as e:
-    raise ValueError(f"--shard takes i/n, e.g. 1/4; got {text!r}") from e
+    raise ConfigError(f"--shard takes i/n, e.g. 1/4; got {text!r}") from e
   if not 1 <= number <= count:
-    raise ValueError(f"--shard {text}: i must be in 1..n")
+    raise ConfigError(f"--shard {text}: i must be in 1..n")
   return number - 1, count
 
 
@@ -121,9 +160,11 @@ def run(study, study_dir, shard_index=0, shard_count=1, log=print):
     if rundir.is_finished(workdir):
       changed = config_lib.differences(config_lib.saved(workdir), config)
       if changed:
-        raise ValueError(f"{workdir} finished with another config than the preset's "
-                         f"{name} (differs in {changed}): the preset changed since; use a "
-                         "new --study_dir, or move the run away to train it again")
+        raise ConfigError(
+          f"{workdir} finished with another config than the preset's "
+          f"{name} (differs in {changed}): the preset changed since; use a "
+          "new --study_dir, or move the run away to train it again"
+        )
       log(f"[{number}/{len(mine)}] {name}: finished, skipped")
       continue
     log(f"[{number}/{len(mine)}] {name}")
@@ -145,34 +186,42 @@ def merge(study, study_dir):
   Raises:
     runlock.RunLockedError: some run is being written by another process.
   """
-  held = {name: runlock.holder(os.path.join(study_dir, "runs", name))
-          for name, _ in study.runs}
+  held = {name: runlock.holder(os.path.join(study_dir, "runs", name)) for name, _ in study.runs}
   held = {name: h for name, h in held.items() if h is not None}
   if held:
     raise runlock.RunLockedError(
-        f"{len(held)} run(s) of {study_dir} are being written by other processes ("
-        + "; ".join(f"{name}: {h.describe()}" for name, h in held.items())
-        + "): merge once they end (bin/study without --shard)")
+      f"{len(held)} run(s) of {study_dir} are being written by other processes ("
+      + "; ".join(f"{name}: {h.describe()}" for name, h in held.items())
+      + "): merge once they end (bin/study without --shard)"
+    )
   frames = []
   for name, _ in study.runs:
     workdir = os.path.join(study_dir, "runs", name)
     if not rundir.is_finished(workdir):
       continue
     config = config_lib.saved(workdir)
-    results = rundir.read_table(os.path.join(workdir, "results.csv"), config.crop_grid)
-    settings = {k: (v if isinstance(v, (int, float, str, bool)) else
-                    ("none" if "qf" in k else v) if v is None else
-                    ",".join("none" if x is None else str(x) for x in v))
-                for k, v in dataclasses.asdict(config).items() if k not in results.columns}
+    results = rundir.read_table(os.path.join(workdir, "results.csv"), config.jpeg.crop_grid)
+    settings = {
+      k: (
+        v
+        if isinstance(v, (int, float, str, bool))
+        else ("none" if "qf" in k else v)
+        if v is None
+        else ",".join("none" if x is None else str(x) for x in v)
+      )
+      for k, v in config.flat().items()
+      if k not in results.columns
+    }
     frames.append(results.assign(study=study.name, run=name, **settings))
   table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
   os.makedirs(study_dir, exist_ok=True)
-  sweeps = [offsets.resummarize(os.path.join(study_dir, "runs", name)).assign(run=name)
-            for name, _ in study.runs
-            if os.path.exists(os.path.join(study_dir, "runs", name, "offsets_summary.csv"))]
+  sweeps = [
+    offsets.resummarize(os.path.join(study_dir, "runs", name)).assign(run=name)
+    for name, _ in study.runs
+    if os.path.exists(os.path.join(study_dir, "runs", name, "offsets_summary.csv"))
+  ]
   if sweeps:  # per-offset sweeps of runs with offset_periods
-    pd.concat(sweeps, ignore_index=True).to_csv(os.path.join(study_dir, "offsets.csv"),
-                                                index=False)
+    pd.concat(sweeps, ignore_index=True).to_csv(os.path.join(study_dir, "offsets.csv"), index=False)
   table.to_csv(os.path.join(study_dir, "table.csv"), index=False)
   if len(table):
     write_hparams_config(table, os.path.join(study_dir, "runs"))
@@ -190,9 +239,10 @@ def figures(table_path, out_dir=None, metric="balanced_accuracy"):
   it unless `out_dir` is given."""
   table = tables.read_study_table(table_path)
   if "experiment" not in table.columns or table.empty:
-    raise ValueError(f"{table_path} is not a study table (no experiment column, or no rows)")
+    raise ConfigError(f"{table_path} is not a study table (no experiment column, or no rows)")
   return plotting.study_figures(
-      table, out_dir or os.path.dirname(os.path.abspath(table_path)), metric)
+    table, out_dir or os.path.dirname(os.path.abspath(table_path)), metric
+  )
 
 
 def write_hparams_config(table, logdir):
@@ -200,10 +250,12 @@ def write_hparams_config(table, logdir):
   defining settings (`hparams.HPARAMS`) that differ between its runs, and
   every test condition's balanced accuracy."""
   runs = table.drop_duplicates("run")
-  columns = [hp.HParam(k) for k in hparams.HPARAMS
-             if k in runs.columns and runs[k].astype(str).nunique() > 1]
-  metrics = [hp.Metric(tag) for tag in dict.fromkeys(
-      hparams.metric_tag(row) for row in table.itertuples())]
+  columns = [
+    hp.HParam(k) for k in hparams.HPARAMS if k in runs.columns and runs[k].astype(str).nunique() > 1
+  ]
+  metrics = [
+    hp.Metric(tag) for tag in dict.fromkeys(hparams.metric_tag(row) for row in table.itertuples())
+  ]
   os.makedirs(logdir, exist_ok=True)
   for name in os.listdir(logdir):  # one declaration: the latest merge's
     if name.startswith("events.out.tfevents"):

@@ -14,12 +14,15 @@ and the exported SavedModel all feed the same raw pixels.
 
 import dataclasses
 import os
-from typing import Callable
+from collections.abc import Callable
 
 import keras
 import numpy as np
 from keras import layers
 from keras import ops
+
+from tfjpeg.core.errors import ConfigError
+from tfjpeg.core.errors import MissingError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,12 +78,15 @@ def _application(constructor_name, preprocess):
     constructor = getattr(keras.applications, constructor_name)
     inputs = keras.Input(input_shape, name="patch")
     x = preprocess(inputs) if preprocess else inputs
-    backbone = constructor(include_top=False, weights=weights, input_shape=input_shape,
-                           pooling="avg")
+    backbone = constructor(
+      include_top=False, weights=weights, input_shape=input_shape, pooling="avg"
+    )
     x = backbone(x)
-    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32",
-                           name="probabilities")(x)
+    outputs = layers.Dense(
+      num_classes, activation="softmax", dtype="float32", name="probabilities"
+    )(x)
     return keras.Model(inputs, outputs, name=constructor_name.lower())
+
   return build
 
 
@@ -111,8 +117,9 @@ def _bondi(input_shape, num_classes, weights):
   x = layers.Conv2D(128, 5, activation="relu")(x)
   x = layers.GlobalAveragePooling2D()(x)  # 1x1 at 64x64; any larger patch averages
   x = layers.Dense(128, activation="relu")(x)
-  outputs = layers.Dense(num_classes, activation="softmax", dtype="float32",
-                         name="probabilities")(x)
+  outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(
+    x
+  )
   return keras.Model(inputs, outputs, name="bondi")
 
 
@@ -127,8 +134,9 @@ def _bayar(input_shape, num_classes, weights):
   """
   del weights
   inputs = keras.Input(input_shape, name="patch")
-  x = layers.Conv2D(3, 5, padding="same", use_bias=False,
-                    kernel_constraint=BayarConstraint(), name="constrained")(inputs)
+  x = layers.Conv2D(
+    3, 5, padding="same", use_bias=False, kernel_constraint=BayarConstraint(), name="constrained"
+  )(inputs)
   x = layers.Conv2D(48, 7, strides=2, padding="same")(x)
   x = layers.BatchNormalization(momentum=_BN_MOMENTUM)(x)
   x = layers.Activation("tanh")(x)
@@ -142,17 +150,23 @@ def _bayar(input_shape, num_classes, weights):
   x = layers.Activation("tanh")(x)
   x = layers.GlobalAveragePooling2D()(x)
   x = layers.Dense(128, activation="tanh")(x)
-  outputs = layers.Dense(num_classes, activation="softmax", dtype="float32",
-                         name="probabilities")(x)
+  outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(
+    x
+  )
   return keras.Model(inputs, outputs, name="bayar")
 
 
 def _high_pass(luma):
   """The fixed 3x3 second-derivative (Laplacian) residual of luma."""
   laplacian = np.array([[-1, 2, -1], [2, -4, 2], [-1, 2, -1]], np.float32) / 4.0
-  return layers.Conv2D(1, 3, use_bias=False, trainable=False, name="high_pass",
-                       kernel_initializer=keras.initializers.Constant(
-                           laplacian[..., None, None]))(luma)
+  return layers.Conv2D(
+    1,
+    3,
+    use_bias=False,
+    trainable=False,
+    name="high_pass",
+    kernel_initializer=keras.initializers.Constant(laplacian[..., None, None]),
+  )(luma)
 
 
 def _hpf(input_shape, num_classes, weights):
@@ -179,8 +193,9 @@ def _hpf(input_shape, num_classes, weights):
   x = layers.BatchNormalization(momentum=_BN_MOMENTUM)(x)
   x = layers.ReLU()(x)
   x = layers.GlobalAveragePooling2D()(x)
-  outputs = layers.Dense(num_classes, activation="softmax", dtype="float32",
-                         name="probabilities")(x)
+  outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(
+    x
+  )
   return keras.Model(inputs, outputs, name="hpf")
 
 
@@ -221,25 +236,36 @@ def _plain(input_shape, num_classes, weights):
     x = layers.ReLU()(x)
     x = layers.MaxPool2D(2)(x)
   x = layers.GlobalAveragePooling2D()(x)
-  outputs = layers.Dense(num_classes, activation="softmax", dtype="float32",
-                         name="probabilities")(x)
+  outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(
+    x
+  )
   return keras.Model(inputs, outputs, name="plain")
 
 
 NETS = {
-    "efficientnetb0": NetSpec(_application("EfficientNetB0", None), 32, False,
-                              "efficientnetb0_notop.h5"),
-    "efficientnetb4": NetSpec(_application("EfficientNetB4", None), 32, False,
-                              "efficientnetb4_notop.h5"),
-    "resnet50": NetSpec(_application("ResNet50", CaffePreprocess()), 32, False,
-                        "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"),
-    "xception": NetSpec(_application("Xception", layers.Rescaling(1 / 127.5, offset=-1.0)),
-                        71, False, "xception_weights_tf_dim_ordering_tf_kernels_notop.h5"),
-    "bondi": NetSpec(_bondi, 64, True, made_for="forensic"),
-    "bayar": NetSpec(_bayar, 64, True, made_for="forensic"),
-    "hpf": NetSpec(_hpf, 64, True, made_for="forensic"),
-    "plain": NetSpec(_plain, 64, True, made_for="vision"),
-    "minimal": NetSpec(_minimal, 64, True, made_for="forensic"),
+  "efficientnetb0": NetSpec(
+    _application("EfficientNetB0", None), 32, False, "efficientnetb0_notop.h5"
+  ),
+  "efficientnetb4": NetSpec(
+    _application("EfficientNetB4", None), 32, False, "efficientnetb4_notop.h5"
+  ),
+  "resnet50": NetSpec(
+    _application("ResNet50", CaffePreprocess()),
+    32,
+    False,
+    "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+  ),
+  "xception": NetSpec(
+    _application("Xception", layers.Rescaling(1 / 127.5, offset=-1.0)),
+    71,
+    False,
+    "xception_weights_tf_dim_ordering_tf_kernels_notop.h5",
+  ),
+  "bondi": NetSpec(_bondi, 64, True, made_for="forensic"),
+  "bayar": NetSpec(_bayar, 64, True, made_for="forensic"),
+  "hpf": NetSpec(_hpf, 64, True, made_for="forensic"),
+  "plain": NetSpec(_plain, 64, True, made_for="vision"),
+  "minimal": NetSpec(_minimal, 64, True, made_for="forensic"),
 }
 DEFAULT_NET = "hpf"
 
@@ -288,28 +314,30 @@ def resolve_weights(name, weights):
     return None
   if weights == "imagenet":
     if not spec.imagenet_file:
-      raise ValueError(f"{name} has no ImageNet weights; use --weights=none or a file")
+      raise ConfigError(f"{name} has no ImageNet weights; use --weights=none or a file")
     path = os.path.join(keras_cache_dir(), spec.imagenet_file)
     if not os.path.exists(path):
-      raise FileNotFoundError(
-          f"ImageNet weights for {name} are not in the Keras cache and there is no "
-          f"network: put {spec.imagenet_file} (from https://storage.googleapis.com/"
-          f"tensorflow/keras-applications/) at {path}, or pass --weights=PATH or "
-          f"--weights=none")
+      raise MissingError(
+        f"ImageNet weights for {name} are not in the Keras cache and there is no "
+        f"network: put {spec.imagenet_file} (from https://storage.googleapis.com/"
+        f"tensorflow/keras-applications/) at {path}, or pass --weights=PATH or "
+        f"--weights=none"
+      )
     return path
   if not os.path.exists(weights):
-    raise FileNotFoundError(f"weights file {weights} does not exist")
+    raise MissingError(f"weights file {weights} does not exist")
   return weights
 
 
-def build(name, patch_size, num_classes, weights="none"):
+def build(name: str, patch_size: int, num_classes: int, weights: str = "none") -> keras.Model:
   """The registered net `name` for `patch_size` patches and `num_classes` classes."""
   if name not in NETS:
-    raise ValueError(f"unknown net {name!r}; registered: {', '.join(sorted(NETS))}")
+    raise ConfigError(f"--net: {name!r} is no registered net ({', '.join(sorted(NETS))})")
   spec = NETS[name]
   if patch_size < spec.min_patch:
-    raise ValueError(f"{name} needs patches of at least {spec.min_patch}x{spec.min_patch} "
-                     f"pixels, got {patch_size}")
+    raise ConfigError(
+      f"{name} needs patches of at least {spec.min_patch}x{spec.min_patch} pixels, got {patch_size}"
+    )
   path = resolve_weights(name, weights)
   if spec.compact:
     model = spec.build((patch_size, patch_size, 3), num_classes, None)

@@ -15,41 +15,41 @@ exactly.
 """
 
 import dataclasses
-import re
 import socket
 import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 from typing import Optional
-from typing import Sequence
 
 import tensorflow as tf
 
+from tfjpeg import config as config_lib
 from tfjpeg.codec import crops
 from tfjpeg.codec import grid
 from tfjpeg.codec import images
 from tfjpeg.codec import jpeg
 from tfjpeg.core import seeds
 
+if TYPE_CHECKING:
+  from tfjpeg.data import tasks
+
 
 @dataclasses.dataclass(frozen=True)
 class PipelineConfig:
-  patch_size: int = 64
-  patches_per_image: int = 1
-  lattice_qf: Optional[int] = None  # compress whole images first (100 in experiment 1)
-  train_crop: str = "random"
-  crop_grid: int = 8  # 16 keeps 4:2:0 chroma blocks aligned too
-  train_qfs: Sequence[int] = ()  # augmentation QFs; empty: none
-  aug_fraction: float = 0.5
-  # Double-compression augmentation: this fraction of training images is
-  # compressed whole at a QF1 drawn from `double_qfs`, cropped (`train_crop`
-  # places the patch against that grid), and its patches saved again at a QF2
-  # drawn from `train_qfs`. The other images get the single augmentation.
-  double_qfs: Sequence[int] = ()
-  double_fraction: float = 0.5
-  chroma: str = "4:2:0"
-  batch_size: int = 32
-  seed: int = 0
-  shuffle_buffer: Optional[int] = 1024  # patches; None: a whole epoch's, up to SHUFFLE_BYTES
-  data_service: Optional[str] = None  # tf.data service dispatcher, e.g. grpc://host:5050
+  """What the pipeline reads: the run's `jpeg` and `schedule` sections as they
+  are, and what the task and its files fix (`for_run` makes one from a run's
+  config; `of` from settings by flag name, for notebooks and benchmarks)."""
+
+  jpeg: config_lib.JpegConfig = dataclasses.field(default_factory=config_lib.JpegConfig)
+  # batch_size, seed and shuffle_buffer are read from here.
+  schedule: config_lib.ScheduleConfig = dataclasses.field(default_factory=config_lib.ScheduleConfig)
+  patch_size: int = 64  # the task's
+  patches_per_image: int = 1  # the task's
+  # The lattice QF still to apply: `jpeg.lattice_qf`, unless the task delivers
+  # its images compressed at it already (tfjpeg.data.lattice's cache). The
+  # pipeline reads this one, never `jpeg.lattice_qf`.
+  lattice_qf: int | None = None
+  data_service: str | None = None  # tf.data service dispatcher, e.g. grpc://host:5050
   # The run's name for its tf.data service jobs: every run on one dispatcher
   # needs its own, or runs with the same seed would split each other's epochs.
   service_job: str = "tfjpeg-train"
@@ -62,27 +62,83 @@ class PipelineConfig:
   # "swap" saves an image of class k at a QF drawn from `swap_qfs[k]` (empty:
   # left as stored); "common" saves every image at `common_qf`.
   swap_qfs: Sequence[Sequence[int]] = ()
-  common_qf: Optional[int] = None
+  common_qf: int | None = None
 
   def __post_init__(self):
-    check_augmentation(self.train_qfs, self.aug_fraction, self.double_qfs,
-                       self.double_fraction)
-    if self.match_qfs and (self.train_qfs or self.double_qfs or self.lattice_qf):
-      raise ValueError(MATCH_ALONE)
+    if self.match_qfs and (self.jpeg.train_qfs or self.jpeg.double_qfs or self.lattice_qf):
+      raise config_lib.ConfigError(config_lib.MATCH_ALONE)
+
+  @classmethod
+  def of(
+    cls,
+    patch_size=64,
+    patches_per_image=1,
+    lattice_qf=None,
+    data_service=None,
+    match_qfs=(),
+    swap_qfs=(),
+    common_qf=None,
+    **settings,
+  ):
+    """A pipeline from settings by flag name (`train_qfs=(50,)`, `batch_size=8`;
+    see tfjpeg.config.FIELDS), the others at their defaults."""
+    config = config_lib.make(lattice_qf=lattice_qf, **settings)
+    return cls(
+      jpeg=config.jpeg,
+      schedule=config.schedule,
+      patch_size=patch_size,
+      patches_per_image=patches_per_image,
+      lattice_qf=lattice_qf,
+      data_service=data_service,
+      match_qfs=tuple(match_qfs),
+      swap_qfs=tuple(tuple(p) for p in swap_qfs),
+      common_qf=common_qf,
+    )
+
+  @classmethod
+  def for_run(cls, config, task, profile=None, training=True):
+    """The pipeline of run `config` on `task`. `profile` (tfjpeg.data.audit's
+    CompressionProfile of the task's files) supplies the QFs that
+    `match_compression` and re-saving test conditions draw from; with
+    `training` False, patches for testing, which never depend on the training
+    recipe (a run trained with `match_compression` is tested on its files as
+    stored)."""
+    compression = {}
+    match = config.jpeg.match_compression and training
+    if profile is not None:
+      compression = dict(
+        swap_qfs=tuple(tuple(p) for p in profile.swap_qfs), common_qf=profile.common_qf
+      )
+      if match:
+        if not profile.match_qfs:
+          raise config_lib.ConfigError(
+            f"match_compression: the {task.name} task has no JPEG files, so compression "
+            "carries no class information; train without it"
+          )
+        compression["match_qfs"] = tuple(profile.match_qfs)
+    elif match:
+      raise ValueError("match_compression needs the task's compression profile")
+    return cls(
+      jpeg=config.jpeg,
+      schedule=config.schedule,
+      patch_size=task.patch_size,
+      patches_per_image=task.patches_per_image,
+      lattice_qf=(None if task.lattice_qf == config.jpeg.lattice_qf else config.jpeg.lattice_qf),
+      data_service=config.runtime.data_service,
+      **compression,
+    )
 
 
-MATCH_ALONE = ("match_compression sets every training image's compression itself: it cannot "
-               "be combined with train_qfs, double_qfs or lattice_qf")
-
-
-def check_augmentation(train_qfs, aug_fraction, double_qfs, double_fraction):
-  """Raises ValueError for augmentation settings the pipeline cannot honour."""
-  for name, value in (("aug_fraction", aug_fraction), ("double_fraction", double_fraction)):
-    if not 0.0 <= value <= 1.0:
-      raise ValueError(f"{name} must be in [0, 1], got {value}")
-  if double_qfs and not train_qfs:
-    raise ValueError("double-compression augmentation (double_qfs) needs train_qfs: "
-                     "the QFs its patches are saved at the second time")
+def conditions(test):
+  """The test conditions of a run's `test` section (tfjpeg.config.TestConfig);
+  a test crop names its grid ('aligned16'), else 8."""
+  test_crops = [config_lib.check_test_crop(c) for c in test.crops]
+  return [
+    Condition(crop, q, f, grid)
+    for crop, grid in test_crops
+    for f in test.first_qfs
+    for q in test.qfs
+  ] + [Condition(crop, grid=grid, resave=r) for crop, grid in test_crops for r in test.resaves]
 
 
 # The most memory an automatic shuffle buffer may hold: a whole epoch of
@@ -91,19 +147,21 @@ SHUFFLE_BYTES = 512 * 2**20
 
 
 def shuffle_buffer_size(config, num_images):
-  """`config.shuffle_buffer`, or when None every patch of an epoch of
+  """`config.schedule.shuffle_buffer`, or when None every patch of an epoch of
   `num_images` images, up to SHUFFLE_BYTES: with many patches per image a
   small buffer fills each batch from a few images, which slows learning."""
-  if config.shuffle_buffer:
-    return config.shuffle_buffer
+  if config.schedule.shuffle_buffer:
+    return config.schedule.shuffle_buffer
   patches = max(1, num_images * config.patches_per_image)
-  return max(config.batch_size, min(patches, SHUFFLE_BYTES // (3 * config.patch_size ** 2)))
+  return max(config.schedule.batch_size, min(patches, SHUFFLE_BYTES // (3 * config.patch_size**2)))
 
 
-# Test-only crop mode: the random crop moved onto the JPEG grid estimated from
-# the test image's own pixels (tfjpeg.codec.grid), kept where no grid is found.
-REALIGNED = "realigned"
-TEST_CROPS = crops.MODES + (REALIGNED,)
+REALIGNED = config_lib.REALIGNED
+
+# The functions tf.data traces are written for the graph (tf.cond, tf.where,
+# Python branches on Python values only): autograph's rewriting of them and
+# of everything they call would only cost time, a third of a small run's.
+_graph_as_written = tf.autograph.experimental.do_not_convert
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,9 +172,10 @@ class Condition:
   `first_qf`, the patch cut by `crop` (so `random` puts it at a random offset
   from that grid), then saved again at `qf`.
   """
+
   crop: str = "aligned"
-  qf: Optional[int] = None  # None: left as read
-  first_qf: Optional[int] = None  # None: a single compression (or none)
+  qf: int | None = None  # None: left as read
+  first_qf: int | None = None  # None: a single compression (or none)
   # The grid `aligned` and `misaligned` crops are placed against: 8 (JPEG
   # blocks) or 16 (4:2:0 MCUs), whatever grid the net was trained on.
   grid: int = 8
@@ -127,16 +186,23 @@ class Condition:
   resave: str = "none"
 
   def __post_init__(self):
-    if self.crop not in TEST_CROPS:
-      raise ValueError(f"test crop must be one of {TEST_CROPS}, got {self.crop!r}")
-    if self.resave not in RESAVES:
-      raise ValueError(f"resave must be one of {RESAVES}, got {self.resave!r}")
+    if self.crop not in config_lib.TEST_CROPS:
+      raise config_lib.ConfigError(
+        f"test crop must be one of {config_lib.TEST_CROPS}, got {self.crop!r}"
+      )
+    if self.resave not in config_lib.RESAVES:
+      raise config_lib.ConfigError(
+        f"resave must be one of {config_lib.RESAVES}, got {self.resave!r}"
+      )
     if self.resave != "none" and self.first_qf:
-      raise ValueError("a re-saved test image (swap, common) is its own first compression: "
-                       "it takes no first_qf")
-    if self.grid not in (8, 16) or (self.grid != 8 and self.crop not in GRID_CROPS):
-      raise ValueError(f"{self.crop} test crops take grid 8{' or 16' * (self.crop in GRID_CROPS)}"
-                       f", got {self.grid}")
+      raise config_lib.ConfigError(
+        "a re-saved test image (swap, common) is its own first compression: it takes no first_qf"
+      )
+    grid_crop = self.crop in config_lib.GRID_CROPS
+    if self.grid not in (8, 16) or (self.grid != 8 and not grid_crop):
+      raise config_lib.ConfigError(
+        f"{self.crop} test crops take grid 8{' or 16' * grid_crop}, got {self.grid}"
+      )
 
   @property
   def name(self):
@@ -148,18 +214,6 @@ class Condition:
   def spelling(self):
     """How flags and tables name the crop: 'aligned', 'aligned16', 'random'."""
     return self.crop + (str(self.grid) if self.grid != 8 else "")
-
-
-GRID_CROPS = ("aligned", "misaligned")
-RESAVES = ("none", "swap", "common")
-
-
-def parse_test_crop(text):
-  """'aligned16' -> ('aligned', 16); 'misaligned' -> ('misaligned', 8)."""
-  match = re.fullmatch(r"([a-z]+?)(8|16)?", str(text).strip())
-  crop, grid = (match.group(1), int(match.group(2) or 8)) if match else (str(text), 8)
-  Condition(crop, grid=grid)  # refuses what does not exist, naming it
-  return crop, grid
 
 
 class ImagesSeen:
@@ -186,10 +240,13 @@ def _skip_and_record(dataset, seen):
   """Per-image elements: failures skipped and survivors recorded in `seen` (if given)."""
   if seen is None:
     return dataset
+
+  @_graph_as_written
   def record(element):
     done = tf.py_function(seen.add, [element["image_id"][0]], Tout=tf.bool)
     with tf.control_dependencies([done]):
       return {k: tf.identity(v) for k, v in element.items()}
+
   return dataset.ignore_errors(log_warning=True).map(record)
 
 
@@ -209,7 +266,7 @@ def decode_element(element, lattice_qf=None, chroma="4:2:0", first_qf=None):
 
 def cut_patches(element, config, modes, image_seed, first_qf=None):
   """`patches_per_image` crops of one encoded image for each of `modes`: a crop
-  mode (placed against `config.crop_grid`) or a (crop mode, grid) pair.
+  mode (placed against `config.jpeg.crop_grid`) or a (crop mode, grid) pair.
 
   `first_qf` (an int, or an int32 tensor with 0 for none) compresses the whole
   decoded image before it is cut: the first save of a double compression.
@@ -225,20 +282,30 @@ def cut_patches(element, config, modes, image_seed, first_qf=None):
     "patch_index"}}.
   """
   encoded, size, n = element["encoded"], config.patch_size, config.patches_per_image
-  keys, modes = list(modes), [m if isinstance(m, tuple) else (m, config.crop_grid)
-                              for m in modes]
+  keys, modes = (
+    list(modes),
+    [m if isinstance(m, tuple) else (m, config.jpeg.crop_grid) for m in modes],
+  )
 
   def offsets_for(image_size, mode, image=None):
     mode, crop_grid = mode
     base_mode = "random" if mode == REALIGNED else mode
-    offsets = [crops.choose_offset(image_size, size, base_mode, crop_grid,
-                                   tf.random.experimental.stateless_fold_in(image_seed, k))
-               for k in range(n)]
+    offsets = [
+      crops.choose_offset(
+        image_size,
+        size,
+        base_mode,
+        crop_grid,
+        tf.random.experimental.stateless_fold_in(image_seed, k),
+      )
+      for k in range(n)
+    ]
     if mode == REALIGNED:
       origin, confidence = grid.estimate(image)
-      offsets = [tf.where(confidence >= grid.CONFIDENT,
-                          grid.realign(o, origin, image_size, (size, size)), o)
-                 for o in offsets]
+      offsets = [
+        tf.where(confidence >= grid.CONFIDENT, grid.realign(o, origin, image_size, (size, size)), o)
+        for o in offsets
+      ]
     return offsets
 
   def windowed():
@@ -246,8 +313,9 @@ def cut_patches(element, config, modes, image_seed, first_qf=None):
     out = []
     for mode in modes:
       offsets = offsets_for(image_size, mode)
-      out.append((tf.stack([jpeg.decode_crop(encoded, o, (size, size)) for o in offsets]),
-                  tf.stack(offsets)))
+      out.append(
+        (tf.stack([jpeg.decode_crop(encoded, o, (size, size)) for o in offsets]), tf.stack(offsets))
+      )
     return out
 
   def windows_pay():
@@ -256,12 +324,11 @@ def cut_patches(element, config, modes, image_seed, first_qf=None):
     return jpeg.windowed_decode_pays(image_size, offsets, (size, size))
 
   def whole():
-    image = decode_element(element, config.lattice_qf, config.chroma, first_qf)
+    image = decode_element(element, config.lattice_qf, config.jpeg.chroma, first_qf)
     out = []
     for mode in modes:
       offsets = offsets_for(tf.shape(image)[:2], mode, image)
-      out.append((tf.stack([crops.crop_at(image, size, o) for o in offsets]),
-                  tf.stack(offsets)))
+      out.append((tf.stack([crops.crop_at(image, size, o) for o in offsets]), tf.stack(offsets)))
     return out
 
   needs_whole = REALIGNED in [m for m, _ in modes]  # the grid is estimated from all of it
@@ -270,45 +337,61 @@ def cut_patches(element, config, modes, image_seed, first_qf=None):
   else:
     use_windows = tf.cond(tf.io.is_jpeg(encoded), windows_pay, lambda: tf.constant(False))
     cut = tf.cond(use_windows, windowed, whole)
-  common = dict(label=tf.fill([n], element["label"]), image_id=tf.fill([n], element["image_id"]),
-                patch_index=tf.range(n, dtype=tf.int32))
-  return {key: dict(common, image=tf.ensure_shape(patches, [n, size, size, 3]), offset=offsets)
-          for key, (patches, offsets) in zip(keys, cut)}
+  common = dict(
+    label=tf.fill([n], element["label"]),
+    image_id=tf.fill([n], element["image_id"]),
+    patch_index=tf.range(n, dtype=tf.int32),
+  )
+  return {
+    key: dict(common, image=tf.ensure_shape(patches, [n, size, size, 3]), offset=offsets)
+    for key, (patches, offsets) in zip(keys, cut)
+  }
 
 
 def _per_image(dataset, config, mode, epoch_seed, seen=None):
+  @_graph_as_written
   def per_image(index, element):
     image_seed = seeds.for_example(epoch_seed, index)
     first_qf = None
-    if config.double_qfs:  # fold-in -1: patches use 0, 1, ...
-      first_qf = jpeg.draw_quality(config.double_qfs, config.double_fraction,
-                                   seeds.for_example(image_seed, -1))
+    if config.jpeg.double_qfs:  # fold-in -1: patches use 0, 1, ...
+      first_qf = jpeg.draw_quality(
+        config.jpeg.double_qfs, config.jpeg.double_fraction, seeds.for_example(image_seed, -1)
+      )
     elif config.match_qfs:  # a lossless file gets the first save a JPEG file had
       lossless = tf.cast(tf.logical_not(is_lossy(element["encoded"])), tf.float32)
-      first_qf = jpeg.draw_quality(config.match_qfs, lossless,
-                                   seeds.for_example(image_seed, -1))
+      first_qf = jpeg.draw_quality(config.match_qfs, lossless, seeds.for_example(image_seed, -1))
     patches = cut_patches(element, config, [mode], image_seed, first_qf)[mode]
-    patches["first_qf"] = tf.fill([config.patches_per_image],
-                                  tf.constant(0) if first_qf is None else first_qf)
+    patches["first_qf"] = tf.fill(
+      [config.patches_per_image], tf.constant(0) if first_qf is None else first_qf
+    )
     return patches
 
-  dataset = dataset.enumerate().map(per_image, num_parallel_calls=tf.data.AUTOTUNE,
-                                    deterministic=True)
+  dataset = dataset.enumerate().map(
+    per_image, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+  )
   return _skip_and_record(dataset, seen).unbatch()
 
 
 def is_lossy(encoded):
   """Whether encoded image bytes are JPEG or lossy WebP (its 'VP8 ' chunk)."""
-  webp = tf.logical_and(tf.equal(tf.strings.substr(encoded, 0, 4), b"RIFF"),
-                        tf.equal(tf.strings.substr(encoded, 12, 4), b"VP8 "))
+  webp = tf.logical_and(
+    tf.equal(tf.strings.substr(encoded, 0, 4), b"RIFF"),
+    tf.equal(tf.strings.substr(encoded, 12, 4), b"VP8 "),
+  )
   return tf.logical_or(tf.io.is_jpeg(encoded), webp)
 
 
 def service_job_name(config, epoch):
-  return f"{config.service_job}-seed{config.seed}-epoch{epoch}"
+  return f"{config.service_job}-seed{config.schedule.seed}-epoch{epoch}"
 
 
-def train_dataset(task, config, epoch, splits=("train",), seen=None):
+def train_dataset(
+  task: "tasks.Task",
+  config: PipelineConfig,
+  epoch: int,
+  splits: Sequence[str] = ("train",),
+  seen: Optional["ImagesSeen"] = None,
+) -> tf.data.Dataset:
   """One epoch of training batches; epoch `e` is the same whenever it is built.
 
   `splits` lists the task's splits it draws images from (the reference
@@ -316,25 +399,32 @@ def train_dataset(task, config, epoch, splits=("train",), seen=None):
   `ImagesSeen`), an image that fails to decode is skipped and the others are
   recorded (not with a tf.data service, whose workers cannot record).
   """
-  epoch_seed = seeds.for_example(config.seed, epoch)
+  epoch_seed = seeds.for_example(config.schedule.seed, epoch)
   data_seed, crop_seed, aug_seed, shuffle_seed = seeds.split(epoch_seed, 4)
   images = task.images(splits[0], shuffle_seed=data_seed)
   for split in splits[1:]:
     images = images.concatenate(task.images(split, shuffle_seed=data_seed))
-  dataset = _per_image(images, config, config.train_crop, crop_seed,
-                       None if config.data_service else seen)
+  dataset = _per_image(
+    images, config, config.jpeg.train_crop, crop_seed, None if config.data_service else seen
+  )
   dataset = dataset.enumerate()
-  qualities = list(config.train_qfs or config.match_qfs)
+  qualities = list(config.jpeg.train_qfs or config.match_qfs)
 
+  @_graph_as_written
   def augment(index, element):
     if qualities:
       # A double-compressed image's patches are always saved again; the rest
       # with probability aug_fraction; with match_qfs every patch.
-      fraction = tf.where(element["first_qf"] > 0, 1.0,
-                          1.0 if config.match_qfs else config.aug_fraction)
+      fraction = tf.where(
+        element["first_qf"] > 0, 1.0, 1.0 if config.match_qfs else config.jpeg.aug_fraction
+      )
       element["image"], element["qf"] = jpeg.random_compress(
-          element["image"], qualities, fraction, seeds.for_example(aug_seed, index),
-          config.chroma)
+        element["image"],
+        qualities,
+        fraction,
+        seeds.for_example(aug_seed, index),
+        config.jpeg.chroma,
+      )
     else:
       element["qf"] = tf.constant(0, tf.int32)
     return element
@@ -343,19 +433,29 @@ def train_dataset(task, config, epoch, splits=("train",), seen=None):
   # Mix patches of different images within a batch; seeded, so reproducible.
   buffer = shuffle_buffer_size(config, sum(task.num_images[s] for s in splits))
   dataset = dataset.shuffle(buffer, seed=seeds.to_int(shuffle_seed))
-  dataset = dataset.batch(config.batch_size)
+  dataset = dataset.batch(config.schedule.batch_size)
   if config.data_service:
     # Workers run everything above (reading, decoding, JPEG) and split the
     # images between them (each read once); this host only receives batches.
     # With one worker the epoch equals the local one; with several, patch
     # positions are still seeded but depend on how images fall to workers.
-    dataset = dataset.apply(tf.data.experimental.service.distribute(
-        processing_mode="distributed_epoch", service=config.data_service,
-        job_name=service_job_name(config, epoch)))
+    dataset = dataset.apply(
+      tf.data.experimental.service.distribute(
+        processing_mode="distributed_epoch",
+        service=config.data_service,
+        job_name=service_job_name(config, epoch),
+      )
+    )
   return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def eval_dataset(task, split, conditions, config, seen=None):
+def eval_dataset(
+  task: "tasks.Task",
+  split: str,
+  conditions: Sequence["Condition"],
+  config: PipelineConfig,
+  seen: Optional["ImagesSeen"] = None,
+) -> tf.data.Dataset:
   """Batches of `split` under every test condition, each image read and decoded once.
 
   Each element carries `condition`, the index of its condition in `conditions`.
@@ -367,7 +467,7 @@ def eval_dataset(task, split, conditions, config, seen=None):
   conditions = list(conditions)
   # Conditions sharing a first save share one decoded (and once-compressed) image.
   firsts = sorted({_first_save(c) for c in conditions})
-  eval_seed = seeds.for_example(config.seed, -1)  # independent of training epochs
+  eval_seed = seeds.for_example(config.schedule.seed, -1)  # independent of training epochs
   if any(c.resave == "swap" for c in conditions) and not config.swap_qfs:
     raise ValueError("a swap test condition needs the classes' stored QFs (swap_qfs)")
   if any(c.resave == "common" for c in conditions) and not config.common_qf:
@@ -381,30 +481,39 @@ def eval_dataset(task, split, conditions, config, seen=None):
       return int(config.common_qf)
     return int(first) or None
 
+  @_graph_as_written
   def per_image(index, element):
     image_seed = seeds.for_example(eval_seed, index)
-    cuts = {first: cut_patches(element, config,
-                               sorted({(c.crop, c.grid) for c in conditions
-                                       if _first_save(c) == first}),
-                               image_seed, first_qf_of(first, element, image_seed))
-            for first in firsts}
+    cuts = {
+      first: cut_patches(
+        element,
+        config,
+        sorted({(c.crop, c.grid) for c in conditions if _first_save(c) == first}),
+        image_seed,
+        first_qf_of(first, element, image_seed),
+      )
+      for first in firsts
+    }
     outputs = []
     for number, condition in enumerate(conditions):
       patches = dict(cuts[_first_save(condition)][(condition.crop, condition.grid)])
       if condition.qf:
         patches["image"] = tf.map_fn(
-            lambda p, q=int(condition.qf): jpeg.compress(p, q, config.chroma),
-            patches["image"])
+          lambda p, q=int(condition.qf): jpeg.compress(p, q, config.jpeg.chroma), patches["image"]
+        )
       patches["qf"] = tf.fill([config.patches_per_image], condition.qf or 0)
       patches["first_qf"] = tf.fill([config.patches_per_image], condition.first_qf or 0)
       patches["condition"] = tf.fill([config.patches_per_image], number)
       outputs.append(patches)
     return {k: tf.concat([o[k] for o in outputs], 0) for k in outputs[0]}
 
-  dataset = task.images(split).enumerate().map(
-      per_image, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  dataset = (
+    task.images(split)
+    .enumerate()
+    .map(per_image, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  )
   dataset = _skip_and_record(dataset, seen)
-  return dataset.unbatch().batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
+  return dataset.unbatch().batch(config.schedule.batch_size).prefetch(tf.data.AUTOTUNE)
 
 
 def _first_save(condition):
@@ -421,8 +530,7 @@ def swap_quality(swap_qfs, label, seed):
   sizes = tf.constant([len(p) for p in swap_qfs], tf.int32)
   size = tf.gather(sizes, label)
   pick = tf.cast(tf.random.stateless_uniform([], seed) * tf.cast(size, tf.float32), tf.int32)
-  return tf.where(size > 0, tf.gather(table[label], tf.minimum(pick, tf.maximum(size - 1, 0))),
-                  0)
+  return tf.where(size > 0, tf.gather(table[label], tf.minimum(pick, tf.maximum(size - 1, 0))), 0)
 
 
 def offset_dataset(task, split, config, period=8, qf=None, first_qf=None, seen=None):
@@ -441,42 +549,64 @@ def offset_dataset(task, split, config, period=8, qf=None, first_qf=None, seen=N
   if period < 1:
     raise ValueError(f"offset period must be positive, got {period}")
   size = config.patch_size
-  phases = tf.constant([(dy, dx) for dy in range(period + 1) for dx in range(period + 1)],
-                       tf.int32)
+  phases = tf.constant([(dy, dx) for dy in range(period + 1) for dx in range(period + 1)], tf.int32)
   count = (period + 1) ** 2
-  offset_seed = seeds.for_example(config.seed, -2)
+  offset_seed = seeds.for_example(config.schedule.seed, -2)
 
+  @_graph_as_written
   def per_image(index, element):
-    image = decode_element(element, config.lattice_qf, config.chroma,
-                           int(first_qf) if first_qf else None)
+    image = decode_element(
+      element, config.lattice_qf, config.jpeg.chroma, int(first_qf) if first_qf else None
+    )
     image_size = tf.shape(image)[:2]
-    check = tf.debugging.Assert(tf.reduce_all(image_size >= size + period), [
-        "per-offset analysis shifts each patch by up to", period, "pixels: it needs images "
-        "of at least patch size +", period, "but image", element["image_id"], "is",
-        image_size])
+    check = tf.debugging.Assert(
+      tf.reduce_all(image_size >= size + period),
+      [
+        "per-offset analysis shifts each patch by up to",
+        period,
+        "pixels: it needs images of at least patch size +",
+        period,
+        "but image",
+        element["image_id"],
+        "is",
+        image_size,
+      ],
+    )
     with tf.control_dependencies([check]):
-      base = crops.choose_offset(image_size - period, size, "aligned", max(16, period),
-                                 seeds.for_example(offset_seed, index))
+      base = crops.choose_offset(
+        image_size - period, size, "aligned", max(16, period), seeds.for_example(offset_seed, index)
+      )
     offsets = base + phases
     # One traced crop, looped at run time: 81 or 289 traced crops build slowly.
-    patches = tf.map_fn(lambda offset: crops.crop_at(image, size, offset), offsets,
-                        fn_output_signature=tf.TensorSpec([size, size, 3], tf.uint8))
+    patches = tf.map_fn(
+      lambda offset: crops.crop_at(image, size, offset),
+      offsets,
+      fn_output_signature=tf.TensorSpec([size, size, 3], tf.uint8),
+    )
     if qf:
-      patches = tf.map_fn(lambda p: jpeg.compress(p, int(qf), config.chroma), patches)
-    return dict(image=patches, offset=offsets, phase=phases,
-                label=tf.fill([count], element["label"]),
-                image_id=tf.fill([count], element["image_id"]))
+      patches = tf.map_fn(lambda p: jpeg.compress(p, int(qf), config.jpeg.chroma), patches)
+    return dict(
+      image=patches,
+      offset=offsets,
+      phase=phases,
+      label=tf.fill([count], element["label"]),
+      image_id=tf.fill([count], element["image_id"]),
+    )
 
-  dataset = task.images(split).enumerate().map(
-      per_image, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  dataset = (
+    task.images(split)
+    .enumerate()
+    .map(per_image, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  )
   dataset = _skip_and_record(dataset, seen)
-  return dataset.unbatch().batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
+  return dataset.unbatch().batch(config.schedule.batch_size).prefetch(tf.data.AUTOTUNE)
 
 
 def to_inputs(dataset):
   """(patch, label) pairs, as Keras `fit` wants them."""
-  return dataset.map(lambda e: (e["image"], e["label"]),
-                     num_parallel_calls=tf.data.AUTOTUNE)
+  return dataset.map(
+    _graph_as_written(lambda e: (e["image"], e["label"])), num_parallel_calls=tf.data.AUTOTUNE
+  )
 
 
 def free_port():
@@ -496,9 +626,13 @@ def serve(role, port=0, dispatcher=None, worker_address="localhost", log=print):
     server = service.DispatchServer(service.DispatcherConfig(port=port))
     log(f"dispatcher {server.target}")
   elif role == "worker":
-    server = service.WorkerServer(service.WorkerConfig(
-        dispatcher_address=dispatcher.removeprefix("grpc://"), port=port,
-        worker_address=f"{worker_address}:{port}"))
+    server = service.WorkerServer(
+      service.WorkerConfig(
+        dispatcher_address=dispatcher.removeprefix("grpc://"),
+        port=port,
+        worker_address=f"{worker_address}:{port}",
+      )
+    )
     log(f"worker {worker_address}:{port}")
   else:
     raise ValueError(f"role must be dispatcher or worker, got {role!r}")

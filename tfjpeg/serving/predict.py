@@ -23,6 +23,8 @@ after its last compression.
 import os
 import sys
 import time
+from collections.abc import Sequence
+from typing import IO
 
 import numpy as np
 import pandas as pd
@@ -34,6 +36,7 @@ from tfjpeg.codec import images
 from tfjpeg.core import metrics
 from tfjpeg.core import progress
 from tfjpeg.core import seeds
+from tfjpeg.core.errors import ConfigError
 from tfjpeg.serving import classifier as classifier_lib
 from tfjpeg.serving import export
 
@@ -55,10 +58,12 @@ def cut(image, patch_size, policy, num_patches=8, seed=0, origin=None):
     patches, offsets = export.grid_tiles(image, patch_size)  # the export's own rule
     return patches.numpy(), offsets.numpy()
   if policy == "random":
-    pairs = [crops.crop(image, patch_size, "random", seed=seeds.for_example(seed, k))
-             for k in range(num_patches)]
+    pairs = [
+      crops.crop(image, patch_size, "random", seed=seeds.for_example(seed, k))
+      for k in range(num_patches)
+    ]
     return (np.stack([p.numpy() for p, _ in pairs]), np.stack([o.numpy() for _, o in pairs]))
-  raise ValueError(f"patch policy must be one of {POLICIES}, got {policy!r}")
+  raise ConfigError(f"patch policy must be one of {POLICIES}, got {policy!r}")
 
 
 def collect(inputs, class_names):
@@ -82,8 +87,16 @@ def collect(inputs, class_names):
 
 def predict_file(classifier, path, policy, num_patches=8, seed=0):
   """One row for `path` (error filled instead of scores on bad input), and patch rows."""
-  row = dict(path=path, predicted="", num_patches=0, placement=policy, offsets="",
-             grid_origin="", grid_confidence=float("nan"), error="")
+  row = dict(
+    path=path,
+    predicted="",
+    num_patches=0,
+    placement=policy,
+    offsets="",
+    grid_origin="",
+    grid_confidence=float("nan"),
+    error="",
+  )
   try:
     images.probe(path, min_size=(classifier.patch_size, classifier.patch_size))
     with open(path, "rb") as f:
@@ -96,21 +109,31 @@ def predict_file(classifier, path, policy, num_patches=8, seed=0):
     return row, []
   origin, confidence = (v.numpy() for v in _estimate_grid(image))
   found = confidence >= grid.CONFIDENT
-  row.update(grid_origin=f"{origin[0]}:{origin[1]}" if found else "",
-             grid_confidence=float(confidence))
-  patches, offsets = cut(image, classifier.patch_size, policy, num_patches, seed,
-                         origin if found else None)
+  row.update(
+    grid_origin=f"{origin[0]}:{origin[1]}" if found else "", grid_confidence=float(confidence)
+  )
+  patches, offsets = cut(
+    image, classifier.patch_size, policy, num_patches, seed, origin if found else None
+  )
   probabilities = classifier.probabilities(patches)
   log_probabilities = np.log(np.clip(probabilities, 1e-12, 1.0))
   combined = np.exp(log_probabilities.mean(0))
   combined /= combined.sum()
-  row.update(predicted=classifier.class_names[int(combined.argmax())],
-             num_patches=len(patches),
-             offsets=";".join(f"{y}:{x}" for y, x in offsets.tolist()))
+  row.update(
+    predicted=classifier.class_names[int(combined.argmax())],
+    num_patches=len(patches),
+    offsets=";".join(f"{y}:{x}" for y, x in offsets.tolist()),
+  )
   row.update({f"prob_{n}": float(p) for n, p in zip(classifier.class_names, combined)})
-  patch_rows = [dict(path=path, y=int(y), x=int(x),
-                     **{f"prob_{n}": float(p) for n, p in zip(classifier.class_names, probs)})
-                for (y, x), probs in zip(offsets.tolist(), probabilities)]
+  patch_rows = [
+    dict(
+      path=path,
+      y=int(y),
+      x=int(x),
+      **{f"prob_{n}": float(p) for n, p in zip(classifier.class_names, probs)},
+    )
+    for (y, x), probs in zip(offsets.tolist(), probabilities)
+  ]
   return row, patch_rows
 
 
@@ -132,8 +155,18 @@ def summarize(frame, class_names):
   return summary
 
 
-def run(model_path, inputs, out, policy="grid", num_patches=8, patch_scores=None, seed=0,
-        stream=sys.stderr, class_names=None, patch_size=None):
+def run(
+  model_path: str,
+  inputs: Sequence[str],
+  out: str,
+  policy: str = "grid",
+  num_patches: int = 8,
+  patch_scores: str | None = None,
+  seed: int = 0,
+  stream: IO[str] = sys.stderr,
+  class_names: Sequence[str] | None = None,
+  patch_size: int | None = None,
+) -> dict:
   """Predicts every file of `inputs` with the model at `model_path` (class
   names and patch size from the model, else from the arguments), writes `out`
   (CSV); returns the summary dict."""
@@ -149,9 +182,11 @@ def run(model_path, inputs, out, policy="grid", num_patches=8, patch_scores=None
     patch_rows += patches
     bar.update()
   bar.close()
-  columns = (["path", "label", "predicted"] + [f"prob_{n}" for n in classifier.class_names]
-             + ["num_patches", "placement", "offsets", "grid_origin", "grid_confidence",
-                "error"])
+  columns = (
+    ["path", "label", "predicted"]
+    + [f"prob_{n}" for n in classifier.class_names]
+    + ["num_patches", "placement", "offsets", "grid_origin", "grid_confidence", "error"]
+  )
   frame = pd.DataFrame(rows).reindex(columns=columns)
   text = ["label", "error", "predicted", "offsets", "grid_origin"]
   frame[text] = frame[text].fillna("")

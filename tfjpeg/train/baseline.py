@@ -14,9 +14,9 @@ import os
 import keras
 import numpy as np
 
-from tfjpeg.models import nets
 from tfjpeg.pipeline import input_pipeline
 from tfjpeg.train import preemption
+from tfjpeg.train import resume
 from tfjpeg.train import rundir
 
 SPLITS = ("train", "validation")
@@ -32,37 +32,49 @@ def fixed_patches(task, pipeline, splits=SPLITS, seen=None):
   return np.concatenate(patches), np.concatenate(labels)
 
 
-class _EpochLog(keras.callbacks.Callback):
-  def __init__(self, epochs, log):
-    super().__init__()
-    self.epochs, self.log = epochs, log
-
-  def on_epoch_end(self, epoch, logs=None):
-    logs = logs or {}
-    self.log(f"epoch {epoch + 1}/{self.epochs}: loss {logs.get('loss', float('nan')):.4f} "
-             f"acc {logs.get('accuracy', float('nan')):.3f} (baseline)")
-
-
 def fit(config, task, workdir, log=print, profile=None):
   """Trains `config.net` the plain way; writes checkpoints/best.weights.h5 (the
-  last epoch's) and returns the model. An interrupted run resumes at its last
-  finished epoch (Keras's BackupAndRestore). `profile`: the task's compression
-  profile (tfjpeg.data.audit), for `match_compression`."""
+  last epoch's) and returns the model. An interrupted run resumes after its
+  last finished epoch (tfjpeg.train.resume, as the schedule does); each epoch's
+  shuffle is drawn from (seed, epoch), so a resumed run ends as an
+  uninterrupted one. `profile`: the task's compression profile
+  (tfjpeg.data.audit), for `match_compression`."""
   seen = input_pipeline.ImagesSeen()
-  patches, labels = fixed_patches(task, config.pipeline(task, profile), seen=seen)
+  patches, labels = fixed_patches(
+    task, input_pipeline.PipelineConfig.for_run(config, task, profile), seen=seen
+  )
   for split in SPLITS:
     rundir.report_lost_images(workdir, task, split, seen, log)
   log(f"baseline: {len(labels)} fixed patches from the {' and '.join(SPLITS)} images")
-  model = nets.build(config.net, task.patch_size, task.num_classes, config.weights)
-  model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
-                loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-  checkpoints = os.path.join(workdir, "checkpoints")
-  model.fit(patches, labels, batch_size=config.batch_size, epochs=config.epochs, shuffle=True,
-            verbose=0, callbacks=[
-                keras.callbacks.BackupAndRestore(os.path.join(checkpoints, "backup")),
-                keras.callbacks.TensorBoard(os.path.join(workdir, "logs"), write_graph=False),
-                _EpochLog(config.epochs, log), preemption.StopOnSignal()])
-  # Keras's BackupAndRestore keeps the last complete epoch: nothing else to save.
-  preemption.stop_if_asked(workdir, "the completed")
-  rundir.save_atomically(model, os.path.join(checkpoints, "best.weights.h5"), weights_only=True)
+  state = resume.load_state(workdir, config)
+  model = resume.resume_model(config, task, state, workdir)
+  epochs = config.schedule.epochs
+  while state.epoch < epochs:
+    epoch = state.epoch
+    preemption.stop_if_asked(workdir, epoch)
+    # What fit's shuffle=True does, from a seed that survives a restart.
+    order = np.random.default_rng([config.schedule.seed, epoch]).permutation(len(labels))
+    history = model.fit(
+      patches[order],
+      labels[order],
+      batch_size=config.schedule.batch_size,
+      initial_epoch=epoch,
+      epochs=epoch + 1,
+      shuffle=False,
+      verbose=0,
+      callbacks=[
+        keras.callbacks.TensorBoard(os.path.join(workdir, "logs"), write_graph=False),
+        preemption.StopOnSignal(),
+      ],
+    )
+    preemption.stop_if_asked(workdir, epoch)  # before this epoch's files: redone on resume
+    state.history.append({k: float(v[-1]) for k, v in history.history.items()})
+    state.epoch += 1
+    resume.save_epoch(model, state, workdir)
+    metrics = state.history[-1]
+    log(
+      f"epoch {epoch + 1}/{epochs}: loss {metrics.get('loss', float('nan')):.4f} "
+      f"acc {metrics.get('accuracy', float('nan')):.3f} (baseline)"
+    )
+  rundir.save_atomically(model, os.path.join(workdir, rundir.SELECTED_WEIGHTS), weights_only=True)
   return model

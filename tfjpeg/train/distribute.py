@@ -15,13 +15,15 @@ def configure_cpu_devices(count):
   """Splits the CPU into `count` logical devices (before TensorFlow starts)."""
   cpu = tf.config.list_physical_devices("CPU")[0]
   tf.config.set_logical_device_configuration(
-      cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(count)])
+    cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(count)]
+  )
 
 
 def make_strategy(name):
   if name == "mirrored":
     devices = [d.name for d in tf.config.list_logical_devices("GPU")] or [
-        d.name for d in tf.config.list_logical_devices("CPU")]
+      d.name for d in tf.config.list_logical_devices("CPU")
+    ]
     return tf.distribute.MirroredStrategy(devices)
   if name == "multiworker":  # reads TF_CONFIG; a single local worker without it
     return tf.distribute.MultiWorkerMirroredStrategy()
@@ -36,16 +38,20 @@ def worker_workdir(workdir, cluster=None):
   cluster resolver (default: TF_CONFIG's)."""
   cluster = cluster or tf.distribute.cluster_resolver.TFConfigClusterResolver()
   kind, index = cluster.task_type, cluster.task_id
-  if kind is None or kind == "chief" or (
-      kind == "worker" and index == 0 and "chief" not in cluster.cluster_spec().as_dict()):
+  if (
+    kind is None
+    or kind == "chief"
+    or (kind == "worker" and index == 0 and "chief" not in cluster.cluster_spec().as_dict())
+  ):
     return workdir
   return os.path.join(workdir, f"{kind}{index}")
 
 
 def cluster_workers(cluster=None):
   """How many processes the cluster holds (1 without TF_CONFIG)."""
-  spec = (cluster or tf.distribute.cluster_resolver.TFConfigClusterResolver()
-          ).cluster_spec().as_dict()
+  spec = (
+    (cluster or tf.distribute.cluster_resolver.TFConfigClusterResolver()).cluster_spec().as_dict()
+  )
   return max(1, sum(len(spec.get(kind, [])) for kind in ("chief", "worker")))
 
 
@@ -61,11 +67,11 @@ def train_epoch_across_workers(model, strategy, dataset, steps):
     with tf.GradientTape() as tape:
       probabilities = model(images, training=True)
       loss = tf.nn.compute_average_loss(
-          keras.losses.sparse_categorical_crossentropy(labels, probabilities))
+        keras.losses.sparse_categorical_crossentropy(labels, probabilities)
+      )
     variables = model.trainable_variables
     model.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-    right = tf.equal(tf.argmax(probabilities, -1, output_type=tf.int32),
-                     tf.cast(labels, tf.int32))
+    right = tf.equal(tf.argmax(probabilities, -1, output_type=tf.int32), tf.cast(labels, tf.int32))
     return loss, tf.reduce_sum(tf.cast(right, tf.float32)), tf.cast(tf.size(labels), tf.float32)
 
   @tf.function
@@ -88,5 +94,7 @@ def evaluate_locally(model, dataset):
   if not len(probabilities):
     return {}
   labels = out["label"]
-  return dict(loss=float(-np.mean(np.log(probabilities[np.arange(len(labels)), labels]))),
-              accuracy=float(np.mean(probabilities.argmax(-1) == labels)))
+  return dict(
+    loss=float(-np.mean(np.log(probabilities[np.arange(len(labels)), labels]))),
+    accuracy=float(np.mean(probabilities.argmax(-1) == labels)),
+  )

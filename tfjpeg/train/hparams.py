@@ -1,7 +1,6 @@
 """The settings that tell runs apart, as TensorBoard HParams: each run logs
 one trial with its test metrics; a study declares the columns that vary."""
 
-import dataclasses
 import os
 
 import tensorflow as tf
@@ -9,18 +8,38 @@ from tensorboard.plugins.hparams import api as hp
 
 # The settings that tell a study's runs apart, as HParams columns: a run logs
 # these (with its test metrics), a study declares the ones that vary.
-HPARAMS = ("task", "net", "variant", "train_crop", "crop_grid", "lattice_qf", "train_qf",
-           "double_qfs", "recipe", "select", "precise_bn_batches", "epochs", "seed",
-           "split_seed")
+HPARAMS = (
+  "task",
+  "net",
+  "variant",
+  "train_crop",
+  "crop_grid",
+  "lattice_qf",
+  "train_qf",
+  "double_qfs",
+  "recipe",
+  "select",
+  "precise_bn_batches",
+  "epochs",
+  "seed",
+  "split_seed",
+)
 
 
 def hparams(config):
   """{setting: value} of `HPARAMS` for TensorBoard (None and tuples as text)."""
-  values = dataclasses.asdict(config)
+  values = config.flat()
   values["train_qf"] = config.train_qf_label
-  return {k: (values[k] if isinstance(values[k], (int, float, str, bool)) else
-              "none" if values[k] is None else ",".join(map(str, values[k])) or "none")
-          for k in HPARAMS}
+  return {
+    k: (
+      values[k]
+      if isinstance(values[k], (int, float, str, bool))
+      else "none"
+      if values[k] is None
+      else ",".join(map(str, values[k])) or "none"
+    )
+    for k in HPARAMS
+  }
 
 
 def metric_tag(row):

@@ -38,8 +38,10 @@ def stop_on_sigterm():
 def stop_if_asked(workdir, epochs_done):
   """Raises `Preempted` once SIGTERM has come."""
   if _STOP.is_set():
-    raise Preempted(f"{workdir}: stopped by SIGTERM with {epochs_done} epoch(s) saved; the "
-                    "same command resumes from there")
+    raise Preempted(
+      f"{workdir}: stopped by SIGTERM with {epochs_done} epoch(s) saved; the "
+      "same command resumes from there"
+    )
 
 
 class StopOnSignal(keras.callbacks.Callback):

@@ -21,13 +21,16 @@ import time
 import numpy as np
 import pandas as pd
 
+from tfjpeg.core.errors import MissingError
+from tfjpeg.core.errors import UserError
+
 DESCRIPTION = "run.json"
 SELECTED_WEIGHTS = os.path.join("checkpoints", "best.weights.h5")
 
 FINISHED = "finished.json"
 
 
-class UnusableError(RuntimeError):
+class UnusableError(UserError, RuntimeError):
   """A file a resumed run reads is damaged or belongs to another run; the
   message names it and what to do, in one line."""
 
@@ -37,9 +40,13 @@ class WriteError(RuntimeError):
   problem (a full disk, a read-only directory) and what to do, in one line."""
 
 
-_PROBLEMS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
-             errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
-             errno.EPERM: "permission denied"}
+_PROBLEMS = {
+  errno.ENOSPC: "no space left on the device",
+  errno.EDQUOT: "disk quota exceeded",
+  errno.EROFS: "the file system is read-only",
+  errno.EACCES: "permission denied",
+  errno.EPERM: "permission denied",
+}
 WRITE_ERRNOS = tuple(_PROBLEMS)
 RESUME = "then run the same command again to resume from the last complete checkpoint"
 
@@ -49,8 +56,9 @@ def write_error(path, error):
   number = getattr(error, "errno", None)
   if number is None and "errno = 28" in str(error):  # h5py's text
     number = errno.ENOSPC
-  problem = _PROBLEMS.get(number) or (error.strerror if getattr(error, "strerror", None)
-                                      else str(error).splitlines()[0])
+  problem = _PROBLEMS.get(number) or (
+    error.strerror if getattr(error, "strerror", None) else str(error).splitlines()[0]
+  )
   return WriteError(f"cannot write {path}: {problem}; fix that, {RESUME}")
 
 
@@ -72,8 +80,10 @@ def check_space(path, needed):
   h5py half-writes a file on a full disk and can then crash the interpreter."""
   free = shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free
   if free < needed:
-    raise WriteError(f"cannot write {path}: no space left on the device ({needed / 1e6:.1f} "
-                     f"MB needed, {free / 1e6:.1f} MB free); free space, {RESUME}")
+    raise WriteError(
+      f"cannot write {path}: no space left on the device ({needed / 1e6:.1f} "
+      f"MB needed, {free / 1e6:.1f} MB free); free space, {RESUME}"
+    )
 
 
 def write_atomically(path, text):
@@ -95,6 +105,7 @@ def weights_bytes(model, optimizer=False):
       return np.dtype(str(v.dtype)).itemsize
     except TypeError:
       return 4
+
   return sum(int(np.prod(v.shape)) * itemsize(v) for v in variables)
 
 
@@ -128,8 +139,10 @@ def report_lost_images(workdir, task, split, seen, log=print):
 
 
 def mark_finished(workdir, **facts):
-  write_atomically(os.path.join(workdir, FINISHED), json.dumps(
-      dict(finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), **facts)))
+  write_atomically(
+    os.path.join(workdir, FINISHED),
+    json.dumps(dict(finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), **facts)),
+  )
 
 
 def is_finished(workdir):
@@ -139,22 +152,35 @@ def is_finished(workdir):
 
 def write_description(workdir, config, task):
   """run.json: what the trained model is, readable without the task's data."""
-  write_atomically(os.path.join(workdir, DESCRIPTION), json.dumps(dict(
-      task=task.name, task_kind=task.kind, class_names=list(task.class_names),
-      num_classes=task.num_classes, patch_size=task.patch_size,
-      patches_per_image=task.patches_per_image, net=config.net,
-      weights=SELECTED_WEIGHTS, selected_by=config.select,
-      input="RGB patches, uint8 values 0..255, [N, patch_size, patch_size, 3]",
-      output="class probabilities [N, num_classes], in class_names order"), indent=1))
+  write_atomically(
+    os.path.join(workdir, DESCRIPTION),
+    json.dumps(
+      dict(
+        task=task.name,
+        task_kind=task.kind,
+        class_names=list(task.class_names),
+        num_classes=task.num_classes,
+        patch_size=task.patch_size,
+        patches_per_image=task.patches_per_image,
+        net=config.net,
+        weights=SELECTED_WEIGHTS,
+        selected_by=config.schedule.select,
+        input="RGB patches, uint8 values 0..255, [N, patch_size, patch_size, 3]",
+        output="class probabilities [N, num_classes], in class_names order",
+      ),
+      indent=1,
+    ),
+  )
 
 
 def description(workdir):
   """run.json of a run directory (see `write_description`)."""
   path = os.path.join(workdir, DESCRIPTION)
   if not os.path.exists(path):
-    raise FileNotFoundError(
-        f"{workdir} has no {DESCRIPTION}: not a run directory, or one trained before runs "
-        "described themselves (train it again, or evaluate it on its task)")
+    raise MissingError(
+      f"{workdir} has no {DESCRIPTION}: not a run directory, or one trained before runs "
+      "described themselves (train it again, or evaluate it on its task)"
+    )
   with open(path) as f:
     return json.load(f)
 
@@ -205,8 +231,7 @@ def write_results(workdir, results, confusions, class_names):
   stems = {}
   for name, matrix in confusions.items():
     stems[name] = os.path.join(workdir, f"confusion_{name}")
-    np.savetxt(stems[name] + ".csv", matrix, fmt="%d", delimiter=",",
-               header=",".join(class_names))
+    np.savetxt(stems[name] + ".csv", matrix, fmt="%d", delimiter=",", header=",".join(class_names))
   return table, stems
 
 
@@ -222,10 +247,12 @@ def output_dir(workdir, builtin_seed=None):
 
 def sweep_tag(qf=None, first_qf=None, period=8):
   """File tag of a per-offset sweep: qfnone, qf90, qf90_first50, qfnone_period16."""
-  qf, first_qf = (None if str(q).lower() in ("none", "0", "") else int(q)
-                  for q in (qf, first_qf))
-  return (f"qf{qf or 'none'}" + (f"_first{first_qf}" if first_qf else "")
-          + ("" if int(period) == 8 else f"_period{period}"))
+  qf, first_qf = (None if str(q).lower() in ("none", "0", "") else int(q) for q in (qf, first_qf))
+  return (
+    f"qf{qf or 'none'}"
+    + (f"_first{first_qf}" if first_qf else "")
+    + ("" if int(period) == 8 else f"_period{period}")
+  )
 
 
 def sweep_path(workdir, qf=None, first_qf=None, period=8):
@@ -240,5 +267,8 @@ def write_sweep(workdir, table, curve, summary_row, qf=None, first_qf=None, peri
   name = sweep_tag(qf, first_qf, period)
   table.to_csv(sweep_path(workdir, qf, first_qf, period), index=False)
   curve.to_csv(os.path.join(workdir, f"displacement_{name}.csv"), index=False)
-  return upsert_rows(os.path.join(workdir, "offsets_summary.csv"), pd.DataFrame([summary_row]),
-                     ("period", "test_qf", "test_first_qf"))
+  return upsert_rows(
+    os.path.join(workdir, "offsets_summary.csv"),
+    pd.DataFrame([summary_row]),
+    ("period", "test_qf", "test_first_qf"),
+  )

@@ -12,8 +12,6 @@ same results as an uninterrupted one.
 
 import dataclasses
 import hashlib
-import json
-import logging
 import math
 import os
 import sys
@@ -27,37 +25,8 @@ from tfjpeg.models import nets
 from tfjpeg.pipeline import input_pipeline
 from tfjpeg.train import distribute
 from tfjpeg.train import preemption
+from tfjpeg.train import resume
 from tfjpeg.train import rundir
-
-
-@dataclasses.dataclass
-class ScheduleState:
-  epoch: int = 0  # epochs finished
-  learning_rate: float = 1e-3
-  best_val_loss: float = float("inf")
-  best_epoch: int = -1
-  epochs_since_best: int = 0
-  epochs_since_lr_change: int = 0
-  stopped: bool = False
-  history: list = dataclasses.field(default_factory=list)
-
-  def update(self, val_loss, config):
-    """Applies one finished epoch; returns True when it is the best so far."""
-    self.epoch += 1
-    improved = val_loss < self.best_val_loss
-    if improved:
-      self.best_val_loss, self.best_epoch = float(val_loss), self.epoch - 1
-      self.epochs_since_best = self.epochs_since_lr_change = 0
-    else:
-      self.epochs_since_best += 1
-      self.epochs_since_lr_change += 1
-      if config.lr_patience and self.epochs_since_lr_change >= config.lr_patience:
-        self.learning_rate *= config.lr_factor
-        self.epochs_since_lr_change = 0
-    if ((config.stop_patience and self.epochs_since_best >= config.stop_patience)
-        or self.epoch >= config.epochs):
-      self.stopped = True
-    return improved
 
 
 def check_finite(metrics, epoch, workdir):
@@ -67,30 +36,10 @@ def check_finite(metrics, epoch, workdir):
   bad = {k: v for k, v in metrics.items() if k in ("loss", "val_loss") and not math.isfinite(v)}
   if bad:
     raise FloatingPointError(
-        f"{workdir}: non-finite {', '.join(f'{k} {v}' for k, v in bad.items())} in epoch "
-        f"{epoch + 1}; the run stops here (lower the learning rate, or check the inputs). "
-        "Earlier epochs' checkpoints are kept.")
-
-
-def _start_over(workdir):
-  return (f"move {os.path.join(workdir, 'checkpoints')} away to train this run from its "
-          "first epoch")
-
-
-def _load_state(workdir, config):
-  path = os.path.join(workdir, "checkpoints", "state.json")
-  if not os.path.exists(path):
-    return ScheduleState(learning_rate=config.learning_rate)
-  try:
-    with open(path) as f:
-      state = ScheduleState(**json.load(f))
-  except (ValueError, TypeError) as e:
-    raise rundir.UnusableError(f"{path} is unusable ({e}); {_start_over(workdir)}") from e
-  if state.epoch > config.epochs or len(state.history) != state.epoch:
-    raise rundir.UnusableError(
-        f"{path} does not fit this run ({state.epoch} epochs done of {config.epochs}, "
-        f"{len(state.history)} in its history); {_start_over(workdir)}")
-  return state
+      f"{workdir}: non-finite {', '.join(f'{k} {v}' for k, v in bad.items())} in epoch "
+      f"{epoch + 1}; the run stops here (lower the learning rate, or check the inputs). "
+      "Earlier epochs' checkpoints are kept."
+    )
 
 
 def _log_epoch(writer, validation_writer, state, sample=None):
@@ -101,8 +50,9 @@ def _log_epoch(writer, validation_writer, state, sample=None):
   with writer.as_default(step=state.epoch - 1):
     tf.summary.scalar("learning_rate", metrics["learning_rate"])
     if sample is not None:
-      tf.summary.image("augmented_training_patches", tf.cast(sample, tf.float32) / 255.0,
-                       max_outputs=6)
+      tf.summary.image(
+        "augmented_training_patches", tf.cast(sample, tf.float32) / 255.0, max_outputs=6
+      )
 
 
 class BatchProgress(keras.callbacks.Callback):
@@ -116,8 +66,9 @@ class BatchProgress(keras.callbacks.Callback):
 
   def on_epoch_begin(self, epoch, logs=None):
     if self.stream.isatty():
-      self.bar = progress.Progress(self.total, f"epoch {epoch + 1}/{self.epochs}", "batches",
-                                   self.stream)
+      self.bar = progress.Progress(
+        self.total, f"epoch {epoch + 1}/{self.epochs}", "batches", self.stream
+      )
 
   def on_train_batch_end(self, batch, logs=None):
     if self.bar:
@@ -132,32 +83,7 @@ class BatchProgress(keras.callbacks.Callback):
 def steps_per_epoch(config, task):
   """Training batches in one epoch."""
   patches = task.num_images["train"] * task.patches_per_image
-  return config.steps_per_epoch or max(1, math.ceil(patches / config.batch_size))
-
-
-def _build_model(config, task, state, workdir):
-  latest = os.path.join(workdir, "checkpoints", "latest.keras")
-  if state.epoch > 0:
-    if not os.path.exists(latest):
-      raise rundir.UnusableError(f"{latest} is missing although {state.epoch} epoch(s) are "
-                                 f"recorded; {_start_over(workdir)}")
-    logging.info("resuming %s after epoch %d", workdir, state.epoch)
-    try:
-      model = keras.models.load_model(latest)
-    except Exception as e:  # Keras and h5py raise many types for a damaged file
-      reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-      raise rundir.UnusableError(f"{latest} is unusable ({reason}); "
-                                 f"{_start_over(workdir)}") from e
-    expected = (task.patch_size, task.patch_size, 3), task.num_classes
-    if (tuple(model.input_shape[1:]), model.output_shape[-1]) != expected:
-      raise rundir.UnusableError(
-          f"{latest} takes {model.input_shape[1:]} and gives {model.output_shape[-1]} classes, "
-          f"but this run's task needs {expected[0]} and {expected[1]}; {_start_over(workdir)}")
-    return model
-  model = nets.build(config.net, task.patch_size, task.num_classes, config.weights)
-  model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
-                loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-  return model
+  return config.schedule.steps_per_epoch or max(1, math.ceil(patches / config.schedule.batch_size))
 
 
 def _validate(model, task, condition, pipeline, workdir, epoch, log):
@@ -169,29 +95,38 @@ def _validate(model, task, condition, pipeline, workdir, epoch, log):
   else:
     # The exact batch count, as for training (Keras warns at the end of a
     # dataset of unknown length).
-    steps = max(1, math.ceil(task.num_images["validation"] * task.patches_per_image
-                             / pipeline.batch_size))
-    validated = model.evaluate(input_pipeline.to_inputs(dataset), steps=steps, verbose=0,
-                               return_dict=True)
+    steps = max(
+      1,
+      math.ceil(
+        task.num_images["validation"] * task.patches_per_image / pipeline.schedule.batch_size
+      ),
+    )
+    validated = model.evaluate(
+      input_pipeline.to_inputs(dataset), steps=steps, verbose=0, return_dict=True
+    )
   lost = rundir.report_lost_images(workdir, task, "validation", seen, log)
   if "loss" not in validated:
-    raise ValueError(f"{workdir}: no validation image could be decoded in epoch {epoch + 1} "
-                     "(see data_summary.txt)")
+    raise ValueError(
+      f"{workdir}: no validation image could be decoded in epoch {epoch + 1} (see data_summary.txt)"
+    )
   return {f"val_{k}": float(v) for k, v in validated.items()}, lost
 
 
 def fit(config, task, workdir, log, strategy, profile=None):
-  """The project's loop; returns the model with the weights `config.select` chose."""
+  """The project's loop; returns the model with the weights `config.schedule.select` chose."""
   job = "tfjpeg-" + hashlib.sha1(os.path.abspath(workdir).encode()).hexdigest()[:12]
-  pipeline = dataclasses.replace(config.pipeline(task, profile), service_job=job)
+  pipeline = dataclasses.replace(
+    input_pipeline.PipelineConfig.for_run(config, task, profile), service_job=job
+  )
   # Samples for TensorBoard and batch-norm statistics come from this host's own
   # pipeline: a second consumer of the run's service job would take its batches.
   local = dataclasses.replace(pipeline, data_service=None)
-  state = _load_state(workdir, config)
+  state = resume.load_state(workdir, config)
   with strategy.scope():
-    model = _build_model(config, task, state, workdir)
+    model = resume.resume_model(config, task, state, workdir)
   validation_condition = input_pipeline.Condition(
-      config.train_crop, grid=config.crop_grid if config.train_crop != "random" else 8)
+    config.jpeg.train_crop, grid=config.jpeg.crop_grid if config.jpeg.train_crop != "random" else 8
+  )
   logdir = os.path.join(workdir, "logs")
   writer = tf.summary.create_file_writer(os.path.join(logdir, "train"))
   validation_writer = tf.summary.create_file_writer(os.path.join(logdir, "validation"))
@@ -202,71 +137,88 @@ def fit(config, task, workdir, log, strategy, profile=None):
     seen = input_pipeline.ImagesSeen()
     train = input_pipeline.train_dataset(task, pipeline, epoch, seen=seen)
     # A first batch costs a shuffle buffer of patches: take it once per run.
-    sample = (next(iter(input_pipeline.train_dataset(
-        task, local, epoch, seen=input_pipeline.ImagesSeen())))["image"][:6]
-              if epoch == 0 else None)
+    sample = (
+      next(
+        iter(input_pipeline.train_dataset(task, local, epoch, seen=input_pipeline.ImagesSeen()))
+      )["image"][:6]
+      if epoch == 0
+      else None
+    )
     model.optimizer.learning_rate.assign(state.learning_rate)
     started = time.time()
     workers = distribute.cluster_workers()
     if workers > 1:
       metrics = distribute.train_epoch_across_workers(
-          model, strategy, input_pipeline.to_inputs(train),
-          config.steps_per_epoch or max(1, steps_per_epoch(config, task) // workers))
+        model,
+        strategy,
+        input_pipeline.to_inputs(train),
+        config.schedule.steps_per_epoch or max(1, steps_per_epoch(config, task) // workers),
+      )
     else:
       # The epoch's exact batch count: Keras warns "ran out of data" at the end
       # of a dataset of unknown length. A tf.data service's workers batch their
       # own shares, so there the count is left open.
-      steps = config.steps_per_epoch or (None if config.data_service
-                                         else steps_per_epoch(config, task))
+      steps = config.schedule.steps_per_epoch or (
+        None if config.runtime.data_service else steps_per_epoch(config, task)
+      )
       history = model.fit(
-          input_pipeline.to_inputs(train),
-          initial_epoch=epoch, epochs=epoch + 1, steps_per_epoch=steps,
-          callbacks=[keras.callbacks.TensorBoard(logdir, write_graph=False),
-                     keras.callbacks.TerminateOnNaN(), preemption.StopOnSignal(),
-                     BatchProgress(steps_per_epoch(config, task), config.epochs)], verbose=0,
-          shuffle=False)  # the pipeline shuffles, seeded
+        input_pipeline.to_inputs(train),
+        initial_epoch=epoch,
+        epochs=epoch + 1,
+        steps_per_epoch=steps,
+        callbacks=[
+          keras.callbacks.TensorBoard(logdir, write_graph=False),
+          keras.callbacks.TerminateOnNaN(),
+          preemption.StopOnSignal(),
+          BatchProgress(steps_per_epoch(config, task), config.schedule.epochs),
+        ],
+        verbose=0,
+        shuffle=False,
+      )  # the pipeline shuffles, seeded
       metrics = {k: float(v[-1]) for k, v in history.history.items()}
       preemption.stop_if_asked(workdir, epoch)
-    if config.precise_bn_batches:
+    if config.schedule.precise_bn_batches:
       # The moving averages follow the last few batches; on high-pass residuals,
       # whose energy differs widely between flat and textured patches, they
       # swung validation accuracy by 0.2 between epochs. Every later use of the
       # weights (validation, checkpoints, testing, export) sees the re-estimate.
       # No more batches than the epoch trained on.
-      batches = min(config.precise_bn_batches, config.steps_per_epoch or float("inf"))
-      nets.precise_batch_norm(model, (images for images, _ in input_pipeline.to_inputs(
-          input_pipeline.train_dataset(task, local, epoch, seen=input_pipeline.ImagesSeen())
-      ).take(int(batches))))
+      batches = min(
+        config.schedule.precise_bn_batches, config.schedule.steps_per_epoch or float("inf")
+      )
+      nets.precise_batch_norm(
+        model,
+        (
+          images
+          for images, _ in input_pipeline.to_inputs(
+            input_pipeline.train_dataset(task, local, epoch, seen=input_pipeline.ImagesSeen())
+          ).take(int(batches))
+        ),
+      )
     # A file that fails to decode now (changed on disk since the probe) is
     # skipped, named in data_summary.txt and counted; the run goes on.
     lost = 0
-    if config.steps_per_epoch is None and not config.data_service:  # a whole epoch was read
+    if (
+      config.schedule.steps_per_epoch is None and not config.runtime.data_service
+    ):  # a whole epoch was read
       lost = rundir.report_lost_images(workdir, task, "train", seen, log)
-    validated, validation_lost = _validate(model, task, validation_condition, pipeline,
-                                           workdir, epoch, log)
+    validated, validation_lost = _validate(
+      model, task, validation_condition, pipeline, workdir, epoch, log
+    )
     metrics.update(validated, images_lost=lost + validation_lost)
     metrics.update(learning_rate=state.learning_rate, seconds=time.time() - started)
     check_finite(metrics, epoch, workdir)
     state.history.append(metrics)
     preemption.stop_if_asked(workdir, epoch)  # before this epoch's files: it is redone on resume
-    if state.update(metrics["val_loss"], config) or config.select == "last":
-      rundir.save_atomically(model, os.path.join(checkpoints, "best.weights.h5"),
-                             weights_only=True)
+    if state.update(metrics["val_loss"], config) or config.schedule.select == "last":
+      rundir.save_atomically(model, os.path.join(checkpoints, "best.weights.h5"), weights_only=True)
     _log_epoch(writer, validation_writer, state, sample)
-    # Checkpoint first, then the state that points at it: a kill in between
-    # only repeats this epoch. Each is written whole or not at all.
-    rundir.save_atomically(model, os.path.join(checkpoints, "latest.keras"))
-    rundir.write_atomically(os.path.join(checkpoints, "state.json"),
-                            json.dumps(dataclasses.asdict(state), indent=1))
+    resume.save_epoch(model, state, workdir)
     # Printed once the epoch is safe on disk.
-    log(f"epoch {epoch + 1}/{config.epochs}: loss {metrics['loss']:.4f} "
-        f"acc {metrics['accuracy']:.3f} val_loss {metrics['val_loss']:.4f} "
-        f"val_acc {metrics['val_accuracy']:.3f} lr {metrics['learning_rate']:.0e} "
-        f"({metrics['seconds']:.0f}s)")
-  best = os.path.join(checkpoints, "best.weights.h5")
-  try:
-    model.load_weights(best)
-  except (OSError, ValueError) as e:
-    reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    raise rundir.UnusableError(f"{best} is unusable ({reason}); {_start_over(workdir)}") from e
-  return model
+    log(
+      f"epoch {epoch + 1}/{config.schedule.epochs}: loss {metrics['loss']:.4f} "
+      f"acc {metrics['accuracy']:.3f} val_loss {metrics['val_loss']:.4f} "
+      f"val_acc {metrics['val_accuracy']:.3f} lr {metrics['learning_rate']:.0e} "
+      f"({metrics['seconds']:.0f}s)"
+    )
+  return resume.load_selected(model, workdir)
