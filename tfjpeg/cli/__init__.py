@@ -1,5 +1,7 @@
 """The binaries: absl flags, a config, one library call each.
 
+May import: every layer (the top one). Flags live here only.
+
 Each module here is a command, installed as `tfjpeg-<name>` and present in a
 checkout as `bin/<name>`. Flags live here only; the library below takes
 arguments.
@@ -25,6 +27,9 @@ import threading
 
 from absl import app
 from absl import flags
+
+from tfjpeg import config as config_lib
+from tfjpeg.core.errors import UserError
 
 
 def _asked_for_detail(argv):
@@ -75,6 +80,9 @@ def start_tensorflow_quietly(argv=None):
   unless TF_CPP_MIN_LOG_LEVEL is set or `argv` asks for --verbosity >= 1.
   Returns whether it silenced anything."""
   argv = sys.argv if argv is None else argv
+  if _STARTED:
+    return False
+  _STARTED.append(True)
   if "TF_CPP_MIN_LOG_LEVEL" in os.environ or _asked_for_detail(argv):
     return False
   os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"  # what TensorFlow does read later: warnings up
@@ -96,6 +104,7 @@ def start_tensorflow_quietly(argv=None):
 
 
 _RESTORE = []  # the stderr filter's undoing, once installed
+_STARTED = []  # whether TensorFlow was started (once a process)
 
 
 def exit_now(message, status):
@@ -110,15 +119,161 @@ def exit_now(message, status):
   os._exit(status)  # pylint: disable=protected-access
 
 
-def run(main, module_name):
+class _SettingParser(flags.ArgumentParser):
+  """Reads a config setting's flag text with tfjpeg.config.parse: a wrong value
+  is refused while flags are parsed, before TensorFlow starts."""
+
+  def __init__(self, field):
+    self.field = field
+
+  def parse(self, argument):
+    if not isinstance(argument, str):  # a preset's value, typed already
+      return argument
+    try:
+      return config_lib.parse(self.field.flag, argument)
+    except config_lib.ConfigError as e:
+      raise ValueError(str(e).removeprefix(f"--{self.field.flag}: ")) from None
+
+  def flag_type(self):
+    return self.field.kind
+
+
+class _SettingSerializer(flags.ArgumentSerializer):
+  def serialize(self, value):
+    return config_lib.as_text(value)
+
+
+class _SettingFlag(flags.Flag):
+  """A setting's flag; --help shows its default as the flag writes it ("none"
+  included, which absl leaves out for a parsed None)."""
+
+  def _get_parsed_value_as_string(self, value):
+    return repr(config_lib.as_text(value))
+
+
+def define_config_flags(preset, module_name, flag_values=flags.FLAGS):
+  """One flag per setting of tfjpeg.config (its flag name, help and allowed
+  values), defaulting to `preset`'s values, listed by --help as flags of the
+  command `module_name`; `config_from_flags` reads them back."""
+  values = preset.flat()
+  for field in config_lib.FIELDS:
+    if field.kind == "bool":
+      flags.DEFINE_bool(
+        field.flag, values[field.flag], field.help, flag_values=flag_values, module_name=module_name
+      )
+      continue
+    choices = f" One of: {', '.join(map(str, field.choices))}." if field.choices else ""
+    flags.DEFINE_flag(
+      _SettingFlag(
+        _SettingParser(field),
+        _SettingSerializer(),
+        field.flag,
+        config_lib.as_text(values[field.flag]),
+        field.help + choices,
+      ),
+      flag_values=flag_values,
+      module_name=module_name,
+    )
+
+
+def config_from_flags(flag_values=flags.FLAGS, preset=None):
+  """The --config preset (or `preset`) with the settings given on the command
+  line applied; settings not given keep the preset's values."""
+  preset = preset or config_lib.load_preset(flag_values.config)
+  return config_lib.replace(
+    preset,
+    **{
+      field.flag: flag_values[field.flag].value
+      for field in config_lib.FIELDS
+      if flag_values[field.flag].present
+    },
+  )
+
+
+def _preset_in(argv):
+  """The --config an argument list names, if any (read before absl parses)."""
+  for number, arg in enumerate(argv[1:], 1):
+    if arg.startswith("--config="):
+      return arg.split("=", 1)[1]
+    if arg == "--config" and number + 1 < len(argv):
+      return argv[number + 1]
+  return None
+
+
+def show_preset_defaults(argv, flag_values=flags.FLAGS):
+  """Makes the setting flags default to the preset `argv` names with --config,
+  so that `--config=X --help` lists X's values (without --config: the
+  default preset's, set when the flags were defined)."""
+  name = _preset_in(argv)
+  if name:
+    try:
+      values = config_lib.load_preset(name).flat()
+    except UserError as e:
+      refuse(str(e))
+    for field in config_lib.FIELDS:
+      value = values[field.flag]
+      flag_values.set_default(
+        field.flag, value if field.kind == "bool" else config_lib.as_text(value)
+      )
+
+
+def must_exist(*names, flag_values=flags.FLAGS):
+  """Flags naming a file or folder that must be there: a missing one is
+  refused while flags are parsed, before TensorFlow starts."""
+
+  def exists(value):
+    values = value if isinstance(value, list) else [value]
+    return all(v is None or os.path.exists(v) for v in values)
+
+  for name in names:
+    flags.register_validator(name, exists, "no such file or folder", flag_values=flag_values)
+
+
+def _command_name():
+  return os.path.basename(sys.argv[0]).removeprefix("tfjpeg-")
+
+
+def refuse(message, status=1):
+  """Ends the command with `message` on one line, prefixed by its name."""
+  exit_now(f"{_command_name()}: {message}", status)
+
+
+def _parse_flags(argv):
+  """absl's flag parsing, with a wrong flag refused in one line (absl adds a
+  second line pointing at --helpfull)."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    refuse(str(e))
+  return None
+
+
+def run(main, module_name, user_errors=()):
   """absl's app.run for the command defined in module `module_name`: its
   docstring is the usage, its flags the ones --help lists, whether it runs as
-  an installed entry point or as a file of bin/."""
+  an installed entry point or as a file of bin/.
+
+  Flags are parsed before TensorFlow starts (quietly; see the module
+  docstring), so a wrong value costs no start-up. A `UserError` (a wrong
+  setting, a missing file or folder, a busy run), or one of `user_errors`, ends
+  the command in one line with status 1; with --verbosity=1 or more it keeps
+  its traceback. Anything else is a bug and keeps its traceback."""
   sys.modules["__main__"].__doc__ = sys.modules[module_name].__doc__
   for flag in flags.FLAGS.get_key_flags_for_module(module_name):
     # absl's --help lists the flags of the module named by sys.argv[0].
     flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
-  app.run(main)
 
+  def started(argv):
+    start_tensorflow_quietly()
+    try:
+      return main(argv)
+    except (UserError,) + tuple(user_errors) as e:
+      if _asked_for_detail(sys.argv):
+        raise
+      refuse(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
+    return None
 
-start_tensorflow_quietly()
+  try:
+    app.run(started, flags_parser=_parse_flags)
+  except UserError as e:  # raised while flags were being set up (a preset that is missing)
+    refuse(str(e))

@@ -12,36 +12,35 @@ verdict in plain words first) with its tables as CSV. A registered task is
 audited per split, a TFDS task from its stored file bytes.
 """
 
-import sys
-
 from absl import flags
 
-from tfjpeg import cli  # first: TensorFlow starts quietly
-from tfjpeg.data import audit
-from tfjpeg.data import tasks
+from tfjpeg import cli
+from tfjpeg import config as config_lib
 
 flags.DEFINE_string("images", None, "A folder DIR/<class>/<images>: every file's header.")
+cli.must_exist("images")
 flags.DEFINE_string("task", None, "Or a registered task (see tfjpeg.data.tasks).")
 flags.DEFINE_string("data_dir", None, "The task's data directory, if it needs one.")
 flags.DEFINE_string("out", None, "Folder for audit.html and its tables.", required=True)
 flags.DEFINE_integer("workers", 8, "Threads reading headers.")
 flags.DEFINE_integer("seed", 0, "Seed of the cross-validation folds and the bootstrap.")
-flags.register_validator("images", lambda v: bool(v) != bool(flags.FLAGS.task),
-                         "give --images=DIR or --task=NAME")
+flags.register_validator(
+  "images", lambda v: bool(v) != bool(flags.FLAGS.task), "give --images=DIR or --task=NAME"
+)
 
 
 def main(argv):
+  # The library after the flags: TensorFlow starts only for a valid command.
+  from tfjpeg.data import audit  # pylint: disable=g-import-not-at-top
+  from tfjpeg.data import tasks  # pylint: disable=g-import-not-at-top
+
   del argv
   f = flags.FLAGS
-  try:
-    if f.images:
-      result = audit.audit(audit.folder_files(f.images), name=f.images, workers=f.workers,
-                           seed=f.seed)
-    else:
-      task = tasks.get(f.task, tasks.TaskOptions(data_dir=f.data_dir))
-      result = audit.audit_task(task, workers=f.workers, seed=f.seed)
-  except (ValueError, FileNotFoundError) as e:
-    sys.exit(f"audit: {e}")
+  if f.images:
+    result = audit.audit_folder(f.images, workers=f.workers, seed=f.seed)
+  else:
+    task = tasks.get(config_lib.TaskConfig(name=f.task, data_dir=f.data_dir))
+    result = audit.audit_task(task, workers=f.workers, seed=f.seed)
   page = audit.write(result, f.out)
   for line in result.verdict:
     print(line)

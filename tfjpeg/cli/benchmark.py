@@ -15,39 +15,59 @@ import os
 
 from absl import flags
 
-from tfjpeg import cli  # first: TensorFlow starts quietly
-from tfjpeg.bench import benchmark
+from tfjpeg import cli
 
-flags.DEFINE_string("data_dir", os.path.join(os.path.expanduser("~"), ".cache", "tfjpeg",
-                                             "benchmark"),
-                    "Where the benchmark makes its files (sources/, memory_N/).")
+cli.start_tensorflow_quietly()  # before the library, whose sections name the flag's values
+from tfjpeg.bench import benchmark  # noqa: E402  pylint: disable=g-import-not-at-top
+
+flags.DEFINE_string(
+  "data_dir",
+  os.path.join(os.path.expanduser("~"), ".cache", "tfjpeg", "benchmark"),
+  "Where the benchmark makes its files (sources/, memory_N/).",
+)
 flags.DEFINE_list("patch_sizes", ["224", "512"], "Patch sizes for (a)-(c).")
-flags.DEFINE_list("nets", ["efficientnetb0", "efficientnetb4", "resnet50", "xception"],
-                  "Nets for (d), at 224 px.")
+flags.DEFINE_list(
+  "nets", ["efficientnetb0", "efficientnetb4", "resnet50", "xception"], "Nets for (d), at 224 px."
+)
 flags.DEFINE_float("seconds", 10.0, "Duration of each of (a)-(c).")
 flags.DEFINE_integer("train_batch", 4, "Batch size for (d).")
 flags.DEFINE_integer("train_steps", 12, "Timed steps for (d).")
-flags.DEFINE_list("sections", list(benchmark.SECTIONS),
-                  "What to measure: pipeline ((a)-(c): OpenCV, tfjpeg, Albumentations), memory, "
-                  "training ((d): nets fed by the pipeline), scale ((e)-(g): 3008x2000 JPEGs, "
-                  "10 patches of 512 with and without a lattice, 1 patch of 224), audit ((j): the "
-                  "shortcut audit's header reading on 10,000 files); and, not by "
-                  "default, accelerator ((h)-(i): each net's training images/s in float32 and "
-                  "mixed precision, and the host's decode capacity; any Keras backend).")
+flags.DEFINE_list(
+  "sections",
+  list(benchmark.SECTIONS),
+  "What to measure: pipeline ((a)-(c): OpenCV, tfjpeg, Albumentations), memory, "
+  "training ((d): nets fed by the pipeline), scale ((e)-(g): 3008x2000 JPEGs, "
+  "10 patches of 512 with and without a lattice, 1 patch of 224), audit ((j): the "
+  "shortcut audit's header reading on 10,000 files); and, not by "
+  "default, accelerator ((h)-(i): each net's training images/s in float32 and "
+  "mixed precision, and the host's decode capacity; any Keras backend).",
+)
 flags.DEFINE_integer("scale_images", 12, "Camera-size sources for the scale section.")
-flags.DEFINE_bool("real_photos", False, "Sources: the never-compressed photos of ../shared/data "
-                  "(or $TFJPEG_SHARED_DATA) saved as JPEG at QF 95, instead of procedural "
-                  "scenes; patch sizes must fit the smallest photo.")
+flags.DEFINE_bool(
+  "real_photos",
+  False,
+  "Sources: the never-compressed photos of ../shared/data "
+  "(or $TFJPEG_SHARED_DATA) saved as JPEG at QF 95, instead of procedural "
+  "scenes; patch sizes must fit the smallest photo.",
+)
 
 
 def main(argv):
   del argv
   f = flags.FLAGS
-  report = benchmark.run(f.data_dir, tuple(int(p) for p in f.patch_sizes), tuple(f.nets),
-                         f.seconds, f.train_batch, f.train_steps, log=lambda text: None,
-                         real_photos=f.real_photos, sections=tuple(f.sections),
-                         scale_images=f.scale_images,
-                         rows_log=lambda row: print(row, flush=True))
+  report = benchmark.run(
+    f.data_dir,
+    tuple(int(p) for p in f.patch_sizes),
+    tuple(f.nets),
+    f.seconds,
+    f.train_batch,
+    f.train_steps,
+    log=lambda text: None,
+    real_photos=f.real_photos,
+    sections=tuple(f.sections),
+    scale_images=f.scale_images,
+    rows_log=lambda row: print(row, flush=True),
+  )
   print(report.text())
   print("goals missed: " + "; ".join(report.failures) if report.failures else "all goals met")
 

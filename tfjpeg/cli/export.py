@@ -8,14 +8,17 @@ from the run directory alone: no dataset is read.
 
 from absl import flags
 
-from tfjpeg import cli  # first: TensorFlow starts quietly
-from tfjpeg.serving import export
+from tfjpeg import cli
 
 flags.DEFINE_string("workdir", None, "Run directory of tfjpeg-train.", required=True)
+cli.must_exist("workdir")
 flags.DEFINE_string("out", None, "SavedModel directory (default: WORKDIR/export).")
 
 
 def main(argv):
+  # The library after the flags: TensorFlow starts only for a valid command.
+  from tfjpeg.serving import export  # pylint: disable=g-import-not-at-top
+
   del argv
   print(export.export_run(flags.FLAGS.workdir, flags.FLAGS.out))
 

@@ -10,22 +10,25 @@ maps and displacement curves, from the offsets_*.csv of tfjpeg-evaluate --per_of
 
 from absl import flags
 
-from tfjpeg import cli  # first: TensorFlow starts quietly
-from tfjpeg.analysis import offsets
-from tfjpeg.experiments import study
+from tfjpeg import cli
 
 flags.DEFINE_string("table", None, "table.csv or table.parquet of tfjpeg-study.")
 flags.DEFINE_string("out_dir", None, "Where study figures go (default: beside the table).")
 flags.DEFINE_string("metric", "balanced_accuracy", "Column to plot.")
 flags.DEFINE_list("offsets", None, "offsets_*.csv files of tfjpeg-evaluate --per_offset.")
+cli.must_exist("table", "offsets")
 flags.DEFINE_list("labels", None, "A label for each --offsets file (default: its run).")
-flags.DEFINE_string("out", None, "Output path without extension for --offsets "
-                    "(default: beside the first file).")
-flags.register_validator("table", lambda v: v or flags.FLAGS.offsets,
-                         "give --table or --offsets")
+flags.DEFINE_string(
+  "out", None, "Output path without extension for --offsets (default: beside the first file)."
+)
+flags.register_validator("table", lambda v: v or flags.FLAGS.offsets, "give --table or --offsets")
 
 
 def main(argv):
+  # The library after the flags: TensorFlow starts only for a valid command.
+  from tfjpeg.analysis import offsets  # pylint: disable=g-import-not-at-top
+  from tfjpeg.experiments import study  # pylint: disable=g-import-not-at-top
+
   del argv
   f = flags.FLAGS
   paths = []

@@ -14,28 +14,42 @@ balanced accuracy, and ROC AUC and average precision for two-class models.
 from absl import app
 from absl import flags
 
-from tfjpeg import cli  # first: TensorFlow starts quietly
-from tfjpeg.serving import predict
+from tfjpeg import cli
 
 flags.DEFINE_string("model", None, "Run directory, SavedModel or .keras file.", required=True)
+cli.must_exist("model")
 flags.DEFINE_string("out", "predictions.csv", "CSV with one row per file.")
-flags.DEFINE_enum("patches", "grid", list(predict.POLICIES),
-                  "Patch placement: tiled from the top-left, tiled from the estimated JPEG "
-                  "grid, or random.")
+flags.DEFINE_enum(
+  "patches",
+  "grid",
+  ["grid", "realigned", "random"],
+  "Patch placement: tiled from the top-left, tiled from the estimated JPEG grid, or random.",
+)
 flags.DEFINE_integer("num_patches", 8, "Patches per image with --patches=random.")
 flags.DEFINE_string("patch_scores", None, "Also write every patch's scores to this CSV.")
 flags.DEFINE_integer("seed", 0, "Seed of random placement.")
-flags.DEFINE_list("class_names", None, "For models without metadata: class names in output "
-                  "order.")
+flags.DEFINE_list("class_names", None, "For models without metadata: class names in output order.")
 flags.DEFINE_integer("patch_size", None, "For models without a fixed input size.")
 
 
 def main(argv):
+  # The library after the flags: TensorFlow starts only for a valid command.
+  from tfjpeg.serving import predict  # pylint: disable=g-import-not-at-top
+
   if len(argv) < 2:
     raise app.UsageError("name at least one image file or folder")
   f = flags.FLAGS
-  summary = predict.run(f.model, argv[1:], f.out, f.patches, f.num_patches, f.patch_scores,
-                        f.seed, class_names=f.class_names, patch_size=f.patch_size)
+  summary = predict.run(
+    f.model,
+    argv[1:],
+    f.out,
+    f.patches,
+    f.num_patches,
+    f.patch_scores,
+    f.seed,
+    class_names=f.class_names,
+    patch_size=f.patch_size,
+  )
   print(f"wrote {f.out}")
   for key, value in summary.items():
     print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")

@@ -15,44 +15,75 @@ disk; OUT holds the tables as CSV.
 
 from absl import flags
 
-from tfjpeg import cli  # first: TensorFlow starts quietly
+from tfjpeg import cli
 from tfjpeg import config as config_lib
-from tfjpeg.analysis import report
 
 flags.DEFINE_string("model", None, "Run directory, SavedModel or .keras file.")
-flags.DEFINE_list("across", None, "Instead of a model: report folders (one recipe, several "
-                  "seeds) whose mean, sd and count go to OUT/across_*.csv.")
-flags.register_validator("model", lambda v: bool(v) != bool(flags.FLAGS.across),
-                         "give --model, or --across=REPORT,REPORT,...")
+flags.DEFINE_list(
+  "across",
+  None,
+  "Instead of a model: report folders (one recipe, several "
+  "seeds) whose mean, sd and count go to OUT/across_*.csv.",
+)
+flags.register_validator(
+  "model",
+  lambda v: bool(v) != bool(flags.FLAGS.across),
+  "give --model, or --across=REPORT,REPORT,...",
+)
 flags.DEFINE_string("out", None, "Folder for report.html and its tables.", required=True)
 flags.DEFINE_string("images", None, "Labelled images: DIR/<class>/... (all of them tested).")
-flags.DEFINE_string("task", None, "Or a registered task, whose test split is used (default "
-                    "for a run directory: its own task).")
+cli.must_exist("model", "images")
+flags.DEFINE_string(
+  "task",
+  None,
+  "Or a registered task, whose test split is used (default for a run directory: its own task).",
+)
 flags.DEFINE_string("data_dir", None, "The task's data directory, if it needs one.")
-flags.DEFINE_list("class_names", None, "For models without metadata: class names in output "
-                  "order.")
+flags.DEFINE_list("class_names", None, "For models without metadata: class names in output order.")
 flags.DEFINE_integer("patch_size", None, "For models without a fixed input size.")
 flags.DEFINE_integer("patches_per_image", None, "Patches per image from --images (default 1).")
 flags.DEFINE_integer("seed", None, "Seed of the random crops (default: a run's own, else 0).")
-flags.DEFINE_list("test_qfs", [str(q or "none") for q in report.QUALITIES],
-                  "Test QFs of the quality curve; none = as stored.")
+flags.DEFINE_list(
+  "test_qfs",
+  None,
+  "Test QFs of the quality curve; none = as stored (default: none,99,95,90,80,70,60,50).",
+)
 flags.DEFINE_list("offset_periods", ["8", "16"], "Per-offset sweeps: 8 and/or 16.")
 
 
 def main(argv):
+  # The library after the flags: TensorFlow starts only for a valid command.
+  from tfjpeg.analysis import report  # pylint: disable=g-import-not-at-top
+
   del argv
   f = flags.FLAGS
   if f.across:
     conditions, sweeps = report.across(f.across, f.out)
-    columns = ["test_crop", "test_qf", "test_first_qf", "test_resave", "balanced_accuracy_mean",
-               "balanced_accuracy_sd", "n_seeds"]
+    columns = [
+      "test_crop",
+      "test_qf",
+      "test_first_qf",
+      "test_resave",
+      "balanced_accuracy_mean",
+      "balanced_accuracy_sd",
+      "n_seeds",
+    ]
     print(conditions[columns].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(sweeps.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return
-  summary = report.make(f.model, f.out, f.images, f.task, f.data_dir, f.class_names,
-                        f.patch_size, f.patches_per_image, f.seed,
-                        config_lib.parse_qfs(",".join(f.test_qfs)),
-                        periods=tuple(int(p) for p in f.offset_periods))
+  summary = report.make(
+    f.model,
+    f.out,
+    f.images,
+    f.task,
+    f.data_dir,
+    f.class_names,
+    f.patch_size,
+    f.patches_per_image,
+    f.seed,
+    (config_lib.parse("test_qfs", f.test_qfs) if f.test_qfs else report.QUALITIES),
+    periods=tuple(int(p) for p in f.offset_periods),
+  )
   for line in summary["verdict"]:
     print(line)
   print(f"wrote {f.out}/report.html")

@@ -7,9 +7,8 @@
 
 from absl import flags
 
-from tfjpeg import cli  # first: TensorFlow starts quietly
-from tfjpeg.analysis import plotting
-from tfjpeg.data import tasks
+from tfjpeg import cli
+from tfjpeg import config as config_lib
 
 flags.DEFINE_string("task", "cameras", "Task name.")
 flags.DEFINE_string("data_dir", None, "Data directory, for tasks that need one.")
@@ -18,9 +17,13 @@ flags.DEFINE_string("out", None, "PNG path.", required=True)
 
 
 def main(argv):
+  # The library after the flags: TensorFlow starts only for a valid command.
+  from tfjpeg.analysis import plotting  # pylint: disable=g-import-not-at-top
+  from tfjpeg.data import tasks  # pylint: disable=g-import-not-at-top
+
   del argv
   f = flags.FLAGS
-  task = tasks.get(f.task, tasks.TaskOptions(data_dir=f.data_dir))
+  task = tasks.get(config_lib.TaskConfig(name=f.task, data_dir=f.data_dir))
   print(plotting.task_examples(tasks.examples(task, f.per_class), f.out))
 
 

@@ -14,24 +14,39 @@ import os
 
 from absl import flags
 
-from tfjpeg import cli  # first: TensorFlow starts quietly
+from tfjpeg import cli
 from tfjpeg import config as config_lib
-from tfjpeg.experiments import study
 
-flags.DEFINE_string("config", None, "Study preset: a name of configs/ or a file with "
-                    "get_study().", required=True)
+flags.DEFINE_string(
+  "config", None, "Study preset: a name of configs/ or a file with get_study().", required=True
+)
+flags.register_validator(
+  "config",
+  lambda v: v is None or os.path.exists(config_lib.preset_path(v)),
+  f"neither a file nor a preset of configs/ ({', '.join(config_lib.preset_names('get_study'))})",
+)
 flags.DEFINE_string("study_dir", None, "Where runs and the table go (default studies/<name>).")
 flags.DEFINE_string("shard", "1/1", "i/n: this machine's share of the grid.")
 flags.DEFINE_list("tasks", None, "Tasks of the grid (default: the preset's).")
 flags.DEFINE_list("nets", None, "Nets of the grid (default: the preset's).")
 flags.DEFINE_list("data_dirs", [], "task=directory pairs.")
-flags.DEFINE_list("seeds", None, "Repeat every run once per seed (e.g. 0,1,2); summary.csv "
-                  "then has mean and sd over seeds. Default: the preset's.")
-flags.DEFINE_bool("new_split_per_seed", True,
-                  "With --seeds, each seed also draws a new train/validation/test split.")
+flags.DEFINE_list(
+  "seeds",
+  None,
+  "Repeat every run once per seed (e.g. 0,1,2); summary.csv "
+  "then has mean and sd over seeds. Default: the preset's.",
+)
+flags.DEFINE_bool(
+  "new_split_per_seed",
+  True,
+  "With --seeds, each seed also draws a new train/validation/test split.",
+)
 
 
 def main(argv):
+  # The library after the flags: TensorFlow starts only for a valid command.
+  from tfjpeg.experiments import study  # pylint: disable=g-import-not-at-top
+
   del argv
   f = flags.FLAGS
   grid = {k: tuple(v) for k, v in dict(tasks=f.tasks, nets=f.nets).items() if v}
@@ -42,8 +57,10 @@ def main(argv):
   study_dir = f.study_dir or os.path.join("studies", preset.name)
   table = study.run(preset, study_dir, *study.parse_shard(f.shard))
   if table is not None:
-    print(f"{len(table)} rows from {table['run'].nunique() if len(table) else 0} runs "
-          f"in {study_dir}/table.csv and table.parquet")
+    print(
+      f"{len(table)} rows from {table['run'].nunique() if len(table) else 0} runs "
+      f"in {study_dir}/table.csv and table.parquet"
+    )
 
 
 def run():
