@@ -225,7 +225,7 @@ def test_bin_audit_writes_a_page_that_opens(tmp_path):
   )
   assert refused.returncode != 0 and "Traceback" not in refused.stderr
   assert refused.stderr.strip().splitlines()[-1] == (
-    f"audit: data directory {tmp_path / 'absent'} does not exist"
+    f"audit: flag --images={tmp_path / 'absent'}: no such file or folder"
   )
   screenshot = tmp_path / "page.png"
   console = testing.open_in_chromium(out / "audit.html", screenshot, height=1600)

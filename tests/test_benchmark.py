@@ -85,8 +85,8 @@ def test_paper_scale_section_measures_every_quantity(tmp_path):
   )
   names = [name for name, _, _ in report.rows]
   for expected in (
-    "(e) decode bound",
     "(e) OpenCV decode + 10 crops",
+    "(e) TensorFlow accurate decode + 10 crops",
     "(e) tfjpeg pipeline",
     "(e) no_lattice/decode_bound",
     "(f) OpenCV lattice work",
@@ -104,6 +104,39 @@ def test_paper_scale_section_measures_every_quantity(tmp_path):
   assert len(list((tmp_path / "lattice_cache").rglob("*.jpg"))) == 2
   with pytest.raises(ValueError, match="unknown benchmark sections"):
     benchmark.run(str(tmp_path), sections=("speed",))
+
+
+def test_scale_section_on_a_folder_of_camera_layouts_with_median_ratios(tmp_path):
+  """--sources: any folder of JPEGs, as they are (here 4:2:2 and 4:4:0, as
+  DSLRs and portrait phones write them); --repeats: the median of the runs."""
+  folder = tmp_path / "originals"
+  folder.mkdir()
+  rng = np.random.default_rng(0)
+  layouts = {
+    "422": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_422,
+    "440": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_440,
+  }
+  for name, layout in layouts.items():
+    image = cv2.GaussianBlur(rng.integers(0, 256, (560, 600, 3), np.uint8), (5, 5), 0)
+    cv2.imwrite(
+      str(folder / f"camera_{name}.jpg"),
+      image,
+      [cv2.IMWRITE_JPEG_QUALITY, 92, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, layout],
+    )
+  report = benchmark.run(
+    str(tmp_path / "work"),
+    seconds=0.2,
+    log=lambda text: None,
+    sections=("scale",),
+    sources=str(folder),
+    repeats=2,
+  )
+  names = [name for name, _, _ in report.rows]
+  assert sum(n.startswith("(e) tfjpeg pipeline") for n in names) == 2  # one per run
+  median = [n for n in names if n.startswith("(e) no_lattice/decode_bound")]
+  assert median and "median of 2" in median[0]
+  links = sorted((tmp_path / "work").rglob("*.jpg"))
+  assert len([p for p in links if p.is_symlink()]) == 2  # read where they are, not copied
 
 
 def test_accelerator_section_times_nets_and_host_decoding(tmp_path):

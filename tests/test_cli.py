@@ -141,10 +141,12 @@ def _quiet_env():
 
 
 def test_binaries_start_without_tensorflow_noise_unless_asked(tmp_path):
-  command = [sys.executable, str(REPO / "bin" / "export"), f"--workdir={tmp_path / 'none'}"]
-  quiet = subprocess.run(command, env=_quiet_env(), capture_output=True, text=True)
-  assert quiet.returncode != 0 and "is not a run directory" not in quiet.stdout
-  assert "has no run.json" in quiet.stderr  # the error itself is shown
+  # A mistake found after TensorFlow has started: its one line, and no noise.
+  command = [sys.executable, str(REPO / "bin" / "show_task"), "--task=nope", "--out=x.png"]
+  quiet = subprocess.run(command, env=_quiet_env(), capture_output=True, text=True, cwd=tmp_path)
+  lines = quiet.stderr.strip().splitlines()
+  assert quiet.returncode == 1 and len(lines) == 1, quiet.stderr  # the error itself, alone
+  assert lines[0].startswith("show_task: --task: 'nope' is no registered task")
   for noise in ("InitializeLog", "oneDNN", "cuda", "I0000", "E0000"):
     assert noise not in quiet.stderr, quiet.stderr
   loud = subprocess.run(

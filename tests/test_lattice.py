@@ -36,8 +36,8 @@ def test_cached_lattice_images_equal_recomputed_ones(tmp_path):
   assert len(files) == len(paths) and all(f.endswith(".jpg") for f in files)
   for train_crop in ("random", "aligned"):
     run = config_lib.replace(config, train_crop=train_crop)
-    recomputed = _batches(ip.train_dataset(task, run.pipeline(task), 0))
-    read_back = _batches(ip.train_dataset(cached, run.pipeline(cached), 0))
+    recomputed = _batches(ip.train_dataset(task, ip.PipelineConfig.for_run(run, task), 0))
+    read_back = _batches(ip.train_dataset(cached, ip.PipelineConfig.for_run(run, cached), 0))
     assert len(recomputed) == len(read_back)
     for a, b in zip(recomputed, read_back):
       for key in ("image", "offset", "image_id", "qf"):

@@ -85,7 +85,7 @@ def test_weights_from_a_file(tmp_path):
 
 
 def test_unknown_net_is_named():
-  with pytest.raises(ValueError, match="unknown net 'vgg'.*hpf"):
+  with pytest.raises(ValueError, match="'vgg' is no registered net.*hpf"):
     nets.build("vgg", 64, 2)
 
 

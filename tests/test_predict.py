@@ -37,7 +37,7 @@ def exported(tmp_path_factory):
       "--epochs=1",
       "--steps_per_epoch=5",
       "--test_qfs=none",
-      "--builtin_scenes=40",
+      "--builtin_scenes=24",
       f"--workdir={workdir}",
     ],
     env=env,

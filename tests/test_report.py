@@ -37,7 +37,7 @@ def trained(tmp_path_factory):
       "--epochs=1",
       "--steps_per_epoch=6",
       "--test_qfs=none",
-      "--builtin_scenes=40",
+      "--builtin_scenes=24",
       "--seed=3",
       f"--workdir={workdir}",
     ],

@@ -148,25 +148,25 @@ def test_matching_leaves_no_trace_of_how_the_file_was_stored(tmp_path):
 def test_settings_that_cannot_be_honoured_are_refused():
   with pytest.raises(ValueError, match="cannot be combined"):
     config_lib.make(match_compression=True, train_qfs=(90,))
-  with pytest.raises(ValueError, match="resave must be one of"):
+  with pytest.raises(ValueError, match="'swop' is none of swap, common"):
     config_lib.make(test_resaves=("swop",))
   with pytest.raises(ValueError, match="no JPEG files"):
     profile = audit.CompressionProfile(("a",), ((),), 90, (), (101.0,))
     task = tasks.Task("t", "custom", ["a"], 32, 1, None, {}, pd.DataFrame())
-    config_lib.make(match_compression=True).pipeline(task, profile)
+    input_pipeline.PipelineConfig.for_run(config_lib.make(match_compression=True), task, profile)
   assert config_lib.make(match_compression=True).train_qf_label == "matched"
 
 
 # The README's shortcut chain (configs/shortcut.py), once, one seed, at reduced
-# scale: 160 scenes, 2 patches an image, 3 epochs (about 2 minutes). Its bounds
-# are looser than the README's (3 seeds, 640 scenes, 6 epochs: unconfounded
+# scale: the confounded and the matched runs (the unconfounded one is left to
+# the study), 160 scenes, 2 patches an image, 3 epochs (about 2 minutes). Its
+# bounds are looser than the README's (3 seeds, 640 scenes, 6 epochs: unconfounded
 # >= 0.75; confounded >= 0.95 and a swap drop >= 0.3; matched within 0.03 of
 # the unconfounded net and under the swap). Measured at this scale: unconfounded
 # 0.66; confounded 0.92, 0.57 under the swap; matched 0.53 as stored and 0.66
 # under the swap: trained on JPEG only, a barely trained net still misreads the
 # never-compressed generated test images, which the full scale no longer does.
 CHAIN_SCALE = dict(builtin_scenes=160, patches_per_image=2, epochs=3, test_resaves=("swap",))
-UNCONFOUNDED_AT_LEAST = 0.6  # chance 0.5: the trace is learnable
 CONFOUNDED_AT_LEAST, SWAP_DROP_AT_LEAST = 0.85, 0.25
 MATCHED_SWAP_AT_LEAST = 0.6  # no collapse where the confounded net falls to chance
 MATCHED_SWAP_MOVE_AT_MOST = 0.2
@@ -177,6 +177,8 @@ def test_the_shortcut_chain_at_reduced_scale(tmp_path, monkeypatch, capsys):
   preset = config_lib.load_preset("shortcut", "get_study")
   accuracy = {}
   for name, config in preset.runs:
+    if name == "shortcut_unconfounded":  # what matched shows too: the trace is learnable
+      continue
     config = config_lib.replace(config, **CHAIN_SCALE)
     results = run_lib.train_and_evaluate(config, str(tmp_path / name), log=print)
     accuracy[name] = {row.test_resave: row.balanced_accuracy for row in results.itertuples()}
@@ -189,10 +191,7 @@ def test_the_shortcut_chain_at_reduced_scale(tmp_path, monkeypatch, capsys):
   assert "'generated' is PNG in 100% of files" in summary
   assert "'real' is JPEG in 100% of files (median QF 96)" in summary
   assert "WARNING: generated:" not in log  # the unconfounded copy gives nothing away
-  plain, confounded, matched = (
-    accuracy[f"shortcut_{v}"] for v in ("unconfounded", "confounded", "matched")
-  )
-  assert plain["none"] >= UNCONFOUNDED_AT_LEAST, plain
+  confounded, matched = (accuracy[f"shortcut_{v}"] for v in ("confounded", "matched"))
   assert confounded["none"] >= CONFOUNDED_AT_LEAST, confounded
   assert confounded["none"] - confounded["swap"] >= SWAP_DROP_AT_LEAST, confounded
   assert matched["swap"] >= MATCHED_SWAP_AT_LEAST, matched

@@ -23,7 +23,7 @@ from tfjpeg import config
 from tfjpeg.experiments import study
 
 def get_study(tasks=("cameras",), nets=("hpf",)):
-  base = config.make(epochs=1, steps_per_epoch=3, batch_size=16, builtin_scenes=60)
+  base = config.make(epochs=1, steps_per_epoch=3, batch_size=16, builtin_scenes=24)
   return study.Study("tiny", study.alignment_runs(tasks, nets, base, ("aligned", "random")))
 """
 
@@ -39,7 +39,7 @@ def test_paper_grids():
   assert run.jpeg.train_qfs == (50,) and run.jpeg.aug_fraction == 0.5
   assert run.jpeg.train_crop == "random"
   assert run.test.qfs == (None, 50, 60, 70, 80, 90, 99) and run.jpeg.lattice_qf is None
-  assert quality["quality_gan_resnet50_aug-none"].train_qfs == ()
+  assert quality["quality_gan_resnet50_aug-none"].jpeg.train_qfs == ()
 
 
 @pytest.mark.parametrize("name", ["alignment", "quality", "mini", "real", "nets"])

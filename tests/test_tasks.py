@@ -70,7 +70,7 @@ def test_random_cfa_task_shoots_at_random_phases(tmp_path, monkeypatch):
 
   monkeypatch.setattr(builtin, "shoot", recording_shoot)
   for kind in ("cameras", "cameras_random_cfa"):
-    builtin.generate(kind, tmp_path / kind, builtin_scenes=4, image_size=32, seed=0)
+    builtin.generate(kind, tmp_path / kind, num_scenes=4, image_size=32, seed=0)
   assert set(phases["cameras"]) == {(0, 0)}  # locked to the origin, as camera originals
   assert len(phases["cameras_random_cfa"]) == 16
   assert set(phases["cameras_random_cfa"]) == {(0, 0), (0, 1), (1, 0), (1, 1)}
@@ -125,14 +125,14 @@ def test_every_registered_task_builds_and_streams(tmp_path, monkeypatch, name):
         tmp_path / "data" / "photos" / f"{i}.png", testing.synthetic_image(140, 140, seed=i)
       )
     options = config_lib.TaskConfig(data_dir=str(tmp_path / "data"), image_size=64)
-  task = tasks.get(name, options)
+  task = tasks.get(dataclasses.replace(options, name=name))
   assert task.num_classes >= 2 and sum(task.num_images.values()) > 0
   element = next(iter(task.images("train")))
   assert element["encoded"].dtype == tf.string and 0 <= element["label"] < task.num_classes
 
 
 def test_unknown_task_is_named():
-  with pytest.raises(ValueError, match="unknown task 'cifar'.*cameras"):
+  with pytest.raises(ValueError, match="'cifar' is no registered task.*cameras"):
     tasks.get("cifar")
 
 

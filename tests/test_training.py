@@ -27,6 +27,7 @@ from tfjpeg.serving import export
 from tfjpeg.train import baseline
 from tfjpeg.train import distribute
 from tfjpeg.train import preemption
+from tfjpeg.train import resume
 from tfjpeg.train import rundir
 from tfjpeg.train import schedule
 
@@ -41,7 +42,7 @@ FAST = [
   "--test_qfs=none,50",
   "--train_qf=90",
   "--double_qf=60",
-  "--builtin_scenes=60",
+  "--builtin_scenes=24",
 ]
 
 
@@ -178,6 +179,7 @@ def test_distribution_strategies_on_two_cpu_devices(tmp_path, cache, strategy):
       "--batch_size=8",
       "--test_qfs=none",
       f"--strategy={strategy}",
+      "--builtin_scenes=16",
       "--cpu_devices=2",
       f"--workdir={tmp_path / 'm'}",
     ],
@@ -199,7 +201,7 @@ def test_two_worker_processes_train_one_run(tmp_path, cache):
     "--steps_per_epoch=4",
     "--batch_size=8",
     "--test_qfs=none",
-    "--builtin_scenes=40",
+    "--builtin_scenes=16",
     "--strategy=multiworker",
   ]
   cluster = {"worker": [f"localhost:{input_pipeline.free_port()}" for _ in range(2)]}
@@ -281,7 +283,7 @@ def test_export_matches_the_keras_model(finished_run, cache, monkeypatch):
 
 def test_schedule_state_follows_the_paper():
   config = config_lib.make(epochs=100, lr_patience=10, stop_patience=20)
-  state = schedule.ScheduleState(learning_rate=1e-3)
+  state = resume.ScheduleState(learning_rate=1e-3)
   assert state.update(1.0, config)
   for _ in range(10):
     assert not state.update(2.0, config)
@@ -293,7 +295,7 @@ def test_schedule_state_follows_the_paper():
 
 def test_constant_rate_and_no_early_stop_when_patience_is_none():
   config = config_lib.make(epochs=30, lr_patience=None, stop_patience=None)
-  state = schedule.ScheduleState(learning_rate=1e-3)
+  state = resume.ScheduleState(learning_rate=1e-3)
   state.update(1.0, config)
   for _ in range(28):
     state.update(2.0, config)

@@ -86,9 +86,11 @@ def _check_qf(name, qf):
     raise ConfigError(f"{name}: {qf!r} is not a JPEG quality in 1..100")
 
 
-def _check_fraction(name, value, closed=True):
-  if not (0.0 <= value <= 1.0 if closed else 0.0 < value < 1.0):
-    raise ConfigError(f"{name}: {value} is not a fraction in {'[0, 1]' if closed else '(0, 1)'}")
+def _check_fraction(name, value, below_one=False):
+  """A fraction in [0, 1], or in [0, 1) with `below_one` (a split's share:
+  something must be left for training)."""
+  if not (0.0 <= value < 1.0 if below_one else 0.0 <= value <= 1.0):
+    raise ConfigError(f"{name}: {value} is not a fraction in {'[0, 1)' if below_one else '[0, 1]'}")
 
 
 def _check_positive(name, value, allow_none=True):
@@ -133,8 +135,8 @@ class TaskConfig:
       raise ConfigError("task: a task name is needed")
     for name in ("patch_size", "patches_per_image", "builtin_scenes", "image_size"):
       _check_positive(name, getattr(self, name))
-    _check_fraction("test_fraction", self.test_fraction, closed=False)
-    _check_fraction("validation_fraction", self.validation_fraction, closed=False)
+    _check_fraction("test_fraction", self.test_fraction, below_one=True)
+    _check_fraction("validation_fraction", self.validation_fraction, below_one=True)
 
 
 @dataclasses.dataclass(frozen=True)

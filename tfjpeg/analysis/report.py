@@ -46,6 +46,7 @@ from tfjpeg import config as config_lib
 from tfjpeg.analysis import evaluation
 from tfjpeg.analysis import offsets
 from tfjpeg.analysis import plotting
+from tfjpeg.analysis import tables as tables_lib
 from tfjpeg.codec import grid
 from tfjpeg.codec import images
 from tfjpeg.core import metrics
@@ -611,7 +612,7 @@ def across(report_dirs, out_dir):
       path = os.path.join(folder, f"offsets_{period}.csv")
       if os.path.exists(path):
         sweeps.append(dict(seed=number, **metrics.offset_summary(pd.read_csv(path))))
-  conditions = tables.summarize(pd.concat(tables, ignore_index=True))
+  conditions = tables_lib.summarize(pd.concat(tables, ignore_index=True))
   offsets_table = pd.DataFrame(sweeps)
   if len(offsets_table):
     grouped = offsets_table.drop(columns="seed").groupby("period")

@@ -355,11 +355,16 @@ def run(
   scale_size=(2000, 3008),
   net_patches=(224, 512),
   rows_log=lambda row: None,
+  sources=None,
+  repeats=1,
 ):
   """Measures the `sections` and returns the `Report` (its `failures` list the
   goals missed): "pipeline" (a)-(c), "memory", "training" (d), and "scale"
   ((e)-(g) of `tfjpeg.bench.scale`: camera-size photos, the lattice, one
-  224 patch). Sources go to `directory/sources` (with `real_photos`, the
+  224 patch). With `sources` (any folder of JPEGs), those files are the
+  pipeline's, the training's and the scale section's sources, as they are;
+  `repeats` runs the scale section's (e) and (f) that many times and reports
+  the median ratios. Otherwise sources go to `directory/sources` (with `real_photos`, the
   shared never-compressed photos as JPEG, in `directory/real_sources`), the
   memory measure's datasets and the camera-size sources beside them, so no run
   reads another's files. Progress, with the time left, goes to `stream`."""
@@ -383,11 +388,16 @@ def run(
     + 2 * ("audit" in sections)
     + (2 * len(net_patches) * len(nets) + 1) * ("accelerator" in sections)
   )
-  paths = sources = None
+  scale_sources, paths = sources, None
   if {"pipeline", "training"} & set(sections):
-    photos = real_photos_lib.list_sources(real_photos_lib.default_root()) if real_photos else None
-    sources = os.path.join(directory, "real_sources") if photos else source_dir(directory)
-    paths = make_sources(sources, num_sources, source_size, photos=photos)
+    if sources:  # any folder of JPEGs, read as they are
+      staging = os.path.join(directory, "sources_of_" + os.path.basename(os.path.abspath(sources)))
+      paths = benchmark_scale.folder_of(sources, staging)
+      sources = staging
+    else:
+      photos = real_photos_lib.list_sources(real_photos_lib.default_root()) if real_photos else None
+      sources = os.path.join(directory, "real_sources") if photos else source_dir(directory)
+      paths = make_sources(sources, num_sources, source_size, photos=photos)
   with progress.Progress(total, "benchmark", "measures", stream) as done:
     if "pipeline" in sections:
       _pipeline(report, paths, sources, patch_sizes, seconds, workers, log, done.update)
@@ -397,7 +407,15 @@ def run(
       _training(report, sources, nets, source_size, train_batch, train_steps, log, done.update)
     if "scale" in sections:
       benchmark_scale.measure(
-        report, directory, seconds, scale_images, scale_size, done.update, workers
+        report,
+        directory,
+        seconds,
+        scale_images,
+        scale_size,
+        done.update,
+        workers,
+        sources=scale_sources,
+        repeats=repeats,
       )
       log(report.text())
     if "audit" in sections:

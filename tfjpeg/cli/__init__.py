@@ -230,7 +230,7 @@ def must_exist(*names, flag_values=flags.FLAGS):
 
 
 def _command_name():
-  return os.path.basename(sys.argv[0]).removeprefix("tfjpeg-")
+  return os.path.basename(sys.argv[0]).removeprefix("tfjpeg-").removesuffix(".py")
 
 
 def refuse(message, status=1):

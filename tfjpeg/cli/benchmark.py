@@ -43,6 +43,16 @@ flags.DEFINE_list(
   "mixed precision, and the host's decode capacity; any Keras backend).",
 )
 flags.DEFINE_integer("scale_images", 12, "Camera-size sources for the scale section.")
+flags.DEFINE_string(
+  "sources",
+  None,
+  "Any folder of JPEGs (camera originals, as the cameras wrote them) as the sources of "
+  "the pipeline, training and scale sections, instead of generated ones.",
+)
+cli.must_exist("sources")
+flags.DEFINE_integer(
+  "repeats", 1, "Run the scale section's (e) and (f) this many times; report median ratios."
+)
 flags.DEFINE_bool(
   "real_photos",
   False,
@@ -67,6 +77,8 @@ def main(argv):
     sections=tuple(f.sections),
     scale_images=f.scale_images,
     rows_log=lambda row: print(row, flush=True),
+    sources=f.sources,
+    repeats=f.repeats,
   )
   print(report.text())
   print("goals missed: " + "; ".join(report.failures) if report.failures else "all goals met")

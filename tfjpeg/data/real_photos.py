@@ -30,6 +30,7 @@ from tfjpeg.core.errors import ConfigError
 from tfjpeg.core.errors import DataError
 from tfjpeg.core.errors import MissingError
 from tfjpeg.data import builtin
+from tfjpeg.data import cache as cache_lib
 
 VERSION = 1  # bump whenever generation changes, so caches are rebuilt
 SOURCE_SUFFIXES = (".png", ".tif", ".tiff")  # never-compressed formats only
@@ -195,7 +196,7 @@ def materialize(kind, tile=None, max_photos=None, seed=0, source_root=None, cach
     sources=_sources_digest(sources),
     photos=len(sources),
   )
-  root = pathlib.Path(cache) if cache else cache.cache_root() / "real"
-  return cache.build_once(
+  root = pathlib.Path(cache) if cache else cache_lib.cache_root() / "real"
+  return cache_lib.build_once(
     root, kind, spec, lambda staging: generate(kind, sources, staging, tile, seed), log
   )
