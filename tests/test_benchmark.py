@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from tfjpeg.bench import benchmark
+from tfjpeg.bench import scale
 
 import helpers as testing
 
@@ -72,40 +73,6 @@ def test_sources_can_be_real_photos(tmp_path):
     assert decoded.shape == original.shape and np.abs(decoded - original).mean() < 4
 
 
-def test_paper_scale_section_measures_every_quantity(tmp_path):
-  report = benchmark.run(
-    str(tmp_path),
-    seconds=0.3,
-    log=lambda text: None,
-    num_sources=2,
-    source_size=(96, 128),
-    sections=("scale",),
-    scale_images=2,
-    scale_size=(560, 600),
-  )
-  names = [name for name, _, _ in report.rows]
-  for expected in (
-    "(e) OpenCV decode + 10 crops",
-    "(e) TensorFlow accurate decode + 10 crops",
-    "(e) tfjpeg pipeline",
-    "(e) no_lattice/decode_bound",
-    "(f) OpenCV lattice work",
-    "(f) tfjpeg pipeline, lattice 100 recomputed",
-    "(f) tfjpeg pipeline, lattice 100 cached",
-    "(f) lattice_cached/opencv_lattice",
-    "(g) decode bound",
-    "(g) tfjpeg pipeline, 1 patch of 224",
-    "(g) one_patch/decode_bound",
-  ):
-    assert any(n.startswith(expected) for n in names), expected
-  assert all(np.isfinite(v) and v > 0 for _, v, _ in report.rows)
-  sources = sorted((tmp_path / "camera_sources").rglob("*.jpg"))
-  assert len(sources) == 2 and cv2.imread(str(sources[0])).shape == (560, 600, 3)
-  assert len(list((tmp_path / "lattice_cache").rglob("*.jpg"))) == 2
-  with pytest.raises(ValueError, match="unknown benchmark sections"):
-    benchmark.run(str(tmp_path), sections=("speed",))
-
-
 def test_scale_section_on_a_folder_of_camera_layouts_with_median_ratios(tmp_path):
   """--sources: any folder of JPEGs, as they are (here 4:2:2 and 4:4:0, as
   DSLRs and portrait phones write them); --repeats: the median of the runs."""
@@ -137,6 +104,30 @@ def test_scale_section_on_a_folder_of_camera_layouts_with_median_ratios(tmp_path
   assert median and "median of 2" in median[0]
   links = sorted((tmp_path / "work").rglob("*.jpg"))
   assert len([p for p in links if p.is_symlink()]) == 2  # read where they are, not copied
+  for expected in (
+    "(e) OpenCV decode + 10 crops",
+    "(e) TensorFlow accurate decode + 10 crops",
+    "(e) tfjpeg pipeline",
+    "(e) no_lattice/decode_bound",
+    "(f) OpenCV lattice work",
+    "(f) tfjpeg pipeline, lattice 100 recomputed",
+    "(f) tfjpeg pipeline, lattice 100 cached",
+    "(f) lattice_cached/opencv_lattice",
+    "(g) decode bound",
+    "(g) tfjpeg pipeline, 1 patch of 224",
+    "(g) one_patch/decode_bound",
+  ):
+    assert any(n.startswith(expected) for n in names), expected
+  assert all(np.isfinite(v) and v > 0 for _, v, _ in report.rows)
+  assert len(list((tmp_path / "work" / "lattice_cache").rglob("*.jpg"))) == 2
+  with pytest.raises(ValueError, match="unknown benchmark sections"):
+    benchmark.run(str(tmp_path), sections=("speed",))
+
+
+def test_generated_camera_sources(tmp_path):
+  paths = scale.make_camera_sources(str(tmp_path), num_images=2, size=(80, 120))
+  assert [os.path.basename(os.path.dirname(p)) for p in paths] == ["class0", "class1"]
+  assert cv2.imread(paths[0]).shape == (80, 120, 3)
 
 
 def test_accelerator_section_times_nets_and_host_decoding(tmp_path):

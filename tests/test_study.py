@@ -23,7 +23,7 @@ from tfjpeg import config
 from tfjpeg.experiments import study
 
 def get_study(tasks=("cameras",), nets=("hpf",)):
-  base = config.make(epochs=1, steps_per_epoch=3, batch_size=16, builtin_scenes=24)
+  base = config.make(epochs=1, steps_per_epoch=3, batch_size=16, builtin_scenes=16)
   return study.Study("tiny", study.alignment_runs(tasks, nets, base, ("aligned", "random")))
 """
 

@@ -169,9 +169,9 @@ def test_a_workdir_refuses_another_config(finished_run, cache):
   assert "another config" in caught.value.stderr and "seed" in caught.value.stderr
 
 
-@pytest.mark.parametrize("strategy", ["mirrored", "multiworker"])
+@pytest.mark.parametrize("strategy", ["mirrored"])
 def test_distribution_strategies_on_two_cpu_devices(tmp_path, cache, strategy):
-  # multiworker without TF_CONFIG is one local worker: the code path a cluster runs.
+  # multiworker runs as a cluster runs it: test_two_worker_processes_train_one_run.
   out = _train(
     [
       "--epochs=1",
@@ -197,7 +197,7 @@ def test_two_worker_processes_train_one_run(tmp_path, cache):
   settings the results agree within a tolerance of 0.25 in balanced accuracy
   (the same data, twice the patches per step)."""
   args = [
-    "--epochs=2",
+    "--epochs=1",
     "--steps_per_epoch=4",
     "--batch_size=8",
     "--test_qfs=none",
@@ -223,7 +223,7 @@ def test_two_worker_processes_train_one_run(tmp_path, cache):
   assert [p.returncode for p in processes] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
   chief, other = workdir, workdir / "worker1"
   histories = [json.load(open(d / "checkpoints" / "state.json"))["history"] for d in (chief, other)]
-  assert [len(h) for h in histories] == [2, 2]
+  assert [len(h) for h in histories] == [1, 1]
   for a, b in zip(*histories):  # the same steps on both replicas
     assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)
   results = pd.read_csv(chief / "results.csv")

@@ -112,7 +112,7 @@ def _folder_task(directory, patch):
   )
 
 
-def _pipeline_config(patch, batch_size):
+def _pipeline_config(patch, batch_size, **settings):
   from tfjpeg.pipeline import input_pipeline  # pylint: disable=g-import-not-at-top
 
   return input_pipeline.PipelineConfig.of(
@@ -122,6 +122,7 @@ def _pipeline_config(patch, batch_size):
     train_qfs=QUALITIES,
     aug_fraction=1.0,
     batch_size=batch_size,
+    **settings,
   )
 
 
@@ -175,7 +176,6 @@ def training_rates(net, directory, patch, batch_size, steps):
 
 def _peak_memory_worker(args):
   """Peak resident memory (MB) of a fresh process running one pipeline epoch."""
-  import dataclasses as dc  # pylint: disable=g-import-not-at-top
   import resource  # pylint: disable=g-import-not-at-top
 
   from tfjpeg.pipeline import input_pipeline  # pylint: disable=g-import-not-at-top
@@ -183,7 +183,7 @@ def _peak_memory_worker(args):
   directory, patch = args
   task = _folder_task(directory, patch)
   # A small shuffle buffer, so that its (intended) bound is below both datasets.
-  config = dc.replace(_pipeline_config(patch, 32), shuffle_buffer=64)
+  config = _pipeline_config(patch, 32, shuffle_buffer=64)
   for _ in input_pipeline.train_dataset(task, config, 0):
     pass
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
