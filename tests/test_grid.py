@@ -64,3 +64,22 @@ def test_accuracy_table_on_real_photos():
   by_qf = table.set_index("qf")
   assert by_qf.loc[75, "correct"] == 1.0 and by_qf.loc[75, "crops"] == 128
   assert by_qf.loc["none", "confident"] == 0.0
+
+
+@pytest.mark.parametrize("layout", ["422", "440"])
+def test_estimate_finds_the_grid_of_camera_chroma_layouts(photo, layout):
+  """4:2:2 and 4:4:0 files (OpenCV writes them as cameras do): the luma grid
+  is 8x8 whatever the chroma MCU, and the estimator finds it."""
+  import cv2  # pylint: disable=g-import-not-at-top
+
+  params = [
+    cv2.IMWRITE_JPEG_QUALITY,
+    85,
+    cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
+    getattr(cv2, f"IMWRITE_JPEG_SAMPLING_FACTOR_{layout}"),
+  ]
+  data = cv2.imencode(".jpg", np.ascontiguousarray(photo[..., ::-1]), params)[1].tobytes()
+  decoded = jpeg.decode(data).numpy()
+  for dy, dx in ((0, 0), (3, 5), (7, 2)):
+    origin, confidence = grid.estimate(decoded[dy : dy + 256, dx : dx + 256])
+    assert tuple(origin.numpy()) == ((-dy) % 8, (-dx) % 8) and confidence >= grid.CONFIDENT

@@ -192,7 +192,58 @@ def _jpeg_variants(image):
   buffer = io.BytesIO()
   Image.fromarray(image[..., 1]).save(buffer, "JPEG", quality=85)
   variants["grayscale"] = buffer.getvalue()
+  variants.update(camera_layouts(image))
   return variants
+
+
+def camera_layouts(image, quality=92):
+  """The chroma layouts cameras write, by OpenCV: 4:2:2 (DSLRs; MCU 16 wide, 8
+  high) and 4:4:0 (portrait phones; MCU 8 wide, 16 high)."""
+  import cv2  # pylint: disable=g-import-not-at-top
+
+  out = {}
+  for name in ("422", "440"):
+    layout = getattr(cv2, f"IMWRITE_JPEG_SAMPLING_FACTOR_{name}")
+    params = [cv2.IMWRITE_JPEG_QUALITY, quality, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, layout]
+    out[f"{name[0]}:{name[1]}:{name[2]}"] = cv2.imencode(".jpg", image[..., ::-1], params)[
+      1
+    ].tobytes()
+  return out
+
+
+def test_camera_layouts_decode_as_opencv_decodes_them():
+  import cv2  # pylint: disable=g-import-not-at-top
+
+  from tfjpeg.codec import headers  # pylint: disable=g-import-not-at-top
+
+  image = testing.synthetic_image(83, 117, seed=4)
+  for layout, data in camera_layouts(image).items():
+    assert headers.read(data).subsampling == layout
+    reference = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
+    np.testing.assert_array_equal(jpeg.decode(data).numpy(), reference, err_msg=layout)
+
+
+@pytest.mark.skipif(testing.shared_data_dir() is None, reason="../shared/data absent")
+def test_windows_of_real_camera_originals_equal_their_full_decode():
+  """The shared camera and phone originals (4:2:0, 4:2:2 and 4:4:0, as the
+  cameras wrote them): windows at MCU-aligned and odd places, top and bottom."""
+  folder = testing.shared_data_dir() / "camera_jpegs"
+  paths = sorted(folder.glob("*.jpg"))
+  if not paths:
+    pytest.skip("no camera_jpegs in the shared data")
+  for path in paths[:4]:
+    data = path.read_bytes()
+    full = jpeg.decode(data).numpy()
+    height, width = full.shape[:2]
+    for y, x in (
+      (0, 0),
+      (16, 32),
+      (8, 8),
+      (height // 2 + 3, width // 3 + 5),
+      (height - 64, width - 64),
+    ):
+      patch = jpeg.decode_crop(data, (y, x), (64, 64)).numpy()
+      np.testing.assert_array_equal(patch, full[y : y + 64, x : x + 64], err_msg=f"{path.name}")
 
 
 @pytest.mark.parametrize("way", testing.WAYS)
