@@ -36,6 +36,9 @@ TASK_FOR = {"forensic": "cameras", "vision": "shapes"}
 SCENES = {"cameras": 100, "shapes": 400}
 # Real photos: (epochs, balanced accuracy on held-out test photos to reach; chance 0.25).
 REAL_BUDGET = {"hpf": (3, 0.4), "bayar": (3, 0.32), "minimal": (3, 0.35)}
+# In the suite, hpf on the tiles of 24 of the 42 photos (measured here: 0.43
+# after 3 epochs against 0.54 on all of them), so its bound is lower.
+REAL_IN_THE_SUITE = dict(photos=24, at_least=0.35)
 # Bondi et al.'s net as published (inputs scaled to [0, 1], no non-linearity
 # before its fourth convolution) stayed at chance here even after 8 epochs:
 # the faithful baseline of the paper, not a net for small real datasets.
@@ -86,10 +89,17 @@ def test_compact_net_learns_the_builtin_task_of_its_kind(name, tmp_path_factory,
 def test_forensic_net_learns_real_photos_on_held_out_photos(name, tmp_path_factory, monkeypatch):
   monkeypatch.setenv("TFJPEG_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
   run = config_lib.make(
-    task="real_history", net=name, patches_per_image=2, shuffle_buffer=None, test_crops=("aligned",)
+    task="real_history",
+    net=name,
+    patches_per_image=2,
+    shuffle_buffer=None,
+    test_crops=("aligned",),
+    builtin_scenes=None if ALL_CHECKS else REAL_IN_THE_SUITE["photos"],
   )
   task = tasks.get(run.task)
   epochs, target = REAL_BUDGET[name]
+  if not ALL_CHECKS:
+    target = REAL_IN_THE_SUITE["at_least"]
   model = _fit(name, task, input_pipeline.PipelineConfig.for_run(run, task), epochs)
   results, _ = evaluation.evaluate(model, task, run)
   score = results["balanced_accuracy"].iloc[0]
