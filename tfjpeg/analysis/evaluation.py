@@ -16,7 +16,8 @@ from tfjpeg.pipeline import input_pipeline
 from tfjpeg.serving import classifier
 from tfjpeg.train import rundir
 
-RESULT_COLUMNS = (
+# A results row: the settings and test condition it belongs to, then what was measured.
+SETTING_COLUMNS = (
   "task",
   "net",
   "train_crop",
@@ -26,6 +27,8 @@ RESULT_COLUMNS = (
   "test_qf",
   "test_first_qf",
   "test_resave",
+)
+METRIC_COLUMNS = (
   "balanced_accuracy",
   "balanced_accuracy_low",
   "balanced_accuracy_high",
@@ -36,6 +39,7 @@ RESULT_COLUMNS = (
   "roc_auc",
   "average_precision",
 )
+RESULT_COLUMNS = SETTING_COLUMNS + METRIC_COLUMNS
 
 
 def evaluate(model, task, config, split="test", conditions=None, seen=None, profile=None):

@@ -9,24 +9,7 @@ from tfjpeg.core.errors import MissingError
 from tfjpeg.train import rundir
 
 # Columns of a results table that are measurements, not settings.
-METRICS = tuple(
-  c
-  for c in evaluation.RESULT_COLUMNS
-  if c
-  not in (
-    "task",
-    "net",
-    "train_crop",
-    "train_qf",
-    "test_crop",
-    "test_grid",
-    "test_qf",
-    "test_first_qf",
-    "test_resave",
-  )
-)
-
-
+METRICS = evaluation.METRIC_COLUMNS
 SEED_COLUMNS = ("run", "seed", "split_seed")
 
 
