@@ -232,20 +232,13 @@ def measure(
     ratios["recomputed"].append(cached / recomputed)
     step()
   median = {k: float(np.median(v)) for k, v in ratios.items()}
-  spread = f" (median of {repeats}: {', '.join(f'{r:.2f}' for r in ratios['no_lattice'])})"
-  report.ratio(
-    "(e) no_lattice/decode_bound" + (spread if repeats > 1 else ""),
-    median["no_lattice"],
-    "no_lattice/decode_bound",
-    GOALS,
-  )
-  spread = f" (median of {repeats}: {', '.join(f'{r:.2f}' for r in ratios['cached'])})"
-  report.ratio(
-    "(f) lattice_cached/opencv_lattice" + (spread if repeats > 1 else ""),
-    median["cached"],
-    "lattice_cached/opencv_lattice",
-    GOALS,
-  )
+  for name, key, goal in (
+    ("(e) no_lattice/decode_bound", "no_lattice", "no_lattice/decode_bound"),
+    ("(f) lattice_cached/opencv_lattice", "cached", "lattice_cached/opencv_lattice"),
+  ):
+    runs = ", ".join(f"{r:.2f}" for r in ratios[key])
+    spread = f" (median of {repeats}: {runs})" if repeats > 1 else ""
+    report.ratio(name + spread, median[key], goal, GOALS)
   report.add("(f) lattice_cached/lattice_recomputed", median["recomputed"], "ratio")
   bound_224 = max(
     opencv_rate(paths, "crops", 224, 1, seconds, workers), tf_decode_rate(paths, 224, 1, seconds)

@@ -746,18 +746,8 @@ def write(result: Audit, out_dir: str, command: str | None = None) -> str:
   with open(os.path.join(out_dir, "summary.json"), "w") as f:
     json.dump(summary, f, indent=1, default=str)
   keys = ["split", "class_name"]
-  compression = keys + [
-    "n_files",
-    "n_unreadable",
-    "formats",
-    "jpeg_share",
-    "quality_median",
-    "quality_min",
-    "quality_max",
-    "quality_not_ijg_share",
-    "subsampling",
-    "progressive_share",
-  ]
+  # The per-class table's columns up to coding: how the files were saved.
+  compression = list(BY_CLASS_COLUMNS[: BY_CLASS_COLUMNS.index("progressive_share") + 1])
   rest = keys + [
     "width_median",
     "height_median",

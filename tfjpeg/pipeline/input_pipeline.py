@@ -509,13 +509,7 @@ def eval_dataset(
       outputs.append(patches)
     return {k: tf.concat([o[k] for o in outputs], 0) for k in outputs[0]}
 
-  dataset = (
-    task.images(split)
-    .enumerate()
-    .map(per_image, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-  )
-  dataset = _skip_and_record(dataset, seen)
-  return dataset.unbatch().batch(config.schedule.batch_size).prefetch(tf.data.AUTOTUNE)
+  return _per_image_batches(task, split, per_image, config, seen)
 
 
 def _first_save(condition):
@@ -595,6 +589,12 @@ def offset_dataset(task, split, config, period=8, qf=None, first_qf=None, seen=N
       image_id=tf.fill([count], element["image_id"]),
     )
 
+  return _per_image_batches(task, split, per_image, config, seen)
+
+
+def _per_image_batches(task, split, per_image, config, seen):
+  """Batches of the patches `per_image(index, element)` cuts from each image of
+  `split`, in order; failures skipped and recorded in `seen` (if given)."""
   dataset = (
     task.images(split)
     .enumerate()
