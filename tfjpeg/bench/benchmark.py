@@ -218,7 +218,9 @@ class Report:
 
   def text(self):
     cores = os.cpu_count()
-    lines = [f"tfjpeg benchmark on {cores} cores"]
+    pooled = os.environ.get("TF_CPU_ALLOCATOR_USE_BFC", "").lower() in ("1", "true")
+    allocator = "pooling (BFC)" if pooled else "TensorFlow's default"
+    lines = [f"tfjpeg benchmark on {cores} cores, CPU allocator {allocator}"]
     lines += [f"  {name:<56} {value:10.2f}  {unit}" for name, value, unit in self.rows]
     return "\n".join(lines)
 

@@ -366,12 +366,19 @@ def _per_image(dataset, config, mode, epoch_seed, seen=None):
     patches["first_qf"] = tf.fill(
       [config.patches_per_image], tf.constant(0) if first_qf is None else first_qf
     )
+    if not _train_qualities(config):  # else the augmentation sets it, patch by patch
+      patches["qf"] = tf.zeros([config.patches_per_image], tf.int32)
     return patches
 
   dataset = dataset.enumerate().map(
     per_image, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
   )
   return _skip_and_record(dataset, seen).unbatch()
+
+
+def _train_qualities(config):
+  """The QFs training patches are saved at (none: patches as decoded)."""
+  return list(config.jpeg.train_qfs or config.match_qfs)
 
 
 def is_lossy(encoded):
@@ -409,29 +416,28 @@ def train_dataset(
   dataset = _per_image(
     images, config, config.jpeg.train_crop, crop_seed, None if config.data_service else seen
   )
-  dataset = dataset.enumerate()
-  qualities = list(config.jpeg.train_qfs or config.match_qfs)
+  qualities = _train_qualities(config)
 
   @_graph_as_written
   def augment(index, element):
-    if qualities:
-      # A double-compressed image's patches are always saved again; the rest
-      # with probability aug_fraction; with match_qfs every patch.
-      fraction = tf.where(
-        element["first_qf"] > 0, 1.0, 1.0 if config.match_qfs else config.jpeg.aug_fraction
-      )
-      element["image"], element["qf"] = jpeg.random_compress(
-        element["image"],
-        qualities,
-        fraction,
-        seeds.for_example(aug_seed, index),
-        config.jpeg.chroma,
-      )
-    else:
-      element["qf"] = tf.constant(0, tf.int32)
+    # A double-compressed image's patches are always saved again; the rest
+    # with probability aug_fraction; with match_qfs every patch.
+    fraction = tf.where(
+      element["first_qf"] > 0, 1.0, 1.0 if config.match_qfs else config.jpeg.aug_fraction
+    )
+    element["image"], element["qf"] = jpeg.random_compress(
+      element["image"],
+      qualities,
+      fraction,
+      seeds.for_example(aug_seed, index),
+      config.jpeg.chroma,
+    )
     return element
 
-  dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  if qualities:  # a map over every patch costs a tenth of the pipeline's time: only if needed
+    dataset = dataset.enumerate().map(
+      augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    )
   # Mix patches of different images within a batch; seeded, so reproducible.
   buffer = shuffle_buffer_size(config, sum(task.num_images[s] for s in splits))
   dataset = dataset.shuffle(buffer, seed=seeds.to_int(shuffle_seed))
