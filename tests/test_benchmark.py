@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from tfjpeg.bench import benchmark
+from tfjpeg.bench import decode_costs
 from tfjpeg.bench import scale
 
 import helpers as testing
@@ -122,6 +123,39 @@ def test_scale_section_on_a_folder_of_camera_layouts_with_median_ratios(tmp_path
   assert len(list((tmp_path / "work" / "lattice_cache").rglob("*.jpg"))) == 2
   with pytest.raises(ValueError, match="unknown benchmark sections"):
     benchmark.run(str(tmp_path), sections=("speed",))
+
+
+def test_decode_cost_section_fits_the_rule_and_scores_its_picks_per_layout(tmp_path):
+  folder = tmp_path / "originals"
+  folder.mkdir()
+  image = testing.synthetic_image(528, 560, seed=1)[..., ::-1]
+  for name in ("422", "440"):
+    layout = getattr(cv2, f"IMWRITE_JPEG_SAMPLING_FACTOR_{name}")
+    params = [cv2.IMWRITE_JPEG_QUALITY, 92, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, layout]
+    cv2.imwrite(str(folder / f"camera_{name}.jpg"), image, params)
+  report = benchmark.run(
+    str(tmp_path / "work"), log=lambda text: None, sections=("decode_costs",), sources=str(folder)
+  )
+  rows = {name: value for name, value, _ in report.rows}
+  assert any(n.startswith("(k) fitted entropy share, 2 files") for n in rows)
+  for layout in ("4:2:2", "4:4:0"):
+    picks = [v for n, v in rows.items() if n.startswith(f"(l) {layout}: rule picks")]
+    best = [v for n, v in rows.items() if n.startswith(f"(l) {layout}: best/rule")]
+    assert picks and 0 <= picks[0] <= 8  # 1, 2, 4, 10 patches of 224 and of 512
+    assert best and 0 < best[0] <= 1
+
+
+def test_decode_cost_fit_recovers_the_constants_it_was_made_with():
+  entropy, pixel, overhead = 0.6, 0.4, 90_000.0
+  height, width = 2000, 3000
+  singles = [
+    (width, bottom, pixels, (entropy * width * bottom + pixel * pixels + overhead) * 1e-8)
+    for bottom, pixels in ((300, 80_000), (1200, 300_000), (2000, 300_000), (600, 90_000))
+  ]
+  files = [(height * width * 1e-8, height * width, singles, [])]
+  np.testing.assert_allclose(decode_costs.fit(files), (entropy, pixel, overhead), rtol=1e-6)
+  cases = [(224, 1, True, 1.0, 3.0), (512, 10, False, 5.0, 4.0), (512, 4, True, 2.0, 1.0)]
+  assert decode_costs.rule_summary([(0, 0, [], cases)]) == (3, 2, (1 + 1 + 0.5) / 3)
 
 
 def test_generated_camera_sources(tmp_path):

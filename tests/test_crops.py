@@ -35,6 +35,28 @@ def test_aligned_offsets_are_multiples_of_the_grid_and_cover_them(grid):
   assert offsets == expected
 
 
+@pytest.mark.parametrize("way", testing.WAYS)
+def test_a_grid_per_axis_is_the_mcu_of_a_camera_layout(way):
+  """(8, 16): 4:2:2's MCU, 8 high and 16 wide; a tensor, as the pipeline reads it."""
+  grid = tf.constant([8, 16])
+  draws = {
+    mode: lambda seeds, mode=mode: tf.map_fn(
+      lambda s: crops.choose_offset((61, 77), 32, mode, grid, tf.stack([s, 4])),
+      seeds,
+      fn_output_signature=tf.int32,
+    )
+    for mode in ("aligned", "misaligned")
+  }
+  seeds = tf.range(120, dtype=tf.int64)
+  aligned = {tuple(o) for o in testing.run(draws["aligned"], way, seeds)}
+  assert aligned == {(y, x) for y in range(0, 30, 8) for x in range(0, 46, 16)}
+  misaligned = [tuple(o) for o in testing.run(draws["misaligned"], way, seeds)]
+  assert not any(y % 8 == 0 and x % 16 == 0 for y, x in misaligned)
+  assert {y % 8 for y, _ in misaligned} == set(range(8))  # (8, 0) is on this grid: never drawn
+  with pytest.raises(ValueError, match="positive int or a"):
+    crops.choose_offset((61, 77), 32, "aligned", (8, 0))
+
+
 def test_random_offsets_cover_all_phases():
   offsets = np.array([o for _, o in _draw("random", seeds=range(700))])
   assert offsets.min() == 0

@@ -374,3 +374,36 @@ def test_windowed_and_whole_decodes_cut_the_same_patches(tmp_path, monkeypatch):
   for mode in ("random", "aligned"):
     np.testing.assert_array_equal(cut[True][mode]["offset"], cut[False][mode]["offset"])
     np.testing.assert_array_equal(cut[True][mode]["image"], cut[False][mode]["image"])
+
+
+def _opencv_layout(image, name, quality=90):
+  import cv2  # pylint: disable=g-import-not-at-top
+
+  layout = getattr(cv2, f"IMWRITE_JPEG_SAMPLING_FACTOR_{name}")
+  params = [cv2.IMWRITE_JPEG_QUALITY, quality, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, layout]
+  return cv2.imencode(".jpg", image[..., ::-1], params)[1].tobytes()
+
+
+@pytest.mark.parametrize(
+  "name, mcu", [("422", (8, 16)), ("440", (16, 8)), ("420", (16, 16)), ("444", (8, 8))]
+)
+def test_chroma_grid_crops_follow_each_files_own_mcu_unless_it_is_saved_again(name, mcu):
+  """A crop grid of 16 is the chroma MCU of the image as cut: a 4:2:2 camera
+  file's own (8 high, 16 wide), or the pipeline's 4:2:0 once it is saved whole
+  at a first QF."""
+  data = _opencv_layout(testing.synthetic_image(120, 136, seed=2), name)
+  config = ip.PipelineConfig.of(patch_size=32, patches_per_image=40, crop_grid=16)
+  element = dict(encoded=tf.constant(data), label=tf.constant(0), image_id=tf.constant("x"))
+  seed = tf.constant([3, 1], tf.int64)
+  as_stored = ip.cut_patches(element, config, ["aligned", "misaligned"], seed)
+  aligned, misaligned = (as_stored[m]["offset"].numpy() for m in ("aligned", "misaligned"))
+  assert all(y % mcu[0] == 0 and x % mcu[1] == 0 for y, x in aligned)
+  assert {(y % 16, x % 16) for y, x in aligned} == {
+    (dy, dx) for dy in range(0, 16, mcu[0]) for dx in range(0, 16, mcu[1])
+  }
+  assert not any(y % mcu[0] == 0 and x % mcu[1] == 0 for y, x in misaligned)
+  decoded = jpeg.decode(data).numpy()
+  for patch, (y, x) in zip(as_stored["aligned"]["image"].numpy(), aligned):
+    np.testing.assert_array_equal(patch, decoded[y : y + 32, x : x + 32])
+  saved = ip.cut_patches(element, config, ["aligned"], seed, first_qf=tf.constant(90))
+  assert all(y % 16 == 0 and x % 16 == 0 for y, x in saved["aligned"]["offset"].numpy())

@@ -291,3 +291,44 @@ def test_windowed_decode_pays_for_few_small_patches_of_a_large_photo(way):
   for image_size, offsets, patch, pays in cases:
     fn = lambda s, o, patch=patch: jpeg.windowed_decode_pays(s, o, (patch, patch))
     assert bool(testing.run(fn, way, image_size, offsets)) == pays
+
+
+def _layouts_by_opencv(image):
+  """Every sampling layout OpenCV writes, with the MCU (height, width) each has."""
+  import cv2  # pylint: disable=g-import-not-at-top
+
+  mcus = {"420": (16, 16), "422": (8, 16), "440": (16, 8), "444": (8, 8), "411": (8, 32)}
+  out = {}
+  for name, mcu in mcus.items():
+    layout = getattr(cv2, f"IMWRITE_JPEG_SAMPLING_FACTOR_{name}")
+    params = [cv2.IMWRITE_JPEG_QUALITY, 90, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, layout]
+    out[name] = (cv2.imencode(".jpg", image[..., ::-1], params)[1].tobytes(), mcu)
+  out["gray"] = (cv2.imencode(".jpg", image[..., 0])[1].tobytes(), (8, 8))
+  out["png"] = (cv2.imencode(".png", image)[1].tobytes(), (0, 0))
+  out["truncated"] = (out["420"][0][:20], (0, 0))  # cut inside its first segment
+  out["empty"] = (b"", (0, 0))
+  return out
+
+
+def test_mcu_size_reads_every_layout_from_the_header_eagerly_and_in_tf_data():
+  cases = _layouts_by_opencv(testing.synthetic_image(40, 72, seed=6))
+  for name, (data, mcu) in cases.items():
+    assert tuple(jpeg.mcu_size(data).numpy()) == mcu, name
+  mapped = tf.data.Dataset.from_tensor_slices([d for d, _ in cases.values()]).map(jpeg.mcu_size)
+  assert [tuple(m) for m in mapped.as_numpy_iterator()] == [m for _, m in cases.values()]
+
+
+@pytest.mark.skipif(testing.shared_data_dir() is None, reason="../shared/data absent")
+def test_mcu_size_of_real_camera_originals_agrees_with_their_headers():
+  from tfjpeg.codec import headers  # pylint: disable=g-import-not-at-top
+
+  mcus = {"4:2:0": (16, 16), "4:2:2": (8, 16), "4:4:0": (16, 8), "4:4:4": (8, 8)}
+  paths = sorted((testing.shared_data_dir() / "camera_jpegs").glob("*.jpg"))
+  if not paths:
+    pytest.skip("no camera_jpegs in the shared data")
+  seen = set()
+  for path in paths:
+    layout = headers.read(str(path)).subsampling
+    assert tuple(jpeg.mcu_size(path.read_bytes()).numpy()) == mcus[layout], path.name
+    seen.add(layout)
+  assert {"4:2:2", "4:4:0"} <= seen  # EXIF segments before the frame header are skipped

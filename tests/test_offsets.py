@@ -1,14 +1,18 @@
 """tfjpeg.analysis.offsets and the per-offset sweep: patches, phases, maps, curves, ASD%."""
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
 
+from tfjpeg import config as config_lib
 from tfjpeg.analysis import offsets
 from tfjpeg.codec import grid
 from tfjpeg.codec import jpeg
 from tfjpeg.core import metrics
+from tfjpeg.data import tasks
 from tfjpeg.pipeline import input_pipeline as ip
 from tfjpeg.train import rundir
 
@@ -49,6 +53,36 @@ def test_sweep_cuts_every_phase_from_an_mcu_aligned_base(jpeg_folder, qf):
       per_image.setdefault(image_id, set()).add(tuple(phase))
   assert len(per_image) == task.num_images["test"]
   assert all(p == {(dy, dx) for dy in range(9) for dx in range(9)} for p in per_image.values())
+
+
+def test_sweep_records_each_images_mcu_and_the_summary_reads_phases_by_it(tmp_path):
+  """A 4:2:2 camera file's MCU is 8 high and 16 wide: a shift of (8, 0) keeps
+  its chroma blocks whole, (0, 8) and (8, 8) do not."""
+  import cv2  # pylint: disable=g-import-not-at-top
+
+  params = [cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_422]
+  for label in ("a", "b"):
+    os.makedirs(tmp_path / label)
+    for index in range(2):
+      image = testing.synthetic_image(70, 75, seed=index + 3 * (label == "b"))
+      cv2.imwrite(str(tmp_path / label / f"{index}.jpg"), image[..., ::-1], params)
+  task = tasks.get(
+    config_lib.TaskConfig(name="folder", data_dir=str(tmp_path), patch_size=48, test_fraction=0.5)
+  )
+  config = ip.PipelineConfig.of(patch_size=48, batch_size=289)
+  batches = list(ip.offset_dataset(task, "test", config, period=16))
+  assert {tuple(m) for b in batches for m in b["mcu"].numpy()} == {(8, 16)}
+  saved = next(iter(ip.offset_dataset(task, "test", config, period=16, first_qf=90)))
+  assert {tuple(m) for m in saved["mcu"].numpy()} == {(16, 16)}  # the pipeline's 4:2:0
+  phases = np.array([(dy, dx) for dy in range(17) for dx in range(17)])
+  labels = np.zeros(len(phases), int)
+  right = np.all(phases % [8, 16] == 0, axis=1)  # a net right only on its MCU grid
+  probabilities = np.stack([right, ~right], 1).astype(float)
+  table = metrics.phase_table(probabilities, labels, phases, np.tile([8, 16], (len(phases), 1)))
+  summary = metrics.offset_summary(table)
+  assert (summary["mcu_aligned_only"], summary["block_aligned_only"]) == (1.0, 0.0)
+  old = metrics.offset_summary(table.drop(columns="on_mcu"))  # read as 4:2:0
+  assert (np.isnan(old["mcu_aligned_only"]), old["block_aligned_only"]) == (True, 1 / 3)
 
 
 def test_phases_are_against_the_files_jpeg_grid(jpeg_folder):

@@ -154,7 +154,12 @@ class JpegConfig:
     "--lattice_qf) as JPEG files in the cache, computed once.",
   )
   train_crop: str = _setting("random", "Training crops.", choices=CROP_MODES)
-  crop_grid: int = _setting(8, "Grid of aligned crops: 8, or 16 for 4:2:0 chroma.", choices=(8, 16))
+  crop_grid: int = _setting(
+    8,
+    "Grid of aligned crops: 8 (blocks), or 16: the chroma MCU of each image as cut "
+    "(16x16 at 4:2:0, 8 high x 16 wide at 4:2:2, 16 x 8 at 4:4:0).",
+    choices=(8, 16),
+  )
   train_qfs: tuple[int, ...] = _setting((), "Augmentation QFs (none: no augmentation).", kind="qfs")
   aug_fraction: float = _setting(0.5, "Fraction of training patches compressed.")
   double_qfs: tuple[int, ...] = _setting(

@@ -7,8 +7,10 @@ each image is seen at every phase with the same content. Its phase table gives
 two views (`tfjpeg.core.metrics`):
 
 - the offset map: balanced accuracy (and mean true-class score) for each of the
-  period x period grid phases; a net that relies on the grid has a bright
-  (0, 0) and a dark rest, a net that does not is flat;
+  period x period grid phases, and the share of patches on their own image's
+  chroma MCU grid at each (16x16 at 4:2:0, 8 high x 16 wide at 4:2:2); a net
+  that relies on the grid has a bright (0, 0) and a dark rest, a net that does
+  not is flat;
 - the displacement curve: the change in score as the same crop shifts by
   s = 0..period pixels, diagonally (s, s), down (s, 0) and right (0, s), with
   its average score drop (ASD%).
@@ -43,7 +45,7 @@ def analyse(model, task, config, split="test", period=8, qf=None, first_qf=None,
     seen,
   )
   out = inference.predict(model, dataset)
-  return metrics.phase_table(out["probabilities"], out["label"], out["phase"])
+  return metrics.phase_table(out["probabilities"], out["label"], out["phase"], out["mcu"])
 
 
 def figure_panel(label, table, metric="balanced_accuracy"):

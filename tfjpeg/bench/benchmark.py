@@ -334,7 +334,7 @@ def _audit(report, directory, seconds, log, step):
   log(report.text())
 
 
-SECTIONS = ("pipeline", "memory", "training", "scale", "audit")
+SECTIONS = ("pipeline", "memory", "training", "scale", "decode_costs", "audit")
 # Not in the default run: the accelerator's side, (h) and (i) of tfjpeg.bench.nets.
 ALL_SECTIONS = SECTIONS + ("accelerator",)
 
@@ -361,15 +361,18 @@ def run(
   repeats=1,
 ):
   """Measures the `sections` and returns the `Report` (its `failures` list the
-  goals missed): "pipeline" (a)-(c), "memory", "training" (d), and "scale"
-  ((e)-(g) of `tfjpeg.bench.scale`: camera-size photos, the lattice, one
-  224 patch). With `sources` (any folder of JPEGs), those files are the
-  pipeline's, the training's and the scale section's sources, as they are;
+  goals missed): "pipeline" (a)-(c), "memory", "training" (d), "scale"
+  ((e)-(g) of `tfjpeg.bench.scale`: camera-size photos, the lattice, one 224
+  patch) and "decode_costs" ((k)-(l) of `tfjpeg.bench.decode_costs`: the
+  rule for windowed against whole decoding, on the scale section's files).
+  With `sources` (any folder of JPEGs), those files are the pipeline's, the
+  training's and the scale and decode-cost sections' sources, as they are;
   `repeats` runs the scale section's (e) and (f) that many times and reports
-  the median ratios. Otherwise sources go to `directory/sources` (with `real_photos`, the
-  shared never-compressed photos as JPEG, in `directory/real_sources`), the
-  memory measure's datasets and the camera-size sources beside them, so no run
-  reads another's files. Progress, with the time left, goes to `stream`."""
+  the median ratios. Otherwise sources go to `directory/sources` (with
+  `real_photos`, the shared never-compressed photos as JPEG, in
+  `directory/real_sources`), the memory measure's datasets and the
+  camera-size sources beside them, so no run reads another's files. Progress,
+  with the time left, goes to `stream`."""
   from tfjpeg.bench import nets as benchmark_nets  # pylint: disable=g-import-not-at-top
   from tfjpeg.bench import scale as benchmark_scale  # pylint: disable=g-import-not-at-top
   from tfjpeg.core import progress  # pylint: disable=g-import-not-at-top
@@ -387,6 +390,7 @@ def run(
     + ("memory" in sections)
     + len(nets) * ("training" in sections)
     + 4 * ("scale" in sections)
+    + ("decode_costs" in sections)
     + 2 * ("audit" in sections)
     + (2 * len(net_patches) * len(nets) + 1) * ("accelerator" in sections)
   )
@@ -420,6 +424,8 @@ def run(
         repeats=repeats,
       )
       log(report.text())
+    if "decode_costs" in sections:
+      _decode_costs(report, directory, scale_sources, scale_images, scale_size, log, done.update)
     if "audit" in sections:
       _audit(report, directory, seconds, log, done.update)
     if "accelerator" in sections:
@@ -453,6 +459,21 @@ def _pipeline(report, paths, sources, patch_sizes, seconds, workers, log, step):
     report.ratio(f"b/a at {patch} px", b / a, "b/a")
     report.ratio(f"b/c at {patch} px", b / c, "b/c")
     log(report.text())
+
+
+def _decode_costs(report, directory, sources, num_images, size, log, step):
+  from tfjpeg.bench import decode_costs  # pylint: disable=g-import-not-at-top
+  from tfjpeg.bench import scale as benchmark_scale  # pylint: disable=g-import-not-at-top
+
+  if sources:
+    paths = benchmark_scale.folder_of(sources, os.path.join(directory, "decode_costs_sources"))
+  else:
+    paths = benchmark_scale.make_camera_sources(
+      os.path.join(directory, "camera_sources"), num_images, size
+    )
+  decode_costs.measure(report, paths)
+  step()
+  log(report.text())
 
 
 def _memory(report, directory, memory_sizes, source_size, log, step):

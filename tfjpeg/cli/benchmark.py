@@ -37,7 +37,9 @@ flags.DEFINE_list(
   list(benchmark.SECTIONS),
   "What to measure: pipeline ((a)-(c): OpenCV, tfjpeg, Albumentations), memory, "
   "training ((d): nets fed by the pipeline), scale ((e)-(g): 3008x2000 JPEGs, "
-  "10 patches of 512 with and without a lattice, 1 patch of 224), audit ((j): the "
+  "10 patches of 512 with and without a lattice, 1 patch of 224), decode_costs "
+  "((k)-(l): the rule for windowed against whole decoding, measured on the scale "
+  "section's files), audit ((j): the "
   "shortcut audit's header reading on 10,000 files); and, not by "
   "default, accelerator ((h)-(i): each net's training images/s in float32 and "
   "mixed precision, and the host's decode capacity; any Keras backend).",
@@ -47,7 +49,7 @@ flags.DEFINE_string(
   "sources",
   None,
   "Any folder of JPEGs (camera originals, as the cameras wrote them) as the sources of "
-  "the pipeline, training and scale sections, instead of generated ones.",
+  "the pipeline, training, scale and decode_costs sections, instead of generated ones.",
 )
 cli.must_exist("sources")
 flags.DEFINE_integer(

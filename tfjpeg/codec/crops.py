@@ -61,7 +61,7 @@ def crop_at(image: TensorLike, size: Size, offset: TensorLike) -> tf.Tensor:
 
 
 def crop(
-  image: TensorLike, size: Size, mode: str, grid: int = 8, seed: TensorLike = 0
+  image: TensorLike, size: Size, mode: str, grid: int | TensorLike = 8, seed: TensorLike = 0
 ) -> tuple[tf.Tensor, tf.Tensor]:
   """Cuts one `size` patch at a position chosen by `mode` (see `choose_offset`).
 
@@ -81,7 +81,11 @@ def crop(
 
 
 def choose_offset(
-  image_size: TensorLike, size: Size, mode: str, grid: int = 8, seed: TensorLike = 0
+  image_size: TensorLike,
+  size: Size,
+  mode: str,
+  grid: int | TensorLike = 8,
+  seed: TensorLike = 0,
 ) -> tf.Tensor:
   """Where a `size` patch of an image of `image_size` = (height, width) goes.
 
@@ -91,6 +95,9 @@ def choose_offset(
     misaligned: not a multiple of `grid` on at least one axis. The grid phase
       (offset mod `grid`) is uniform over the feasible non-zero phases, then
       the position is uniform over the offsets with that phase.
+
+  `grid` is one period for both axes, or (height, width) per axis: a file's
+  own MCU (`tfjpeg.codec.jpeg.mcu_size`: 8 high x 16 wide at 4:2:2).
 
   Only the image's size is needed, so a JPEG's patch can be placed before it
   is decoded. Returns an int32 [y, x] tensor.
@@ -102,8 +109,12 @@ def choose_offset(
   """
   if mode not in MODES:
     raise ValueError(f"crop mode must be one of {MODES}, got {mode!r}")
-  if not isinstance(grid, int) or grid < 1:
-    raise ValueError(f"grid must be a positive int, got {grid!r}")
+  if isinstance(grid, bool) or (isinstance(grid, int) and grid < 1):
+    raise ValueError(f"grid must be a positive int or a (height, width) pair, got {grid!r}")
+  if not isinstance(grid, int):
+    if not tf.is_tensor(grid) and min(int(g) for g in grid) < 1:
+      raise ValueError(f"grid must be a positive int or a (height, width) pair, got {grid!r}")
+    grid = tf.ensure_shape(tf.cast(grid, tf.int32), [2])
   height, width = _pair(size)
   image_size = tf.cast(tf.convert_to_tensor(image_size), tf.int32)
   with tf.control_dependencies(_assert_fits(image_size, (height, width))):

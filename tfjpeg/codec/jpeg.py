@@ -31,6 +31,68 @@ def grid_period(chroma):
   return 16 if chroma == "4:2:0" else 8
 
 
+# Frame headers (SOFn): every 0xC0..0xCF marker but DHT, JPG and DAC.
+_NOT_FRAMES = (0xC4, 0xC8, 0xCC)
+# Markers that stand alone, without a length: TEM, RST0-7, SOI.
+_STANDALONE = (0x01, 0xD0, 0xD1, 0xD2, 0xD3, 0xD4, 0xD5, 0xD6, 0xD7, 0xD8)
+
+
+def mcu_size(data: TensorLike) -> tf.Tensor:
+  """(height, width) of a JPEG's MCU: the grid its chroma blocks lie on.
+
+  Eight times the largest vertical and horizontal sampling factors of its
+  frame header: 16x16 at 4:2:0, 8 high x 16 wide at 4:2:2, 16 x 8 at 4:4:0,
+  8x8 at 4:4:4 and gray. Read on the graph, from the header only; [0, 0]
+  for bytes that are not a JPEG.
+
+  Examples:
+    >>> data = tfjpeg.encode(np.zeros((32, 32, 3), np.uint8), 90, "4:2:0")
+    >>> [int(v) for v in tfjpeg.codec.jpeg.mcu_size(data)]
+    [16, 16]
+  """
+  data = tf.convert_to_tensor(data, tf.string)
+  length = tf.strings.length(data)
+
+  def read(position, count):  # zero past the end
+    piece = tf.strings.substr(data, tf.minimum(position, length), count)
+    return tf.cast(tf.io.decode_raw(piece, tf.uint8, fixed_length=count), tf.int32)
+
+  def found(position):
+    head = read(position, 22)  # marker, length, and a frame header's first 4 components
+    marker = head[1]
+    frame = tf.logical_and(head[0] == 0xFF, tf.logical_and(marker >= 0xC0, marker <= 0xCF))
+    for other in _NOT_FRAMES:
+      frame = tf.logical_and(frame, marker != other)
+    return head, frame
+
+  def keep_looking(position, done):
+    return tf.logical_and(tf.logical_not(done), position + 4 <= length)
+
+  def step(position, done):
+    head, frame = found(position)
+    marker = head[1]
+    standalone = tf.reduce_any(tf.equal(marker, _STANDALONE))
+    following = tf.where(
+      marker == 0xFF,  # a fill byte
+      position + 1,
+      tf.where(standalone, position + 2, position + 2 + head[2] * 256 + head[3]),
+    )
+    return tf.where(frame, position, following), frame
+
+  is_jpeg = tf.equal(tf.strings.substr(data, 0, 2), b"\xff\xd8")
+  position, done = tf.while_loop(
+    keep_looking, step, (tf.constant(2), tf.logical_not(is_jpeg)), maximum_iterations=10_000
+  )
+  head, frame = found(position)
+  components = tf.minimum(head[9], 4)
+  sampling = tf.gather(head, [11, 14, 17, 20])  # Hi << 4 | Vi of each component
+  present = tf.range(4) < components
+  vertical = tf.reduce_max(tf.where(present, sampling % 16, 0))
+  horizontal = tf.reduce_max(tf.where(present, sampling // 16, 0))
+  size = 8 * tf.stack([vertical, horizontal])
+  return tf.where(tf.logical_and(is_jpeg, frame), size, tf.zeros([2], tf.int32))
+
+
 def decode(data: TensorLike, channels: int = 3) -> tf.Tensor:
   """Decodes JPEG bytes exactly as libjpeg's accurate IDCT does (uint8 HxWxC)."""
   return tf.io.decode_jpeg(data, channels=channels, dct_method="INTEGER_ACCURATE")

@@ -120,25 +120,33 @@ def condition_metrics(probabilities, labels, image_ids):
   )
 
 
-def phase_table(probabilities, labels, phases):
+def phase_table(probabilities, labels, phases, mcus=None):
   """One row per crop shift (dy, dx) of a per-offset sweep: balanced_accuracy,
-  accuracy, score (mean true-class probability) and n_patches."""
+  accuracy, score (mean true-class probability) and n_patches; with `mcus`
+  (each patch's image's chroma MCU, (height, width)), on_mcu: the share of
+  the patches at that shift that sit on their own image's MCU grid (a shift
+  of (8, 0) does at 4:2:2, whose MCU is 8 high, and does not at 4:2:0)."""
   probabilities, labels, phases = (np.asarray(a) for a in (probabilities, labels, phases))
   predictions = probabilities.argmax(-1)
   scores = probabilities[np.arange(len(labels)), labels]
+  on_mcu = None
+  if mcus is not None:
+    mcus = np.asarray(mcus)
+    on_mcu = np.all(phases % np.maximum(mcus, 1) == 0, axis=1)
   rows = []
   for dy, dx in sorted({tuple(p) for p in phases.tolist()}):
     mask = (phases[:, 0] == dy) & (phases[:, 1] == dx)
-    rows.append(
-      dict(
-        dy=dy,
-        dx=dx,
-        balanced_accuracy=balanced_accuracy(labels[mask], predictions[mask]),
-        accuracy=float(np.mean(predictions[mask] == labels[mask])),
-        score=float(np.mean(scores[mask])),
-        n_patches=int(mask.sum()),
-      )
+    row = dict(
+      dy=dy,
+      dx=dx,
+      balanced_accuracy=balanced_accuracy(labels[mask], predictions[mask]),
+      accuracy=float(np.mean(predictions[mask] == labels[mask])),
+      score=float(np.mean(scores[mask])),
+      n_patches=int(mask.sum()),
     )
+    if on_mcu is not None:
+      row["on_mcu"] = float(np.mean(on_mcu[mask]))
+    rows.append(row)
   return pd.DataFrame(rows)
 
 
@@ -191,20 +199,31 @@ def average_score_drop(curve):
 def offset_summary(table):
   """Headline numbers of one sweep's phase table.
 
-  aligned: the phase (0, 0), on the 8x8 blocks and the 16x16 MCUs alike;
-  block_aligned_only: (period 16) phases on the 8x8 luma blocks but across
-  4:2:0 chroma MCUs, (0, 8), (8, 0) and (8, 8); misaligned_*: every phase off
-  the 8x8 blocks.
+  aligned: the phase (0, 0), on the 8x8 blocks and every chroma MCU alike;
+  block_aligned_only: phases on the 8x8 luma blocks but across the images'
+  chroma MCUs; mcu_aligned_only: phases other than (0, 0) on the images' own
+  MCU grid (at 4:2:2, whose MCU is 8 high and 16 wide: (8, 0)); without the
+  table's on_mcu column (older sweeps), every MCU is taken as 4:2:0's 16x16.
+  A phase on some images' MCUs and not others' (a mix of layouts) counts in
+  neither. misaligned_*: every phase off the 8x8 blocks.
   """
   grid = offset_map(table)
   period = grid.shape[0]
   dy, dx = np.meshgrid(np.arange(period), np.arange(period), indexing="ij")
   on_blocks = (dy % 8 == 0) & (dx % 8 == 0)
-  block_only = on_blocks & ((dy > 0) | (dx > 0))
+  shifted = (dy > 0) | (dx > 0)
+  if "on_mcu" in table:
+    on_mcu = offset_map(table, "on_mcu")
+    block_only, mcu_only = on_blocks & shifted & (on_mcu == 0), shifted & (on_mcu == 1)
+  else:
+    block_only = on_blocks & shifted & ((dy % 16 != 0) | (dx % 16 != 0))
+    mcu_only = shifted & (dy % 16 == 0) & (dx % 16 == 0)
+  mean_of = lambda where: float(np.mean(grid[where])) if where.any() else float("nan")
   return dict(
     period=period,
     aligned=float(grid[0, 0]),
-    block_aligned_only=float(np.mean(grid[block_only])) if block_only.any() else float("nan"),
+    block_aligned_only=mean_of(block_only),
+    mcu_aligned_only=mean_of(mcu_only),
     misaligned_mean=float(np.nanmean(grid[~on_blocks])),
     misaligned_min=float(np.nanmin(grid[~on_blocks])),
     all_phases_mean=float(np.nanmean(grid)),

@@ -15,6 +15,7 @@ exactly.
 """
 
 import dataclasses
+import os
 import socket
 import threading
 from collections.abc import Sequence
@@ -179,7 +180,8 @@ class Condition:
   qf: int | None = None  # None: left as read
   first_qf: int | None = None  # None: a single compression (or none)
   # The grid `aligned` and `misaligned` crops are placed against: 8 (JPEG
-  # blocks) or 16 (4:2:0 MCUs), whatever grid the net was trained on.
+  # blocks) or 16: the chroma MCU of the image as cut (16x16 at 4:2:0, 16 wide
+  # x 8 high at 4:2:2: `chroma_grid`), whatever grid the net was trained on.
   grid: int = 8
   # "swap": each image of a less-compressed class saved whole, before the
   # crop, at a QF drawn from the other classes' stored QFs, so that all
@@ -283,6 +285,42 @@ def cut_patches(element, config, modes, image_seed, first_qf=None):
     {each of `modes`: {"image": [n, P, P, 3], "offset": [n, 2], "label", "image_id",
     "patch_index"}}.
   """
+  size, n = config.patch_size, config.patches_per_image
+  out = {}
+  for key, cut in patch_sources(element, config, modes, image_seed, first_qf).items():
+    source, positions = cut.pop("source"), cut.pop("position")
+    patches = tf.stack([crops.crop_at(source, size, positions[k]) for k in range(n)])
+    out[key] = dict(cut, image=tf.ensure_shape(patches, [n, size, size, 3]))
+  return out
+
+
+# A crop grid of 16 names the chroma grid: the MCU of the image as it is cut.
+CHROMA_GRID = 16
+
+
+def chroma_grid(encoded, config, first_qf=None):
+  """(height, width) of the MCU of an image as it is cut: the pipeline's
+  chroma's once it is saved whole (lattice QF, first QF; `first_qf` an int,
+  or an int32 tensor with 0 for none), else the file's own (8 high x 16 wide
+  at 4:2:2, 16 x 8 at 4:4:0); 16x16 for a file that is not a JPEG."""
+  period = jpeg.grid_period(config.jpeg.chroma)
+  saved = tf.constant([period, period], tf.int32)
+  if config.lattice_qf or isinstance(first_qf, int):
+    return saved
+  own = jpeg.mcu_size(encoded)
+  own = tf.where(own > 0, own, CHROMA_GRID)
+  return own if first_qf is None else tf.where(first_qf > 0, saved, own)
+
+
+def patch_sources(element, config, modes, image_seed, first_qf=None):
+  """What `cut_patches` cuts its patches from, before it cuts them: for each
+  of `modes`, {"source": an image, "position": [n, 2], "offset": [n, 2],
+  "label", "image_id", "patch_index"}, patch k being
+  `source[position[k]:][:P, :P]`. The source is the whole decoded image
+  (positions = offsets) or the windows around the patches, one below the
+  other (positions (k P, 0)): the training pipeline cuts each patch once, when
+  it is needed, instead of stacking them and taking them apart again (two
+  copies of every patch, a tenth of its time on camera originals)."""
   encoded, size, n = element["encoded"], config.patch_size, config.patches_per_image
   keys, modes = (
     list(modes),
@@ -292,6 +330,8 @@ def cut_patches(element, config, modes, image_seed, first_qf=None):
   def offsets_for(image_size, mode, image=None):
     mode, crop_grid = mode
     base_mode = "random" if mode == REALIGNED else mode
+    if crop_grid == CHROMA_GRID and base_mode != "random":
+      crop_grid = chroma_grid(encoded, config, first_qf)
     offsets = [
       crops.choose_offset(
         image_size,
@@ -308,46 +348,62 @@ def cut_patches(element, config, modes, image_seed, first_qf=None):
         tf.where(confidence >= grid.CONFIDENT, grid.realign(o, origin, image_size, (size, size)), o)
         for o in offsets
       ]
-    return offsets
+    return tf.stack(offsets)
 
-  def windowed():
-    image_size = tf.image.extract_jpeg_shape(encoded)[:2]
-    out = []
-    for mode in modes:
-      offsets = offsets_for(image_size, mode)
-      out.append(
-        (tf.stack([jpeg.decode_crop(encoded, o, (size, size)) for o in offsets]), tf.stack(offsets))
-      )
-    return out
+  stacked = tf.constant([[k * size, 0] for k in range(n)], tf.int32)
 
-  def windows_pay():
-    image_size = tf.image.extract_jpeg_shape(encoded)[:2]
-    offsets = tf.concat([tf.stack(offsets_for(image_size, mode)) for mode in modes], 0)
-    return jpeg.windowed_decode_pays(image_size, offsets, (size, size))
+  def windowed(offsets):
+    return [
+      (tf.concat([jpeg.decode_crop(encoded, o[k], (size, size)) for k in range(n)], 0), stacked, o)
+      for o in offsets
+    ]
 
-  def whole():
+  def whole(offsets=None):
     image = decode_element(element, config.lattice_qf, config.jpeg.chroma, first_qf)
-    out = []
-    for mode in modes:
-      offsets = offsets_for(tf.shape(image)[:2], mode, image)
-      out.append((tf.stack([crops.crop_at(image, size, o) for o in offsets]), tf.stack(offsets)))
-    return out
+    if offsets is None:
+      offsets = [offsets_for(tf.shape(image)[:2], mode, image) for mode in modes]
+    return [(image, o, o) for o in offsets]
+
+  def from_jpeg():
+    # A JPEG's size is in its header: the offsets are drawn once, for either path.
+    image_size = tf.image.extract_jpeg_shape(encoded)[:2]
+    offsets = [offsets_for(image_size, mode) for mode in modes]
+    pays = jpeg.windowed_decode_pays(image_size, tf.concat(offsets, 0), (size, size))
+    return tf.cond(pays, lambda: windowed(offsets), lambda: whole(offsets))
 
   needs_whole = REALIGNED in [m for m, _ in modes]  # the grid is estimated from all of it
   if config.lattice_qf or needs_whole or first_qf is not None:
     cut = whole()
   else:
-    use_windows = tf.cond(tf.io.is_jpeg(encoded), windows_pay, lambda: tf.constant(False))
-    cut = tf.cond(use_windows, windowed, whole)
+    cut = tf.cond(tf.io.is_jpeg(encoded), from_jpeg, whole)
   common = dict(
     label=tf.fill([n], element["label"]),
     image_id=tf.fill([n], element["image_id"]),
     patch_index=tf.range(n, dtype=tf.int32),
   )
   return {
-    key: dict(common, image=tf.ensure_shape(patches, [n, size, size, 3]), offset=offsets)
-    for key, (patches, offsets) in zip(keys, cut)
+    key: dict(common, source=source, position=positions, offset=offsets)
+    for key, (source, positions, offsets) in zip(keys, cut)
   }
+
+
+def _cut_when_needed(dataset, size):
+  """Per-patch elements of per-image `patch_sources` elements, each patch cut
+  from its source as it is read (one copy, where stacking and unbatching took
+  three)."""
+
+  @_graph_as_written
+  def cut(source, patch):
+    image = crops.crop_at(source, size, patch.pop("position"))
+    return dict(patch, image=tf.ensure_shape(image, [size, size, 3]))
+
+  @_graph_as_written
+  def patches(element):
+    element = dict(element)
+    source = element.pop("source")
+    return tf.data.Dataset.from_tensor_slices(element).map(lambda p: cut(source, p))
+
+  return dataset.flat_map(patches)
 
 
 def _per_image(dataset, config, mode, epoch_seed, seen=None):
@@ -362,7 +418,7 @@ def _per_image(dataset, config, mode, epoch_seed, seen=None):
     elif config.match_qfs:  # a lossless file gets the first save a JPEG file had
       lossless = tf.cast(tf.logical_not(is_lossy(element["encoded"])), tf.float32)
       first_qf = jpeg.draw_quality(config.match_qfs, lossless, seeds.for_example(image_seed, -1))
-    patches = cut_patches(element, config, [mode], image_seed, first_qf)[mode]
+    patches = patch_sources(element, config, [mode], image_seed, first_qf)[mode]
     patches["first_qf"] = tf.fill(
       [config.patches_per_image], tf.constant(0) if first_qf is None else first_qf
     )
@@ -371,9 +427,17 @@ def _per_image(dataset, config, mode, epoch_seed, seen=None):
     return patches
 
   dataset = dataset.enumerate().map(
-    per_image, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    per_image, num_parallel_calls=_image_parallelism(), deterministic=True
   )
-  return _skip_and_record(dataset, seen).unbatch()
+  return _cut_when_needed(_skip_and_record(dataset, seen), config.patch_size)
+
+
+def _image_parallelism():
+  """Images decoded at once: twice the cores. Images leave in order, so a
+  photo that decodes fast must wait for a larger one before it; with only as
+  many in flight as cores (AUTOTUNE's most), a core then idles (a tenth of the
+  time on camera originals of mixed sizes)."""
+  return 2 * (os.cpu_count() or 1)
 
 
 def _train_qualities(config):
@@ -545,8 +609,10 @@ def offset_dataset(task, split, config, period=8, qf=None, first_qf=None, seen=N
   lattice QF's if there is one, else the file's own, which starts at the
   top-left), and the same content is seen at every phase, so any accuracy
   change comes from the phase alone. `qf` and `first_qf` compress as in
-  `Condition`. Elements carry `phase` = (dy, dx). With `seen`, an image that
-  fails to decode is skipped and the others recorded.
+  `Condition`. Elements carry `phase` = (dy, dx) and `mcu`, the chroma MCU of
+  the image as cut (`chroma_grid`: 8 high x 16 wide for a 4:2:2 camera
+  file). With `seen`, an image that fails to decode is skipped and the others
+  recorded.
   """
   if period < 1:
     raise ValueError(f"offset period must be positive, got {period}")
@@ -587,10 +653,12 @@ def offset_dataset(task, split, config, period=8, qf=None, first_qf=None, seen=N
     )
     if qf:
       patches = tf.map_fn(lambda p: jpeg.compress(p, int(qf), config.jpeg.chroma), patches)
+    mcu = chroma_grid(element["encoded"], config, int(first_qf) if first_qf else None)
     return dict(
       image=patches,
       offset=offsets,
       phase=phases,
+      mcu=tf.tile(mcu[None], [count, 1]),
       label=tf.fill([count], element["label"]),
       image_id=tf.fill([count], element["image_id"]),
     )
@@ -604,7 +672,7 @@ def _per_image_batches(task, split, per_image, config, seen):
   dataset = (
     task.images(split)
     .enumerate()
-    .map(per_image, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    .map(per_image, num_parallel_calls=_image_parallelism(), deterministic=True)
   )
   dataset = _skip_and_record(dataset, seen)
   return dataset.unbatch().batch(config.schedule.batch_size).prefetch(tf.data.AUTOTUNE)
