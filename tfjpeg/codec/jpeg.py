@@ -145,10 +145,10 @@ def decode_crop(
 # pixels cost PIXEL_SHARE each (IDCT, upsampling, colour, at the window's
 # narrow width); each window pays a fixed WINDOW_OVERHEAD (header, set-up).
 # Fitted to the 11 camera originals of ../shared/data/camera_jpegs (4:2:0,
-# 4:2:2, 4:4:0; `bin/benchmark --sections=decode_costs --sources=...`): with a
-# file left out of each fit the rule's path took 1.02x the faster one's time
-# on average, against 1.10x with the constants once fitted to one smooth
-# generated scene (0.7, 0.3, 170,000).
+# 4:2:2, 4:4:0; `bin/benchmark --sections=decode_costs --sources=...`): with
+# each file left out of the fit that scores it, the faster path's time over
+# the rule's path's was 0.98 on average, against 0.91 with the constants once
+# fitted to one smooth generated scene (0.7, 0.3, 170,000).
 ENTROPY_SHARE = 0.5
 PIXEL_SHARE = 1.1
 WINDOW_OVERHEAD = 50_000  # pixels' worth
