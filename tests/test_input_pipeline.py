@@ -2,6 +2,7 @@
 
 import dataclasses
 import itertools
+import os
 
 import cv2
 import numpy as np
@@ -10,6 +11,7 @@ import tensorflow as tf
 
 from tfjpeg import config as config_lib
 from tfjpeg.codec import jpeg
+from tfjpeg.data import tasks
 from tfjpeg.pipeline import input_pipeline as ip
 
 import helpers as testing
@@ -407,3 +409,39 @@ def test_chroma_grid_crops_follow_each_files_own_mcu_unless_it_is_saved_again(na
     np.testing.assert_array_equal(patch, decoded[y : y + 32, x : x + 32])
   saved = ip.cut_patches(element, config, ["aligned"], seed, first_qf=tf.constant(90))
   assert all(y % 16 == 0 and x % 16 == 0 for y, x in saved["aligned"]["offset"].numpy())
+
+
+def test_camera_layouts_through_the_lattice_cached_or_not_equal_opencv(tmp_path):
+  """4:2:2 and 4:4:0 files as cameras write them: test patches as stored, at
+  lattice QF 100 recomputed and read from the cache, equal OpenCV doing the same."""
+  from tfjpeg.data import lattice  # pylint: disable=g-import-not-at-top
+
+  for c, name in enumerate(("a", "b")):
+    for i, layout in enumerate(("422", "440")):
+      data = _opencv_layout(testing.synthetic_image(83, 101, seed=10 * c + i), layout, 93)
+      os.makedirs(tmp_path / "data" / name, exist_ok=True)
+      (tmp_path / "data" / name / f"{layout}.jpg").write_bytes(data)
+  task = tasks.get(
+    config_lib.TaskConfig(
+      name="folder", data_dir=str(tmp_path / "data"), patch_size=PATCH, test_fraction=0.5
+    )
+  )
+  files = task.files.set_index("image_id")["path"]
+  cached = lattice.cached_task(task, 100, root=str(tmp_path / "cache"), log=lambda line: None)
+  conditions = [ip.Condition("aligned", None, grid=16), ip.Condition("random", 70)]
+  for source, lattice_qf, reference_qf in (
+    (task, None, None),
+    (task, 100, 100),
+    (cached, None, 100),
+  ):
+    config = ip.PipelineConfig.of(patch_size=PATCH, lattice_qf=lattice_qf, batch_size=8)
+    seen = 0
+    for batch in ip.eval_dataset(source, "test", conditions, config):
+      for image, offset, image_id, number in zip(
+        *(batch[k].numpy() for k in ("image", "offset", "image_id", "condition"))
+      ):
+        condition = conditions[number]
+        expected = _opencv_reference(files[image_id.decode()], offset, reference_qf, condition.qf)
+        np.testing.assert_array_equal(image, expected)
+        seen += 1
+    assert seen == 2 * len(conditions)

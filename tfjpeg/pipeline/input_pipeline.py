@@ -289,9 +289,18 @@ def cut_patches(element, config, modes, image_seed, first_qf=None):
   out = {}
   for key, cut in patch_sources(element, config, modes, image_seed, first_qf).items():
     source, positions = cut.pop("source"), cut.pop("position")
-    patches = tf.stack([crops.crop_at(source, size, positions[k]) for k in range(n)])
+    patches = _for_each_patch(
+      lambda p, source=source: crops.crop_at(source, size, p), positions, [size, size, 3]
+    )
     out[key] = dict(cut, image=tf.ensure_shape(patches, [n, size, size, 3]))
   return out
+
+
+def _for_each_patch(function, values, shape, dtype=tf.uint8):
+  """`function` of each of `values`, stacked: traced once and looped at run
+  time (traced once per patch, ten patches' offsets, windows and crops took
+  most of the seconds a pipeline spends being built, once an epoch)."""
+  return tf.map_fn(function, values, fn_output_signature=tf.TensorSpec(shape, dtype))
 
 
 # A crop grid of 16 names the chroma grid: the MCU of the image as it is cut.
@@ -332,31 +341,35 @@ def patch_sources(element, config, modes, image_seed, first_qf=None):
     base_mode = "random" if mode == REALIGNED else mode
     if crop_grid == CHROMA_GRID and base_mode != "random":
       crop_grid = chroma_grid(encoded, config, first_qf)
-    offsets = [
-      crops.choose_offset(
+    offsets = _for_each_patch(
+      lambda k: crops.choose_offset(
         image_size,
         size,
         base_mode,
         crop_grid,
         tf.random.experimental.stateless_fold_in(image_seed, k),
-      )
-      for k in range(n)
-    ]
+      ),
+      tf.range(n),
+      [2],
+      tf.int32,
+    )
     if mode == REALIGNED:
       origin, confidence = grid.estimate(image)
-      offsets = [
-        tf.where(confidence >= grid.CONFIDENT, grid.realign(o, origin, image_size, (size, size)), o)
-        for o in offsets
-      ]
-    return tf.stack(offsets)
+      realigned = _for_each_patch(
+        lambda o: grid.realign(o, origin, image_size, (size, size)), offsets, [2], tf.int32
+      )
+      offsets = tf.where(confidence >= grid.CONFIDENT, realigned, offsets)
+    return offsets
 
   stacked = tf.constant([[k * size, 0] for k in range(n)], tf.int32)
 
   def windowed(offsets):
-    return [
-      (tf.concat([jpeg.decode_crop(encoded, o[k], (size, size)) for k in range(n)], 0), stacked, o)
-      for o in offsets
-    ]
+    def windows(o):
+      patches = _for_each_patch(lambda p: jpeg.decode_crop(encoded, p, (size, size)), o, window)
+      return tf.reshape(patches, [n * size, size, 3])  # one below the other
+
+    window = [size, size, 3]
+    return [(windows(o), stacked, o) for o in offsets]
 
   def whole(offsets=None):
     image = decode_element(element, config.lattice_qf, config.jpeg.chroma, first_qf)
