@@ -15,6 +15,7 @@ import pytest
 
 from tfjpeg import config as config_lib
 from tfjpeg.experiments import run as run_lib
+from tfjpeg.train import resume
 from tfjpeg.train import rundir
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -175,11 +176,11 @@ def test_a_failure_at_every_kind_of_file_leaves_a_run_that_resumes_to_the_same_r
   (tmp_path / "run" / rundir.FINISHED).unlink()
   with pytest.raises(rundir.UnusableError, match="state.json is unusable .* move .* away"):
     run_lib.train_and_evaluate(config, workdir, log=lambda m: 0)
+  # The other refusals, where the run above met the first: its resume step.
   state.write_text(json.dumps(dict(epoch=3, history=[{}] * 3)))
   with pytest.raises(rundir.UnusableError, match="does not fit this run"):
-    run_lib.train_and_evaluate(config, workdir, log=lambda m: 0)
-  state.unlink()
+    resume.load_state(workdir, config)
   (tmp_path / "run" / "checkpoints" / "latest.keras").write_bytes(b"not a model")
   state.write_text(json.dumps(dict(epoch=1, history=[{}])))
   with pytest.raises(rundir.UnusableError, match="latest.keras is unusable"):
-    run_lib.train_and_evaluate(config, workdir, log=lambda m: 0)
+    resume.resume_model(config, None, resume.load_state(workdir, config), workdir)
