@@ -3,7 +3,6 @@ type hints, a docstring and (for the ops) an example that runs."""
 
 import doctest
 import inspect
-import os
 import subprocess
 import sys
 
@@ -31,31 +30,6 @@ def test_every_public_name_loads_and_is_documented_and_typed():
       assert not untyped, f"tfjpeg.{name}: parameters without a type: {untyped}"
   with pytest.raises(AttributeError, match="no attribute 'nope'"):
     tfjpeg.nope  # noqa: B018  # the point of the test
-
-
-# Page faults while 10 tensors of 72 MB are made and dropped: TensorFlow's
-# default CPU allocator hands each back to the system, so every one is faulted
-# in afresh (17,578 pages of 4 KB each); the pooling one faults in the first.
-_FAULTS = """
-import resource
-import tfjpeg, tensorflow as tf
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(10):
-  tf.reduce_sum(tf.fill([2000, 3000, 3], 1.0)).numpy()
-print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-"""
-
-
-def test_import_tfjpeg_pools_tensorflow_cpu_memory_unless_told_otherwise():
-  env = {k: v for k, v in os.environ.items() if k != "TF_CPU_ALLOCATOR_USE_BFC"}
-  out = subprocess.run([sys.executable, "-c", _FAULTS], capture_output=True, text=True, env=env)
-  assert out.returncode == 0, out.stderr
-  pages = 2000 * 3000 * 3 * 4 // 4096
-  assert int(out.stdout) < 10 * pages / 5, out.stdout
-  told = "import os, tfjpeg; print(os.environ['TF_CPU_ALLOCATOR_USE_BFC'])"
-  env["TF_CPU_ALLOCATOR_USE_BFC"] = "false"
-  out = subprocess.run([sys.executable, "-c", told], capture_output=True, text=True, env=env)
-  assert out.stdout.strip() == "false"
 
 
 def test_import_tfjpeg_alone_starts_no_tensorflow():

@@ -340,3 +340,29 @@ def test_mistakes_a_user_can_fix_are_user_errors(tmp_path):
     assert isinstance(caught.value, errors.UserError) and "\n" not in str(caught.value)
   assert issubclass(runlock.RunLockedError, errors.UserError)
   assert issubclass(rundir.UnusableError, errors.UserError)
+
+
+# Page faults while 10 tensors of 72 MB are made and dropped: TensorFlow's
+# default CPU allocator hands each back to the system, so every one is faulted
+# in afresh (17,578 pages of 4 KB each); the pooling one, which importing
+# tfjpeg.cli (every binary's first step) selects, faults in the first.
+_FAULTS = """
+import resource
+import tfjpeg.cli, tensorflow as tf
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(10):
+  tf.reduce_sum(tf.fill([2000, 3000, 3], 1.0)).numpy()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+def test_the_binaries_pool_tensorflow_cpu_memory_unless_told_otherwise():
+  env = {k: v for k, v in os.environ.items() if k != "TF_CPU_ALLOCATOR_USE_BFC"}
+  out = subprocess.run([sys.executable, "-c", _FAULTS], capture_output=True, text=True, env=env)
+  assert out.returncode == 0, out.stderr
+  pages = 2000 * 3000 * 3 * 4 // 4096
+  assert int(out.stdout) < 10 * pages / 5, out.stdout
+  told = "import os, tfjpeg.cli; print(os.environ['TF_CPU_ALLOCATOR_USE_BFC'])"
+  env["TF_CPU_ALLOCATOR_USE_BFC"] = "false"
+  out = subprocess.run([sys.executable, "-c", told], capture_output=True, text=True, env=env)
+  assert out.stdout.strip() == "false"

@@ -53,6 +53,7 @@ def test_a_grid_per_axis_is_the_mcu_of_a_camera_layout(way):
   misaligned = [tuple(o) for o in testing.run(draws["misaligned"], way, seeds)]
   assert not any(y % 8 == 0 and x % 16 == 0 for y, x in misaligned)
   assert {y % 8 for y, _ in misaligned} == set(range(8))  # (8, 0) is on this grid: never drawn
+  assert {x % 16 for _, x in misaligned} == set(range(16))
   with pytest.raises(ValueError, match="positive int or a"):
     crops.choose_offset((61, 77), 32, "aligned", (8, 0))
 

@@ -231,7 +231,10 @@ def test_windows_of_real_camera_originals_equal_their_full_decode():
   paths = sorted(folder.glob("*.jpg"))
   if not paths:
     pytest.skip("no camera_jpegs in the shared data")
-  for path in paths[:4]:
+  from tfjpeg.codec import headers  # pylint: disable=g-import-not-at-top
+
+  one_of_each = {headers.read(str(p)).subsampling: p for p in paths}  # 4:2:0, 4:2:2, 4:4:0
+  for path in one_of_each.values():
     data = path.read_bytes()
     full = jpeg.decode(data).numpy()
     height, width = full.shape[:2]
@@ -306,6 +309,9 @@ def _layouts_by_opencv(image):
   out["gray"] = (cv2.imencode(".jpg", image[..., 0])[1].tobytes(), (8, 8))
   out["png"] = (cv2.imencode(".png", image)[1].tobytes(), (0, 0))
   out["truncated"] = (out["420"][0][:20], (0, 0))  # cut inside its first segment
+  # Fill bytes and a stray byte before the frame header, which decoders skip.
+  frame = out["422"][0].index(b"\xff\xc0")
+  out["padded"] = (out["422"][0][:frame] + b"\x00\xff\xff" + out["422"][0][frame:], (8, 16))
   out["empty"] = (b"", (0, 0))
   return out
 

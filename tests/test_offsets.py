@@ -78,7 +78,9 @@ def test_sweep_records_each_images_mcu_and_the_summary_reads_phases_by_it(tmp_pa
   labels = np.zeros(len(phases), int)
   right = np.all(phases % [8, 16] == 0, axis=1)  # a net right only on its MCU grid
   probabilities = np.stack([right, ~right], 1).astype(float)
-  table = metrics.phase_table(probabilities, labels, phases, np.tile([8, 16], (len(phases), 1)))
+  offsets = phases + [32, 48]  # from a base on the 16x16 grid
+  mcus = np.tile([8, 16], (len(phases), 1))
+  table = metrics.phase_table(probabilities, labels, phases, offsets, mcus)
   summary = metrics.offset_summary(table)
   assert (summary["mcu_aligned_only"], summary["block_aligned_only"]) == (1.0, 0.0)
   old = metrics.offset_summary(table.drop(columns="on_mcu"))  # read as 4:2:0

@@ -20,16 +20,7 @@ works without TensorFlow.
 """
 
 import importlib
-import os
 from typing import TYPE_CHECKING
-
-# TensorFlow's default CPU allocator gives every large tensor (a decoded photo,
-# a patch of 512) back to the system, which then page-faults it in afresh: a
-# fifth of the input pipeline's time on camera originals. Its pooling (BFC)
-# allocator keeps them. TensorFlow reads this when it first allocates, so it
-# takes effect when tfjpeg is imported before TensorFlow runs anything;
-# TF_CPU_ALLOCATOR_USE_BFC=false in the environment keeps the default.
-os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
 
 __version__ = "0.1.0"
 

@@ -45,7 +45,9 @@ def analyse(model, task, config, split="test", period=8, qf=None, first_qf=None,
     seen,
   )
   out = inference.predict(model, dataset)
-  return metrics.phase_table(out["probabilities"], out["label"], out["phase"], out["mcu"])
+  return metrics.phase_table(
+    out["probabilities"], out["label"], out["phase"], out["offset"], out["mcu"]
+  )
 
 
 def figure_panel(label, table, metric="balanced_accuracy"):

@@ -471,7 +471,7 @@ def _decode_costs(report, directory, sources, num_images, size, log, step):
     paths = benchmark_scale.make_camera_sources(
       os.path.join(directory, "camera_sources"), num_images, size
     )
-  decode_costs.measure(report, paths)
+  decode_costs.measure(report, paths, log=log)
   step()
   log(report.text())
 

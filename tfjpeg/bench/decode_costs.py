@@ -38,9 +38,11 @@ def _median_seconds(function, repeats):
 
 
 def measure_file(data, repeats=5, seed=0, patch_sizes=PATCH_SIZES, counts=PATCH_COUNTS):
-  """Timings of one JPEG's bytes: returns (whole seconds, [(width, bottom,
-  window pixels, seconds)] for single windows, [(size, count, rule picks
-  windows, windowed seconds, whole seconds)])."""
+  """Timings of one JPEG's bytes: returns (whole seconds, pixels, [(width,
+  bottom, window pixels, seconds)] for single windows, [(size, count, rule
+  picks windows, windowed seconds, whole seconds)]). Windows and crops are
+  looped one after the other, as the pipeline's per-image step does, so no
+  path gains from a second core."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
   from tfjpeg.codec import crops  # pylint: disable=g-import-not-at-top
@@ -51,18 +53,22 @@ def measure_file(data, repeats=5, seed=0, patch_sizes=PATCH_SIZES, counts=PATCH_
   whole = tf.function(lambda d: jpeg.decode(d))
   whole_seconds = _median_seconds(lambda: whole(data).numpy(), repeats)
 
-  def windows_fn(size, count):
+  def one_by_one(function, offsets, size):
+    signature = tf.TensorSpec([size, size, 3], tf.uint8)
+    return tf.map_fn(function, offsets, fn_output_signature=signature, parallel_iterations=1)
+
+  def windows_fn(size):
     @tf.function
     def windows(d, offsets):
-      return tf.stack([jpeg.decode_crop(d, offsets[k], (size, size)) for k in range(count)])
+      return one_by_one(lambda o: jpeg.decode_crop(d, o, (size, size)), offsets, size)
 
     return windows
 
-  def whole_crops_fn(size, count):
+  def whole_crops_fn(size):
     @tf.function
     def whole_crops(d, offsets):
       image = jpeg.decode(d)
-      return tf.stack([crops.crop_at(image, size, offsets[k]) for k in range(count)])
+      return one_by_one(lambda o: crops.crop_at(image, size, o), offsets, size)
 
     return whole_crops
 
@@ -70,7 +76,7 @@ def measure_file(data, repeats=5, seed=0, patch_sizes=PATCH_SIZES, counts=PATCH_
   for size in patch_sizes:
     if size > min(height, width):
       continue
-    window = windows_fn(size, 1)
+    window = windows_fn(size)
     for top in (0, (height - size) // 2, height - size):
       offsets = tf.constant([[top, (width - size) // 2]], tf.int32)
       seconds = _median_seconds(lambda w=window, o=offsets: w(data, o).numpy(), repeats)
@@ -90,7 +96,7 @@ def measure_file(data, repeats=5, seed=0, patch_sizes=PATCH_SIZES, counts=PATCH_
       ).astype(np.int32)
       offsets = tf.constant(offsets)
       pays = bool(jpeg.windowed_decode_pays(tf.constant([height, width]), offsets, (size, size)))
-      windowed_fn, whole_fn = windows_fn(size, count), whole_crops_fn(size, count)
+      windowed_fn, whole_fn = windows_fn(size), whole_crops_fn(size)
       windowed = _median_seconds(lambda f=windowed_fn, o=offsets: f(data, o).numpy(), repeats)
       whole_cut = _median_seconds(lambda f=whole_fn, o=offsets: f(data, o).numpy(), repeats)
       cases.append((size, count, pays, windowed, whole_cut))

@@ -32,6 +32,22 @@ from tfjpeg import config as config_lib
 from tfjpeg.core.errors import UserError
 
 
+def pool_cpu_memory():
+  """Selects TensorFlow's pooling (BFC) CPU allocator, unless the environment
+  already chose (TF_CPU_ALLOCATOR_USE_BFC), and lifts its 64 GB default cap to
+  the machine's memory. The default allocator hands every large tensor (a
+  decoded photo, a patch of 512) back to the system, which faults it in
+  afresh: a fifth of the input pipeline's time on camera originals. The pool
+  keeps what it took at its peak. TensorFlow reads both when it first
+  allocates, so this acts only before then; every binary calls it first."""
+  os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
+  total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+  os.environ.setdefault("TF_CPU_BFC_MEM_LIMIT_IN_MB", str(total // 2**20))
+
+
+pool_cpu_memory()  # on import, before any binary imports TensorFlow
+
+
 def _asked_for_detail(argv):
   for number, arg in enumerate(argv):
     match = re.fullmatch(r"--?(?:verbosity|v)(?:=(-?\d+))?", arg)

@@ -120,19 +120,19 @@ def condition_metrics(probabilities, labels, image_ids):
   )
 
 
-def phase_table(probabilities, labels, phases, mcus=None):
+def phase_table(probabilities, labels, phases, offsets=None, mcus=None):
   """One row per crop shift (dy, dx) of a per-offset sweep: balanced_accuracy,
-  accuracy, score (mean true-class probability) and n_patches; with `mcus`
-  (each patch's image's chroma MCU, (height, width)), on_mcu: the share of
-  the patches at that shift that sit on their own image's MCU grid (a shift
-  of (8, 0) does at 4:2:2, whose MCU is 8 high, and does not at 4:2:0)."""
+  accuracy, score (mean true-class probability) and n_patches; with each
+  patch's `offsets` and its image's chroma `mcus` ((height, width)), on_mcu:
+  the share of the patches at that shift that sit on their own image's MCU
+  grid (a shift of (8, 0) from a base on it does at 4:2:2, whose MCU is 8
+  high, and does not at 4:2:0)."""
   probabilities, labels, phases = (np.asarray(a) for a in (probabilities, labels, phases))
   predictions = probabilities.argmax(-1)
   scores = probabilities[np.arange(len(labels)), labels]
   on_mcu = None
   if mcus is not None:
-    mcus = np.asarray(mcus)
-    on_mcu = np.all(phases % np.maximum(mcus, 1) == 0, axis=1)
+    on_mcu = np.all(np.asarray(offsets) % np.maximum(np.asarray(mcus), 1) == 0, axis=1)
   rows = []
   for dy, dx in sorted({tuple(p) for p in phases.tolist()}):
     mask = (phases[:, 0] == dy) & (phases[:, 1] == dx)

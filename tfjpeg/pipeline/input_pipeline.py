@@ -449,8 +449,9 @@ def _image_parallelism():
   """Images decoded at once: twice the cores. Images leave in order, so a
   photo that decodes fast must wait for a larger one before it; with only as
   many in flight as cores (AUTOTUNE's most), a core then idles (a tenth of the
-  time on camera originals of mixed sizes)."""
-  return 2 * (os.cpu_count() or 1)
+  time on camera originals of mixed sizes). The cores this process may use,
+  not the machine's (containers, batch schedulers)."""
+  return 2 * len(os.sched_getaffinity(0))
 
 
 def _train_qualities(config):
