@@ -14,6 +14,15 @@ from tfjpeg.bench import scale
 import helpers as testing
 
 
+def _assert_measured(report, names, positive=True):
+  """Each of `names` begins a row of `report`; every row is a finite number,
+  and with `positive` (rates, ratios) above zero."""
+  rows = [name for name, _, _ in report.rows]
+  for expected in names:
+    assert any(n.startswith(expected) for n in rows), expected
+  assert all(np.isfinite(v) and (v > 0 or not positive) for _, v, _ in report.rows)
+
+
 def test_benchmark_measures_every_quantity(tmp_path):
   report = benchmark.run(
     str(tmp_path),
@@ -28,20 +37,20 @@ def test_benchmark_measures_every_quantity(tmp_path):
     source_size=(96, 128),
     sections=("pipeline", "memory", "training"),
   )
-  names = [name for name, _, _ in report.rows]
-  for expected in (
-    "(a) OpenCV",
-    "(b) tfjpeg pipeline",
-    "(c) Albumentations",
-    "b/a at 64 px",
-    "b/c at 64 px",
-    "(d) hpf 96 px, real pipeline",
-    "d_real/d_const hpf",
-    "pipeline peak memory, 8 images",
-    "memory_small/large",
-  ):
-    assert any(n.startswith(expected) for n in names), expected
-  assert all(np.isfinite(v) and v > 0 for _, v, _ in report.rows)
+  _assert_measured(
+    report,
+    (
+      "(a) OpenCV",
+      "(b) tfjpeg pipeline",
+      "(c) Albumentations",
+      "b/a at 64 px",
+      "b/c at 64 px",
+      "(d) hpf 96 px, real pipeline",
+      "d_real/d_const hpf",
+      "pipeline peak memory, 8 images",
+      "memory_small/large",
+    ),
+  )
   assert "benchmark on" in report.text()
   assert len(list(tmp_path.rglob("*.jpg"))) == 6 + 4 + 8
   # The memory measure's datasets never become classes of the timed pipeline's folder.
@@ -105,21 +114,22 @@ def test_scale_section_on_a_folder_of_camera_layouts_with_median_ratios(tmp_path
   assert median and "median of 2" in median[0]
   links = sorted((tmp_path / "work").rglob("*.jpg"))
   assert len([p for p in links if p.is_symlink()]) == 2  # read where they are, not copied
-  for expected in (
-    "(e) OpenCV decode + 10 crops",
-    "(e) TensorFlow accurate decode + 10 crops",
-    "(e) tfjpeg pipeline",
-    "(e) no_lattice/decode_bound",
-    "(f) OpenCV lattice work",
-    "(f) tfjpeg pipeline, lattice 100 recomputed",
-    "(f) tfjpeg pipeline, lattice 100 cached",
-    "(f) lattice_cached/opencv_lattice",
-    "(g) decode bound",
-    "(g) tfjpeg pipeline, 1 patch of 224",
-    "(g) one_patch/decode_bound",
-  ):
-    assert any(n.startswith(expected) for n in names), expected
-  assert all(np.isfinite(v) and v > 0 for _, v, _ in report.rows)
+  _assert_measured(
+    report,
+    (
+      "(e) OpenCV decode + 10 crops",
+      "(e) TensorFlow accurate decode + 10 crops",
+      "(e) tfjpeg pipeline",
+      "(e) no_lattice/decode_bound",
+      "(f) OpenCV lattice work",
+      "(f) tfjpeg pipeline, lattice 100 recomputed",
+      "(f) tfjpeg pipeline, lattice 100 cached",
+      "(f) lattice_cached/opencv_lattice",
+      "(g) decode bound",
+      "(g) tfjpeg pipeline, 1 patch of 224",
+      "(g) one_patch/decode_bound",
+    ),
+  )
   assert len(list((tmp_path / "work" / "lattice_cache").rglob("*.jpg"))) == 2
   with pytest.raises(ValueError, match="unknown benchmark sections"):
     benchmark.run(str(tmp_path), sections=("speed",))
@@ -136,13 +146,17 @@ def test_decode_cost_section_fits_the_rule_and_scores_its_picks_per_layout(tmp_p
   report = benchmark.run(
     str(tmp_path / "work"), log=lambda text: None, sections=("decode_costs",), sources=str(folder)
   )
+  # 1, 2, 4 and 10 patches of 224 and of 512 for each of the two layouts.
+  fits = ["(k) fitted entropy share, 2 files", "(k) fitted pixel share", "(k) fitted window"]
+  _assert_measured(report, fits, positive=False)  # a least-squares fit may go below zero
   rows = {name: value for name, value, _ in report.rows}
-  assert any(n.startswith("(k) fitted entropy share, 2 files") for n in rows)
   for layout in ("4:2:2", "4:4:0"):
-    picks = [v for n, v in rows.items() if n.startswith(f"(l) {layout}: rule picks")]
-    best = [v for n, v in rows.items() if n.startswith(f"(l) {layout}: best/rule")]
-    assert picks and 0 <= picks[0] <= 8  # 1, 2, 4, 10 patches of 224 and of 512
-    assert best and 0 < best[0] <= 1
+    (picks,) = [
+      v for n, v in rows.items() if n == f"(l) {layout}: rule picks the faster path, of 8 cases"
+    ]
+    (best,) = [v for n, v in rows.items() if n.startswith(f"(l) {layout}: best/rule")]
+    assert picks in range(9) and 0 < best <= 1
+    assert (picks == 8) == (best == 1)  # the faster path every time, or time lost
 
 
 def test_decode_cost_fit_recovers_the_constants_it_was_made_with():

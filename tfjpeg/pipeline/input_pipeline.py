@@ -659,12 +659,8 @@ def offset_dataset(task, split, config, period=8, qf=None, first_qf=None, seen=N
         image_size - period, size, "aligned", max(16, period), seeds.for_example(offset_seed, index)
       )
     offsets = base + phases
-    # One traced crop, looped at run time: 81 or 289 traced crops build slowly.
-    patches = tf.map_fn(
-      lambda offset: crops.crop_at(image, size, offset),
-      offsets,
-      fn_output_signature=tf.TensorSpec([size, size, 3], tf.uint8),
-    )
+    # 81 or 289 crops: traced once.
+    patches = _for_each_patch(lambda o: crops.crop_at(image, size, o), offsets, [size, size, 3])
     if qf:
       patches = tf.map_fn(lambda p: jpeg.compress(p, int(qf), config.jpeg.chroma), patches)
     mcu = chroma_grid(element["encoded"], config, int(first_qf) if first_qf else None)
