@@ -1,0 +1,288 @@
+"""Processing chains: what happens to a whole image before its patches are cut.
+
+A photo reaches a detector cropped, resized, blurred and saved again by the
+platforms it went through. A chain writes such a history down as whole-image
+steps, in order, separated by `>`:
+
+    resize:0.5>jpeg:75                  halve each side (bicubic), then save at QF 75
+    crop:160..2048>resize:200x200,auto>jpeg:65..100      Corvi et al. 2023's test operations
+    blur:0..3@0.5>jpeg:30..100@0.5      Wang et al. 2020's Blur+JPEG(0.5) augmentation
+
+Each step is `name[:arguments][@probability]`; a value is a number, a range
+`lo..hi` (drawn uniformly: whole numbers for QFs and pixels, real numbers for
+factors and sigmas) or a choice `a|b|c` (one drawn); `@p` applies the step to
+a share p of the images (a coin per image). The steps:
+
+- `jpeg:Q`: saved at QF Q (1..100) with the pipeline's chroma subsampling and
+  decoded exactly (tfjpeg.codec.jpeg).
+- `resize:F` (a factor, > 0) or `resize:HxW` (a size in pixels), then an
+  optional kernel: bilinear, bicubic (the default, as Pillow's), lanczos,
+  box, hamming, or `auto` (Lanczos when shrinking, bicubic when enlarging:
+  Corvi et al.'s). Pillow-exact (tfjpeg.codec.resample).
+- `blur:S`: a Gaussian blur of sigma S as scipy's `gaussian_filter` blurs each
+  channel (CNNDetection's blur); sigma 0 leaves the image alone.
+- `crop:N` (a square side) or `crop:HxW`, at a random position; a side larger
+  than the image is cut to it.
+- `none`: the empty chain (images as stored).
+
+Names in `PRESETS` stand for published chains (`wang2020_blur_jpeg_0.5`,
+`corvi2023`). Draws are stateless functions of the run's seed and the image,
+so a second run applies the same operations to the same images.
+
+This module parses and checks chains and imports no TensorFlow (flags are
+checked before it starts); tfjpeg.codec.chain applies them on the graph.
+"""
+
+import dataclasses
+import re
+from typing import Any
+
+from tfjpeg.core.errors import ConfigError
+
+KERNELS = ("bilinear", "bicubic", "lanczos", "box", "hamming", "auto")
+DEFAULT_KERNEL = "bicubic"  # Pillow's Image.resize default
+STEPS = ("crop", "resize", "blur", "jpeg")
+
+# Published chains, by name, with where their parameters come from.
+PRESETS = {
+  # Wang et al., CVPR 2020 (CNNDetection), the Blur+JPEG(0.5) model:
+  # --blur_prob 0.5 --blur_sig 0.0,3.0 --jpg_prob 0.5 --jpg_qual 30,100
+  # (sigma uniform in [0, 3]; QF uniform in 30..100; OpenCV or Pillow drawn,
+  # which write the same file), on the whole image before the crop.
+  "wang2020_blur_jpeg_0.5": "blur:0..3@0.5>jpeg:30..100@0.5",
+  # The same with probability 0.1: the Blur+JPEG(0.1) model.
+  "wang2020_blur_jpeg_0.1": "blur:0..3@0.1>jpeg:30..100@0.1",
+  # Corvi et al., ICASSP 2023 (grip-unina/DMimageDetection csv_operations.py):
+  # a square crop of 160..2048 pixels at a random place, resized to 200x200
+  # with Pillow (Lanczos, its antialiasing filter, when the crop is larger;
+  # bicubic when smaller), then a Pillow JPEG at a QF in 65..100.
+  "corvi2023": "crop:160..2048>resize:200x200,auto>jpeg:65..100",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Value:
+  """A step's value: `low` alone (fixed), `low..high` (uniform) or `choices`."""
+
+  low: float = 0.0
+  high: float | None = None  # a range's upper end
+  choices: tuple = ()  # a choice's options (low unused)
+
+  @property
+  def fixed(self) -> bool:
+    return self.high is None and not self.choices
+
+  def text(self, whole: bool) -> str:
+    show = (lambda v: str(int(v))) if whole else _number_text
+    if self.choices:
+      return "|".join(show(c) for c in self.choices)
+    if self.high is not None:
+      return f"{show(self.low)}..{show(self.high)}"
+    return show(self.low)
+
+  def bounds(self) -> tuple[float, float]:
+    if self.choices:
+      return min(self.choices), max(self.choices)
+    return self.low, self.low if self.high is None else self.high
+
+
+def _number_text(value):
+  return f"{value:g}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+  """One whole-image step of a chain.
+
+  `name` is one of `STEPS`. jpeg: `quality`; blur: `sigma`; resize: `factor`
+  or `size` = (height, Value, width Value) and `kernel`; crop: `size`.
+  `probability` is the share of images it is applied to. `given` is for the
+  pipeline's own steps (a QF already drawn per image as a tensor, 0 for
+  none: the lattice, a double compression's first save, the swap): it is
+  never parsed."""
+
+  name: str
+  quality: Value | None = None
+  sigma: Value | None = None
+  factor: Value | None = None
+  size: tuple[Value, Value] | None = None
+  kernel: str = DEFAULT_KERNEL
+  probability: float = 1.0
+  given: Any = dataclasses.field(default=None, compare=False)
+
+  def text(self) -> str:
+    if self.name == "jpeg":
+      args = self.quality.text(True) if self.quality else "given"
+    elif self.name == "blur":
+      args = self.sigma.text(False)
+    else:
+      if self.size is not None:
+        height, width = self.size
+        args = height.text(True) if self.name == "crop" and height == width else (
+          f"{height.text(True)}x{width.text(True)}"
+        )
+      else:
+        args = self.factor.text(False)
+      if self.name == "resize" and self.kernel != DEFAULT_KERNEL:
+        args += f",{self.kernel}"
+    chance = "" if self.probability == 1.0 else f"@{_number_text(self.probability)}"
+    return f"{self.name}:{args}{chance}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Chain:
+  """An ordered chain of whole-image steps; `text` is its canonical spelling
+  (a preset keeps its name)."""
+
+  steps: tuple[Step, ...] = ()
+  name: str | None = None  # a preset's name
+
+  @property
+  def text(self) -> str:
+    if self.name:
+      return self.name
+    return ">".join(step.text() for step in self.steps) or "none"
+
+  @property
+  def resizes(self) -> bool:
+    return any(step.name == "resize" for step in self.steps)
+
+  def __str__(self) -> str:
+    return self.text
+
+
+NONE = Chain()
+_NUMBER = r"\d+(?:\.\d*)?|\.\d+"
+
+
+def _value(text, what, whole, low=None, high=None, above=None):
+  """A Value from `text` ("75", "30..100", "50|70|90"), checked: whole numbers
+  if `whole`, within [low, high], greater than `above`."""
+
+  def number(part):
+    part = part.strip()
+    if not re.fullmatch(_NUMBER, part) or (whole and not part.isdigit()):
+      kind = "a whole number" if whole else "a number"
+      raise ConfigError(f"{what}: {part!r} is not {kind}")
+    value = int(part) if whole else float(part)
+    if high is not None and low is not None and not low <= value <= high:
+      raise ConfigError(f"{what}: {part} is outside {low}..{high}")
+    if low is not None and value < low:
+      raise ConfigError(f"{what}: {part} is below {low}")
+    if above is not None and value <= above:
+      raise ConfigError(f"{what}: {part} must be greater than {above}")
+    return value
+
+  if "|" in text:
+    return Value(choices=tuple(number(p) for p in text.split("|")))
+  if ".." in text:
+    lo, _, hi = text.partition("..")
+    lo_value, hi_value = number(lo), number(hi)
+    if hi_value < lo_value:
+      raise ConfigError(f"{what}: the range {text} runs backwards")
+    return Value(lo_value, hi_value)
+  return Value(number(text))
+
+
+def _size(text, what, step):
+  """(height, width) Values of 'N' (a square, crop only) or 'HxW'."""
+  parts = text.split("x")
+  if len(parts) == 1 and step == "crop":
+    side = _value(parts[0], what, whole=True, low=1)
+    return side, side
+  if len(parts) != 2:
+    raise ConfigError(f"{what}: {text!r} is not a size HxW")
+  return tuple(_value(p, what, whole=True, low=1) for p in parts)
+
+
+def _step(text, where):
+  body, _, chance = text.partition("@")
+  name, _, args = body.partition(":")
+  name, args = name.strip(), args.strip()
+  what = f"{where}step {text.strip()!r}"
+  probability = 1.0
+  if chance:
+    probability = _value(chance, what + " probability", whole=False, low=0, high=1).low
+  if name not in STEPS:
+    raise ConfigError(f"{what}: unknown step {name!r} (steps: {', '.join(STEPS)}, or none)")
+  if not args:
+    raise ConfigError(f"{what}: {name} needs a value ({name}:...)")
+  if name == "jpeg":
+    return Step("jpeg", quality=_value(args, what, True, 1, 100), probability=probability)
+  if name == "blur":
+    return Step("blur", sigma=_value(args, what, False, low=0), probability=probability)
+  first, *rest = [a.strip() for a in args.split(",")]
+  if name == "crop":
+    if rest:
+      raise ConfigError(f"{what}: crop takes one size (crop:N or crop:HxW)")
+    return Step("crop", size=_size(first, what, "crop"), probability=probability)
+  if len(rest) > 1 or (rest and rest[0] not in KERNELS):
+    raise ConfigError(
+      f"{what}: resize takes a factor or HxW, then one kernel of {', '.join(KERNELS)}"
+    )
+  kernel = rest[0] if rest else DEFAULT_KERNEL
+  if "x" in first:
+    return Step("resize", size=_size(first, what, "resize"), kernel=kernel, probability=probability)
+  factor = _value(first, what, whole=False, above=0)
+  if factor.bounds()[0] <= 0:
+    raise ConfigError(f"{what}: a resize factor must be greater than 0")
+  return Step("resize", factor=factor, kernel=kernel, probability=probability)
+
+
+def parse(text: str | Chain | None, flag: str = "") -> Chain:
+  """A Chain from its text (or a preset's name); "none", "" and None are the
+  empty chain. A malformed chain is a ConfigError naming `flag`, the step and
+  what is wrong, in one line.
+
+  Examples:
+    >>> tfjpeg.codec.chains.parse("resize:0.5,lanczos>jpeg:75").text
+    'resize:0.5,lanczos>jpeg:75'
+    >>> tfjpeg.codec.chains.parse("corvi2023").steps[0].name
+    'crop'
+  """
+  if isinstance(text, Chain):
+    return text
+  text = "" if text is None else str(text).strip()
+  if text.lower() in ("", "none"):
+    return NONE
+  if text in PRESETS:
+    return dataclasses.replace(parse(PRESETS[text], flag), name=text)
+  where = f"--{flag}: chain {text!r}, " if flag else f"chain {text!r}: "
+  return Chain(tuple(_step(part, where) for part in text.split(">")))
+
+
+def check(text: str, flag: str = "") -> str:
+  """`text` if it parses as a chain (the ConfigError of `parse` if not)."""
+  parse(text, flag)
+  return text
+
+
+def draw_columns(chain: Chain) -> list[str]:
+  """Names of what `tfjpeg.codec.chain.apply` records of each image's draws,
+  in order: per step, whether it was applied, then its values (jpeg: qf;
+  blur: sigma; resize: height, width; crop: y, x, height, width)."""
+  values = {"jpeg": ("qf",), "blur": ("sigma",), "resize": ("height", "width")}
+  values["crop"] = ("y", "x", "height", "width")
+  columns = []
+  for number, step in enumerate(chain.steps):
+    prefix = f"{number}_{step.name}"
+    columns += [f"{prefix}_applied"] + [f"{prefix}_{v}" for v in values[step.name]]
+  return columns
+
+
+def resize_grid(
+  factors: tuple = (0.25, 0.5, 0.75, 1.5, 2.0), qualities: tuple = (None, 90, 75, 50),
+  kernel: str = DEFAULT_KERNEL,
+) -> list[Chain]:
+  """The chains of a resize x QF grid: each factor, then each QF (None: not
+  saved again); a factor of 1 means no resize."""
+  out = []
+  for factor in factors:
+    for quality in qualities:
+      steps = []
+      if factor != 1:
+        steps.append(f"resize:{_number_text(factor)}" + ("" if kernel == DEFAULT_KERNEL else f",{kernel}"))
+      if quality:
+        steps.append(f"jpeg:{quality}")
+      out.append(parse(">".join(steps)))
+  return out

@@ -1,0 +1,287 @@
+"""Exact resizing and blurring on the TensorFlow graph.
+
+`resize` reproduces Pillow's `Image.resize` pixel for pixel (bilinear,
+bicubic, Lanczos, box, Hamming; antialiased when shrinking, as Pillow does);
+`gaussian_blur` reproduces scipy's `ndimage.gaussian_filter` on a uint8 image
+(what CNNDetection's blur augmentation calls, channel by channel). Both run
+eagerly, under `tf.function` and inside `tf.data.Dataset.map`, on images whose
+size is only known at run time, and take their size, factor or sigma as Python
+values or tensors (a draw per image).
+
+Why not `tf.image.resize(..., antialias=True)`: against Pillow on a Kodak
+photo it is off by up to 7 grey levels shrinking with Lanczos and by 28
+enlarging twofold, and a detector tested on images resized "the same way" then
+sees a different resampler than the published protocols used.
+
+How Pillow resizes (src/libImaging/Resample.c), and so how this does: one
+pass per axis, width first, each rounded to 8 bits. Output pixel x of an axis
+scaled by s = in/out is centred on (x + 0.5) s; the filter is stretched by
+max(s, 1) (its antialiasing when shrinking) and sampled at each input pixel
+under its support; the weights, normalised in double precision, become
+integers with 22 fraction bits (rounded half away from zero); the sum of
+integer products starts at 2^21 and is shifted down by 22, clipped to 0..255.
+Here the weights are computed the same way in float64 and the sums in int32,
+as Pillow's are, so the results are the same integers.
+"""
+
+import math
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+# What the ops take: a tensor, or anything tf.convert_to_tensor takes.
+TensorLike = Any
+
+# Pillow's fixed point: 32 bits less 8 for the pixel, less 2 for the sign and
+# the headroom of negative lobes.
+_PRECISION_BITS = 32 - 8 - 2
+
+
+def _box(x):
+  return tf.where(tf.logical_and(x > -0.5, x <= 0.5), tf.ones_like(x), tf.zeros_like(x))
+
+
+def _bilinear(x):
+  x = tf.abs(x)
+  return tf.where(x < 1.0, 1.0 - x, tf.zeros_like(x))
+
+
+def _hamming(x):
+  x = tf.abs(x)
+  safe = tf.where(tf.equal(x, 0.0), tf.ones_like(x), x)
+  value = tf.sin(safe * math.pi) / (safe * math.pi) * (0.54 + 0.46 * tf.cos(safe * math.pi))
+  value = tf.where(tf.equal(x, 0.0), tf.ones_like(x), value)
+  return tf.where(x < 1.0, value, tf.zeros_like(x))
+
+
+_CUBIC_A = -0.5  # Pillow's (and Keys's) bicubic
+
+
+def _bicubic(x):
+  a = _CUBIC_A
+  x = tf.abs(x)
+  near = ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0
+  far = (((x - 5.0) * x + 8.0) * x - 4.0) * a
+  return tf.where(x < 1.0, near, tf.where(x < 2.0, far, tf.zeros_like(x)))
+
+
+def _sinc(x):
+  safe = tf.where(tf.equal(x, 0.0), tf.ones_like(x), x) * math.pi
+  return tf.where(tf.equal(x, 0.0), tf.ones_like(x), tf.sin(safe) / safe)
+
+
+def _lanczos(x):
+  inside = tf.logical_and(x >= -3.0, x < 3.0)
+  return tf.where(inside, _sinc(x) * _sinc(x / 3.0), tf.zeros_like(x))
+
+
+# name: (filter, support), as Pillow defines them.
+KERNELS = {
+  "box": (_box, 0.5),
+  "bilinear": (_bilinear, 1.0),
+  "hamming": (_hamming, 1.0),
+  "bicubic": (_bicubic, 2.0),
+  "lanczos": (_lanczos, 3.0),
+}
+
+
+def _check_kernel(kernel):
+  if kernel not in KERNELS:
+    raise ValueError(f"resize kernel must be one of {', '.join(KERNELS)}, got {kernel!r}")
+
+
+def _coefficients(in_size, out_size, kernel):
+  """Pillow's `precompute_coeffs` and `normalize_coeffs_8bpc` for one axis.
+
+  Returns (first, weights): for output pixel x, the taps are input pixels
+  first[x] + k, k < K, with int32 fixed-point weights[x, k] (0 past the
+  support). K is the largest support any output pixel has."""
+  function, support = KERNELS[kernel]
+  in_size = tf.cast(in_size, tf.float64)
+  out_size64 = tf.cast(out_size, tf.float64)
+  scale = in_size / out_size64
+  stretch = tf.maximum(scale, 1.0)
+  reach = support * stretch
+  taps = tf.cast(tf.math.ceil(reach), tf.int32) * 2 + 1
+  centre = (tf.cast(tf.range(out_size), tf.float64) + 0.5) * scale
+  # C's (int) cast truncates towards zero, then Pillow clamps to the image.
+  first = tf.maximum(tf.cast(centre - reach + 0.5, tf.int32), 0)
+  last = tf.minimum(tf.cast(centre + reach + 0.5, tf.int32), tf.cast(in_size, tf.int32))
+  count = last - first
+  k = tf.range(taps)
+  position = tf.cast(first[:, None] + k[None, :], tf.float64)
+  weights = function((position - centre[:, None] + 0.5) / stretch)
+  weights = tf.where(k[None, :] < count[:, None], weights, tf.zeros_like(weights))
+  total = tf.reduce_sum(weights, axis=1, keepdims=True)
+  weights = tf.where(tf.equal(total, 0.0), weights, weights / total)
+  scaled = weights * float(1 << _PRECISION_BITS)
+  fixed = tf.where(scaled < 0.0, -tf.floor(0.5 - scaled), tf.floor(scaled + 0.5))  # half away from 0
+  return first, tf.cast(fixed, tf.int32)
+
+
+def _resample_rows(image, out_size, kernel):
+  """Pillow's one-axis pass along axis 0 of an int32 [N, M, C] image."""
+  in_size = tf.shape(image)[0]
+  first, weights = _coefficients(in_size, out_size, kernel)
+  taps = tf.shape(weights)[1]
+  last_row = in_size - 1
+
+  def add_tap(k, total):
+    rows = tf.gather(image, tf.minimum(first + k, last_row))  # whole rows: a copy each
+    return k + 1, total + rows * weights[:, k][:, None, None]
+
+  start = tf.fill(tf.concat([[out_size], tf.shape(image)[1:]], 0), 1 << (_PRECISION_BITS - 1))
+  _, total = tf.while_loop(lambda k, _: k < taps, add_tap, (tf.constant(0), start))
+  return tf.clip_by_value(tf.bitwise.right_shift(total, _PRECISION_BITS), 0, 255)
+
+
+def resize(image: TensorLike, size: TensorLike, kernel: str = "bicubic") -> tf.Tensor:
+  """`image` (uint8 HxWxC) resized to `size` = (height, width) as Pillow's
+  `Image.resize((width, height), kernel)` does it, pixel for pixel.
+
+  `kernel` is one of `KERNELS` (bilinear, bicubic, lanczos, box, hamming);
+  `size` a pair of Python ints or an int tensor. An axis left at its size is
+  not resampled (as in Pillow).
+
+  Examples:
+    >>> image = np.random.default_rng(0).integers(0, 256, (60, 90, 3), np.uint8)
+    >>> tfjpeg.codec.resample.resize(image, (30, 45), "lanczos").shape
+    TensorShape([30, 45, 3])
+  """
+  _check_kernel(kernel)
+  image = tf.convert_to_tensor(image)
+  if image.dtype != tf.uint8:
+    raise TypeError(f"resize takes uint8 images, got {image.dtype.name}")
+  size = tf.cast(tf.convert_to_tensor(size), tf.int32)
+  with tf.control_dependencies(
+    [tf.debugging.assert_positive(size, message="a resized image needs a positive size")]
+  ):
+    height, width = tf.identity(size[0]), size[1]
+  pixels = tf.cast(image, tf.int32)
+  shape = tf.shape(pixels)
+
+  def across(values):  # the width pass: columns become rows, and back
+    values = tf.transpose(values, [1, 0, 2])
+    return tf.transpose(_resample_rows(values, width, kernel), [1, 0, 2])
+
+  pixels = tf.cond(tf.equal(width, shape[1]), lambda: pixels, lambda: across(pixels))
+  pixels = tf.cond(
+    tf.equal(height, shape[0]), lambda: pixels, lambda: _resample_rows(pixels, height, kernel)
+  )
+  out = tf.cast(pixels, tf.uint8)
+  static = tf.get_static_value(size)
+  out.set_shape(
+    [None if static is None else int(static[0]), None if static is None else int(static[1])]
+    + image.shape[2:].as_list()
+  )
+  return out
+
+
+def scaled_size(image_size: TensorLike, factor: TensorLike) -> tf.Tensor:
+  """The size an image of `image_size` (height, width) has once scaled by
+  `factor`: each side rounded to the nearest pixel (half up), at least 1."""
+  sides = tf.cast(image_size, tf.float64) * tf.cast(factor, tf.float64)
+  return tf.maximum(tf.cast(tf.floor(sides + 0.5), tf.int32), 1)
+
+
+def resize_by(image: TensorLike, factor: TensorLike, kernel: str = "bicubic") -> tf.Tensor:
+  """`image` scaled by `factor` (0.5 halves each side), Pillow-exact: the
+  output size is `scaled_size`."""
+  image = tf.convert_to_tensor(image)
+  return resize(image, scaled_size(tf.shape(image)[:2], factor), kernel)
+
+
+# scipy.ndimage.gaussian_filter's default: the kernel reaches 4 sigma.
+TRUNCATE = 4.0
+
+
+def _numpy_gaussian_weights(sigma, radius):
+  """scipy's `_gaussian_kernel1d`: exp(-x^2 / 2 sigma^2), normalised, in float64."""
+  x = np.arange(-radius, radius + 1)
+  phi = np.exp(-0.5 / (float(sigma) ** 2) * x**2)
+  return phi / phi.sum()
+
+
+def _gaussian_weights(sigma, radius):
+  """The blur's weights in numpy's arithmetic, scipy's own, so that they are
+  the same doubles and the blur the same integers: TensorFlow's exp differs
+  from numpy's in the last bit for about half of all sigmas, and where a
+  photo is flat a sum lands that close to an integer (1% of a Kodak photo's
+  pixels one or two levels off at sigma 0.5). A tensor sigma (a draw per
+  image) computes them in numpy too, a few dozen numbers per image."""
+  if not tf.is_tensor(sigma):
+    return tf.constant(_numpy_gaussian_weights(sigma, radius), tf.float64)
+  weights = tf.numpy_function(
+    _numpy_gaussian_weights, [sigma, radius], tf.float64, stateful=False
+  )
+  return tf.reshape(weights, [2 * radius + 1])
+
+
+def _blur_rows(values, weights, radius):
+  """scipy's `correlate1d` along axis 0 of a float64 image, mode "reflect"
+  (d c b a | a b c d | d c b a), summed in scipy's order for a symmetric
+  kernel: the centre tap, then pairs from the outermost in; then truncated
+  to uint8 as scipy stores into a uint8 output."""
+  padded = tf.pad(values, [[radius, radius], [0, 0], [0, 0]], mode="SYMMETRIC")
+  centre = tf.slice(padded, [radius, 0, 0], tf.shape(values))
+
+  def add_pair(j, total):
+    before = tf.slice(padded, [radius - j, 0, 0], tf.shape(values))
+    after = tf.slice(padded, [radius + j, 0, 0], tf.shape(values))
+    return j - 1, total + (before + after) * weights[radius - j]
+
+  _, total = tf.while_loop(
+    lambda j, _: j > 0, add_pair, (radius, centre * weights[radius])
+  )
+  return tf.floor(tf.clip_by_value(total, 0.0, 255.0))
+
+
+def gaussian_blur(image: TensorLike, sigma: TensorLike) -> tf.Tensor:
+  """`image` (uint8 HxWxC) blurred as scipy's `ndimage.gaussian_filter(channel,
+  sigma, output=channel)` blurs each channel of it (CNNDetection's blur):
+  the kernel reaches `int(4 sigma + 0.5)` pixels, edges are mirrored, the
+  rows pass comes first and each pass is stored as uint8. A `sigma` of 0 (or
+  below 1e-15, as scipy) leaves the image as it is.
+
+  Examples:
+    >>> image = np.random.default_rng(0).integers(0, 256, (40, 40, 3), np.uint8)
+    >>> tfjpeg.codec.resample.gaussian_blur(image, 1.5).shape
+    TensorShape([40, 40, 3])
+  """
+  image = tf.convert_to_tensor(image)
+  if image.dtype != tf.uint8:
+    raise TypeError(f"gaussian_blur takes uint8 images, got {image.dtype.name}")
+  smallest_side = tf.reduce_min(tf.shape(image)[:2])
+  if not tf.is_tensor(sigma):  # scipy's own arithmetic for the weights
+    sigma = float(sigma)
+    if sigma < 0:
+      raise ValueError(f"a blur's sigma must be >= 0, got {sigma}")
+    if sigma <= 1e-15:
+      return image
+    radius = int(TRUNCATE * sigma + 0.5)
+    return _blur(image, _gaussian_weights(sigma, radius), tf.minimum(radius, smallest_side - 1))
+  sigma = tf.cast(sigma, tf.float64)
+  radius = tf.cast(tf.floor(TRUNCATE * sigma + 0.5), tf.int32)
+  # Reflection reaches one image side at most: beyond it, scipy would wrap again.
+  radius = tf.minimum(radius, smallest_side - 1)
+  out = tf.cond(
+    tf.logical_and(sigma > 1e-15, radius > 0),
+    lambda: _blur(image, _gaussian_weights(sigma, radius), radius),
+    lambda: image,
+  )
+  out.set_shape(image.shape)
+  return out
+
+
+def _blur(image, weights, radius):
+  """Both passes of the blur, rows first, each stored as uint8."""
+  radius = tf.convert_to_tensor(radius)
+  # An image smaller than the kernel: the weights' outer taps go unused.
+  middle = (tf.shape(weights)[0] - 1) // 2
+  weights = weights[middle - radius : middle + radius + 1]
+  values = _blur_rows(tf.cast(image, tf.float64), weights, radius)
+  values = tf.transpose(_blur_rows(tf.transpose(values, [1, 0, 2]), weights, radius), [1, 0, 2])
+  out = tf.cast(values, tf.uint8)
+  out.set_shape(image.shape)
+  return out
