@@ -33,6 +33,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from tfjpeg.codec import chains
 from tfjpeg.core.errors import ConfigError
 from tfjpeg.core.errors import MissingError
 
@@ -180,8 +181,18 @@ class JpegConfig:
   chroma: str = _setting(
     "4:2:0", "Chroma subsampling of every JPEG the pipeline writes.", choices=CHROMAS
   )
+  train_chain: str = _setting(
+    "none",
+    "A processing chain every training image goes through whole, before the crop "
+    "(steps crop, resize, blur, jpeg with ranges and @probabilities: "
+    "'resize:0.5..1.5>jpeg:65..100@0.5', or a preset: wang2020_blur_jpeg_0.5; "
+    "none: no chain).",
+    kind="chain",
+  )
 
   def __post_init__(self):
+    # Kept in canonical form, so that one chain has one name in tables.
+    object.__setattr__(self, "train_chain", chains.parse(self.train_chain, "train_chain").text)
     _check_choice("train_crop", self.train_crop, CROP_MODES)
     _check_choice("crop_grid", self.crop_grid, (8, 16))
     _check_choice("chroma", self.chroma, CHROMAS)
@@ -249,8 +260,17 @@ class TestConfig:
   offset_periods: tuple[int, ...] = _setting(
     (), "After testing, sweep every grid phase of the test crop: 8 and/or 16.", choices=(8, 16)
   )
+  chains: tuple[str, ...] = _setting(
+    (),
+    "Also test whole images put through each processing chain before the crop "
+    "('resize:0.5>jpeg:75', corvi2023; tfjpeg.codec.chains), comma-separated.",
+    flag="test_chains",
+    kind="chains",
+  )
 
   def __post_init__(self):
+    canonical = tuple(chains.parse(c, "test_chains").text for c in self.chains)
+    object.__setattr__(self, "chains", canonical)
     for crop in self.crops:
       check_test_crop(crop)
     for name in ("qfs", "first_qfs"):
@@ -573,6 +593,8 @@ _READERS: dict[str, Callable] = {
   "ints": lambda flag, text: tuple(_int(flag, p) for p in _parts(text)),
   "optional_strs": lambda flag, text: tuple(_parts(text)) or None,
   "test_crops": lambda flag, text: tuple(_test_crop(flag, p) for p in _parts(text)),
+  "chain": lambda flag, text: chains.parse(text, flag).text,
+  "chains": lambda flag, text: tuple(chains.parse(p, flag).text for p in _parts(text)),
 }
 
 
@@ -681,11 +703,18 @@ def load_preset(name_or_path: str, function: str = "get_config", **kwargs: Any) 
 def default_workdir(config: Config) -> str:
   """A workdir named by the settings, so the same command resumes the same run."""
   lattice = f"_lattice{config.jpeg.lattice_qf}" if config.jpeg.lattice_qf else ""
+  chain = "" if config.jpeg.train_chain == "none" else f"_chain-{file_name(config.jpeg.train_chain)}"
   return os.path.join(
     "runs",
     f"{config.task.name}_{config.net}_{config.jpeg.train_crop}"
-    f"{lattice}_qf{config.train_qf_label}_seed{config.schedule.seed}",
+    f"{lattice}_qf{config.train_qf_label}{chain}_seed{config.schedule.seed}",
   )
+
+
+def file_name(text: str) -> str:
+  """`text` (a chain, say) as a file name: every character but letters,
+  digits, '.', '_' and '-' becomes '-'."""
+  return re.sub(r"[^A-Za-z0-9._-]", "-", text)
 
 
 def saved(workdir: str) -> Config:

@@ -4,11 +4,13 @@ per condition (the columns are `RESULT_COLUMNS`; the metrics are
 """
 
 import logging
+import os
 from collections.abc import Sequence
 
 import pandas as pd
 
 from tfjpeg.analysis import plotting
+from tfjpeg.codec import chains
 from tfjpeg.core import metrics
 from tfjpeg.data import audit
 from tfjpeg.models import inference
@@ -22,11 +24,13 @@ SETTING_COLUMNS = (
   "net",
   "train_crop",
   "train_qf",
+  "train_chain",
   "test_crop",
   "test_grid",
   "test_qf",
   "test_first_qf",
   "test_resave",
+  "test_chain",
 )
 METRIC_COLUMNS = (
   "balanced_accuracy",
@@ -40,14 +44,21 @@ METRIC_COLUMNS = (
   "average_precision",
 )
 RESULT_COLUMNS = SETTING_COLUMNS + METRIC_COLUMNS
+# What the chain conditions drew for each test image (`chain_draws`).
+DRAWS_FILE = "chain_draws.csv"
 
 
-def evaluate(model, task, config, split="test", conditions=None, seen=None, profile=None):
+def evaluate(
+  model, task, config, split="test", conditions=None, seen=None, profile=None, draws_path=None
+):
   """Scores `model` on every test condition of `config`. With `seen` (an
   `input_pipeline.ImagesSeen`), an image that fails to decode is skipped, for
   the caller to report. Conditions that re-save whole images (swap, common)
   draw from `profile` (tfjpeg.data.audit's compression profile of the task's
-  files), read from the files' headers when not given.
+  files), read from the files' headers when not given. With `draws_path`,
+  what each chain condition drew for each image (crop places, sizes, sigmas,
+  QFs) is written there as CSV (`chain_draws`), so that the operations can be
+  checked or applied again elsewhere.
 
   Returns:
     (results, confusions): a DataFrame with `RESULT_COLUMNS`, and a dict
@@ -69,18 +80,39 @@ def evaluate(model, task, config, split="test", conditions=None, seen=None, prof
         net=config.net,
         train_crop=config.jpeg.train_crop,
         train_qf=config.train_qf_label,
+        train_chain=config.jpeg.train_chain,
         test_crop=condition.crop,
         test_grid=condition.grid,
         test_qf=condition.qf or "none",
         test_first_qf=condition.first_qf or "none",
         test_resave=condition.resave,
+        test_chain=condition.chain,
         **metrics.condition_metrics(probabilities, labels, out["image_id"][mask]),
       )
     )
     confusions[condition.name] = metrics.confusion_matrix(
       labels, probabilities.argmax(-1), task.num_classes
     )
+  if draws_path and "draws" in out:
+    rundir.write_atomically(draws_path, chain_draws(out, conditions).to_csv(index=False))
   return pd.DataFrame(rows, columns=RESULT_COLUMNS), confusions
+
+
+def chain_draws(out, conditions):
+  """One row per chain condition and image: the chain, the image and what the
+  chain drew for it (`chains.draw_columns`), from `inference.predict`'s output."""
+  tables = []
+  for number, condition in enumerate(conditions):
+    if condition.chain == "none":
+      continue
+    columns = chains.draw_columns(chains.parse(condition.chain))
+    mask = (out["condition"] == number) & (out["patch_index"] == 0)
+    table = pd.DataFrame(out["draws"][mask][:, : len(columns)], columns=columns)
+    table.insert(0, "image_id", [i.decode() if isinstance(i, bytes) else i for i in out["image_id"][mask]])
+    table.insert(0, "test_crop", condition.spelling)
+    table.insert(0, "test_chain", condition.chain)
+    tables.append(table)
+  return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
 
 
 def write_results(workdir, results, confusions, class_names):
@@ -98,9 +130,11 @@ def evaluate_run(
   test_qfs: Sequence[int | None] | None = None,
   test_first_qfs: Sequence[int | None] | None = None,
   builtin_seed: int | None = None,
+  test_chains: Sequence[str] | None = None,
 ) -> pd.DataFrame:
   """Evaluates the selected weights of a trained run under any test conditions.
 
+  `test_chains` adds processing-chain conditions (tfjpeg.codec.chains).
   With `builtin_seed`, a built-in task is generated anew with that seed (new
   scenes and noise, never seen in training or validation) and the results go
   to workdir/builtin_seed<N>/ instead of the run's own results.csv.
@@ -110,10 +144,14 @@ def evaluate_run(
     test_crops=test_crops,
     test_qfs=test_qfs,
     test_first_qfs=test_first_qfs,
+    test_chains=test_chains,
     builtin_seed=builtin_seed,
   )
   seen = input_pipeline.ImagesSeen()
-  results, confusions = evaluate(model, task, config, seen=seen)
+  out_dir = rundir.output_dir(workdir, builtin_seed)
+  results, confusions = evaluate(
+    model, task, config, seen=seen, draws_path=os.path.join(out_dir, DRAWS_FILE)
+  )
   rundir.report_lost_images(workdir, task, "test", seen, logging.warning)
-  write_results(rundir.output_dir(workdir, builtin_seed), results, confusions, task.class_names)
+  write_results(out_dir, results, confusions, task.class_names)
   return results

@@ -2,6 +2,7 @@
 
     tfjpeg-evaluate --workdir=runs/RUN --test_crops=aligned,random --test_qfs=none,50,75
     tfjpeg-evaluate --workdir=runs/RUN --test_crops=random --test_qfs=90 --test_first_qfs=50
+    tfjpeg-evaluate --workdir=runs/RUN --test_chains='resize:0.5>jpeg:75,corvi2023'
     tfjpeg-evaluate --workdir=runs/RUN --per_offset [--offset_periods=8,16]
 
 (bin/evaluate in a checkout.) Test conditions default to the run's own.
@@ -24,6 +25,13 @@ flags.DEFINE_list(
   None,
   "Double compression: whole image at each Q1 first, then crop, then each "
   "test QF; none = single (default: the run's).",
+)
+flags.DEFINE_list(
+  "test_chains",
+  None,
+  "Processing chains every test image goes through whole before the crop "
+  "('resize:0.5>jpeg:75', corvi2023; see tfjpeg.codec.chains); each a condition "
+  "of its own beside the run's.",
 )
 flags.DEFINE_integer(
   "builtin_seed",
@@ -55,10 +63,16 @@ def main(argv):
     return config_lib.parse("test_qfs", values) if values else None
 
   test_crops = tuple(f.test_crops) if f.test_crops else None
-  if test_crops or not f.per_offset:
+  test_chains = config_lib.parse("test_chains", f.test_chains) if f.test_chains else None
+  if test_crops or test_chains or not f.per_offset:
     print(
       evaluation.evaluate_run(
-        f.workdir, test_crops, qfs(f.test_qfs), qfs(f.test_first_qfs), f.builtin_seed
+        f.workdir,
+        test_crops,
+        qfs(f.test_qfs),
+        qfs(f.test_first_qfs),
+        f.builtin_seed,
+        test_chains=test_chains,
       ).to_string(index=False)
     )
   if f.per_offset:

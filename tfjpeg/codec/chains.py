@@ -5,10 +5,10 @@ platforms it went through. A chain writes such a history down as whole-image
 steps, in order, separated by `>`:
 
     resize:0.5>jpeg:75                  halve each side (bicubic), then save at QF 75
-    crop:160..2048>resize:200x200,auto>jpeg:65..100      Corvi et al. 2023's test operations
+    crop:160..2048>resize:200x200/auto>jpeg:65..100      Corvi et al. 2023's test operations
     blur:0..3@0.5>jpeg:30..100@0.5      Wang et al. 2020's Blur+JPEG(0.5) augmentation
 
-Each step is `name[:arguments][@probability]`; a value is a number, a range
+Each step is `name[:value][/kernel][@probability]`; a value is a number, a range
 `lo..hi` (drawn uniformly: whole numbers for QFs and pixels, real numbers for
 factors and sigmas) or a choice `a|b|c` (one drawn); `@p` applies the step to
 a share p of the images (a coin per image). The steps:
@@ -16,7 +16,7 @@ a share p of the images (a coin per image). The steps:
 - `jpeg:Q`: saved at QF Q (1..100) with the pipeline's chroma subsampling and
   decoded exactly (tfjpeg.codec.jpeg).
 - `resize:F` (a factor, > 0) or `resize:HxW` (a size in pixels), then an
-  optional kernel: bilinear, bicubic (the default, as Pillow's), lanczos,
+  optional `/kernel`: bilinear, bicubic (the default, as Pillow's), lanczos,
   box, hamming, or `auto` (Lanczos when shrinking, bicubic when enlarging:
   Corvi et al.'s). Pillow-exact (tfjpeg.codec.resample).
 - `blur:S`: a Gaussian blur of sigma S as scipy's `gaussian_filter` blurs each
@@ -56,7 +56,7 @@ PRESETS = {
   # a square crop of 160..2048 pixels at a random place, resized to 200x200
   # with Pillow (Lanczos, its antialiasing filter, when the crop is larger;
   # bicubic when smaller), then a Pillow JPEG at a QF in 65..100.
-  "corvi2023": "crop:160..2048>resize:200x200,auto>jpeg:65..100",
+  "corvi2023": "crop:160..2048>resize:200x200/auto>jpeg:65..100",
 }
 
 
@@ -124,7 +124,7 @@ class Step:
       else:
         args = self.factor.text(False)
       if self.name == "resize" and self.kernel != DEFAULT_KERNEL:
-        args += f",{self.kernel}"
+        args += f"/{self.kernel}"
     chance = "" if self.probability == 1.0 else f"@{_number_text(self.probability)}"
     return f"{self.name}:{args}{chance}"
 
@@ -211,14 +211,14 @@ def _step(text, where):
     return Step("jpeg", quality=_value(args, what, True, 1, 100), probability=probability)
   if name == "blur":
     return Step("blur", sigma=_value(args, what, False, low=0), probability=probability)
-  first, *rest = [a.strip() for a in args.split(",")]
+  first, *rest = [a.strip() for a in args.split("/")]
   if name == "crop":
     if rest:
       raise ConfigError(f"{what}: crop takes one size (crop:N or crop:HxW)")
     return Step("crop", size=_size(first, what, "crop"), probability=probability)
   if len(rest) > 1 or (rest and rest[0] not in KERNELS):
     raise ConfigError(
-      f"{what}: resize takes a factor or HxW, then one kernel of {', '.join(KERNELS)}"
+      f"{what}: resize takes a factor or HxW, then /kernel, one of {', '.join(KERNELS)}"
     )
   kernel = rest[0] if rest else DEFAULT_KERNEL
   if "x" in first:
@@ -235,8 +235,8 @@ def parse(text: str | Chain | None, flag: str = "") -> Chain:
   what is wrong, in one line.
 
   Examples:
-    >>> tfjpeg.codec.chains.parse("resize:0.5,lanczos>jpeg:75").text
-    'resize:0.5,lanczos>jpeg:75'
+    >>> tfjpeg.codec.chains.parse("resize:0.5/lanczos>jpeg:75").text
+    'resize:0.5/lanczos>jpeg:75'
     >>> tfjpeg.codec.chains.parse("corvi2023").steps[0].name
     'crop'
   """
@@ -281,7 +281,7 @@ def resize_grid(
     for quality in qualities:
       steps = []
       if factor != 1:
-        steps.append(f"resize:{_number_text(factor)}" + ("" if kernel == DEFAULT_KERNEL else f",{kernel}"))
+        steps.append(f"resize:{_number_text(factor)}" + ("" if kernel == DEFAULT_KERNEL else f"/{kernel}"))
       if quality:
         steps.append(f"jpeg:{quality}")
       out.append(parse(">".join(steps)))

@@ -123,7 +123,14 @@ def _train_and_evaluate(config, workdir, log, strategy):
     model = schedule.fit(config, task, workdir, log, strategy, profile)
   preemption.stop_if_asked(workdir, "all")
   seen = input_pipeline.ImagesSeen()
-  results, confusions = evaluation.evaluate(model, task, config, seen=seen, profile=profile)
+  results, confusions = evaluation.evaluate(
+    model,
+    task,
+    config,
+    seen=seen,
+    profile=profile,
+    draws_path=os.path.join(workdir, evaluation.DRAWS_FILE),
+  )
   lost = rundir.report_lost_images(workdir, task, "test", seen, log)
   evaluation.write_results(workdir, results, confusions, task.class_names)
   hparams.log_hparams(workdir, config, results)

@@ -1,7 +1,9 @@
 """The only place that builds tf.data pipelines.
 
-    encoded bytes -> exact decode -> [lattice QF: whole image once]
-      -> [first QF of a double compression: whole image]
+    encoded bytes -> exact decode -> the whole-image chain: [lattice QF]
+      -> [first save: a double compression's Q1, a swap or common re-save, the
+         matched recipe's save of a lossless file] -> [a processing chain:
+         crop, resize, blur, jpeg (tfjpeg.codec.chains)]
       -> crop (aligned | random | misaligned) x patches_per_image
        (a JPEG without lattice QF: only a window around each patch is decoded)
       -> training: JPEG augmentation   |   evaluation: the test condition's QF
@@ -25,6 +27,8 @@ from typing import Optional
 import tensorflow as tf
 
 from tfjpeg import config as config_lib
+from tfjpeg.codec import chain as chain_ops
+from tfjpeg.codec import chains
 from tfjpeg.codec import crops
 from tfjpeg.codec import grid
 from tfjpeg.codec import images
@@ -141,7 +145,9 @@ def conditions(test):
     for crop, grid in test_crops
     for f in test.first_qfs
     for q in test.qfs
-  ] + [Condition(crop, grid=grid, resave=r) for crop, grid in test_crops for r in test.resaves]
+  ] + [
+    Condition(crop, grid=grid, resave=r) for crop, grid in test_crops for r in test.resaves
+  ] + [Condition(crop, grid=grid, chain=c) for crop, grid in test_crops for c in test.chains]
 
 
 # The most memory an automatic shuffle buffer may hold: a whole epoch of
@@ -188,8 +194,16 @@ class Condition:
   # classes look alike; "common": every image saved at one common QF
   # (`PipelineConfig.swap_qfs`, `common_qf`). "none": as stored.
   resave: str = "none"
+  # A processing chain (tfjpeg.codec.chains) every test image goes through
+  # whole before the crop: "resize:0.5>jpeg:75", "corvi2023". "none": as stored.
+  chain: str = "none"
 
   def __post_init__(self):
+    object.__setattr__(self, "chain", chains.parse(self.chain).text)
+    if self.chain != "none" and (self.first_qf or self.resave != "none"):
+      raise config_lib.ConfigError(
+        "a chain test condition is its own whole-image processing: it takes no first_qf or resave"
+      )
     if self.crop not in config_lib.TEST_CROPS:
       raise config_lib.ConfigError(
         f"test crop must be one of {config_lib.TEST_CROPS}, got {self.crop!r}"
@@ -212,7 +226,8 @@ class Condition:
   def name(self):
     first = f"_first{self.first_qf}" if self.first_qf else ""
     resave = "" if self.resave == "none" else f"_{self.resave}"
-    return f"{self.spelling}_qf{self.qf or 'none'}{first}{resave}"
+    chain = "" if self.chain == "none" else f"_chain-{config_lib.file_name(self.chain)}"
+    return f"{self.spelling}_qf{self.qf or 'none'}{first}{resave}{chain}"
 
   @property
   def spelling(self):
@@ -254,26 +269,44 @@ def _skip_and_record(dataset, seen):
   return dataset.ignore_errors(log_warning=True).map(record)
 
 
-def decode_element(element, lattice_qf=None, chroma="4:2:0", first_qf=None):
-  """Decodes `element["encoded"]` whole; compresses it at `lattice_qf` if given,
-  then at `first_qf` (an int, or an int32 tensor with 0 for none), the first
-  save of a double compression."""
-  image = images.decode(element["encoded"])
+def whole_image(element, lattice_qf=None, chroma="4:2:0", first_qf=None, chain=None, seed=None):
+  """Decodes `element["encoded"]` whole and puts it through the whole-image
+  chain, the one place where whole images are processed before the crop:
+  the lattice QF (`lattice_qf`), then `first_qf` (an int, or an int32 tensor
+  with 0 for none: a double compression's first save, a swap or common
+  re-save, the matched recipe's save of a lossless file), then the steps of
+  `chain` (a tfjpeg.codec.chains.Chain, drawn from `seed`).
+
+  Returns:
+    (image, record): `tfjpeg.codec.chain.apply`'s record, whose draws hold
+    the lattice and first save too (an applied flag and a QF each, before
+    the chain's own).
+  """
+  steps = []
   if lattice_qf:
-    image = jpeg.compress(image, int(lattice_qf), chroma)
-  if isinstance(first_qf, int):
-    image = jpeg.compress(image, first_qf, chroma)  # a static QF: no branch
-  elif first_qf is not None:
-    image = jpeg.compress_if(image, first_qf, chroma)
-  return image
+    steps.append(chains.Step("jpeg", given=int(lattice_qf)))
+  if first_qf is not None:
+    steps.append(chains.Step("jpeg", given=first_qf))
+  if chain is not None:
+    steps += list(chain.steps)
+  image = images.decode(element["encoded"])
+  if seed is None:
+    seed = tf.zeros([2], tf.int64)  # no step draws: the chain is empty
+  return chain_ops.apply(image, steps, seed, chroma)
 
 
-def cut_patches(element, config, modes, image_seed, first_qf=None):
+def decode_element(element, lattice_qf=None, chroma="4:2:0", first_qf=None):
+  """`whole_image`'s image: the whole image at `lattice_qf`, then `first_qf`."""
+  return whole_image(element, lattice_qf, chroma, first_qf)[0]
+
+
+def cut_patches(element, config, modes, image_seed, first_qf=None, chain=None):
   """`patches_per_image` crops of one encoded image for each of `modes`: a crop
   mode (placed against `config.jpeg.crop_grid`) or a (crop mode, grid) pair.
 
   `first_qf` (an int, or an int32 tensor with 0 for none) compresses the whole
   decoded image before it is cut: the first save of a double compression.
+  `chain` (tfjpeg.codec.chains.Chain) processes it whole after that.
 
   A JPEG source without a lattice QF is decoded window by window around each
   patch (`jpeg.decode_crop`, pixel-equal to a full decode) when that costs less
@@ -283,11 +316,11 @@ def cut_patches(element, config, modes, image_seed, first_qf=None):
 
   Returns:
     {each of `modes`: {"image": [n, P, P, 3], "offset": [n, 2], "label", "image_id",
-    "patch_index"}}.
+    "patch_index", and with a chain "draws": [n, D]}}.
   """
   size, n = config.patch_size, config.patches_per_image
   out = {}
-  for key, cut in patch_sources(element, config, modes, image_seed, first_qf).items():
+  for key, cut in patch_sources(element, config, modes, image_seed, first_qf, chain).items():
     source, positions = cut.pop("source"), cut.pop("position")
     patches = _for_each_patch(
       lambda p, source=source: crops.crop_at(source, size, p), positions, [size, size, 3]
@@ -305,23 +338,27 @@ def _for_each_patch(function, values, shape, dtype=tf.uint8):
 
 # A crop grid of 16 names the chroma grid: the MCU of the image as it is cut.
 CHROMA_GRID = 16
+# The fold-in of an image's seed its processing chain draws from (patches use
+# 0, 1, ...; the first save -1, offsets -2, a swap -3).
+CHAIN_FOLD = -4
 
 
-def chroma_grid(encoded, config, first_qf=None):
+def chroma_grid(encoded, config, first_qf=None, chain=None):
   """(height, width) of the MCU of an image as it is cut: the pipeline's
   chroma's once it is saved whole (lattice QF, first QF; `first_qf` an int,
-  or an int32 tensor with 0 for none), else the file's own (8 high x 16 wide
-  at 4:2:2, 16 x 8 at 4:4:0); 16x16 for a file that is not a JPEG."""
+  or an int32 tensor with 0 for none; a processing chain), else the file's
+  own (8 high x 16 wide at 4:2:2, 16 x 8 at 4:4:0); 16x16 for a file that is
+  not a JPEG."""
   period = jpeg.grid_period(config.jpeg.chroma)
   saved = tf.constant([period, period], tf.int32)
-  if config.lattice_qf or isinstance(first_qf, int):
+  if config.lattice_qf or isinstance(first_qf, int) or (chain is not None and chain.steps):
     return saved
   own = jpeg.mcu_size(encoded)
   own = tf.where(own > 0, own, CHROMA_GRID)
   return own if first_qf is None else tf.where(first_qf > 0, saved, own)
 
 
-def patch_sources(element, config, modes, image_seed, first_qf=None):
+def patch_sources(element, config, modes, image_seed, first_qf=None, chain=None):
   """What `cut_patches` cuts its patches from, before it cuts them: for each
   of `modes`, {"source": an image, "position": [n, 2], "offset": [n, 2],
   "label", "image_id", "patch_index"}, patch k being
@@ -329,21 +366,29 @@ def patch_sources(element, config, modes, image_seed, first_qf=None):
   (positions = offsets) or the windows around the patches, one below the
   other (positions (k P, 0)): the training pipeline cuts each patch once, when
   it is needed, instead of stacking them and taking them apart again (two
-  copies of every patch, a tenth of its time on camera originals)."""
+  copies of every patch, a tenth of its time on camera originals).
+
+  With a `chain` (non-empty), the image goes through it whole first (drawn
+  from `image_seed` folded with -4), each mode's entry carries its draws
+  ("draws", [n, D]), and aligned crops follow the grid of the chain's last
+  compression (a crop after it moves the grid)."""
+  chain = chain if chain is not None and chain.steps else None
   encoded, size, n = element["encoded"], config.patch_size, config.patches_per_image
   keys, modes = (
     list(modes),
     [m if isinstance(m, tuple) else (m, config.jpeg.crop_grid) for m in modes],
   )
 
-  def offsets_for(image_size, mode, image=None):
+  def offsets_for(image_size, mode, image=None, origin=None):
     mode, crop_grid = mode
     base_mode = "random" if mode == REALIGNED else mode
     if crop_grid == CHROMA_GRID and base_mode != "random":
-      crop_grid = chroma_grid(encoded, config, first_qf)
+      crop_grid = chroma_grid(encoded, config, first_qf, chain)
+    # A grid that a chain's crop moved: offsets counted from its origin.
+    shift = origin if origin is not None and base_mode != "random" else None
     offsets = _for_each_patch(
       lambda k: crops.choose_offset(
-        image_size,
+        image_size if shift is None else image_size - shift,
         size,
         base_mode,
         crop_grid,
@@ -353,6 +398,8 @@ def patch_sources(element, config, modes, image_seed, first_qf=None):
       [2],
       tf.int32,
     )
+    if shift is not None:
+      offsets = offsets + shift
     if mode == REALIGNED:
       origin, confidence = grid.estimate(image)
       realigned = _for_each_patch(
@@ -371,10 +418,24 @@ def patch_sources(element, config, modes, image_seed, first_qf=None):
     window = [size, size, 3]
     return [(windows(o), stacked, o) for o in offsets]
 
+  draws = None
+
   def whole(offsets=None):
-    image = decode_element(element, config.lattice_qf, config.jpeg.chroma, first_qf)
+    nonlocal draws
+    image, record = whole_image(
+      element,
+      config.lattice_qf,
+      config.jpeg.chroma,
+      first_qf,
+      chain,
+      None if chain is None else seeds.for_example(image_seed, CHAIN_FOLD),
+    )
+    origin = None
+    if chain is not None:
+      draws = record["draws"][-len(chains.draw_columns(chain)) :]
+      origin = record["grid_origin"]
     if offsets is None:
-      offsets = [offsets_for(tf.shape(image)[:2], mode, image) for mode in modes]
+      offsets = [offsets_for(tf.shape(image)[:2], mode, image, origin) for mode in modes]
     return [(image, o, o) for o in offsets]
 
   def from_jpeg():
@@ -385,7 +446,7 @@ def patch_sources(element, config, modes, image_seed, first_qf=None):
     return tf.cond(pays, lambda: windowed(offsets), lambda: whole(offsets))
 
   needs_whole = REALIGNED in [m for m, _ in modes]  # the grid is estimated from all of it
-  if config.lattice_qf or needs_whole or first_qf is not None:
+  if config.lattice_qf or needs_whole or first_qf is not None or chain is not None:
     cut = whole()
   else:
     cut = tf.cond(tf.io.is_jpeg(encoded), from_jpeg, whole)
@@ -394,6 +455,8 @@ def patch_sources(element, config, modes, image_seed, first_qf=None):
     image_id=tf.fill([n], element["image_id"]),
     patch_index=tf.range(n, dtype=tf.int32),
   )
+  if draws is not None:
+    common["draws"] = tf.tile(draws[None], [n, 1])
   return {
     key: dict(common, source=source, position=positions, offset=offsets)
     for key, (source, positions, offsets) in zip(keys, cut)
@@ -420,6 +483,8 @@ def _cut_when_needed(dataset, size):
 
 
 def _per_image(dataset, config, mode, epoch_seed, seen=None):
+  train_chain = chains.parse(config.jpeg.train_chain)
+
   @_graph_as_written
   def per_image(index, element):
     image_seed = seeds.for_example(epoch_seed, index)
@@ -431,7 +496,8 @@ def _per_image(dataset, config, mode, epoch_seed, seen=None):
     elif config.match_qfs:  # a lossless file gets the first save a JPEG file had
       lossless = tf.cast(tf.logical_not(is_lossy(element["encoded"])), tf.float32)
       first_qf = jpeg.draw_quality(config.match_qfs, lossless, seeds.for_example(image_seed, -1))
-    patches = patch_sources(element, config, [mode], image_seed, first_qf)[mode]
+    patches = patch_sources(element, config, [mode], image_seed, first_qf, train_chain)[mode]
+    patches.pop("draws", None)
     patches["first_qf"] = tf.fill(
       [config.patches_per_image], tf.constant(0) if first_qf is None else first_qf
     )
@@ -545,6 +611,8 @@ def eval_dataset(
   """Batches of `split` under every test condition, each image read and decoded once.
 
   Each element carries `condition`, the index of its condition in `conditions`.
+  With chain conditions, each also carries `draws` ([D], padded with zeros:
+  what its condition's chain drew for its image, `chains.draw_columns`).
   With `seen`, an image that fails to decode is skipped and the others recorded.
   Crops depend only on (seed, image, crop mode), so every run, and every
   combination of conditions, cuts the same test patches (a double compression
@@ -559,8 +627,13 @@ def eval_dataset(
   if any(c.resave == "common" for c in conditions) and not config.common_qf:
     raise ValueError("a common-QF test condition needs common_qf")
 
+  chain_of = {_first_save(c): chains.parse(c.chain) for c in conditions if c.chain != "none"}
+  draw_width = max([len(chains.draw_columns(c)) for c in chain_of.values()], default=0)
+
   def first_qf_of(first, element, image_seed):
     """The first save of `first` (a QF, 0, "swap" or "common") for one image."""
+    if first in chain_of:
+      return None
     if first == "swap":
       return swap_quality(config.swap_qfs, element["label"], seeds.for_example(image_seed, -3))
     if first == "common":
@@ -577,6 +650,7 @@ def eval_dataset(
         sorted({(c.crop, c.grid) for c in conditions if _first_save(c) == first}),
         image_seed,
         first_qf_of(first, element, image_seed),
+        chain_of.get(first),
       )
       for first in firsts
     }
@@ -590,6 +664,9 @@ def eval_dataset(
       patches["qf"] = tf.fill([config.patches_per_image], condition.qf or 0)
       patches["first_qf"] = tf.fill([config.patches_per_image], condition.first_qf or 0)
       patches["condition"] = tf.fill([config.patches_per_image], number)
+      if chain_of:
+        draws = patches.pop("draws", tf.zeros([config.patches_per_image, 0], tf.float32))
+        patches["draws"] = tf.pad(draws, [[0, 0], [0, draw_width - tf.shape(draws)[1]]])
       outputs.append(patches)
     return {k: tf.concat([o[k] for o in outputs], 0) for k in outputs[0]}
 
@@ -598,7 +675,9 @@ def eval_dataset(
 
 def _first_save(condition):
   """What a condition does to the whole image before the crop: its first QF
-  (0: nothing), or its re-save ("swap", "common"); sortable as text."""
+  (0: nothing), its re-save ("swap", "common") or its chain; sortable as text."""
+  if condition.chain != "none":
+    return f"chain:{condition.chain}"
   return condition.resave if condition.resave != "none" else f"{condition.first_qf or 0:03d}"
 
 

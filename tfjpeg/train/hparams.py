@@ -6,6 +6,8 @@ import os
 import tensorflow as tf
 from tensorboard.plugins.hparams import api as hp
 
+from tfjpeg import config as config_lib
+
 # The settings that tell a study's runs apart, as HParams columns: a run logs
 # these (with its test metrics), a study declares the ones that vary.
 HPARAMS = (
@@ -47,6 +49,8 @@ def metric_tag(row):
   first = "" if str(row.test_first_qf) == "none" else f"_first{row.test_first_qf}"
   resave = getattr(row, "test_resave", "none")
   first += "" if resave == "none" else f"_{resave}"
+  chain = str(getattr(row, "test_chain", "none"))
+  first += "" if chain == "none" else f"_chain-{config_lib.file_name(chain)}"
   grid = str(row.test_grid)
   grid = "" if grid == "8" or row.test_crop.endswith(grid) else f"_grid{grid}"
   return f"test/{row.test_crop}{grid}_qf{row.test_qf}{first}/balanced_accuracy"

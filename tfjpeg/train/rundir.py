@@ -186,8 +186,15 @@ def description(workdir):
 
 
 # QF columns hold "none" or a number: read them as text, whatever the file holds.
-TEXT_COLUMNS = {"train_qf": str, "test_qf": str, "test_first_qf": str, "test_resave": str}
-RESULT_KEYS = ("test_crop", "test_grid", "test_qf", "test_first_qf", "test_resave")
+TEXT_COLUMNS = {
+  "train_qf": str,
+  "train_chain": str,
+  "test_qf": str,
+  "test_first_qf": str,
+  "test_resave": str,
+  "test_chain": str,
+}
+RESULT_KEYS = ("test_crop", "test_grid", "test_qf", "test_first_qf", "test_resave", "test_chain")
 
 
 def read_table(path, default_grid=8):
@@ -197,7 +204,8 @@ def read_table(path, default_grid=8):
   existed gets its `test_first_qf` column ("none"), one written before test
   crops named their grid gets `test_grid` = `default_grid` (such crops
   followed the training `crop_grid`), and one written before re-saving test
-  conditions gets `test_resave` = "none".
+  conditions gets `test_resave` = "none"; one written before processing
+  chains gets `train_chain` and `test_chain` = "none".
   """
   table = pd.read_csv(path, keep_default_na=False, dtype=TEXT_COLUMNS)
   if "test_qf" in table.columns and "test_first_qf" not in table.columns:
@@ -206,6 +214,10 @@ def read_table(path, default_grid=8):
     table.insert(table.columns.get_loc("test_crop") + 1, "test_grid", default_grid)
   if "test_first_qf" in table.columns and "test_resave" not in table.columns:
     table.insert(table.columns.get_loc("test_first_qf") + 1, "test_resave", "none")
+  if "test_resave" in table.columns and "test_chain" not in table.columns:
+    table.insert(table.columns.get_loc("test_resave") + 1, "test_chain", "none")
+  if "train_qf" in table.columns and "train_chain" not in table.columns:
+    table.insert(table.columns.get_loc("train_qf") + 1, "train_chain", "none")
   return table
 
 
