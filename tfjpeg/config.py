@@ -703,7 +703,8 @@ def load_preset(name_or_path: str, function: str = "get_config", **kwargs: Any) 
 def default_workdir(config: Config) -> str:
   """A workdir named by the settings, so the same command resumes the same run."""
   lattice = f"_lattice{config.jpeg.lattice_qf}" if config.jpeg.lattice_qf else ""
-  chain = "" if config.jpeg.train_chain == "none" else f"_chain-{file_name(config.jpeg.train_chain)}"
+  train_chain = config.jpeg.train_chain
+  chain = "" if train_chain == "none" else f"_chain-{file_name(train_chain)}"
   return os.path.join(
     "runs",
     f"{config.task.name}_{config.net}_{config.jpeg.train_crop}"

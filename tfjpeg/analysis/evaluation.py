@@ -108,7 +108,8 @@ def chain_draws(out, conditions):
     columns = chains.draw_columns(chains.parse(condition.chain))
     mask = (out["condition"] == number) & (out["patch_index"] == 0)
     table = pd.DataFrame(out["draws"][mask][:, : len(columns)], columns=columns)
-    table.insert(0, "image_id", [i.decode() if isinstance(i, bytes) else i for i in out["image_id"][mask]])
+    ids = [i.decode() if isinstance(i, bytes) else i for i in out["image_id"][mask]]
+    table.insert(0, "image_id", ids)
     table.insert(0, "test_crop", condition.spelling)
     table.insert(0, "test_chain", condition.chain)
     tables.append(table)

@@ -111,6 +111,26 @@ def _crop_window(image, step, seed):
   return tf.stack([y, x]), size
 
 
+def _step(image, step, applied, seed, origin, chroma):
+  """One drawn step where `applied`: (image, grid origin, values drawn)."""
+  if step.name == "jpeg":
+    quality = tf.where(applied, tf.cast(draw(step.quality, seed, True), tf.int32), 0)
+    return jpeg.compress_if(image, quality, chroma), tf.zeros([2], tf.int32), [quality]
+  if step.name == "blur":
+    sigma = step.sigma.low if step.sigma.fixed else draw(step.sigma, seed, False)
+    blurred = tf.cond(applied, lambda: resample.gaussian_blur(image, sigma), lambda: image)
+    return blurred, origin, [sigma]  # a blur keeps the blocks where they were
+  if step.name == "resize":
+    size = _resize_size(image, step, seed)
+    resized = tf.cond(applied, lambda: _resize(image, size, step.kernel), lambda: image)
+    # No grid survives a resize; a later save starts one at the top-left.
+    return resized, tf.zeros([2], tf.int32), [size[0], size[1]]
+  offset, size = _crop_window(image, step, seed)
+  cropped = tf.slice(image, tf.concat([offset, [0]], 0), tf.concat([size, [-1]], 0))
+  cropped = tf.cond(applied, lambda: cropped, lambda: image)
+  return cropped, (origin - offset) % _GRID, [offset[0], offset[1], size[0], size[1]]
+
+
 def apply(
   image: TensorLike,
   chain: chains.Chain | Sequence[chains.Step],
@@ -154,31 +174,7 @@ def apply(
       draws += [tf.cast(applied, tf.float32), tf.cast(step.given, tf.float32)]
       continue
     applied = _coin(step, coin_seed)
-    before = image
-    if step.name == "jpeg":
-      quality = tf.cast(draw(step.quality, value_seed, True), tf.int32)
-      quality = tf.where(applied, quality, 0)
-      image = jpeg.compress_if(image, quality, chroma)
-      new_origin = tf.zeros([2], tf.int32)
-      values = [quality]
-    elif step.name == "blur":
-      sigma = step.sigma.low if step.sigma.fixed else draw(step.sigma, value_seed, False)
-      image = tf.cond(applied, lambda s=sigma: resample.gaussian_blur(before, s), lambda: before)
-      new_origin = origin  # a blur keeps the blocks where they were
-      values = [sigma]
-    elif step.name == "resize":
-      size = _resize_size(before, step, value_seed)
-      image = tf.cond(
-        applied, lambda s=size, k=step.kernel: _resize(before, s, k), lambda: before
-      )
-      new_origin = tf.zeros([2], tf.int32)  # no grid survives; a later save starts at 0
-      values = [size[0], size[1]]
-    else:  # crop
-      offset, size = _crop_window(before, step, value_seed)
-      cropped = tf.slice(before, tf.concat([offset, [0]], 0), tf.concat([size, [-1]], 0))
-      image = tf.cond(applied, lambda c=cropped: c, lambda: before)
-      new_origin = (origin - offset) % _GRID
-      values = [offset[0], offset[1], size[0], size[1]]
+    image, new_origin, values = _step(image, step, applied, value_seed, origin, chroma)
     origin = tf.where(applied, new_origin, origin)
     draws += [tf.cast(applied, tf.float32)] + [
       tf.where(applied, tf.cast(v, tf.float32), 0.0) for v in values

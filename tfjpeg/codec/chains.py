@@ -118,8 +118,10 @@ class Step:
     else:
       if self.size is not None:
         height, width = self.size
-        args = height.text(True) if self.name == "crop" and height == width else (
-          f"{height.text(True)}x{width.text(True)}"
+        args = (
+          height.text(True)
+          if self.name == "crop" and height == width
+          else (f"{height.text(True)}x{width.text(True)}")
         )
       else:
         args = self.factor.text(False)
@@ -271,7 +273,8 @@ def draw_columns(chain: Chain) -> list[str]:
 
 
 def resize_grid(
-  factors: tuple = (0.25, 0.5, 0.75, 1.5, 2.0), qualities: tuple = (None, 90, 75, 50),
+  factors: tuple = (0.25, 0.5, 0.75, 1.5, 2.0),
+  qualities: tuple = (None, 90, 75, 50),
   kernel: str = DEFAULT_KERNEL,
 ) -> list[Chain]:
   """The chains of a resize x QF grid: each factor, then each QF (None: not
@@ -281,7 +284,8 @@ def resize_grid(
     for quality in qualities:
       steps = []
       if factor != 1:
-        steps.append(f"resize:{_number_text(factor)}" + ("" if kernel == DEFAULT_KERNEL else f"/{kernel}"))
+        how = "" if kernel == DEFAULT_KERNEL else f"/{kernel}"
+        steps.append(f"resize:{_number_text(factor)}{how}")
       if quality:
         steps.append(f"jpeg:{quality}")
       out.append(parse(">".join(steps)))

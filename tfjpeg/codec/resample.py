@@ -14,7 +14,8 @@ enlarging twofold, and a detector tested on images resized "the same way" then
 sees a different resampler than the published protocols used.
 
 How Pillow resizes (src/libImaging/Resample.c), and so how this does: one
-pass per axis, width first, each rounded to 8 bits. Output pixel x of an axis
+pass per axis, each rounded to 8 bits: width first, unless the height loses
+more than twice as many pixels as the width (Pillow 13's order). Output pixel x of an axis
 scaled by s = in/out is centred on (x + 0.5) s; the filter is stretched by
 max(s, 1) (its antialiasing when shrinking) and sampled at each input pixel
 under its support; the weights, normalised in double precision, become
@@ -47,10 +48,16 @@ def _bilinear(x):
   return tf.where(x < 1.0, 1.0 - x, tf.zeros_like(x))
 
 
+_HAMMING_A, _HAMMING_B = float(np.float32(0.54)), float(np.float32(0.46))
+
+
 def _hamming(x):
   x = tf.abs(x)
   safe = tf.where(tf.equal(x, 0.0), tf.ones_like(x), x)
-  value = tf.sin(safe * math.pi) / (safe * math.pi) * (0.54 + 0.46 * tf.cos(safe * math.pi))
+  # Pillow's constants are C floats: 0.54f and 0.46f.
+  value = (
+    tf.sin(safe * math.pi) / (safe * math.pi) * (_HAMMING_A + _HAMMING_B * tf.cos(safe * math.pi))
+  )
   value = tf.where(tf.equal(x, 0.0), tf.ones_like(x), value)
   return tf.where(x < 1.0, value, tf.zeros_like(x))
 
@@ -111,12 +118,14 @@ def _coefficients(in_size, out_size, kernel):
   count = last - first
   k = tf.range(taps)
   position = tf.cast(first[:, None] + k[None, :], tf.float64)
-  weights = function((position - centre[:, None] + 0.5) / stretch)
+  weights = function((position - centre[:, None] + 0.5) * (1.0 / stretch))
   weights = tf.where(k[None, :] < count[:, None], weights, tf.zeros_like(weights))
-  total = tf.reduce_sum(weights, axis=1, keepdims=True)
+  # Summed tap after tap, as Pillow's loop does (a tree sum can differ in the last bit).
+  total = tf.foldl(lambda acc, column: acc + column, tf.transpose(weights))[:, None]
   weights = tf.where(tf.equal(total, 0.0), weights, weights / total)
   scaled = weights * float(1 << _PRECISION_BITS)
-  fixed = tf.where(scaled < 0.0, -tf.floor(0.5 - scaled), tf.floor(scaled + 0.5))  # half away from 0
+  # Rounded half away from zero, as Pillow's normalize_coeffs_8bpc.
+  fixed = tf.where(scaled < 0.0, -tf.floor(0.5 - scaled), tf.floor(scaled + 0.5))
   return first, tf.cast(fixed, tf.int32)
 
 
@@ -162,13 +171,20 @@ def resize(image: TensorLike, size: TensorLike, kernel: str = "bicubic") -> tf.T
   shape = tf.shape(pixels)
 
   def across(values):  # the width pass: columns become rows, and back
+    if_needed = tf.not_equal(width, tf.shape(values)[1])
     values = tf.transpose(values, [1, 0, 2])
-    return tf.transpose(_resample_rows(values, width, kernel), [1, 0, 2])
+    resized = lambda: tf.transpose(_resample_rows(values, width, kernel), [1, 0, 2])
+    return tf.cond(if_needed, resized, lambda: tf.transpose(values, [1, 0, 2]))
 
-  pixels = tf.cond(tf.equal(width, shape[1]), lambda: pixels, lambda: across(pixels))
-  pixels = tf.cond(
-    tf.equal(height, shape[0]), lambda: pixels, lambda: _resample_rows(pixels, height, kernel)
-  )
+  def down(values):  # the height pass
+    if_needed = tf.not_equal(height, tf.shape(values)[0])
+    return tf.cond(if_needed, lambda: _resample_rows(values, height, kernel), lambda: values)
+
+  # Pillow 13 takes the height pass first when the height loses more than
+  # twice as many pixels as the width does; else the width pass first.
+  lost_rows, lost_columns = shape[0] - height, shape[1] - width
+  height_first = tf.logical_and(lost_rows > 0, lost_rows > 2 * lost_columns)
+  pixels = tf.cond(height_first, lambda: across(down(pixels)), lambda: down(across(pixels)))
   out = tf.cast(pixels, tf.uint8)
   static = tf.get_static_value(size)
   out.set_shape(
@@ -212,9 +228,7 @@ def _gaussian_weights(sigma, radius):
   image) computes them in numpy too, a few dozen numbers per image."""
   if not tf.is_tensor(sigma):
     return tf.constant(_numpy_gaussian_weights(sigma, radius), tf.float64)
-  weights = tf.numpy_function(
-    _numpy_gaussian_weights, [sigma, radius], tf.float64, stateful=False
-  )
+  weights = tf.numpy_function(_numpy_gaussian_weights, [sigma, radius], tf.float64, stateful=False)
   return tf.reshape(weights, [2 * radius + 1])
 
 
@@ -231,9 +245,7 @@ def _blur_rows(values, weights, radius):
     after = tf.slice(padded, [radius + j, 0, 0], tf.shape(values))
     return j - 1, total + (before + after) * weights[radius - j]
 
-  _, total = tf.while_loop(
-    lambda j, _: j > 0, add_pair, (radius, centre * weights[radius])
-  )
+  _, total = tf.while_loop(lambda j, _: j > 0, add_pair, (radius, centre * weights[radius]))
   return tf.floor(tf.clip_by_value(total, 0.0, 255.0))
 
 

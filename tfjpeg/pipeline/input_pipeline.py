@@ -140,14 +140,16 @@ def conditions(test):
   """The test conditions of a run's `test` section (tfjpeg.config.TestConfig);
   a test crop names its grid ('aligned16'), else 8."""
   test_crops = [config_lib.check_test_crop(c) for c in test.crops]
-  return [
-    Condition(crop, q, f, grid)
-    for crop, grid in test_crops
-    for f in test.first_qfs
-    for q in test.qfs
-  ] + [
-    Condition(crop, grid=grid, resave=r) for crop, grid in test_crops for r in test.resaves
-  ] + [Condition(crop, grid=grid, chain=c) for crop, grid in test_crops for c in test.chains]
+  return (
+    [
+      Condition(crop, q, f, grid)
+      for crop, grid in test_crops
+      for f in test.first_qfs
+      for q in test.qfs
+    ]
+    + [Condition(crop, grid=grid, resave=r) for crop, grid in test_crops for r in test.resaves]
+    + [Condition(crop, grid=grid, chain=c) for crop, grid in test_crops for c in test.chains]
+  )
 
 
 # The most memory an automatic shuffle buffer may hold: a whole epoch of

@@ -1,0 +1,153 @@
+"""tfjpeg.codec.resample: resizing pixel-equal to Pillow, blurring to scipy,
+eagerly, traced and mapped; the shared real photos when they are there."""
+
+import numpy as np
+import pytest
+import scipy.ndimage
+import tensorflow as tf
+from PIL import Image
+
+from tfjpeg.codec import resample
+
+import helpers as testing
+
+PIL_KERNELS = {
+  "bilinear": Image.Resampling.BILINEAR,
+  "bicubic": Image.Resampling.BICUBIC,
+  "lanczos": Image.Resampling.LANCZOS,
+  "box": Image.Resampling.BOX,
+  "hamming": Image.Resampling.HAMMING,
+}
+# (height, width) of the output for an input of (h, w): shrinking by whole and
+# odd factors, enlarging, one axis alone, to a few pixels.
+SIZES = (
+  lambda h, w: (h // 2, w // 2),
+  lambda h, w: (h // 4 + 1, w // 4),
+  lambda h, w: (int(h * 0.37) + 1, int(w * 0.61)),
+  lambda h, w: (2 * h, 2 * w),
+  lambda h, w: (h * 3 // 2 + 1, w),
+  lambda h, w: (h, w * 5 // 4),
+  lambda h, w: (7, 5),
+)
+
+
+def pil_resize(rgb, size, kernel):
+  height, width = size
+  return np.asarray(Image.fromarray(rgb).resize((width, height), PIL_KERNELS[kernel]))
+
+
+def scipy_blur(rgb, sigma):
+  """CNNDetection's blur: scipy's gaussian_filter on each channel, in place."""
+  out = rgb.copy()
+  for channel in range(3):
+    scipy.ndimage.gaussian_filter(out[:, :, channel], output=out[:, :, channel], sigma=sigma)
+  return out
+
+
+@pytest.fixture(scope="module", params=[(37, 53), (64, 48)], ids=["odd", "even"])
+def image(request):
+  height, width = request.param
+  return testing.synthetic_image(height, width, seed=height)
+
+
+@pytest.mark.parametrize("kernel", sorted(PIL_KERNELS))
+def test_resize_equals_pillow_for_every_kernel_and_size(image, kernel):
+  height, width = image.shape[:2]
+  for make_size in SIZES:
+    size = make_size(height, width)
+    np.testing.assert_array_equal(
+      resample.resize(image, size, kernel).numpy(),
+      pil_resize(image, size, kernel),
+      err_msg=f"{kernel} {image.shape[:2]} -> {size}",
+    )
+
+
+def test_resize_takes_pillows_pass_order_on_random_sizes():
+  """Pillow 13 runs the height pass first when the height loses more than
+  twice the pixels the width does; the order changes the rounding."""
+  rng = np.random.default_rng(5)
+  height_first = 0
+  for number, (h, w, out_h, out_w) in enumerate(rng.integers(3, 70, (40, 4))):
+    image = testing.synthetic_image(int(h), int(w), seed=number)
+    kernel = sorted(PIL_KERNELS)[number % len(PIL_KERNELS)]
+    size = (int(out_h), int(out_w))
+    height_first += int(h - out_h > max(0, 2 * (w - out_w)))
+    np.testing.assert_array_equal(
+      resample.resize(image, size, kernel).numpy(),
+      pil_resize(image, size, kernel),
+      err_msg=f"{kernel} {(h, w)} -> {size}",
+    )
+  assert height_first >= 5  # both orders were tried
+
+
+@pytest.mark.parametrize("way", testing.WAYS)
+def test_resize_and_blur_run_every_way_with_tensor_arguments(image, way):
+  """Sizes, factors and sigmas as tensors (a draw per image), as the chains pass them."""
+  size = tf.constant([20, 31])
+  resized = testing.run(lambda x, s: resample.resize(x, s, "lanczos"), way, image, size)
+  np.testing.assert_array_equal(resized, pil_resize(image, (20, 31), "lanczos"))
+  scaled = testing.run(lambda x, f: resample.resize_by(x, f, "bicubic"), way, image, 1.5)
+  expected_size = tuple(int(np.floor(s * 1.5 + 0.5)) for s in image.shape[:2])
+  np.testing.assert_array_equal(scaled, pil_resize(image, expected_size, "bicubic"))
+  sigma = tf.constant(1.3, tf.float64)
+  blurred = testing.run(lambda x, s: resample.gaussian_blur(x, s), way, image, sigma)
+  np.testing.assert_array_equal(blurred, scipy_blur(image, 1.3))
+
+
+def test_blur_equals_scipy_for_python_and_drawn_sigmas(image):
+  for sigma in (0.0, 0.3, 0.5, 1.0, 1.7, 2.5, 3.0):
+    expected = scipy_blur(image, sigma)
+    np.testing.assert_array_equal(
+      resample.gaussian_blur(image, sigma).numpy(), expected, err_msg=f"sigma {sigma}"
+    )
+    drawn = tf.constant(sigma, tf.float64)
+    np.testing.assert_array_equal(
+      resample.gaussian_blur(image, drawn).numpy(), expected, err_msg=f"tensor sigma {sigma}"
+    )
+
+
+def test_tf_image_resize_is_not_pillow(image):
+  """Why this module exists: TensorFlow's antialiased resize differs from Pillow."""
+  size = (image.shape[0] * 2, image.shape[1] * 2)
+  ours = tf.image.resize(image, size, "lanczos3", antialias=True)
+  ours = tf.cast(tf.clip_by_value(tf.round(ours), 0, 255), tf.uint8).numpy()
+  assert np.abs(ours.astype(int) - pil_resize(image, size, "lanczos")).max() > 3
+
+
+def test_bad_arguments_are_refused():
+  image = np.zeros((8, 8, 3), np.uint8)
+  with pytest.raises(ValueError, match="kernel"):
+    resample.resize(image, (4, 4), "nearest")
+  with pytest.raises(TypeError, match="uint8"):
+    resample.resize(image.astype(np.float32), (4, 4))
+  with pytest.raises(ValueError, match="sigma"):
+    resample.gaussian_blur(image, -1.0)
+  with pytest.raises(tf.errors.InvalidArgumentError, match="positive size"):
+    resample.resize(image, tf.constant([0, 4]))
+
+
+@pytest.mark.skipif(testing.shared_data_dir() is None, reason="../shared/data is absent")
+def test_resize_and_blur_equal_pillow_and_scipy_on_real_photos():
+  """Every kernel, shrinking and enlarging, on Kodak and McMaster photos (a
+  few: each full-size resize is a second of work)."""
+  photos = testing.shared_photos()
+  names = sorted(photos)[::8]
+  for number, name in enumerate(names):
+    photo = photos[name]
+    height, width = photo.shape[:2]
+    kernel = sorted(PIL_KERNELS)[number % len(PIL_KERNELS)]
+    for size in ((height // 2 + 1, width // 3), (height * 5 // 4, width * 5 // 4 + 1)):
+      np.testing.assert_array_equal(
+        resample.resize(photo, size, kernel).numpy(),
+        pil_resize(photo, size, kernel),
+        err_msg=f"{name} {kernel} -> {size}",
+      )
+    for kernel in ("bicubic", "lanczos"):  # Corvi's two, on every photo shown
+      size = (200, 200)
+      np.testing.assert_array_equal(
+        resample.resize(photo, size, kernel).numpy(), pil_resize(photo, size, kernel)
+      )
+    sigma = (0.5, 1.5, 3.0)[number % 3]
+    np.testing.assert_array_equal(
+      resample.gaussian_blur(photo, sigma).numpy(), scipy_blur(photo, sigma), err_msg=name
+    )
