@@ -144,7 +144,7 @@ def apply(
   swap) saves at that QF, a Python int or an int32 tensor with 0 for none.
 
   Returns:
-    (image, record): record["draws"] is a float32 vector, one entry per name
+    (image, record): record["draws"] is a float64 vector, one entry per name
     of `chains.draw_columns`; record["grid_origin"] the (y, x) of the last
     compression's grid in the result, modulo 16.
 
@@ -170,18 +170,18 @@ def apply(
       else:
         image = jpeg.compress_if(image, step.given, chroma)
         origin = tf.where(step.given > 0, tf.zeros([2], tf.int32), origin)
-      applied = tf.cast(step.given, tf.float32) > 0
-      draws += [tf.cast(applied, tf.float32), tf.cast(step.given, tf.float32)]
+      applied = tf.cast(step.given, tf.float64) > 0
+      draws += [tf.cast(applied, tf.float64), tf.cast(step.given, tf.float64)]
       continue
     applied = _coin(step, coin_seed)
     image, new_origin, values = _step(image, step, applied, value_seed, origin, chroma)
     origin = tf.where(applied, new_origin, origin)
-    draws += [tf.cast(applied, tf.float32)] + [
-      tf.where(applied, tf.cast(v, tf.float32), 0.0) for v in values
+    draws += [tf.cast(applied, tf.float64)] + [
+      tf.where(applied, tf.cast(v, tf.float64), tf.constant(0.0, tf.float64)) for v in values
     ]
   image.set_shape([None, None, 3])
   record = dict(
-    draws=tf.stack(draws) if draws else tf.zeros([0], tf.float32),
+    draws=tf.stack(draws) if draws else tf.zeros([0], tf.float64),
     grid_origin=origin,
   )
   return image, record

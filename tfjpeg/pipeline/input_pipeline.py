@@ -667,7 +667,7 @@ def eval_dataset(
       patches["first_qf"] = tf.fill([config.patches_per_image], condition.first_qf or 0)
       patches["condition"] = tf.fill([config.patches_per_image], number)
       if chain_of:
-        draws = patches.pop("draws", tf.zeros([config.patches_per_image, 0], tf.float32))
+        draws = patches.pop("draws", tf.zeros([config.patches_per_image, 0], tf.float64))
         patches["draws"] = tf.pad(draws, [[0, 0], [0, draw_width - tf.shape(draws)[1]]])
       outputs.append(patches)
     return {k: tf.concat([o[k] for o in outputs], 0) for k in outputs[0]}

@@ -1,0 +1,237 @@
+"""Processing chains (tfjpeg.codec.chains, tfjpeg.codec.chain) and their place
+in the pipeline: parsed and refused in one line, each step three ways, a
+chain condition equal to its steps applied by hand with Pillow, scipy and
+OpenCV, the grid semantics, training augmentation, the published presets."""
+
+
+import cv2
+import numpy as np
+import pytest
+import scipy.ndimage
+import tensorflow as tf
+from PIL import Image
+
+from tfjpeg import config as config_lib
+from tfjpeg.codec import chain as chain_ops
+from tfjpeg.codec import chains
+from tfjpeg.codec import grid
+from tfjpeg.core.errors import ConfigError
+from tfjpeg.pipeline import input_pipeline as ip
+
+import helpers as testing
+
+PATCH = 32
+PIL_KERNELS = {
+  "bilinear": Image.Resampling.BILINEAR,
+  "bicubic": Image.Resampling.BICUBIC,
+  "lanczos": Image.Resampling.LANCZOS,
+}
+
+
+@pytest.mark.parametrize(
+  "text,canonical",
+  [
+    ("resize:0.5>jpeg:75", "resize:0.5>jpeg:75"),
+    (" resize:0.50/bicubic > jpeg:75 ", "resize:0.5>jpeg:75"),
+    ("resize:200x180/lanczos>jpeg:65..100@0.5", "resize:200x180/lanczos>jpeg:65..100@0.5"),
+    ("blur:0..3@0.1>jpeg:30|50|70", "blur:0..3@0.1>jpeg:30|50|70"),
+    ("crop:160..2048>resize:200x200/auto>jpeg:65..100", None),
+    ("none", "none"),
+    ("corvi2023", "corvi2023"),
+  ],
+)
+def test_chains_parse_to_one_canonical_spelling(text, canonical):
+  parsed = chains.parse(text)
+  assert parsed.text == (canonical or text)
+  assert chains.parse(parsed.text) == parsed  # the spelling reads back as the same chain
+
+
+@pytest.mark.parametrize(
+  "text,message",
+  [
+    ("resize:0", "0 must be greater than 0"),
+    ("jpeg:101", "101 is outside 1..100"),
+    ("sharpen:2", "unknown step 'sharpen'"),
+    ("jpeg", "jpeg needs a value"),
+    ("resize:0.5/nearest", "then /kernel, one of bilinear"),
+    ("jpeg:50@2", "2 is outside 0..1"),
+    ("crop:0", "0 is below 1"),
+    ("jpeg:90..30", "runs backwards"),
+    ("blur:x", "'x' is not a number"),
+  ],
+)
+def test_malformed_chains_are_one_line_errors_naming_the_step(text, message):
+  with pytest.raises(ConfigError) as error:
+    config_lib.parse("test_chains", f"resize:2,{text}")
+  assert message in str(error.value) and "--test_chains" in str(error.value)
+  assert "\n" not in str(error.value)
+  with pytest.raises(ConfigError):
+    config_lib.make(train_chain=text)
+
+
+def test_presets_say_what_was_published():
+  wang = chains.parse("wang2020_blur_jpeg_0.5")
+  blur, save = wang.steps
+  assert (blur.sigma.bounds(), blur.probability) == ((0.0, 3.0), 0.5)
+  assert (save.quality.bounds(), save.probability) == ((30, 100), 0.5)
+  assert chains.parse("wang2020_blur_jpeg_0.1").steps[0].probability == 0.1
+  crop, resize, save = chains.parse("corvi2023").steps
+  assert crop.size[0].bounds() == (160, 2048) and resize.kernel == "auto"
+  assert save.quality.bounds() == (65, 100)
+
+
+def _by_hand(image, chain, draws):
+  """A chain's steps applied with Pillow, scipy and OpenCV from what it drew."""
+  columns = dict(zip(chains.draw_columns(chain), draws))
+  for number, step in enumerate(chain.steps):
+    at = lambda name, n=number, s=step: columns[f"{n}_{s.name}_{name}"]  # noqa: E731
+    if not at("applied"):
+      continue
+    if step.name == "crop":
+      y, x, h, w = (int(at(k)) for k in ("y", "x", "height", "width"))
+      image = image[y : y + h, x : x + w]
+    elif step.name == "resize":
+      h, w = int(at("height")), int(at("width"))
+      kernel = step.kernel
+      if kernel == "auto":
+        kernel = "lanczos" if (h < image.shape[0] or w < image.shape[1]) else "bicubic"
+      image = np.asarray(Image.fromarray(image).resize((w, h), PIL_KERNELS[kernel]))
+    elif step.name == "blur":
+      image = image.copy()
+      for c in range(3):
+        scipy.ndimage.gaussian_filter(image[..., c], output=image[..., c], sigma=at("sigma"))
+    else:
+      image = testing.opencv_compress(image, int(at("qf")))
+  return np.ascontiguousarray(image)
+
+
+STEP_CHAINS = [
+  "resize:0.5..1.5/bilinear",
+  "resize:37x53/lanczos",
+  "blur:0.2..2.5",
+  "jpeg:40..95@0.7",
+  "crop:20..40",
+  "crop:160..2048>resize:200x200/auto>jpeg:65..100",
+]
+
+
+@pytest.mark.parametrize("way", testing.WAYS)
+@pytest.mark.parametrize("text", STEP_CHAINS)
+def test_each_step_three_ways_equals_the_same_steps_by_hand(text, way):
+  image = testing.synthetic_image(61, 77, seed=3)
+  chain = chains.parse(text)
+  for draw in range(3):
+    out, draws = testing.run(
+      lambda x, s: (lambda o: (o[0], o[1]["draws"]))(chain_ops.apply(x, chain, s)),
+      way,
+      image,
+      tf.constant([7, draw], tf.int64),
+    )
+    np.testing.assert_array_equal(out, _by_hand(image, chain, draws), err_msg=f"draw {draw}")
+
+
+def test_draws_are_seeded_spread_and_kept_in_their_ranges():
+  image = testing.synthetic_image(64, 64, seed=1)
+  chain = chains.parse("blur:0..3@0.5>jpeg:30..100@0.5")
+  seen = [chain_ops.apply(image, chain, (1, k))[1]["draws"].numpy() for k in range(60)]
+  again = [chain_ops.apply(image, chain, (1, k))[1]["draws"].numpy() for k in range(60)]
+  np.testing.assert_array_equal(seen, again)
+  seen = np.array(seen)
+  blurred, saved = seen[:, 0] > 0, seen[:, 2] > 0
+  assert 0.25 < blurred.mean() < 0.75 and 0.25 < saved.mean() < 0.75
+  assert 0 <= seen[blurred, 1].min() and seen[blurred, 1].max() <= 3
+  assert set(seen[saved, 3].astype(int)) <= set(range(30, 101))
+  assert len(set(seen[saved, 3].astype(int))) > 10
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+  return testing.folder_task(
+    tmp_path_factory.mktemp("chains"),
+    (83, 101),
+    PATCH,
+    per_class=6,
+    png_every=2,
+    quality=93,
+    patches_per_image=2,
+  )
+
+
+@pytest.mark.parametrize(
+  "text",
+  [
+    "resize:0.75/lanczos>jpeg:80",
+    "corvi2023",
+    "blur:1.5>resize:1.5>jpeg:60..90",
+    "jpeg:90>crop:50",
+  ],
+)
+def test_a_chain_condition_equals_its_steps_applied_by_hand(folder, text):
+  """Decode, chain (from the draws the evaluation writes down), crop: the
+  same pixels as OpenCV, Pillow and scipy doing each step."""
+  task, path_of, _ = folder
+  config = ip.PipelineConfig.of(patch_size=PATCH, patches_per_image=2, batch_size=5)
+  condition = ip.Condition("aligned", chain=text)
+  chain = chains.parse(text)
+  seen = 0
+  for batch in ip.eval_dataset(task, "test", [condition], config):
+    for image, offset, image_id, draws in zip(
+      batch["image"].numpy(), batch["offset"].numpy(), batch["image_id"].numpy(), batch["draws"]
+    ):
+      source = cv2.imread(path_of[image_id.decode()], cv2.IMREAD_COLOR)[..., ::-1]
+      expected = _by_hand(source, chain, draws.numpy())
+      y, x = offset
+      np.testing.assert_array_equal(image, expected[y : y + PATCH, x : x + PATCH])
+      seen += 1
+  assert seen == task.num_images["test"] * 2
+
+
+def test_aligned_crops_follow_the_grid_of_the_last_compression():
+  """After resize then JPEG the grid starts at the top-left; a crop after the
+  JPEG moves it, and aligned patches move with it: the blind estimator finds
+  the grid at the patch's own corner."""
+  image = testing.synthetic_image(180, 200, seed=5)
+  data = tf.io.encode_png(image)
+  config = ip.PipelineConfig.of(patch_size=64, patches_per_image=4)
+  element = dict(encoded=data, label=tf.constant(0), image_id=tf.constant("x"))
+  for text in ("resize:0.8>jpeg:70", "resize:0.9>jpeg:60>crop:150"):
+    chain = chains.parse(text)
+    for draw in range(3):
+      cut = ip.cut_patches(
+        element, config, ["aligned"], tf.constant([draw, 1], tf.int64), None, chain
+      )
+      for patch in cut["aligned"]["image"].numpy():
+        origin, confidence = grid.estimate(patch)
+        assert confidence >= grid.CONFIDENT, text
+        assert tuple(origin.numpy()) == (0, 0), (text, cut["aligned"]["offset"].numpy())
+
+
+def test_training_with_a_chain_applies_it_per_image_and_per_epoch(folder):
+  task, path_of, _ = folder
+  config = ip.PipelineConfig.of(
+    patch_size=PATCH, patches_per_image=2, batch_size=4, train_chain="resize:1.2..1.6/lanczos@0.5"
+  )
+  plain = ip.PipelineConfig.of(patch_size=PATCH, patches_per_image=2, batch_size=4)
+
+  def patches(pipeline, epoch):
+    out = {}
+    for batch in ip.train_dataset(task, pipeline, epoch):
+      for image, image_id, index, offset in zip(
+        batch["image"].numpy(),
+        batch["image_id"].numpy(),
+        batch["patch_index"].numpy(),
+        batch["offset"].numpy(),
+      ):
+        out[(image_id.decode(), int(index))] = (image, tuple(offset))
+    return out
+
+  chained, again, unchained = patches(config, 0), patches(config, 0), patches(plain, 0)
+  assert chained.keys() == unchained.keys() == again.keys()
+  for key in chained:
+    np.testing.assert_array_equal(chained[key][0], again[key][0])
+  # Resized images: offsets reach beyond the original's size for some, and
+  # about half the images differ from the unchained pipeline's patches.
+  changed = {k[0] for k in chained if not np.array_equal(chained[k][0], unchained[k][0])}
+  assert 0.2 < len(changed) / task.num_images["train"] < 0.9
+  bigger = max(max(o) for _, o in chained.values())
+  assert bigger > max(max(o) for _, o in unchained.values())
