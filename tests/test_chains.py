@@ -3,7 +3,6 @@ in the pipeline: parsed and refused in one line, each step three ways, a
 chain condition equal to its steps applied by hand with Pillow, scipy and
 OpenCV, the grid semantics, training augmentation, the published presets."""
 
-
 import cv2
 import numpy as np
 import pytest
