@@ -21,7 +21,13 @@ from tfjpeg.serving import classifier
 import helpers as testing
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-SMALL = dict(qualities=(None, 50, 90), double_pairs=((50, 90),), periods=(8,))
+SMALL = dict(
+  qualities=(None, 50, 90),
+  double_pairs=((50, 90),),
+  periods=(8,),
+  resize_factors=(0.25, 0.5, 1.0, 2.0),  # 0.25 leaves a 32-pixel image: left out
+  resize_qualities=(None, 75),
+)
 
 
 @pytest.fixture(scope="module")
@@ -80,15 +86,38 @@ def test_report_of_a_run_agrees_with_its_tables_and_bin_evaluate(trained, tmp_pa
   out = tmp_path / "report"
   summary = report.make(str(workdir), str(out), command="bin/report --model=RUN", **SMALL)
   page = (out / "report.html").read_text()
-  table = pd.read_csv(out / "conditions.csv", keep_default_na=False)
+  everything = pd.read_csv(out / "conditions.csv", keep_default_na=False)
+  chained = everything[everything["test_chain"] != "none"]
+  table = everything[everything["test_chain"] == "none"]
   # 2 crops x 3 QFs, realigned, 2 crops x 1 double pair, 2 crops x (swap, common): the
   # cameras store at QF 92, 95, 90 and 97, so three are less compressed than cam_c.
   assert len(table) == 6 + 1 + 2 + 4 and set(table["n_images"]) == {summary["images"]}
   assert table["test_resave"].value_counts().to_dict() == {"none": 9, "swap": 2, "common": 2}
+  # Resizing: factors 0.5, 1 and 2, each not saved again or saved at QF 75 (1 and
+  # not saved is the stored row), and Corvi's protocol, on random crops.
+  assert sorted(chained["test_chain"]) == sorted(
+    ["resize:0.5", "resize:0.5>jpeg:75", "jpeg:75", "resize:2", "resize:2>jpeg:75", "corvi2023"]
+  )
+  assert set(chained["test_crop"]) == {"random"}
+  resized = pd.read_csv(out / "resize.csv", keep_default_na=False)
+  assert sorted(set(resized["resize_factor"])) == [0.5, 1.0, 2.0]
+  stored = table[(table["test_crop"] == "random") & (table["test_qf"] == "none")]
+  halved = chained[chained["test_chain"] == "resize:0.5"]
+  cost = float(stored["balanced_accuracy"].iloc[0] - halved["balanced_accuracy"].iloc[0])
+  assert any(
+    line.startswith("Resizing: halving the size") and f"{abs(cost):.2f}" in line
+    for line in summary["verdict"]
+  )
+  assert any(line.startswith("Under corvi2023") for line in summary["verdict"])
+  assert "Factors 0.25 are left out" in page and "Processing chains and protocols" in page
+  draws = pd.read_csv(out / "chain_draws.csv")
+  corvi = draws[draws["test_chain"] == "corvi2023"]
+  assert len(corvi) == summary["images"]
+  assert (corvi["0_crop_height"] == 128).all() and set(corvi["2_jpeg_qf"]) <= set(range(65, 101))
   # Every accuracy of the CSV is in the page's tables, as printed there.
   parser = _Cells()
   parser.feed(page)
-  header = parser.rows[0]
+  header = next(r for r in parser.rows if "test_crop" in r and "test_chain" not in r)
   printed = {
     (
       r[header.index("test_crop")],
@@ -106,24 +135,28 @@ def test_report_of_a_run_agrees_with_its_tables_and_bin_evaluate(trained, tmp_pa
     )
   # Per-class recall under every condition; their mean is the balanced accuracy.
   classes = pd.read_csv(out / "per_class.csv", keep_default_na=False)
-  assert len(classes) == len(table) * 4
-  means = (
-    classes.groupby(["test_crop", "test_qf", "test_first_qf", "test_resave"], sort=False)["recall"]
-    .mean()
-    .to_numpy()
-  )
-  np.testing.assert_allclose(means, table["balanced_accuracy"], atol=1e-9)
+  assert len(classes) == len(everything) * 4
+  keys = ["test_crop", "test_qf", "test_first_qf", "test_resave", "test_chain"]
+  means = classes.groupby(keys, sort=False)["recall"].mean().to_numpy()
+  np.testing.assert_allclose(means, everything["balanced_accuracy"], atol=1e-9)
   assert "recall cam_a" in page and "Compression swap" in page
   assert any(
     "re-saved at the QFs of the other classes' files" in line for line in summary["verdict"]
   )
   # The same conditions through bin/evaluate's code: the same numbers.
-  evaluated = evaluation.evaluate_run(str(workdir), ("aligned", "random"), (None, 50))
+  evaluated = evaluation.evaluate_run(
+    str(workdir), ("aligned", "random"), (None, 50), test_chains=("resize:0.5>jpeg:75",)
+  )
+  assert "resize:0.5>jpeg:75" in set(evaluated["test_chain"])
   for row in evaluated.itertuples():
-    mine = table[
-      (table["test_crop"] == row.test_crop)
-      & (table["test_qf"].astype(str) == str(row.test_qf))
-      & (table["test_first_qf"] == "none")
+    if row.test_chain != "none" and row.test_crop != "random":
+      continue  # the report puts chains on random crops only
+    mine = everything[
+      (everything["test_crop"] == row.test_crop)
+      & (everything["test_qf"].astype(str) == str(row.test_qf))
+      & (everything["test_first_qf"] == "none")
+      & (everything["test_resave"] == "none")
+      & (everything["test_chain"] == row.test_chain)
     ].iloc[0]
     for column in (
       "balanced_accuracy",
@@ -142,13 +175,13 @@ def test_report_of_a_run_agrees_with_its_tables_and_bin_evaluate(trained, tmp_pa
   # Over seeds: a second report whose accuracies are 0.1 higher.
   other = tmp_path / "other"
   shutil.copytree(out, other)
-  table.assign(balanced_accuracy=table["balanced_accuracy"] + 0.1).to_csv(
+  everything.assign(balanced_accuracy=everything["balanced_accuracy"] + 0.1).to_csv(
     other / "conditions.csv", index=False
   )
   conditions, sweeps = report.across([str(out), str(other)], str(tmp_path / "across"))
-  assert len(conditions) == len(table) and set(conditions["n_seeds"]) == {2}
+  assert len(conditions) == len(everything) and set(conditions["n_seeds"]) == {2}
   np.testing.assert_allclose(
-    conditions["balanced_accuracy_mean"], table["balanced_accuracy"] + 0.05
+    conditions["balanced_accuracy_mean"], everything["balanced_accuracy"] + 0.05
   )
   np.testing.assert_allclose(conditions["balanced_accuracy_sd"], 0.1 / np.sqrt(2))
   assert sweeps["period"].tolist() == [8] and (sweeps["asd_percent_sd"] == 0).all()

@@ -352,3 +352,33 @@ def double_compression_map(table, stem):
       )
   fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="balanced accuracy")
   return _save(fig, stem)
+
+
+def accuracy_by_resize(table, stem, chance=None):
+  """Balanced accuracy against resize factor, one curve per QF the resized
+  image is then saved at ("none": not saved again), with each point's 95%
+  interval; `table` has resize_factor, resize_qf, balanced_accuracy and its
+  _low and _high."""
+  plt = _pyplot()
+  fig, axis = plt.subplots(figsize=(6.4, 3.6))
+  for qf, rows in table.groupby("resize_qf", sort=False):
+    rows = rows.sort_values("resize_factor")
+    value = rows["balanced_accuracy"].astype(float).to_numpy()
+    spread = np.stack(
+      [
+        value - rows["balanced_accuracy_low"].astype(float).to_numpy(),
+        rows["balanced_accuracy_high"].astype(float).to_numpy() - value,
+      ]
+    )
+    label = "not saved again" if str(qf) == "none" else f"then JPEG QF {qf}"
+    axis.errorbar(rows["resize_factor"], value, yerr=spread, marker="o", capsize=3, label=label)
+  if chance is not None:
+    axis.axhline(chance, color="gray", linewidth=0.8, linestyle=":", label="chance")
+  axis.set_xscale("log", base=2)
+  factors = sorted(table["resize_factor"].unique())
+  axis.set_xticks(factors, [f"{f:g}" for f in factors])
+  axis.set_xlabel("resize factor of the whole image (1: as stored)")
+  axis.set_ylabel("balanced accuracy (95% interval)")
+  axis.set_ylim(0, 1.02)
+  axis.legend(fontsize=7)
+  return _save(fig, stem)

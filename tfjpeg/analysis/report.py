@@ -17,7 +17,13 @@ patches, with the project's own evaluation and per-offset code:
               common QF; per-class accuracy under every condition, and for two
               classes the share of each called positive, beside ROC AUC;
   offsets     the per-offset map (8x8, and 16x16 for 4:2:0 chroma), the
-              displacement curve and ASD%.
+              displacement curve and ASD%;
+  resize      balanced accuracy against the factor the whole test image is
+              resized by (0.25 to 2, Pillow-exact bicubic) and a resize x QF
+              grid (resized, then saved again), random crops; Corvi et al.
+              2023's test operations (crop, resize to 200x200, JPEG 65..100)
+              and any other processing chain asked for (tfjpeg.codec.chains),
+              what each drew for each image in chain_draws.csv.
 
 Every accuracy has its 95% interval, by bootstrap over images; two-class
 models also get ROC AUC and AP under each condition. The page (figures
@@ -47,6 +53,7 @@ from tfjpeg.analysis import evaluation
 from tfjpeg.analysis import offsets
 from tfjpeg.analysis import plotting
 from tfjpeg.analysis import tables as tables_lib
+from tfjpeg.codec import chains as chains_lib
 from tfjpeg.codec import grid
 from tfjpeg.codec import images
 from tfjpeg.core import metrics
@@ -62,6 +69,12 @@ from tfjpeg.train import rundir
 QUALITIES = (None, 99, 95, 90, 80, 70, 60, 50)
 DOUBLE_PAIRS = tuple((first, second) for first in (50, 70, 90) for second in (70, 90))
 FLOOR = 0.6  # the verdict names the QFs where accuracy falls below this
+# The resize x QF grid: factors of the whole test image (1: as stored), each
+# then saved at a QF or not at all (None), bicubic as Pillow resizes by default.
+RESIZE_FACTORS = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
+RESIZE_QUALITIES = (None, 90, 75, 50)
+# Published test protocols every report puts the classifier through.
+PROTOCOLS = ("corvi2023",)
 
 
 class _Forward:
@@ -191,6 +204,57 @@ def resave_conditions(profile, crops=("aligned", "random")):
   return [input_pipeline.Condition(crop, resave=r) for crop in crops for r in resaves]
 
 
+def resize_grid(factors, qualities, smallest_side, patch_size):
+  """The resize x QF grid as a table of (resize_factor, resize_qf, test_chain):
+  every factor that leaves the smallest test image at least a patch wide
+  (the others are listed in `skipped`), each then saved at each QF."""
+  kept = [f for f in factors if int(np.floor(smallest_side * f + 0.5)) >= patch_size]
+  rows = []
+  for factor in kept:
+    for quality in qualities:
+      steps = ([f"resize:{factor:g}"] if factor != 1 else []) + (
+        [f"jpeg:{quality}"] if quality else []
+      )
+      text = chains_lib.parse(">".join(steps)).text
+      rows.append(
+        dict(resize_factor=float(factor), resize_qf=str(quality or "none"), test_chain=text)
+      )
+  return pd.DataFrame(rows), [f for f in factors if f not in kept]
+
+
+def resize_verdict(grid_table, protocols):
+  """Plain words on resizing: what halving and doubling the size cost, the
+  worst cell of the resize x QF grid, and each published protocol."""
+  lines = []
+  alone = grid_table[grid_table["resize_qf"] == "none"].set_index("resize_factor")
+  if 1.0 in alone.index:
+    stored = float(alone.loc[1.0, "balanced_accuracy"])
+    for factor, words in ((0.5, "halving"), (2.0, "doubling"), (0.25, "quartering")):
+      if factor in alone.index:
+        cost = stored - float(alone.loc[factor, "balanced_accuracy"])
+        verb = "costs" if cost >= 0 else "gains"
+        lines.append(
+          f"Resizing: {words} the size {verb} {abs(cost):.2f} balanced accuracy "
+          f"(as stored {stored:.2f}, resized by {factor:g}: "
+          f"{float(alone.loc[factor, 'balanced_accuracy']):.2f})."
+        )
+  if len(grid_table):
+    worst = grid_table.loc[grid_table["balanced_accuracy"].astype(float).idxmin()]
+    saved = "" if worst["resize_qf"] == "none" else f" then saved at QF {worst['resize_qf']}"
+    lines.append(
+      f"Hardest resize: by {worst['resize_factor']:g}{saved}, "
+      f"{float(worst['balanced_accuracy']):.2f}."
+    )
+  for _, row in protocols.iterrows():
+    lines.append(
+      f"Under {row['test_chain']} "
+      f"({chains_lib.PRESETS.get(row['test_chain'], row['test_chain'])}): "
+      f"{float(row['balanced_accuracy']):.2f} "
+      f"({float(row['balanced_accuracy_low']):.2f}-{float(row['balanced_accuracy_high']):.2f})."
+    )
+  return lines
+
+
 def per_class(table, confusions, conditions_list, class_names):
   """One row per test condition and true class: its recall (accuracy on that
   class), its patches, and the share called each class."""
@@ -209,6 +273,7 @@ def per_class(table, confusions, conditions_list, class_names):
           test_qf=row.test_qf,
           test_first_qf=row.test_first_qf,
           test_resave=row.test_resave,
+          test_chain=row.test_chain,
           class_name=name,
           recall=shares[f"called_{name}"],
           n_patches=int(total),
@@ -379,12 +444,16 @@ def make(
   qualities: Sequence[int | None] = QUALITIES,
   double_pairs: Sequence[tuple[int, int]] = DOUBLE_PAIRS,
   periods: Sequence[int] = (8, 16),
+  resize_factors: Sequence[float] = RESIZE_FACTORS,
+  resize_qualities: Sequence[int | None] = RESIZE_QUALITIES,
+  test_chains: Sequence[str] = PROTOCOLS,
   command: str | None = None,
   stream: IO[str] | None = None,
 ) -> dict:
   """Measures everything of the module docstring and writes out_dir/report.html,
   conditions.csv, offsets_<period>.csv, displacement_<period>.csv,
-  grid_estimates.csv and summary.json. Returns the summary dict."""
+  grid_estimates.csv, resize.csv, chain_draws.csv and summary.json. Returns
+  the summary dict."""
   classifier = classifier_lib.load(model_path, class_names, patch_size)
   base = config_lib.make(
     task="folder",
@@ -416,10 +485,28 @@ def make(
     stream=stream,
   )
   profile = audit.compression_profile(stored, classifier.class_names)
-  measured = conditions(qualities, double_pairs) + resave_conditions(profile)
+  smallest = min(
+    int(min(tf.image.extract_jpeg_shape(e)[:2]))
+    if tf.io.is_jpeg(e)
+    else int(min(tf.shape(images.decode(e))[:2]))
+    for e in columns["encoded"]
+  )
+  resizes, skipped = resize_grid(resize_factors, resize_qualities, smallest, memory_task.patch_size)
+  extra = [chains_lib.parse(c).text for c in test_chains]
+  chain_texts = list(dict.fromkeys([t for t in resizes["test_chain"] if t != "none"] + extra))
+  measured = (
+    conditions(qualities, double_pairs)
+    + resave_conditions(profile)
+    + [input_pipeline.Condition("random", chain=t) for t in chain_texts]
+  )
   with progress.Progress(2 + len(periods), "robustness report", "passes", stream) as bar:
     table, confusions = evaluation.evaluate(
-      model, memory_task, config, conditions=measured, profile=profile
+      model,
+      memory_task,
+      config,
+      conditions=measured,
+      profile=profile,
+      draws_path=os.path.join(out_dir, evaluation.DRAWS_FILE),
     )
     classes = per_class(table, confusions, measured, classifier.class_names)
     bar.update()
@@ -439,9 +526,23 @@ def make(
       os.path.join(out_dir, f"displacement_{period}.csv"), index=False
     )
     panels.append(offsets.figure_panel(f"{period}x{period} phases", phases))
-  findings = swap_verdict(table, classes, profile) + verdict(
-    table, sweeps, confidence, classifier.num_classes
+  chained = table["test_chain"] != "none"
+  random_rows = table[
+    (table["test_crop"] == "random")
+    & (table["test_qf"] == "none")
+    & (table["test_first_qf"] == "none")
+    & (table["test_resave"] == "none")
+  ]
+  resize_rows = resizes.merge(random_rows, on="test_chain", how="left")
+  resize_rows.to_csv(os.path.join(out_dir, "resize.csv"), index=False)
+  protocol_rows = random_rows[random_rows["test_chain"].isin(extra)]
+  classes = classes[classes["test_chain"] == "none"]
+  findings = (
+    swap_verdict(table[~chained], classes, profile)
+    + verdict(table[~chained], sweeps, confidence, classifier.num_classes)
+    + resize_verdict(resize_rows, protocol_rows)
   )
+  table = table[~chained]  # the sections below: the JPEG conditions
   stored_rows = table["test_resave"] == "none"
   quality_rows = table[
     (table["test_first_qf"] == "none")
@@ -516,7 +617,50 @@ def make(
     swap_table = _table(swap_rows, shown) + _table(shift)
   else:
     swap_table = _table(swap_rows, shown)
+  grid_view = resize_rows.pivot_table(
+    index="resize_factor", columns="resize_qf", values="balanced_accuracy", sort=False
+  ).reset_index()
+  grid_view.columns = [
+    "resize factor" if c == "resize_factor" else ("not saved" if c == "none" else f"then QF {c}")
+    for c in grid_view.columns
+  ]
+  resize_text = (
+    "Each test image resized whole by the factor (Pillow-exact bicubic, antialiased when "
+    "shrinking), then saved at the QF or not saved again, before random crops are cut: "
+    "what platforms and messengers do to a photo."
+    + (
+      f" Factors {', '.join(f'{f:g}' for f in skipped)} are left out: they would leave "
+      f"the smallest test image ({smallest} px) smaller than a patch."
+      if skipped
+      else ""
+    )
+  )
+  protocol_text = (
+    "Published test protocols, applied to every test image: "
+    + "; ".join(
+      f"<code>{html.escape(t)}</code> = <code>{html.escape(chains_lib.PRESETS.get(t, t))}</code>"
+      for t in extra
+    )
+    + ". What each drew for each image is in chain_draws.csv, so that the same "
+    "operations can be applied again."
+  )
   sections = [
+    _section(
+      "Resizing: accuracy against resize factor and QF",
+      resize_text,
+      _figure(
+        plotting.accuracy_by_resize(
+          resize_rows, os.path.join(figures, "resize"), 1 / classifier.num_classes
+        )
+      ),
+      _table(grid_view),
+    ),
+    _section(
+      "Processing chains and protocols",
+      protocol_text,
+      None,
+      _table(protocol_rows, shown + ["test_chain"]),
+    ),
     _section(
       "Compression swap: does the net read how files were saved?", swap_text, None, swap_table
     ),
