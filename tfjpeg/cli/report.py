@@ -4,6 +4,7 @@
     tfjpeg-report --model=detector.keras --class_names=real,fake --images=labelled/ --out=r
     tfjpeg-report --model=runs/RUN/export --task=real_history --out=r
     tfjpeg-report --across=r/seed0,r/seed1,r/seed2 --out=r       # mean and sd over seeds
+    tfjpeg-report --model=runs/RUN --out=r --test_chains=corvi2023,'resize:0.5>jpeg:60..90'
 
 (bin/report in a checkout.) The model is a run directory, its exported
 SavedModel, or any SavedModel or .keras file mapping uint8 RGB patches to
@@ -49,6 +50,22 @@ flags.DEFINE_list(
   "Test QFs of the quality curve; none = as stored (default: none,99,95,90,80,70,60,50).",
 )
 flags.DEFINE_list("offset_periods", ["8", "16"], "Per-offset sweeps: 8 and/or 16.")
+flags.DEFINE_list(
+  "resize_factors",
+  None,
+  "Factors of the resize x QF grid, 1 = as stored (default: 0.25,0.5,0.75,1,1.5,2).",
+)
+flags.DEFINE_list(
+  "resize_qfs",
+  None,
+  "QFs resized images are then saved at, none = not saved again (default: none,90,75,50).",
+)
+flags.DEFINE_list(
+  "test_chains",
+  None,
+  "Processing chains or published protocols to put every test image through "
+  "(tfjpeg.codec.chains; default: corvi2023).",
+)
 
 
 def main(argv):
@@ -83,10 +100,29 @@ def main(argv):
     f.seed,
     (config_lib.parse("test_qfs", f.test_qfs) if f.test_qfs else report.QUALITIES),
     periods=tuple(int(p) for p in f.offset_periods),
+    resize_factors=(
+      tuple(_factor(v) for v in f.resize_factors) if f.resize_factors else report.RESIZE_FACTORS
+    ),
+    resize_qualities=(
+      config_lib.parse("test_qfs", f.resize_qfs) if f.resize_qfs else report.RESIZE_QUALITIES
+    ),
+    test_chains=(
+      config_lib.parse("test_chains", f.test_chains) if f.test_chains else report.PROTOCOLS
+    ),
   )
   for line in summary["verdict"]:
     print(line)
   print(f"wrote {f.out}/report.html")
+
+
+def _factor(text):
+  try:
+    value = float(text)
+  except ValueError:
+    value = 0.0
+  if not value > 0:
+    raise config_lib.ConfigError(f"--resize_factors: {text!r} is not a factor greater than 0")
+  return value
 
 
 def run():
