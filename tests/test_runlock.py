@@ -171,3 +171,72 @@ def test_two_runs_filling_the_lattice_cache_at_once_leave_it_whole(tmp_path):
     stored = (folder / lattice.entry_name(path)).read_bytes()
     expected = jpeg.encode(images.decode(tf.io.read_file(path)), 90).numpy()
     assert stored == expected
+
+
+@pytest.mark.parametrize("command", ["evaluate", "export"])
+def test_evaluate_and_export_take_the_runs_lock(tmp_path, live_process, command):
+  """A run being written by another process (training, say) is refused in
+  one line by the binaries that write into its directory too."""
+  workdir = tmp_path / "run"
+  _lock_as(workdir, socket.gethostname(), live_process.pid)
+  (workdir / "config.json").write_text(config_lib.make().to_json())
+  done = subprocess.run(
+    [sys.executable, str(REPO / "bin" / command), f"--workdir={workdir}"],
+    env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
+  lines = [line for line in done.stderr.splitlines() if line.startswith(f"{command}: ")]
+  assert done.returncode == 1 and len(lines) == 1, done.stderr
+  assert f"process {live_process.pid}" in lines[0] and "Traceback" not in done.stderr
+  assert json.loads((workdir / runlock.LOCK_NAME).read_text())["pid"] == live_process.pid
+
+
+# As a user types them: each start is refused in one line, before a run
+# directory is written, so the corrected command can use the same --workdir.
+FAILED_STARTS = [
+  (["--net=resnet51"], "'resnet51' is no registered net"),
+  (["--task=folder", "--data_dir=/nonexistent"], "/nonexistent"),
+  (["--patch_size=16"], "hpf needs patches of at least 64 pixels, but --patch_size is 16"),
+  (["--net=xception", "--patch_size=64"], "xception needs patches of at least 71"),
+  (["--weights=/nonexistent.h5"], "weights file /nonexistent.h5 does not exist"),
+  (["--builtin_scenes=2"], "too few source images for the split"),
+  (["--train_chain=resize:0"], "chain 'resize:0', step 'resize:0': 0 must be greater than 0"),
+]
+
+
+@pytest.mark.parametrize("arguments,message", FAILED_STARTS)
+def test_a_failed_start_leaves_nothing_behind(tmp_path, arguments, message):
+  workdir = tmp_path / "W"
+  done = subprocess.run(
+    [sys.executable, str(REPO / "bin" / "train"), f"--workdir={workdir}"] + arguments,
+    env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TFJPEG_CACHE=str(tmp_path / "cache")),
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
+  lines = [line for line in done.stderr.strip().splitlines() if line.startswith("train: ")]
+  assert done.returncode == 1 and len(lines) == 1 and message in lines[0], done.stderr
+  assert "Traceback" not in done.stderr
+  assert not workdir.exists()
+
+
+def test_an_impossible_workdir_is_one_line(tmp_path):
+  blocker = tmp_path / "file"
+  blocker.write_text("not a folder")
+  for workdir, message in (
+    (blocker / "run", "cannot be created"),
+    ("/proc/x", "cannot be created"),
+  ):
+    done = subprocess.run(
+      [sys.executable, str(REPO / "bin" / "train"), f"--workdir={workdir}", "--epochs=1"],
+      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TFJPEG_CACHE=str(tmp_path / "cache")),
+      capture_output=True,
+      text=True,
+      timeout=300,
+    )
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 1 and message in lines[-1] and "Traceback" not in done.stderr, (
+      done.stderr
+    )

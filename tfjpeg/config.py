@@ -59,6 +59,38 @@ MATCH_ALONE = (
 )
 
 
+# The registered nets by name, with the smallest patch side each takes, and the
+# registered tasks by name, with the patch side each cuts by default: what a
+# run is checked against while its flags are parsed, before anything that
+# imports TensorFlow loads or a run directory is written.
+# tfjpeg.models.nets.NETS and tfjpeg.data.tasks.TASKS take these from here.
+NET_MIN_PATCH = {
+  "efficientnetb0": 32,
+  "efficientnetb4": 32,
+  "resnet50": 32,
+  "xception": 71,
+  "bondi": 64,
+  "bayar": 64,
+  "hpf": 64,
+  "plain": 64,
+  "minimal": 64,
+}
+TASK_PATCH = {
+  "cameras": 64,
+  "cameras_random_cfa": 64,
+  "shapes": 64,
+  "generated": 64,
+  "generated_confounded": 64,
+  "real_history": 64,
+  "real_cameras": 64,
+  "folder": 224,
+  "vision": 512,
+  "gan": 224,
+  "imagenet": 224,
+  "lsun": 224,
+}
+
+
 def _setting(default, help_text, flag=None, choices=None, kind=None, factory=False):
   """A dataclass field with what its flag needs: help, allowed values, and
   `kind` (how its text is read: "qf", "qfs", "optional_qfs", ...; default: by type)."""
@@ -380,6 +412,21 @@ class Config:
         raise ConfigError(
           f"{name}: expected a {section.__name__}, got {type(getattr(self, name)).__name__}"
         )
+    if self.net not in NET_MIN_PATCH:
+      raise ConfigError(
+        f"--net: {self.net!r} is no registered net ({', '.join(sorted(NET_MIN_PATCH))})"
+      )
+    if self.task.name not in TASK_PATCH:
+      raise ConfigError(
+        f"--task: {self.task.name!r} is no registered task ({', '.join(sorted(TASK_PATCH))})"
+      )
+    patch = self.task.patch_size or TASK_PATCH[self.task.name]
+    if patch < NET_MIN_PATCH[self.net]:
+      given = "--patch_size" if self.task.patch_size else f"the {self.task.name} task's patch"
+      raise ConfigError(
+        f"--net: {self.net} needs patches of at least {NET_MIN_PATCH[self.net]} pixels, "
+        f"but {given} is {patch}"
+      )
 
   @property
   def train_qf_label(self):

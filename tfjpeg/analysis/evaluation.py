@@ -12,6 +12,7 @@ import pandas as pd
 from tfjpeg.analysis import plotting
 from tfjpeg.codec import chains
 from tfjpeg.core import metrics
+from tfjpeg.core import runlock
 from tfjpeg.data import audit
 from tfjpeg.models import inference
 from tfjpeg.pipeline import input_pipeline
@@ -138,8 +139,15 @@ def evaluate_run(
   `test_chains` adds processing-chain conditions (tfjpeg.codec.chains).
   With `builtin_seed`, a built-in task is generated anew with that seed (new
   scenes and noise, never seen in training or validation) and the results go
-  to workdir/builtin_seed<N>/ instead of the run's own results.csv.
+  to workdir/builtin_seed<N>/ instead of the run's own results.csv. Holds the
+  run directory's lock while it reads and writes there, as training does: a
+  run being trained is refused in one line.
   """
+  with runlock.hold(workdir):
+    return _evaluate_run(workdir, test_crops, test_qfs, test_first_qfs, builtin_seed, test_chains)
+
+
+def _evaluate_run(workdir, test_crops, test_qfs, test_first_qfs, builtin_seed, test_chains):
   config, task, model = classifier.load_run(
     workdir,
     test_crops=test_crops,

@@ -24,6 +24,7 @@ import pandas as pd
 from tfjpeg.analysis import plotting
 from tfjpeg.core import metrics
 from tfjpeg.core import progress
+from tfjpeg.core import runlock
 from tfjpeg.core.errors import ConfigError
 from tfjpeg.core.errors import MissingError
 from tfjpeg.models import inference
@@ -76,11 +77,13 @@ def resummarize(workdir):
 def analyse_run(workdir, period=8, test_qfs=None, test_first_qfs=None, builtin_seed=None):
   """Per-offset analysis of a trained run's selected weights (see
   `write_analysis`); with `builtin_seed`, on a built-in task generated anew,
-  written where `evaluation.evaluate_run` puts such results."""
-  config, task, model = classifier.load_run(
-    workdir, test_qfs=test_qfs, test_first_qfs=test_first_qfs, builtin_seed=builtin_seed
-  )
-  return write_analysis(rundir.output_dir(workdir, builtin_seed), model, task, config, period)
+  written where `evaluation.evaluate_run` puts such results. Holds the run
+  directory's lock while it reads and writes there, as training does."""
+  with runlock.hold(workdir):
+    config, task, model = classifier.load_run(
+      workdir, test_qfs=test_qfs, test_first_qfs=test_first_qfs, builtin_seed=builtin_seed
+    )
+    return write_analysis(rundir.output_dir(workdir, builtin_seed), model, task, config, period)
 
 
 def write_analysis(workdir, model, task, config, period=8):

@@ -189,7 +189,7 @@ def _real(kind, default_ppi):
   `image_size` the tile side, `num_scenes` the number of photos used."""
 
   def make(options):
-    patch = _pick(options.patch_size, 64)
+    patch = _pick(options.patch_size, _PATCH[f"real_{kind}"])
     root = real_photos.materialize(
       kind, options.image_size, options.builtin_scenes, options.builtin_seed, options.data_dir
     )
@@ -208,7 +208,7 @@ def _real(kind, default_ppi):
 def _folder(options):
   if not options.data_dir:
     raise ConfigError("the folder task needs --data_dir=DIR with one subfolder per class")
-  patch = _pick(options.patch_size, 224)
+  patch = _pick(options.patch_size, _PATCH["folder"])
   found = manifest.from_class_folders(
     options.data_dir, (patch, patch), _fractions(options), options.split_seed
   )
@@ -328,23 +328,37 @@ def _tfds(key, kind, default_patch, default_ppi):
   return make
 
 
+_PATCH = config_lib.TASK_PATCH
 TASKS = {
-  "cameras": _builtin("cameras", "forensic", "cameras", 200, 128, 64, 4, True),
+  "cameras": _builtin("cameras", "forensic", "cameras", 200, 128, _PATCH["cameras"], 4, True),
   "cameras_random_cfa": _builtin(
-    "cameras_random_cfa", "forensic", "cameras_random_cfa", 200, 128, 64, 4, True
+    "cameras_random_cfa",
+    "forensic",
+    "cameras_random_cfa",
+    200,
+    128,
+    _PATCH["cameras_random_cfa"],
+    4,
+    True,
   ),
-  "shapes": _builtin("shapes", "vision", "shapes", 800, 96, 64, 4),
-  "generated": _builtin("generated", "forensic", "generated", 1000, 96, 64, 4),
+  "shapes": _builtin("shapes", "vision", "shapes", 800, 96, _PATCH["shapes"], 4),
+  "generated": _builtin("generated", "forensic", "generated", 1000, 96, _PATCH["generated"], 4),
   "generated_confounded": _builtin(
-    "generated_confounded", "forensic", "generated_confounded", 1000, 96, 64, 4
+    "generated_confounded",
+    "forensic",
+    "generated_confounded",
+    1000,
+    96,
+    _PATCH["generated_confounded"],
+    4,
   ),
   "real_history": _real("history", 4),
   "real_cameras": _real("cameras", 4),
   "folder": _folder,
-  "vision": _tfds("vision", "forensic", 512, 10),
-  "gan": _tfds("gan", "forensic", 224, 1),
-  "imagenet": _tfds("imagenet", "vision", 224, 1),
-  "lsun": _tfds("lsun", "vision", 224, 1),
+  "vision": _tfds("vision", "forensic", _PATCH["vision"], 10),
+  "gan": _tfds("gan", "forensic", _PATCH["gan"], 1),
+  "imagenet": _tfds("imagenet", "vision", _PATCH["imagenet"], 1),
+  "lsun": _tfds("lsun", "vision", _PATCH["lsun"], 1),
 }
 DEFAULT_TASK = config_lib.TaskConfig().name
 

@@ -1,7 +1,9 @@
 """`train_and_evaluate(config, workdir)`: one run, trained then tested.
 
 The run directory holds:
-  config.json        the resolved config, written before training starts
+  config.json        the resolved config, written once every check before
+                     training passed (task, net, patch size, data, weights):
+                     a start refused before then leaves no run directory
   run.json           what the model is without the data: task, class names,
                      patch size, net, weights file, input (tfjpeg.train.rundir)
   data_summary.txt   images per split and class, every bad file, and the
@@ -15,6 +17,7 @@ The run directory holds:
 """
 
 import os
+import shutil
 from collections.abc import Callable
 
 import keras
@@ -29,6 +32,7 @@ from tfjpeg.core.errors import ConfigError
 from tfjpeg.data import audit
 from tfjpeg.data import lattice
 from tfjpeg.data import tasks
+from tfjpeg.models import nets
 from tfjpeg.pipeline import input_pipeline
 from tfjpeg.train import baseline
 from tfjpeg.train import distribute
@@ -38,17 +42,34 @@ from tfjpeg.train import rundir
 from tfjpeg.train import schedule
 
 
-def _prepare_workdir(config, workdir):
-  os.makedirs(os.path.join(workdir, "checkpoints"), exist_ok=True)
-  path = os.path.join(workdir, "config.json")
-  if os.path.exists(path):
+def _check_workdir(config, workdir):
+  """Refuses a run directory that holds another run: before anything is done."""
+  if os.path.exists(os.path.join(workdir, "config.json")):
     changed = config_lib.differences(config_lib.saved(workdir), config)
     if changed:
       raise ConfigError(
         f"{workdir} holds a run with another config (differs in {changed}); use a new --workdir"
       )
-  else:
+
+
+def _start_workdir(config, workdir):
+  """The run has started: its config is written (once; a resumed run keeps it)."""
+  os.makedirs(os.path.join(workdir, "checkpoints"), exist_ok=True)
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
     rundir.write_atomically(path, config.to_json())
+
+
+def _make_workdir(workdir):
+  """Creates `workdir` (one line when it cannot be); True if it was not there."""
+  fresh = not os.path.isdir(workdir)
+  try:
+    os.makedirs(workdir, exist_ok=True)
+  except OSError as e:
+    raise ConfigError(f"--workdir={workdir} cannot be created: {e.strerror or e}") from None
+  if not os.access(workdir, os.W_OK):
+    raise ConfigError(f"--workdir={workdir} cannot be written to")
+  return fresh
 
 
 def train_and_evaluate(
@@ -72,12 +93,21 @@ def train_and_evaluate(
   # A multi-worker strategy configures collective ops: before any other op.
   strategy = distribute.make_strategy(config.runtime.strategy)
   workdir = distribute.worker_workdir(workdir)
-  with runlock.hold(workdir, break_lock), preemption.stop_on_sigterm():
-    return _train_and_evaluate(config, workdir, log, strategy)
+  _check_workdir(config, workdir)
+  fresh = _make_workdir(workdir)
+  started = []
+  try:
+    with runlock.hold(workdir, break_lock), preemption.stop_on_sigterm():
+      return _train_and_evaluate(config, workdir, log, strategy, started)
+  finally:
+    # A start that failed before the run began leaves no folder behind, so
+    # that the corrected command can use the same --workdir.
+    if fresh and not started:
+      shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _train_and_evaluate(config, workdir, log, strategy):
-  _prepare_workdir(config, workdir)
+def _train_and_evaluate(config, workdir, log, strategy, started):
+  nets.resolve_weights(config.net, config.weights)  # a missing weights file: now
   keras.utils.set_random_seed(config.schedule.seed)
   tf.config.experimental.enable_op_determinism()
   if config.runtime.mixed_precision:
@@ -89,6 +119,20 @@ def _train_and_evaluate(config, workdir, log, strategy):
     if task.lattice_qf
     else ""
   )
+  empty = [s for s, n in task.num_images.items() if n == 0]
+  if empty:
+    raise ConfigError(
+      f"the {config.task.name} task has no {' or '.join(empty)} images "
+      f"({task.num_images}): too few source images for the split; add "
+      "images or change --test_fraction/--validation_fraction"
+    )
+  if task.patch_size < config_lib.NET_MIN_PATCH[config.net]:
+    raise ConfigError(
+      f"--net: {config.net} needs patches of at least "
+      f"{config_lib.NET_MIN_PATCH[config.net]} pixels, but the task cuts {task.patch_size}"
+    )
+  _start_workdir(config, workdir)
+  started.append(True)
   # The files as stored (before any lattice QF): do they give the class away?
   found = audit.audit_task(task, seed=config.schedule.seed)
   profile = audit.compression_profile(found.files, task.class_names)
@@ -110,13 +154,6 @@ def _train_and_evaluate(config, workdir, log, strategy):
   log(task.summary)
   if found.warning():
     log(found.warning())
-  empty = [s for s, n in task.num_images.items() if n == 0]
-  if empty:
-    raise ConfigError(
-      f"the {config.task.name} task has no {' or '.join(empty)} images "
-      f"({task.num_images}): too few source images for the split; add "
-      "images or change --test_fraction/--validation_fraction"
-    )
   if config.schedule.recipe == "baseline":
     model = baseline.fit(config, task, workdir, log, profile)
   else:

@@ -21,6 +21,7 @@ import numpy as np
 from keras import layers
 from keras import ops
 
+from tfjpeg import config as config_lib
 from tfjpeg.core.errors import ConfigError
 from tfjpeg.core.errors import MissingError
 
@@ -242,30 +243,31 @@ def _plain(input_shape, num_classes, weights):
   return keras.Model(inputs, outputs, name="plain")
 
 
+_MIN = config_lib.NET_MIN_PATCH
 NETS = {
   "efficientnetb0": NetSpec(
-    _application("EfficientNetB0", None), 32, False, "efficientnetb0_notop.h5"
+    _application("EfficientNetB0", None), _MIN["efficientnetb0"], False, "efficientnetb0_notop.h5"
   ),
   "efficientnetb4": NetSpec(
-    _application("EfficientNetB4", None), 32, False, "efficientnetb4_notop.h5"
+    _application("EfficientNetB4", None), _MIN["efficientnetb4"], False, "efficientnetb4_notop.h5"
   ),
   "resnet50": NetSpec(
     _application("ResNet50", CaffePreprocess()),
-    32,
+    _MIN["resnet50"],
     False,
     "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
   ),
   "xception": NetSpec(
     _application("Xception", layers.Rescaling(1 / 127.5, offset=-1.0)),
-    71,
+    _MIN["xception"],
     False,
     "xception_weights_tf_dim_ordering_tf_kernels_notop.h5",
   ),
-  "bondi": NetSpec(_bondi, 64, True, made_for="forensic"),
-  "bayar": NetSpec(_bayar, 64, True, made_for="forensic"),
-  "hpf": NetSpec(_hpf, 64, True, made_for="forensic"),
-  "plain": NetSpec(_plain, 64, True, made_for="vision"),
-  "minimal": NetSpec(_minimal, 64, True, made_for="forensic"),
+  "bondi": NetSpec(_bondi, _MIN["bondi"], True, made_for="forensic"),
+  "bayar": NetSpec(_bayar, _MIN["bayar"], True, made_for="forensic"),
+  "hpf": NetSpec(_hpf, _MIN["hpf"], True, made_for="forensic"),
+  "plain": NetSpec(_plain, _MIN["plain"], True, made_for="vision"),
+  "minimal": NetSpec(_minimal, _MIN["minimal"], True, made_for="forensic"),
 }
 DEFAULT_NET = "hpf"
 

@@ -16,6 +16,7 @@ import keras
 import tensorflow as tf
 
 from tfjpeg.codec import images
+from tfjpeg.core import runlock
 from tfjpeg.serving import classifier
 
 
@@ -76,8 +77,10 @@ def export(model, class_names, patch_size, path):
 
 def export_run(workdir: str, path: str | None = None) -> str:
   """Exports the selected weights of the run in `workdir` (to workdir/export by
-  default), from the run directory alone: no dataset is read."""
-  about, model = classifier.load_model(workdir)
-  return export(
-    model, about["class_names"], about["patch_size"], path or os.path.join(workdir, "export")
-  )
+  default), from the run directory alone: no dataset is read. Holds the run
+  directory's lock, as training does: a run being trained is refused."""
+  with runlock.hold(workdir):
+    about, model = classifier.load_model(workdir)
+    return export(
+      model, about["class_names"], about["patch_size"], path or os.path.join(workdir, "export")
+    )
