@@ -197,7 +197,10 @@ def test_a_size_leak_is_named_once(tmp_path):
   assert len(size_lines) == 1 and "'small': 48x48 px" in size_lines[0]
 
 
-def test_bin_audit_writes_a_page_that_opens(tmp_path):
+@pytest.fixture(scope="module")
+def audit_page(tmp_path_factory):
+  """bin/audit's output on a folder whose format gives the class away."""
+  tmp_path = tmp_path_factory.mktemp("audit_page")
   root = _folder(tmp_path / "leak", True, scenes=10)
   out = tmp_path / "out"
   done = subprocess.run(
@@ -206,7 +209,12 @@ def test_bin_audit_writes_a_page_that_opens(tmp_path):
     text=True,
     check=True,
   )
-  assert "give the class away" in done.stdout
+  return out, done.stdout
+
+
+def test_bin_audit_writes_its_page_and_tables(audit_page, tmp_path):
+  out, stdout = audit_page
+  assert "give the class away" in stdout
   summary = json.loads((out / "summary.json").read_text())
   assert summary["leaks"] and len(summary["fingerprint"]) == 64
   for table in ("files", "by_class", "distribution", "attributes"):
@@ -227,6 +235,10 @@ def test_bin_audit_writes_a_page_that_opens(tmp_path):
   assert refused.stderr.strip().splitlines()[-1] == (
     f"audit: flag --images={tmp_path / 'absent'}: no such file or folder"
   )
+
+
+def test_the_audit_page_opens_in_a_browser(audit_page, tmp_path):
+  out, _ = audit_page
   screenshot = tmp_path / "page.png"
   console = testing.open_in_chromium(out / "audit.html", screenshot, height=1600)
   assert not console, console

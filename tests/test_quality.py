@@ -5,6 +5,8 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 import helpers as testing
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -27,20 +29,27 @@ def test_type_checker_on_the_public_modules():
   _run("mypy")  # the files and settings are in pyproject.toml
 
 
-def test_docs_build_strictly(tmp_path):
-  """A broken link, a missing page or an API reference that does not resolve
-  fails the build."""
-  done = _run("mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site"))
-  assert (tmp_path / "site" / "api" / "index.html").exists(), done.stderr
-  api = (tmp_path / "site" / "api" / "index.html").read_text()
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+  """The documentation site, built strictly: a broken link, a missing page or
+  an API reference that does not resolve fails the build."""
+  site = tmp_path_factory.mktemp("docs") / "site"
+  done = _run("mkdocs", "build", "--strict", "--site-dir", str(site))
+  assert (site / "api" / "index.html").exists(), done.stderr
+  return site
+
+
+def test_docs_build_strictly(site):
+  api = (site / "api" / "index.html").read_text()
   for name in (
     "tfjpeg.codec.jpeg.compress",
     "tfjpeg.codec.grid.estimate",
     "tfjpeg.experiments.run.train_and_evaluate",
   ):
     assert name in api
-  for page in ("index.html", "api/index.html", "architecture/index.html"):
-    messages = testing.open_in_chromium(
-      tmp_path / "site" / page, tmp_path / (page.replace("/", "_") + ".png")
-    )
+
+
+def test_docs_pages_open_in_a_browser(site, tmp_path):
+  for page in ("index.html", "api/index.html", "architecture/index.html", "chains/index.html"):
+    messages = testing.open_in_chromium(site / page, tmp_path / (page.replace("/", "_") + ".png"))
     assert not [m for m in messages if "Uncaught" in m or "ERROR" in m.upper()], messages

@@ -80,11 +80,23 @@ class _Cells(html.parser.HTMLParser):
       self.cell += data
 
 
-def test_report_of_a_run_agrees_with_its_tables_and_bin_evaluate(trained, tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def run_report(trained, tmp_path_factory):
+  """bin/report's library call on the trained run: (report folder, summary)."""
+  workdir, cache = trained
+  out = tmp_path_factory.mktemp("run_report") / "report"
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setenv("TFJPEG_CACHE", str(cache))
+    summary = report.make(str(workdir), str(out), command="bin/report --model=RUN", **SMALL)
+  return out, summary
+
+
+def test_report_of_a_run_agrees_with_its_tables_and_bin_evaluate(
+  trained, run_report, tmp_path, monkeypatch
+):
   workdir, cache = trained
   monkeypatch.setenv("TFJPEG_CACHE", str(cache))
-  out = tmp_path / "report"
-  summary = report.make(str(workdir), str(out), command="bin/report --model=RUN", **SMALL)
+  out, summary = run_report
   page = (out / "report.html").read_text()
   everything = pd.read_csv(out / "conditions.csv", keep_default_na=False)
   chained = everything[everything["test_chain"] != "none"]
@@ -186,8 +198,12 @@ def test_report_of_a_run_agrees_with_its_tables_and_bin_evaluate(trained, tmp_pa
   np.testing.assert_allclose(conditions["balanced_accuracy_sd"], 0.1 / np.sqrt(2))
   assert sweeps["period"].tolist() == [8] and (sweeps["asd_percent_sd"] == 0).all()
   assert (tmp_path / "across" / "across_conditions.csv").exists()
+
+
+def test_the_report_page_with_its_resize_sections_opens_in_a_browser(run_report, tmp_path):
+  out, _ = run_report
   screenshot = tmp_path / "page.png"
-  console = testing.open_in_chromium(out / "report.html", screenshot)
+  console = testing.open_in_chromium(out / "report.html", screenshot, height=6000)
   assert not console, console
   assert screenshot.stat().st_size > 50_000  # a page with figures, not a blank one
 

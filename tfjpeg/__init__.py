@@ -39,6 +39,13 @@ _EXPORTS = {
   # The grid of a decoded image, and realignment (tfjpeg.codec.grid).
   "estimate_grid": ("tfjpeg.codec.grid", "estimate"),
   "realign": ("tfjpeg.codec.grid", "realign"),
+  # Pillow-exact resizing and scipy-exact blurring (tfjpeg.codec.resample).
+  "resize": ("tfjpeg.codec.resample", "resize"),
+  "resize_by": ("tfjpeg.codec.resample", "resize_by"),
+  "gaussian_blur": ("tfjpeg.codec.resample", "gaussian_blur"),
+  # Processing chains: parsed (tfjpeg.codec.chains), applied (tfjpeg.codec.chain).
+  "parse_chain": ("tfjpeg.codec.chains", "parse"),
+  "apply_chain": ("tfjpeg.codec.chain", "apply"),
   # A file's processing from its header (tfjpeg.codec.headers).
   "read_header": ("tfjpeg.codec.headers", "read"),
   # Settings (tfjpeg.config).
@@ -73,6 +80,7 @@ __all__ = [  # the names of _EXPORTS (tests/test_api.py checks), and the version
   "Config",
   "PipelineConfig",
   "Task",
+  "apply_chain",
   "audit_folder",
   "audit_task",
   "build_net",
@@ -87,16 +95,20 @@ __all__ = [  # the names of _EXPORTS (tests/test_api.py checks), and the version
   "eval_dataset",
   "evaluate_run",
   "export_run",
+  "gaussian_blur",
   "get_task",
   "load_classifier",
   "load_preset",
   "load_run",
   "make_config",
   "make_report",
+  "parse_chain",
   "predict_files",
   "random_compress",
   "read_header",
   "realign",
+  "resize",
+  "resize_by",
   "train_and_evaluate",
   "train_dataset",
   "__version__",
@@ -120,6 +132,8 @@ def __dir__():
 if TYPE_CHECKING:  # what type checkers and the API reference see
   from tfjpeg.analysis.evaluation import evaluate_run
   from tfjpeg.analysis.report import make as make_report
+  from tfjpeg.codec.chain import apply as apply_chain
+  from tfjpeg.codec.chains import parse as parse_chain
   from tfjpeg.codec.crops import choose_offset
   from tfjpeg.codec.crops import crop
   from tfjpeg.codec.crops import crop_at
@@ -131,6 +145,9 @@ if TYPE_CHECKING:  # what type checkers and the API reference see
   from tfjpeg.codec.jpeg import decode_crop
   from tfjpeg.codec.jpeg import encode
   from tfjpeg.codec.jpeg import random_compress
+  from tfjpeg.codec.resample import gaussian_blur
+  from tfjpeg.codec.resample import resize
+  from tfjpeg.codec.resample import resize_by
   from tfjpeg.config import Config
   from tfjpeg.config import load_preset
   from tfjpeg.config import make as make_config

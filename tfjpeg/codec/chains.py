@@ -113,7 +113,7 @@ class Step:
   def text(self) -> str:
     if self.name == "jpeg":
       args = self.quality.text(True) if self.quality else "given"
-    elif self.name == "blur":
+    elif self.name == "blur" and self.sigma is not None:
       args = self.sigma.text(False)
     else:
       if self.size is not None:
@@ -123,8 +123,10 @@ class Step:
           if self.name == "crop" and height == width
           else (f"{height.text(True)}x{width.text(True)}")
         )
-      else:
+      elif self.factor is not None:
         args = self.factor.text(False)
+      else:
+        raise ValueError(f"a {self.name} step without a value")
       if self.name == "resize" and self.kernel != DEFAULT_KERNEL:
         args += f"/{self.kernel}"
     chance = "" if self.probability == 1.0 else f"@{_number_text(self.probability)}"

@@ -41,13 +41,18 @@ KINDS = tuple(DEFAULT_TILE)
 
 
 def default_root():
-  """The shared data folder: $TFJPEG_SHARED_DATA, else `../shared/data` from the
-  working directory (a checkout's root, where the README's commands run). Not
-  a path inside the package: an installed package lives in a virtual
-  environment, far from any data."""
+  """The shared data folder: $TFJPEG_SHARED_DATA, else `shared/data` beside
+  the checkout this package runs from (found from the repository's location,
+  whatever the working directory), else `../shared/data` from the working
+  directory (an installed package lives in a virtual environment, far from
+  any data: then the folder is looked for beside where the command runs)."""
   env = os.environ.get("TFJPEG_SHARED_DATA")
   if env:
     return pathlib.Path(env)
+  checkout = pathlib.Path(__file__).resolve().parents[2]
+  beside_checkout = checkout.parent / "shared" / "data"
+  if (checkout / "configs").is_dir() and beside_checkout.is_dir():
+    return beside_checkout
   return pathlib.Path.cwd().parent / "shared" / "data"
 
 
