@@ -14,6 +14,7 @@ from tfjpeg import config as config_lib
 from tfjpeg.codec import chain as chain_ops
 from tfjpeg.codec import chains
 from tfjpeg.codec import grid
+from tfjpeg.codec import jpeg
 from tfjpeg.core.errors import ConfigError
 from tfjpeg.pipeline import input_pipeline as ip
 
@@ -234,3 +235,66 @@ def test_training_with_a_chain_applies_it_per_image_and_per_epoch(folder):
   assert 0.2 < len(changed) / task.num_images["train"] < 0.9
   bigger = max(max(o) for _, o in chained.values())
   assert bigger > max(max(o) for _, o in unchained.values())
+
+
+WINDOW_CHAINS = [
+  "resize:0.3..0.6/lanczos>jpeg:70",
+  "resize:1.2..1.8/bilinear>blur:0..2@0.5>jpeg:65..100",
+  "crop:120..180>blur:1>jpeg:80",
+  "resize:150x90/auto>jpeg:75",
+  "jpeg:90>crop:100>resize:0.7/hamming",
+  "blur:1.5>resize:60x250",
+  "corvi2023",
+]
+
+
+@pytest.mark.parametrize("text", WINDOW_CHAINS)
+def test_a_patch_through_windows_equals_the_whole_images_patch(text):
+  """Each step on only the part of its input the patch needs (resize taps,
+  blur radius, whole JPEG MCUs and one around), from a windowed decode:
+  the same pixels as the chain on the whole image, corners included."""
+  image = testing.synthetic_image(203, 271, seed=2)
+  data = jpeg.encode(image, 92)
+  source = jpeg.decode(data).numpy()
+  chain = chains.parse(text)
+  rng = np.random.default_rng(len(text))
+  for draw in range(3):
+    seed = tf.constant([draw, 5], tf.int64)
+    whole = chain_ops.apply(source, chain, seed)[0].numpy()
+    planned, _ = chain_ops.plan(tf.shape(source)[:2], chain, seed)
+    height, width = whole.shape[:2]
+    side = min(40, height, width)
+    places = [(0, 0), (height - side, width - side)] + [
+      (int(rng.integers(0, height - side + 1)), int(rng.integers(0, width - side + 1)))
+      for _ in range(2)
+    ]
+    for y, x in places:
+      patch = chain_ops.apply_window(
+        lambda o, s: jpeg.decode_window(data, o, s), planned, (y, x), (side, side)
+      )
+      np.testing.assert_array_equal(
+        patch.numpy(), whole[y : y + side, x : x + side], err_msg=f"{text} draw {draw} at {(y, x)}"
+      )
+
+
+def test_the_pipeline_cuts_the_same_patches_window_by_window(monkeypatch):
+  """Training patches of a large JPEG through a chain: the windowed path the
+  pipeline takes equals the whole-image path it takes otherwise."""
+  image = testing.synthetic_image(320, 420, seed=9)
+  element = dict(encoded=jpeg.encode(image, 90), label=tf.constant(1), image_id=tf.constant("x"))
+  config = ip.PipelineConfig.of(patch_size=32, patches_per_image=3)
+  chain = chains.parse("resize:0.6..1.4>blur:0..2@0.5>jpeg:65..100")
+  modes = ["random", "aligned"]
+
+  def cut():
+    out = ip.cut_patches(element, config, modes, tf.constant([3, 4], tf.int64), None, chain)
+    return {
+      m: (out[m]["image"].numpy(), out[m]["offset"].numpy(), out[m]["draws"].numpy()) for m in modes
+    }
+
+  windowed = cut()
+  monkeypatch.setattr(ip, "_chain_windows_pay", lambda *args: tf.constant(False))
+  whole = cut()
+  for mode in modes:
+    for mine, theirs in zip(windowed[mode], whole[mode]):
+      np.testing.assert_array_equal(mine, theirs)

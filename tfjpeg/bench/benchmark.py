@@ -38,6 +38,7 @@ GOALS = {
   "d_real/d_const": 0.95,
   "memory_small/large": 0.9,
   "audit_files_per_s": 1000.0,
+  "chain/pillow": 2.0,
 }
 
 
@@ -334,7 +335,7 @@ def _audit(report, directory, seconds, log, step):
   log(report.text())
 
 
-SECTIONS = ("pipeline", "memory", "training", "scale", "decode_costs", "audit")
+SECTIONS = ("pipeline", "memory", "training", "scale", "decode_costs", "audit", "chains")
 # Not in the default run: the accelerator's side, (h) and (i) of tfjpeg.bench.nets.
 ALL_SECTIONS = SECTIONS + ("accelerator",)
 
@@ -364,7 +365,9 @@ def run(
   goals missed): "pipeline" (a)-(c), "memory", "training" (d), "scale"
   ((e)-(g) of `tfjpeg.bench.scale`: camera-size photos, the lattice, one 224
   patch) and "decode_costs" ((k)-(l) of `tfjpeg.bench.decode_costs`: the
-  rule for windowed against whole decoding, on the scale section's files).
+  rule for windowed against whole decoding, on the scale section's files) and
+  "chains" ((m) of `tfjpeg.bench.chains`: a resize-blur-JPEG training chain
+  against Pillow and scipy per sample, on generated scenes and `sources`).
   With `sources` (any folder of JPEGs), those files are the pipeline's, the
   training's and the scale and decode-cost sections' sources, as they are;
   `repeats` runs the scale section's (e) and (f) that many times and reports
@@ -392,6 +395,7 @@ def run(
     + 4 * ("scale" in sections)
     + ("decode_costs" in sections)
     + 2 * ("audit" in sections)
+    + 2 * repeats * ("chains" in sections)
     + (2 * len(net_patches) * len(nets) + 1) * ("accelerator" in sections)
   )
   scale_sources, paths = sources, None
@@ -428,6 +432,8 @@ def run(
       _decode_costs(report, directory, scale_sources, scale_images, scale_size, log, done.update)
     if "audit" in sections:
       _audit(report, directory, seconds, log, done.update)
+    if "chains" in sections:
+      _chains(report, directory, scale_sources, seconds, workers, repeats, log, done.update)
     if "accelerator" in sections:
       benchmark_nets.measure(
         report,
@@ -459,6 +465,22 @@ def _pipeline(report, paths, sources, patch_sizes, seconds, workers, log, step):
     report.ratio(f"b/a at {patch} px", b / a, "b/a")
     report.ratio(f"b/c at {patch} px", b / c, "b/c")
     log(report.text())
+
+
+def _chains(report, directory, sources, seconds, workers, repeats, log, step):
+  """(m) on generated scenes, and on `sources` (camera originals) when given."""
+  from tfjpeg.bench import chains  # pylint: disable=g-import-not-at-top
+  from tfjpeg.bench import scale as benchmark_scale  # pylint: disable=g-import-not-at-top
+
+  scenes = os.path.join(directory, "chain_scenes")
+  sets = {"generated scenes": (scenes, make_sources(scenes, 48, (768, 1024)))}
+  if sources:
+    staging = os.path.join(directory, "chain_sources")
+    sets["--sources"] = (staging, benchmark_scale.folder_of(sources, staging))
+  else:
+    step()  # the second set's share of the progress
+  chains.measure(report, sets, 224, seconds, workers, step, repeats)
+  log(report.text())
 
 
 def _decode_costs(report, directory, sources, num_images, size, log, step):

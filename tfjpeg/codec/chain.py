@@ -2,6 +2,15 @@
 
     image, record = apply(image, chains.parse("resize:0.5>jpeg:75"), seed)
 
+`plan` draws everything a chain does to an image from its size alone (sizes,
+places, sigmas, QFs); `apply` carries the plan out on the whole image, and
+`apply_window` on only the part of the source a patch of the result needs:
+each step's window is worked out backwards from the patch (a resize reads the
+rows and columns under its taps, a blur its radius around, a JPEG save whole
+MCUs and one more around them), then the steps run forwards on the windows.
+Both give the same pixels (tests/test_chains.py); a small patch of a large
+photo costs a fraction of the whole image's work.
+
 `record` says what was drawn (`chains.draw_columns` names its entries) and
 where the grid of the last compression lies in the result: after a JPEG it
 starts at the top-left pixel; a later crop moves it (aligned patches then
@@ -12,6 +21,7 @@ Every step runs eagerly, under `tf.function` and inside `Dataset.map`; every
 draw is a stateless function of `seed` and the step's place in the chain.
 """
 
+from collections.abc import Callable
 from collections.abc import Sequence
 from typing import Any
 
@@ -57,8 +67,8 @@ def draw(value: chains.Value, seed: TensorLike, whole: bool) -> tf.Tensor:
   return out
 
 
-def _resize_size(image, step, seed):
-  """The size a resize step draws for `image`."""
+def _resize_size(image_size, step, seed):
+  """The size a resize step draws for an image of `image_size`."""
   if step.size is not None:
     height_seed, width_seed = seeds.split(seed, 2)
     return tf.stack(
@@ -67,26 +77,14 @@ def _resize_size(image, step, seed):
         tf.cast(draw(step.size[1], width_seed, True), tf.int32),
       ]
     )
-  return resample.scaled_size(tf.shape(image)[:2], draw(step.factor, seed, False))
+  return resample.scaled_size(image_size, draw(step.factor, seed, False))
 
 
-def _resize(image, size, kernel):
-  if kernel != "auto":
-    return resample.resize(image, size, kernel)
-  # Corvi et al.'s choice: Pillow's antialiasing Lanczos to shrink, bicubic to enlarge.
-  return tf.cond(
-    tf.reduce_any(size < tf.shape(image)[:2]),
-    lambda: resample.resize(image, size, "lanczos"),
-    lambda: resample.resize(image, size, "bicubic"),
-  )
-
-
-def _crop_window(image, step, seed):
+def _crop_window(image_size, step, seed):
   """(offset, size) of a crop step's window: a square's side drawn in its
   range cut to the image's smaller side, or a drawn HxW cut to the image;
   the position uniform over the places it fits."""
   side_seed, width_seed, y_seed, x_seed = seeds.split(seed, 4)
-  image_size = tf.shape(image)[:2]
   height, width = step.size
   if height == width and height.high is not None:
     smallest = tf.reduce_min(image_size)
@@ -111,24 +109,100 @@ def _crop_window(image, step, seed):
   return tf.stack([y, x]), size
 
 
-def _step(image, step, applied, seed, origin, chroma):
-  """One drawn step where `applied`: (image, grid origin, values drawn)."""
+def _kernels(step):
+  """The kernels a resize step may use: Corvi et al.'s `auto` is Pillow's
+  antialiasing Lanczos to shrink, bicubic to enlarge."""
+  return ("lanczos", "bicubic") if step.kernel == "auto" else (step.kernel, step.kernel)
+
+
+def plan(
+  image_size: TensorLike,
+  chain: chains.Chain | Sequence[chains.Step],
+  seed: TensorLike,
+) -> tuple[list[dict], dict]:
+  """Everything `chain` draws for an image of `image_size` (height, width),
+  without its pixels: one dict per step (its `step`, whether it is
+  `applied`, the sizes `before` and `after` it, and what it drew), and the
+  record `apply` returns. Step k draws from `seeds.for_example(seed, k)`."""
+  steps = chain.steps if isinstance(chain, chains.Chain) else tuple(chain)
+  size = tf.cast(tf.convert_to_tensor(image_size)[:2], tf.int32)
+  origin = tf.zeros([2], tf.int32)
+  zero = tf.zeros([2], tf.int32)
+  planned, draws = [], []
+  for number, step in enumerate(steps):
+    step_seed = seeds.for_example(seed, number)
+    coin_seed, value_seed = seeds.split(step_seed, 2)
+    entry = dict(step=step, before=size)
+    if step.name == "jpeg" and step.given is not None:
+      # The pipeline's own saves (lattice, first save, swap): drawn by it.
+      quality = tf.cast(step.given, tf.int32)
+      applied = quality > 0
+      entry.update(applied=applied, quality=quality)
+      values = [quality]
+      origin = tf.where(applied, zero, origin)
+    else:
+      applied = _coin(step, coin_seed)
+      if step.name == "jpeg":
+        quality = tf.where(applied, tf.cast(draw(step.quality, value_seed, True), tf.int32), 0)
+        entry.update(quality=quality)
+        values = [quality]
+        origin = tf.where(applied, zero, origin)
+      elif step.name == "blur":
+        sigma = step.sigma.low if step.sigma.fixed else draw(step.sigma, value_seed, False)
+        entry.update(sigma=sigma)
+        values = [tf.where(applied, tf.cast(sigma, tf.float64), tf.constant(0.0, tf.float64))]
+      elif step.name == "resize":
+        resized = _resize_size(size, step, value_seed)
+        entry.update(size=resized, shrinks=tf.reduce_any(resized < size))
+        values = [resized[0], resized[1]]
+        size = tf.where(applied, resized, size)
+        origin = tf.where(applied, zero, origin)  # no grid survives; a save starts one at 0
+      else:  # crop
+        offset, cut = _crop_window(size, step, value_seed)
+        entry.update(offset=offset, size=cut)
+        values = [offset[0], offset[1], cut[0], cut[1]]
+        size = tf.where(applied, cut, size)
+        origin = tf.where(applied, (origin - offset) % _GRID, origin)
+      entry.update(applied=applied)
+    entry.update(after=size)
+    planned.append(entry)
+    draws += [tf.cast(applied, tf.float64)] + [
+      tf.where(applied, tf.cast(v, tf.float64), tf.constant(0.0, tf.float64)) for v in values
+    ]
+  record = dict(
+    draws=tf.stack(draws) if draws else tf.zeros([0], tf.float64),
+    grid_origin=origin,
+    size=size,
+  )
+  return planned, record
+
+
+def _whole(image, entry, chroma):
+  """One planned step on the whole image."""
+  step, applied = entry["step"], entry["applied"]
   if step.name == "jpeg":
-    quality = tf.where(applied, tf.cast(draw(step.quality, seed, True), tf.int32), 0)
-    return jpeg.compress_if(image, quality, chroma), tf.zeros([2], tf.int32), [quality]
+    if isinstance(step.given, int):  # a static QF: the exact op it always was
+      return jpeg.compress(image, step.given, chroma)
+    return jpeg.compress_if(image, entry["quality"], chroma)
   if step.name == "blur":
-    sigma = step.sigma.low if step.sigma.fixed else draw(step.sigma, seed, False)
-    blurred = tf.cond(applied, lambda: resample.gaussian_blur(image, sigma), lambda: image)
-    return blurred, origin, [sigma]  # a blur keeps the blocks where they were
+    sigma = entry["sigma"]
+    return tf.cond(applied, lambda: resample.gaussian_blur(image, sigma), lambda: image)
   if step.name == "resize":
-    size = _resize_size(image, step, seed)
-    resized = tf.cond(applied, lambda: _resize(image, size, step.kernel), lambda: image)
-    # No grid survives a resize; a later save starts one at the top-left.
-    return resized, tf.zeros([2], tf.int32), [size[0], size[1]]
-  offset, size = _crop_window(image, step, seed)
+    shrink, grow = _kernels(step)
+
+    def resized():
+      if shrink == grow:
+        return resample.resize(image, entry["size"], shrink)
+      return tf.cond(
+        entry["shrinks"],
+        lambda: resample.resize(image, entry["size"], shrink),
+        lambda: resample.resize(image, entry["size"], grow),
+      )
+
+    return tf.cond(applied, resized, lambda: image)
+  offset, size = entry["offset"], entry["size"]
   cropped = tf.slice(image, tf.concat([offset, [0]], 0), tf.concat([size, [-1]], 0))
-  cropped = tf.cond(applied, lambda: cropped, lambda: image)
-  return cropped, (origin - offset) % _GRID, [offset[0], offset[1], size[0], size[1]]
+  return tf.cond(applied, lambda: cropped, lambda: image)
 
 
 def apply(
@@ -146,7 +220,7 @@ def apply(
   Returns:
     (image, record): record["draws"] is a float64 vector, one entry per name
     of `chains.draw_columns`; record["grid_origin"] the (y, x) of the last
-    compression's grid in the result, modulo 16.
+    compression's grid in the result, modulo 16; record["size"] its size.
 
   Examples:
     >>> image = np.random.default_rng(0).integers(0, 256, (64, 96, 3), np.uint8)
@@ -155,33 +229,102 @@ def apply(
     >>> out.shape, [float(v) for v in record["draws"]]
     (TensorShape([32, 48, 3]), [1.0, 32.0, 48.0, 1.0, 75.0])
   """
-  steps = chain.steps if isinstance(chain, chains.Chain) else tuple(chain)
   image = tf.convert_to_tensor(image)
-  origin = tf.zeros([2], tf.int32)
-  draws = []
-  for number, step in enumerate(steps):
-    step_seed = seeds.for_example(seed, number)
-    coin_seed, value_seed = seeds.split(step_seed, 2)
-    if step.name == "jpeg" and step.given is not None:
-      # The pipeline's own saves keep the exact ops they always had.
-      if isinstance(step.given, int):
-        image = jpeg.compress(image, step.given, chroma)
-        origin = tf.zeros([2], tf.int32)
-      else:
-        image = jpeg.compress_if(image, step.given, chroma)
-        origin = tf.where(step.given > 0, tf.zeros([2], tf.int32), origin)
-      applied = tf.cast(step.given, tf.float64) > 0
-      draws += [tf.cast(applied, tf.float64), tf.cast(step.given, tf.float64)]
-      continue
-    applied = _coin(step, coin_seed)
-    image, new_origin, values = _step(image, step, applied, value_seed, origin, chroma)
-    origin = tf.where(applied, new_origin, origin)
-    draws += [tf.cast(applied, tf.float64)] + [
-      tf.where(applied, tf.cast(v, tf.float64), tf.constant(0.0, tf.float64)) for v in values
-    ]
+  planned, record = plan(tf.shape(image)[:2], chain, seed)
+  for entry in planned:
+    image = _whole(image, entry, chroma)
   image.set_shape([None, None, 3])
-  record = dict(
-    draws=tf.stack(draws) if draws else tf.zeros([0], tf.float64),
-    grid_origin=origin,
-  )
   return image, record
+
+
+def _input_box(entry, offset, box):
+  """The part of step `entry`'s input that the `box` at `offset` of its
+  output is computed from: (offset, size)."""
+  step, applied = entry["step"], entry["applied"]
+  if step.name == "jpeg":
+    grown = jpeg.compress_input_box(entry["before"], offset, box)
+    return tuple(tf.where(applied, g, v) for g, v in zip(grown, (offset, box)))
+  if step.name == "blur":
+    radius = resample.blur_radius(entry["before"], entry["sigma"])
+    radius = tf.where(applied, radius, 0)
+    low = tf.maximum(offset - radius, 0)
+    high = tf.minimum(offset + box + radius, entry["before"])
+    return low, high - low
+  if step.name == "resize":
+    shrink, grow = _kernels(step)
+
+    def reads(kernel):
+      return resample.resize_input_box(entry["before"], entry["size"], kernel, offset, box)
+
+    needed = (
+      reads(shrink)
+      if shrink == grow
+      else tf.cond(entry["shrinks"], lambda: reads(shrink), lambda: reads(grow))
+    )
+    return tuple(tf.where(applied, n, v) for n, v in zip(needed, (offset, box)))
+  return tf.where(applied, offset + entry["offset"], offset), box
+
+
+def _window(window, window_offset, entry, offset, box, chroma):
+  """The `box` at `offset` of step `entry`'s output, from `window` (its input
+  at `window_offset`, as `_input_box` asked)."""
+  step, applied = entry["step"], entry["applied"]
+  local = offset - window_offset
+
+  def kept():  # the step left the image alone: the box is the window's
+    return window[local[0] :][: box[0]][:, local[1] :][:, : box[1]]
+
+  if step.name == "jpeg":
+    return tf.cond(
+      applied,
+      lambda: jpeg.compress_window(window, window_offset, entry["quality"], chroma, offset, box),
+      kept,
+    )
+  if step.name == "blur":
+    sigma = entry["sigma"]
+    blurred = lambda: resample.blur_window(  # noqa: E731
+      window, window_offset, entry["before"], sigma, offset, box
+    )
+    return tf.cond(applied, blurred, kept)
+  if step.name == "resize":
+    shrink, grow = _kernels(step)
+
+    def resized(kernel):
+      return resample.resize_window(
+        window, window_offset, entry["before"], entry["size"], kernel, offset, box
+      )
+
+    if shrink == grow:
+      return tf.cond(applied, lambda: resized(shrink), kept)
+    return tf.cond(
+      applied,
+      lambda: tf.cond(entry["shrinks"], lambda: resized(shrink), lambda: resized(grow)),
+      kept,
+    )
+  # A crop: its output's box is its input's box moved by the crop's offset.
+  moved = tf.where(applied, offset + entry["offset"], offset) - window_offset
+  return window[moved[0] :][: box[0]][:, moved[1] :][:, : box[1]]
+
+
+def apply_window(
+  read: Callable[[tf.Tensor, tf.Tensor], tf.Tensor],
+  planned: list[dict],
+  offset: TensorLike,
+  size: Sequence[int],
+  chroma: str = "4:2:0",
+) -> tf.Tensor:
+  """The `size` patch at `offset` of the chain's result, pixel-equal to
+  `apply`'s, computed from only the part of the source it needs:
+  `read(offset, size)` returns that part of the source image (a windowed
+  JPEG decode, say), `planned` is `plan`'s list for the source's size."""
+  offset = tf.cast(offset, tf.int32)
+  box = tf.constant(list(size), tf.int32)
+  boxes = [(offset, box)]
+  for entry in reversed(planned):
+    boxes.append(_input_box(entry, *boxes[-1]))
+  boxes.reverse()  # boxes[k]: what step k reads; boxes[-1]: the patch
+  window = read(*boxes[0])
+  for entry, (window_offset, _), (out_offset, out_box) in zip(planned, boxes, boxes[1:]):
+    window = _window(window, window_offset, entry, out_offset, out_box, chroma)
+  patch = tf.ensure_shape(window, list(size) + [3])
+  return patch

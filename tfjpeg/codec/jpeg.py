@@ -121,23 +121,60 @@ def decode_crop(
     True
   """
   height, width = size
+  patch = decode_window(data, offset, tf.constant([height, width]), channels)
+  patch.set_shape([height, width, channels])
+  return patch
+
+
+def decode_window(
+  data: TensorLike, offset: TensorLike, size: TensorLike, channels: int = 3
+) -> tf.Tensor:
+  """`decode_crop` with a size known only at run time (an int32 tensor (h, w))."""
   shape = tf.image.extract_jpeg_shape(data)
-  offset = tf.cast(offset, tf.int32)
+  offset, size = tf.cast(offset, tf.int32), tf.cast(size, tf.int32)
   top = tf.maximum(offset[0] - WINDOW_MARGIN, 0)
   left = tf.maximum(offset[1] - WINDOW_MARGIN, 0)
-  bottom = tf.minimum(offset[0] + height + WINDOW_MARGIN, shape[0])
-  right = tf.minimum(offset[1] + width + WINDOW_MARGIN, shape[1])
+  bottom = tf.minimum(offset[0] + size[0] + WINDOW_MARGIN, shape[0])
+  right = tf.minimum(offset[1] + size[1] + WINDOW_MARGIN, shape[1])
   window = tf.io.decode_and_crop_jpeg(
     data,
     tf.stack([top, left, bottom - top, right - left]),
     channels=channels,
     dct_method="INTEGER_ACCURATE",
   )
-  patch = window[
-    offset[0] - top : offset[0] - top + height, offset[1] - left : offset[1] - left + width
-  ]
-  patch.set_shape([height, width, channels])
-  return patch
+  return window[offset[0] - top :][: size[0]][:, offset[1] - left :][:, : size[1]]
+
+
+def compress_input_box(
+  image_size: TensorLike, offset: TensorLike, box: TensorLike
+) -> tuple[tf.Tensor, tf.Tensor]:
+  """The part of an image of `image_size` that the `box` (at `offset`) of
+  `compress(image, ...)` is computed from: the box grown to whole 16x16 MCUs
+  (which libjpeg codes one by one, chroma averaged in pairs from each MCU's
+  own columns) and one more MCU around it (the decoder's chroma upsampling
+  reads its neighbours), within the image."""
+  image_size = tf.cast(image_size, tf.int32)
+  offset, box = tf.cast(offset, tf.int32), tf.cast(box, tf.int32)
+  low = tf.maximum((offset - WINDOW_MARGIN) // 16 * 16, 0)
+  high = tf.minimum(-((-(offset + box + WINDOW_MARGIN)) // 16) * 16, image_size)
+  return low, high - low
+
+
+def compress_window(
+  window: TensorLike,
+  window_offset: TensorLike,
+  quality: TensorLike,
+  chroma: str,
+  offset: TensorLike,
+  box: TensorLike,
+) -> tf.Tensor:
+  """The `box` (at `offset`) of `compress_if(image, quality, chroma)`,
+  pixel-equal, computed from `window`: the part of `image` at
+  `window_offset` given by `compress_input_box`."""
+  saved = compress_if(window, tf.cast(quality, tf.int32), chroma)
+  local = tf.cast(offset, tf.int32) - tf.cast(window_offset, tf.int32)
+  box = tf.cast(box, tf.int32)
+  return saved[local[0] :][: box[0]][:, local[1] :][:, : box[1]]
 
 
 # The cost of decoding, in units of one pixel of a whole decode. libjpeg skips

@@ -101,9 +101,10 @@ def _check_kernel(kernel):
 def _coefficients(in_size, out_size, kernel):
   """Pillow's `precompute_coeffs` and `normalize_coeffs_8bpc` for one axis.
 
-  Returns (first, weights): for output pixel x, the taps are input pixels
-  first[x] + k, k < K, with int32 fixed-point weights[x, k] (0 past the
-  support). K is the largest support any output pixel has."""
+  Returns (first, weights, last): for output pixel x, the taps are input
+  pixels first[x] + k, k < K, with int32 fixed-point weights[x, k] (0 past
+  the support, which ends before last[x]). K is the largest support any
+  output pixel has."""
   function, support = KERNELS[kernel]
   in_size = tf.cast(in_size, tf.float64)
   out_size64 = tf.cast(out_size, tf.float64)
@@ -126,21 +127,27 @@ def _coefficients(in_size, out_size, kernel):
   scaled = weights * float(1 << _PRECISION_BITS)
   # Rounded half away from zero, as Pillow's normalize_coeffs_8bpc.
   fixed = tf.where(scaled < 0.0, -tf.floor(0.5 - scaled), tf.floor(scaled + 0.5))
-  return first, tf.cast(fixed, tf.int32)
+  return first, tf.cast(fixed, tf.int32), last
 
 
 def _resample_rows(image, out_size, kernel):
   """Pillow's one-axis pass along axis 0 of an int32 [N, M, C] image."""
-  in_size = tf.shape(image)[0]
-  first, weights = _coefficients(in_size, out_size, kernel)
+  first, weights, _ = _coefficients(tf.shape(image)[0], out_size, kernel)
+  return _resample_rows_at(image, first, weights)
+
+
+def _resample_rows_at(values, first, weights):
+  """Pillow's one-axis pass along axis 0 of int32 `values`: output row x sums
+  rows first[x] + k of `values` with weights[x, k]."""
   taps = tf.shape(weights)[1]
-  last_row = in_size - 1
+  last_row = tf.shape(values)[0] - 1
 
   def add_tap(k, total):
-    rows = tf.gather(image, tf.minimum(first + k, last_row))  # whole rows: a copy each
+    rows = tf.gather(values, tf.clip_by_value(first + k, 0, last_row))  # whole rows: a copy each
     return k + 1, total + rows * weights[:, k][:, None, None]
 
-  start = tf.fill(tf.concat([[out_size], tf.shape(image)[1:]], 0), 1 << (_PRECISION_BITS - 1))
+  shape = tf.concat([tf.shape(first), tf.shape(values)[1:]], 0)
+  start = tf.fill(shape, 1 << (_PRECISION_BITS - 1))
   _, total = tf.while_loop(lambda k, _: k < taps, add_tap, (tf.constant(0), start))
   return tf.clip_by_value(tf.bitwise.right_shift(total, _PRECISION_BITS), 0, 255)
 
@@ -180,10 +187,7 @@ def resize(image: TensorLike, size: TensorLike, kernel: str = "bicubic") -> tf.T
     if_needed = tf.not_equal(height, tf.shape(values)[0])
     return tf.cond(if_needed, lambda: _resample_rows(values, height, kernel), lambda: values)
 
-  # Pillow 13 takes the height pass first when the height loses more than
-  # twice as many pixels as the width does; else the width pass first.
-  lost_rows, lost_columns = shape[0] - height, shape[1] - width
-  height_first = tf.logical_and(lost_rows > 0, lost_rows > 2 * lost_columns)
+  height_first = _height_first(shape[:2], tf.stack([height, width]))
   pixels = tf.cond(height_first, lambda: across(down(pixels)), lambda: down(across(pixels)))
   out = tf.cast(pixels, tf.uint8)
   static = tf.get_static_value(size)
@@ -192,6 +196,80 @@ def resize(image: TensorLike, size: TensorLike, kernel: str = "bicubic") -> tf.T
     + image.shape[2:].as_list()
   )
   return out
+
+
+def _height_first(image_size, size):
+  """Pillow 13 takes the height pass first when the height loses more than
+  twice as many pixels as the width does; else the width pass first."""
+  lost_rows, lost_columns = image_size[0] - size[0], image_size[1] - size[1]
+  return tf.logical_and(lost_rows > 0, lost_rows > 2 * lost_columns)
+
+
+def _axis_window(in_size, out_size, kernel, start, count):
+  """For output pixels [start, start + count) of one axis: (first, weights)
+  of their taps, and the input range [low, high) they read; an axis that
+  keeps its size is not resampled (Pillow skips the pass): its taps are the
+  pixels themselves."""
+  first, weights, last = _coefficients(in_size, out_size, kernel)
+  first = first[start : start + count]
+  weights = weights[start : start + count]
+  low = tf.where(tf.equal(in_size, out_size), start, first[0])
+  high = tf.where(tf.equal(in_size, out_size), start + count, last[start + count - 1])
+  return first, weights, low, high
+
+
+def resize_input_box(
+  image_size: TensorLike, size: TensorLike, kernel: str, offset: TensorLike, box: TensorLike
+) -> tuple[tf.Tensor, tf.Tensor]:
+  """The part of an image of `image_size` that the `box` (its (y, x) `offset`
+  and (h, w) size) of `resize(image, size, kernel)` is computed from:
+  (offset, size) in the input's pixels."""
+  image_size, size = (tf.cast(v, tf.int32) for v in (image_size, size))
+  offset, box = tf.cast(offset, tf.int32), tf.cast(box, tf.int32)
+  _, _, top, bottom = _axis_window(image_size[0], size[0], kernel, offset[0], box[0])
+  _, _, left, right = _axis_window(image_size[1], size[1], kernel, offset[1], box[1])
+  return tf.stack([top, left]), tf.stack([bottom - top, right - left])
+
+
+def resize_window(
+  window: TensorLike,
+  window_offset: TensorLike,
+  image_size: TensorLike,
+  size: TensorLike,
+  kernel: str,
+  offset: TensorLike,
+  box: TensorLike,
+) -> tf.Tensor:
+  """The `box` (at `offset`) of `resize(image, size, kernel)`, pixel-equal,
+  computed from `window`: the part of `image` (of `image_size`) at
+  `window_offset` that holds `resize_input_box` (or more)."""
+  _check_kernel(kernel)
+  image_size, size = (tf.cast(v, tf.int32) for v in (image_size, size))
+  offset, box = tf.cast(offset, tf.int32), tf.cast(box, tf.int32)
+  window_offset = tf.cast(window_offset, tf.int32)
+  first_v, weights_v, _, _ = _axis_window(image_size[0], size[0], kernel, offset[0], box[0])
+  first_h, weights_h, _, _ = _axis_window(image_size[1], size[1], kernel, offset[1], box[1])
+  first_v, first_h = first_v - window_offset[0], first_h - window_offset[1]
+  values = tf.cast(window, tf.int32)
+
+  def down(v):
+    kept = lambda: v[offset[0] - window_offset[0] :][: box[0]]  # noqa: E731
+    resampled = lambda: _resample_rows_at(v, first_v, weights_v)  # noqa: E731
+    return tf.cond(tf.equal(image_size[0], size[0]), kept, resampled)
+
+  def across(v):
+    kept = lambda: v[:, offset[1] - window_offset[1] :][:, : box[1]]  # noqa: E731
+
+    def resampled():
+      turned = tf.transpose(v, [1, 0, 2])
+      return tf.transpose(_resample_rows_at(turned, first_h, weights_h), [1, 0, 2])
+
+    return tf.cond(tf.equal(image_size[1], size[1]), kept, resampled)
+
+  values = tf.cond(
+    _height_first(image_size, size), lambda: across(down(values)), lambda: down(across(values))
+  )
+  return tf.cast(values, tf.uint8)
 
 
 def scaled_size(image_size: TensorLike, factor: TensorLike) -> tf.Tensor:
@@ -238,12 +316,18 @@ def _blur_rows(values, weights, radius):
   kernel: the centre tap, then pairs from the outermost in; then truncated
   to uint8 as scipy stores into a uint8 output."""
   padded = tf.pad(values, [[radius, radius], [0, 0], [0, 0]], mode="SYMMETRIC")
-  centre = tf.slice(padded, [radius, 0, 0], tf.shape(values))
+  return _blur_rows_at(padded, weights, radius, radius, tf.shape(values)[0])
+
+
+def _blur_rows_at(padded, weights, radius, start, count):
+  """`_blur_rows`' sums for rows [start, start + count) of `padded`, which
+  holds `radius` rows of context (real or mirrored) on both sides of them."""
+  shape = tf.concat([[count], tf.shape(padded)[1:]], 0)
+  at = lambda row: tf.slice(padded, tf.stack([row, 0, 0]), shape)  # noqa: E731
+  centre = at(start)
 
   def add_pair(j, total):
-    before = tf.slice(padded, [radius - j, 0, 0], tf.shape(values))
-    after = tf.slice(padded, [radius + j, 0, 0], tf.shape(values))
-    return j - 1, total + (before + after) * weights[radius - j]
+    return j - 1, total + (at(start - j) + at(start + j)) * weights[radius - j]
 
   _, total = tf.while_loop(lambda j, _: j > 0, add_pair, (radius, centre * weights[radius]))
   return tf.floor(tf.clip_by_value(total, 0.0, 255.0))
@@ -284,6 +368,65 @@ def gaussian_blur(image: TensorLike, sigma: TensorLike) -> tf.Tensor:
   )
   out.set_shape(image.shape)
   return out
+
+
+def blur_radius(image_size: TensorLike, sigma: TensorLike) -> tf.Tensor:
+  """The reach of `gaussian_blur(image, sigma)` in pixels on an image of
+  `image_size`: int(4 sigma + 0.5), at most the smaller side less one; 0 for
+  no blur."""
+  sigma = tf.cast(sigma, tf.float64)
+  radius = tf.cast(tf.floor(TRUNCATE * sigma + 0.5), tf.int32)
+  radius = tf.minimum(radius, tf.reduce_min(tf.cast(image_size, tf.int32)) - 1)
+  return tf.where(sigma > 1e-15, tf.maximum(radius, 0), 0)
+
+
+def blur_window(
+  window: TensorLike,
+  window_offset: TensorLike,
+  image_size: TensorLike,
+  sigma: TensorLike,
+  offset: TensorLike,
+  box: TensorLike,
+) -> tf.Tensor:
+  """The `box` (at `offset`) of `gaussian_blur(image, sigma)`, pixel-equal,
+  computed from `window`: the part of `image` (of `image_size`) at
+  `window_offset` that holds the box and `blur_radius` pixels around it
+  (fewer where the image ends: there the edge is mirrored, as scipy does)."""
+  image_size = tf.cast(image_size, tf.int32)
+  offset, box = tf.cast(offset, tf.int32), tf.cast(box, tf.int32)
+  window_offset = tf.cast(window_offset, tf.int32)
+  window = tf.convert_to_tensor(window)
+  radius = blur_radius(image_size, sigma)
+
+  def blur():
+    if tf.is_tensor(sigma):
+      weights = _gaussian_weights(tf.cast(sigma, tf.float64), radius)
+    else:
+      full = int(TRUNCATE * float(sigma) + 0.5)
+      middle = _gaussian_weights(float(sigma), full)
+      weights = middle[full - radius : full + radius + 1]
+    values = tf.cast(window, tf.float64)
+    window_size = tf.shape(values)[:2]
+    # Mirrored context only where the window meets the image's edge.
+    before = tf.where(tf.equal(window_offset, 0), radius, 0)
+    after = tf.where(tf.equal(window_offset + window_size, image_size), radius, 0)
+    start = offset - window_offset + before
+    rows = tf.pad(values, [[before[0], after[0]], [0, 0], [0, 0]], mode="SYMMETRIC")
+    rows = tf.floor(
+      tf.clip_by_value(_blur_rows_at(rows, weights, radius, start[0], box[0]), 0.0, 255.0)
+    )
+    columns = tf.transpose(rows, [1, 0, 2])
+    columns = tf.pad(columns, [[before[1], after[1]], [0, 0], [0, 0]], mode="SYMMETRIC")
+    columns = _blur_rows_at(columns, weights, radius, start[1], box[1])
+    return tf.cast(
+      tf.transpose(tf.floor(tf.clip_by_value(columns, 0.0, 255.0)), [1, 0, 2]), tf.uint8
+    )
+
+  def kept():
+    local = offset - window_offset
+    return window[local[0] :][: box[0]][:, local[1] :][:, : box[1]]
+
+  return tf.cond(radius > 0, blur, kept)
 
 
 def _blur(image, weights, radius):

@@ -447,8 +447,43 @@ def patch_sources(element, config, modes, image_seed, first_qf=None, chain=None)
     pays = jpeg.windowed_decode_pays(image_size, tf.concat(offsets, 0), (size, size))
     return tf.cond(pays, lambda: windowed(offsets), lambda: whole(offsets))
 
+  def chain_windows():
+    # Only what each patch needs of the source and of every step: the plan
+    # from the JPEG's header, offsets on the chain's result, then a window
+    # chain per patch (pixel-equal to the whole image's).
+    planned, record = chain_ops.plan(
+      tf.image.extract_jpeg_shape(encoded)[:2], chain, seeds.for_example(image_seed, CHAIN_FOLD)
+    )
+    offsets = [offsets_for(record["size"], mode, origin=record["grid_origin"]) for mode in modes]
+
+    def patch_at(offset):
+      return chain_ops.apply_window(
+        lambda o, s: jpeg.decode_window(encoded, o, s),
+        planned,
+        offset,
+        (size, size),
+        config.jpeg.chroma,
+      )
+
+    cut = [
+      (tf.reshape(_for_each_patch(patch_at, o, [size, size, 3]), [n * size, size, 3]), stacked, o)
+      for o in offsets
+    ]
+    return cut, record["draws"][-len(chains.draw_columns(chain)) :]
+
+  def whole_with_draws():
+    cut = whole()
+    return cut, draws
+
   needs_whole = REALIGNED in [m for m, _ in modes]  # the grid is estimated from all of it
-  if config.lattice_qf or needs_whole or first_qf is not None or chain is not None:
+  if chain is not None and not (config.lattice_qf or needs_whole or first_qf is not None):
+    pays = tf.cond(
+      tf.io.is_jpeg(encoded),
+      lambda: _chain_windows_pay(encoded, n, size),
+      lambda: tf.constant(False),
+    )
+    cut, draws = tf.cond(pays, chain_windows, whole_with_draws)
+  elif config.lattice_qf or needs_whole or first_qf is not None or chain is not None:
     cut = whole()
   else:
     cut = tf.cond(tf.io.is_jpeg(encoded), from_jpeg, whole)
@@ -463,6 +498,15 @@ def patch_sources(element, config, modes, image_seed, first_qf=None, chain=None)
     key: dict(common, source=source, position=positions, offset=offsets)
     for key, (source, positions, offsets) in zip(keys, cut)
   }
+
+
+def _chain_windows_pay(encoded, count, size):
+  """Whether `count` patches of `size` through a chain cost less window by
+  window than on the whole image: while their windows (a patch with a
+  margin on each side, counted generously at twice its side) cover less
+  than half the photo."""
+  image_size = tf.cast(tf.image.extract_jpeg_shape(encoded)[:2], tf.float32)
+  return count * float(2 * size) ** 2 < 0.5 * image_size[0] * image_size[1]
 
 
 def _cut_when_needed(dataset, size):
