@@ -55,7 +55,7 @@ def test_benchmark_measures_every_quantity(tmp_path):
   assert len(list(tmp_path.rglob("*.jpg"))) == 6 + 4 + 8
   # The memory measure's datasets never become classes of the timed pipeline's folder.
   assert sorted(os.listdir(benchmark.source_dir(str(tmp_path)))) == ["class0", "class1"]
-  assert benchmark._folder_task(benchmark.source_dir(str(tmp_path)), 64).num_classes == 2
+  assert benchmark.folder_task(benchmark.source_dir(str(tmp_path)), 64).num_classes == 2
 
 
 def test_missed_goals_are_reported():
@@ -213,3 +213,31 @@ def test_audit_section_reads_every_header(tmp_path, monkeypatch):
   assert rows["(j) baseline: the same files' bytes read, one thread"] > 0
   assert "audit files/s" in rows
   assert rows["(k) the same with --match_compression"] > 0 and rows["(k) matched / plain"] > 0
+
+
+def test_chain_section_times_the_pipeline_against_pillow_on_scenes_and_sources(tmp_path):
+  """(m): a resize-blur-JPEG chain, the pipeline against Pillow and scipy per
+  sample, on generated scenes and on a folder of JPEGs."""
+  folder = tmp_path / "originals"
+  folder.mkdir()
+  for index in range(2):
+    testing.write_image(folder / f"{index}.jpg", testing.synthetic_image(600, 700, seed=index))
+  report = benchmark.run(
+    str(tmp_path / "work"),
+    seconds=0.3,
+    log=lambda text: None,
+    sections=("chains",),
+    sources=str(folder),
+    num_sources=4,
+    source_size=(500, 600),  # halved, still wider than the 224 patch
+  )
+  _assert_measured(
+    report,
+    (
+      "(m) tfjpeg pipeline, chain, generated scenes",
+      "(m) Pillow+scipy, ",
+      "chain/pillow on generated scenes",
+      "(m) tfjpeg pipeline, chain, --sources",
+      "chain/pillow on --sources",
+    ),
+  )

@@ -98,7 +98,8 @@ def albumentations_rate(paths, patch, seconds):
   return done / (time.perf_counter() - started)
 
 
-def _folder_task(directory, patch):
+def folder_task(directory, patch):
+  """A folder task of every image of `directory`, all in training."""
   from tfjpeg.data import tasks  # pylint: disable=g-import-not-at-top
 
   # Every image in training: the benchmark reads the whole folder.
@@ -138,7 +139,7 @@ def _steady_batches(task, config):
 
 def tfjpeg_rate(directory, patch, seconds, batch_size=32):
   """(b): patches per second out of the training pipeline."""
-  task = _folder_task(directory, patch)
+  task = folder_task(directory, patch)
   from tfjpeg.bench import scale as benchmark_scale  # pylint: disable=g-import-not-at-top
 
   return benchmark_scale.patches_per_second(
@@ -154,7 +155,7 @@ def training_rates(net, directory, patch, batch_size, steps):
   from tfjpeg.models import nets  # pylint: disable=g-import-not-at-top
   from tfjpeg.pipeline import input_pipeline  # pylint: disable=g-import-not-at-top
 
-  task = _folder_task(directory, patch)
+  task = folder_task(directory, patch)
   config = _pipeline_config(patch, batch_size)
   model = nets.build(net, patch, task.num_classes)
   model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
@@ -182,7 +183,7 @@ def _peak_memory_worker(args):
   from tfjpeg.pipeline import input_pipeline  # pylint: disable=g-import-not-at-top
 
   directory, patch = args
-  task = _folder_task(directory, patch)
+  task = folder_task(directory, patch)
   # A small shuffle buffer, so that its (intended) bound is below both datasets.
   config = _pipeline_config(patch, 32, shuffle_buffer=64)
   for _ in input_pipeline.train_dataset(task, config, 0):
@@ -433,7 +434,17 @@ def run(
     if "audit" in sections:
       _audit(report, directory, seconds, log, done.update)
     if "chains" in sections:
-      _chains(report, directory, scale_sources, seconds, workers, repeats, log, done.update)
+      _chains(
+        report,
+        directory,
+        scale_sources,
+        (num_sources, source_size),
+        seconds,
+        workers,
+        repeats,
+        log,
+        done.update,
+      )
     if "accelerator" in sections:
       benchmark_nets.measure(
         report,
@@ -467,13 +478,14 @@ def _pipeline(report, paths, sources, patch_sizes, seconds, workers, log, step):
     log(report.text())
 
 
-def _chains(report, directory, sources, seconds, workers, repeats, log, step):
-  """(m) on generated scenes, and on `sources` (camera originals) when given."""
+def _chains(report, directory, sources, generated, seconds, workers, repeats, log, step):
+  """(m) on `generated` = (count, size) scenes, and on `sources` (camera
+  originals) when given."""
   from tfjpeg.bench import chains  # pylint: disable=g-import-not-at-top
   from tfjpeg.bench import scale as benchmark_scale  # pylint: disable=g-import-not-at-top
 
   scenes = os.path.join(directory, "chain_scenes")
-  sets = {"generated scenes": (scenes, make_sources(scenes, 48, (768, 1024)))}
+  sets = {"generated scenes": (scenes, make_sources(scenes, *generated))}
   if sources:
     staging = os.path.join(directory, "chain_sources")
     sets["--sources"] = (staging, benchmark_scale.folder_of(sources, staging))

@@ -66,20 +66,11 @@ def pillow_rate(paths, patch, seconds, workers):
 
 def tfjpeg_rate(directory, patch, seconds, batch_size=32):
   """Patches per second out of the training pipeline with the chain."""
-  from tfjpeg import config as config_lib  # pylint: disable=g-import-not-at-top
+  from tfjpeg.bench import benchmark  # pylint: disable=g-import-not-at-top
   from tfjpeg.bench import scale as benchmark_scale  # pylint: disable=g-import-not-at-top
-  from tfjpeg.data import tasks  # pylint: disable=g-import-not-at-top
   from tfjpeg.pipeline import input_pipeline  # pylint: disable=g-import-not-at-top
 
-  task = tasks.get(
-    config_lib.TaskConfig(
-      name="folder",
-      data_dir=directory,
-      patch_size=patch,
-      test_fraction=0.0,
-      validation_fraction=0.0,
-    )
-  )
+  task = benchmark.folder_task(directory, patch)
   config = input_pipeline.PipelineConfig.of(
     patch_size=patch,
     patches_per_image=1,
