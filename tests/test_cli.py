@@ -366,3 +366,26 @@ def test_the_binaries_pool_tensorflow_cpu_memory_unless_told_otherwise():
   env["TF_CPU_ALLOCATOR_USE_BFC"] = "false"
   out = subprocess.run([sys.executable, "-c", told], capture_output=True, text=True, env=env)
   assert out.stdout.strip() == "false"
+
+
+def test_an_unknown_net_or_a_small_patch_is_refused_before_tensorflow_starts(tmp_path):
+  """-X importtime lists every module imported: tensorflow is not among them."""
+  for argument in ("--net=resnet51", "--patch_size=16", "--task=nope"):
+    done = subprocess.run(
+      [
+        sys.executable,
+        "-X",
+        "importtime",
+        str(REPO / "bin" / "train"),
+        argument,
+        f"--workdir={tmp_path / 'W'}",
+      ],
+      capture_output=True,
+      text=True,
+      timeout=120,
+    )
+    lines = done.stderr.splitlines()
+    refusal = [line for line in lines if line.startswith("train: ")]
+    assert done.returncode == 1 and len(refusal) == 1, (argument, done.stderr[-500:])
+    assert not [line for line in lines if line.endswith("| tensorflow")], argument
+    assert not (tmp_path / "W").exists()

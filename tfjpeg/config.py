@@ -412,21 +412,6 @@ class Config:
         raise ConfigError(
           f"{name}: expected a {section.__name__}, got {type(getattr(self, name)).__name__}"
         )
-    if self.net not in NET_MIN_PATCH:
-      raise ConfigError(
-        f"--net: {self.net!r} is no registered net ({', '.join(sorted(NET_MIN_PATCH))})"
-      )
-    if self.task.name not in TASK_PATCH:
-      raise ConfigError(
-        f"--task: {self.task.name!r} is no registered task ({', '.join(sorted(TASK_PATCH))})"
-      )
-    patch = self.task.patch_size or TASK_PATCH[self.task.name]
-    if patch < NET_MIN_PATCH[self.net]:
-      given = "--patch_size" if self.task.patch_size else f"the {self.task.name} task's patch"
-      raise ConfigError(
-        f"--net: {self.net} needs patches of at least {NET_MIN_PATCH[self.net]} pixels, "
-        f"but {given} is {patch}"
-      )
 
   @property
   def train_qf_label(self):
@@ -527,6 +512,29 @@ _OLD_ORDER = (
 FLAT_ORDER = tuple(_OLD_ORDER) + tuple(f.flag for f in FIELDS if f.flag not in _OLD_ORDER)
 _BY_ATTRIBUTE = {(field.section, field.attribute): field for field in FIELDS}
 assert len(BY_FLAG) == len(FIELDS), "two settings share a flag name"
+
+
+def check_runnable(config: Config) -> None:
+  """Refuses, in one line, a config no run can start from: an unregistered
+  net or task, or a patch smaller than the net takes. Checked while flags are
+  parsed and again when a run starts, before anything is written (a config
+  that only labels a model, as the robustness report's does, need not be
+  runnable)."""
+  if config.net not in NET_MIN_PATCH:
+    raise ConfigError(
+      f"--net: {config.net!r} is no registered net ({', '.join(sorted(NET_MIN_PATCH))})"
+    )
+  if config.task.name not in TASK_PATCH:
+    raise ConfigError(
+      f"--task: {config.task.name!r} is no registered task ({', '.join(sorted(TASK_PATCH))})"
+    )
+  patch = config.task.patch_size or TASK_PATCH[config.task.name]
+  if patch < NET_MIN_PATCH[config.net]:
+    given = "--patch_size" if config.task.patch_size else f"the {config.task.name} task's patch"
+    raise ConfigError(
+      f"--net: {config.net} needs patches of at least {NET_MIN_PATCH[config.net]} pixels, "
+      f"but {given} is {patch}"
+    )
 
 
 def _from_json_value(flag, value):

@@ -47,16 +47,17 @@ flags.DEFINE_alias("double_qf", "double_qfs")
 
 def main(argv):
   del argv
-  # The library after the flags: TensorFlow starts only for a valid command.
+  f = flags.FLAGS
+  config = cli.config_from_flags(f)
+  config_lib.check_runnable(config)  # net, task, patch: before TensorFlow starts
+  # The library after the checks: TensorFlow starts only for a valid command.
   from tfjpeg.experiments import run as run_lib  # pylint: disable=g-import-not-at-top
   from tfjpeg.train import distribute  # pylint: disable=g-import-not-at-top
   from tfjpeg.train import preemption  # pylint: disable=g-import-not-at-top
   from tfjpeg.train import rundir  # pylint: disable=g-import-not-at-top
 
-  f = flags.FLAGS
   if f.cpu_devices:
     distribute.configure_cpu_devices(f.cpu_devices)
-  config = cli.config_from_flags(f)
   try:
     run_lib.train_and_evaluate(
       config, f.workdir or config_lib.default_workdir(config), break_lock=f.break_lock

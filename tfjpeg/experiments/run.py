@@ -90,6 +90,7 @@ def train_and_evaluate(
   Raises:
     runlock.RunLockedError: another live process writes `workdir`.
   """
+  config_lib.check_runnable(config)
   # A multi-worker strategy configures collective ops: before any other op.
   strategy = distribute.make_strategy(config.runtime.strategy)
   workdir = distribute.worker_workdir(workdir)
