@@ -99,11 +99,12 @@ def fit_and_score(task_name, recipe, seed):
   model = nets.build(config.net, task.patch_size, task.num_classes)
   model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
   for epoch in range(SCALE[task_name]["epochs"]):
-    model.fit(
-      input_pipeline.to_inputs(input_pipeline.train_dataset(task, pipeline, epoch)),
-      verbose=0,
-      shuffle=False,
-    )
+    # Batch by batch: one pass over the epoch (fit() warns at the end of a
+    # dataset of unknown length).
+    for images, labels in input_pipeline.to_inputs(
+      input_pipeline.train_dataset(task, pipeline, epoch)
+    ):
+      model.train_on_batch(images, labels)
   results, _ = evaluation.evaluate(model, task, config, conditions=CONDITIONS)
   assert set(results["n_images"]) == {task.num_images["test"]}
   return {c.name: float(a) for c, a in zip(CONDITIONS, results["balanced_accuracy"])}
