@@ -195,3 +195,28 @@ def test_sections_are_frozen():
   config = config_lib.make()
   with pytest.raises(dataclasses.FrozenInstanceError):
     config.jpeg.train_crop = "aligned"  # type: ignore[misc]  # the point of the test
+
+
+def test_every_preset_loads_starts_with_its_command_and_can_run():
+  """Each configs/ file: its docstring opens with the command that runs it,
+  and every config it makes passes the checks a run starts with."""
+  for function in ("get_config", "get_study"):
+    for name in config_lib.preset_names(function):
+      path = config_lib.preset_path(name)
+      text = pathlib.Path(path).read_text()
+      assert "bin/" in text.split('"""')[1].split("\n\n")[1], f"{name}: no command up front"
+      made = config_lib.load_preset(name, function)
+      configs = [made] if function == "get_config" else [c for _, c in made.runs]
+      assert configs, name
+      for config in configs:
+        config_lib.check_runnable(config)
+
+
+def test_the_chain_presets_name_their_sources():
+  wang = config_lib.load_preset("wang2020")
+  assert wang.jpeg.train_chain == "wang2020_blur_jpeg_0.5" and wang.schedule.learning_rate == 1e-4
+  assert "corvi2023" in wang.test.chains
+  study = config_lib.load_preset("resize", "get_study")
+  trained = {c.jpeg.train_chain for _, c in study.runs}
+  assert trained == {"none", "resize:0.5..1.5@0.5>jpeg:65..100@0.5"}
+  assert {c.task.name for _, c in study.runs} == {"cameras", "real_history", "shapes"}
