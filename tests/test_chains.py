@@ -298,3 +298,17 @@ def test_the_pipeline_cuts_the_same_patches_window_by_window(monkeypatch):
   for mode in modes:
     for mine, theirs in zip(windowed[mode], whole[mode]):
       np.testing.assert_array_equal(mine, theirs)
+
+
+def test_tables_written_before_chains_read_with_none(tmp_path):
+  from tfjpeg.analysis import evaluation  # pylint: disable=g-import-not-at-top
+  from tfjpeg.train import rundir  # pylint: disable=g-import-not-at-top
+
+  old = tmp_path / "results.csv"
+  old.write_text(
+    "task,net,train_crop,train_qf,test_crop,test_grid,test_qf,test_first_qf,test_resave,"
+    "balanced_accuracy\ncameras,hpf,random,none,aligned,8,none,none,none,0.9\n"
+  )
+  table = rundir.read_table(str(old))
+  assert list(table.columns[: len(evaluation.SETTING_COLUMNS)]) == list(evaluation.SETTING_COLUMNS)
+  assert table.loc[0, "train_chain"] == "none" and table.loc[0, "test_chain"] == "none"
