@@ -239,6 +239,8 @@ def test_training_with_a_chain_applies_it_per_image_and_per_epoch(folder):
 
 WINDOW_CHAINS = [
   "resize:0.3..0.6/lanczos>jpeg:70",
+  "resize:0.3..0.6@0.5>blur:0.5..3@0.5>jpeg:65..100@0.5",
+  "blur:0>jpeg:75",
   "resize:1.2..1.8/bilinear>blur:0..2@0.5>jpeg:65..100",
   "crop:120..180>blur:1>jpeg:80",
   "resize:150x90/auto>jpeg:75",
@@ -283,11 +285,15 @@ def test_the_pipeline_cuts_the_same_patches_window_by_window(monkeypatch):
   image = testing.synthetic_image(320, 420, seed=9)
   element = dict(encoded=jpeg.encode(image, 90), label=tf.constant(1), image_id=tf.constant("x"))
   config = ip.PipelineConfig.of(patch_size=32, patches_per_image=3)
-  chain = chains.parse("resize:0.6..1.4>blur:0..2@0.5>jpeg:65..100")
+  chain = chains.parse("resize:0.6..1.4@0.5>blur:0..2@0.5>jpeg:65..100")
   modes = ["random", "aligned"]
+  seeds = [tf.constant([3, k], tf.int64) for k in range(4)]  # resized or not, blurred or not
 
   def cut():
-    out = ip.cut_patches(element, config, modes, tf.constant([3, 4], tf.int64), None, chain)
+    return [one(seed) for seed in seeds]
+
+  def one(seed):
+    out = ip.cut_patches(element, config, modes, seed, None, chain)
     return {
       m: (out[m]["image"].numpy(), out[m]["offset"].numpy(), out[m]["draws"].numpy()) for m in modes
     }
@@ -295,9 +301,12 @@ def test_the_pipeline_cuts_the_same_patches_window_by_window(monkeypatch):
   windowed = cut()
   monkeypatch.setattr(ip, "_chain_windows_pay", lambda *args: tf.constant(False))
   whole = cut()
-  for mode in modes:
-    for mine, theirs in zip(windowed[mode], whole[mode]):
-      np.testing.assert_array_equal(mine, theirs)
+  applied = {tuple(w["random"][2][0][[0, 3]]) for w in windowed}
+  assert len(applied) > 1  # the seeds cover more than one case of the coins
+  for mine_all, theirs_all in zip(windowed, whole):
+    for mode in modes:
+      for mine, theirs in zip(mine_all[mode], theirs_all[mode]):
+        np.testing.assert_array_equal(mine, theirs)
 
 
 def test_tables_written_before_chains_read_with_none(tmp_path):

@@ -106,6 +106,16 @@ def test_blur_equals_scipy_for_python_and_drawn_sigmas(image):
     )
 
 
+def test_blur_equals_scipy_on_images_narrower_than_its_kernel():
+  """scipy mirrors again where the kernel is wider than the image."""
+  for (height, width), sigma in (((5, 60), 2.0), ((10, 40), 3.0), ((3, 3), 1.7)):
+    small = testing.synthetic_image(height, width, seed=height)
+    expected = scipy_blur(small, sigma)
+    np.testing.assert_array_equal(resample.gaussian_blur(small, sigma).numpy(), expected)
+    drawn = tf.constant(sigma, tf.float64)
+    np.testing.assert_array_equal(resample.gaussian_blur(small, drawn).numpy(), expected)
+
+
 def test_tf_image_resize_is_not_pillow(image):
   """Why this module exists: TensorFlow's antialiased resize differs from Pillow."""
   size = (image.shape[0] * 2, image.shape[1] * 2)

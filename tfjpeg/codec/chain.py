@@ -245,8 +245,7 @@ def _input_box(entry, offset, box):
     grown = jpeg.compress_input_box(entry["before"], offset, box)
     return tuple(tf.where(applied, g, v) for g, v in zip(grown, (offset, box)))
   if step.name == "blur":
-    radius = resample.blur_radius(entry["before"], entry["sigma"])
-    radius = tf.where(applied, radius, 0)
+    radius = tf.where(applied, resample.blur_radius(entry["sigma"]), 0)
     low = tf.maximum(offset - radius, 0)
     high = tf.minimum(offset + box + radius, entry["before"])
     return low, high - low
@@ -256,12 +255,14 @@ def _input_box(entry, offset, box):
     def reads(kernel):
       return resample.resize_input_box(entry["before"], entry["size"], kernel, offset, box)
 
-    needed = (
-      reads(shrink)
-      if shrink == grow
-      else tf.cond(entry["shrinks"], lambda: reads(shrink), lambda: reads(grow))
-    )
-    return tuple(tf.where(applied, n, v) for n, v in zip(needed, (offset, box)))
+    def needed():
+      if shrink == grow:
+        return reads(shrink)
+      return tf.cond(entry["shrinks"], lambda: reads(shrink), lambda: reads(grow))
+
+    # Not applied: the box is in the unresized image, which the drawn size's
+    # coefficients do not describe.
+    return tf.cond(applied, needed, lambda: (offset, box))
   return tf.where(applied, offset + entry["offset"], offset), box
 
 

@@ -288,6 +288,7 @@ def resize_by(image: TensorLike, factor: TensorLike, kernel: str = "bicubic") ->
 
 # scipy.ndimage.gaussian_filter's default: the kernel reaches 4 sigma.
 TRUNCATE = 4.0
+_NO_BLUR = 1e-15  # scipy skips an axis whose sigma is not above this
 
 
 def _numpy_gaussian_weights(sigma, radius):
@@ -310,35 +311,46 @@ def _gaussian_weights(sigma, radius):
   return tf.reshape(weights, [2 * radius + 1])
 
 
-def _blur_rows(values, weights, radius):
-  """scipy's `correlate1d` along axis 0 of a float64 image, mode "reflect"
-  (d c b a | a b c d | d c b a), summed in scipy's order for a symmetric
-  kernel: the centre tap, then pairs from the outermost in; then truncated
-  to uint8 as scipy stores into a uint8 output."""
-  padded = tf.pad(values, [[radius, radius], [0, 0], [0, 0]], mode="SYMMETRIC")
-  return _blur_rows_at(padded, weights, radius, radius, tf.shape(values)[0])
+def _reflected(start, stop, size):
+  """Indices of positions [start, stop) of an axis of `size` pixels extended
+  by scipy's "reflect" mode (d c b a | a b c d | d c b a), repeated as often
+  as the reach needs (a kernel wider than the image reflects again)."""
+  index = tf.range(start, stop) % (2 * size)
+  return tf.where(index >= size, 2 * size - 1 - index, index)
 
 
-def _blur_rows_at(padded, weights, radius, start, count):
-  """`_blur_rows`' sums for rows [start, start + count) of `padded`, which
-  holds `radius` rows of context (real or mirrored) on both sides of them."""
+def _blur_rows_at(values, weights, radius, start, count, size, first=0):
+  """scipy's `correlate1d` for rows [start, start + count) of an axis of
+  `size` rows, `values` holding rows [first, ...) of it (all that the reach
+  needs): mirrored at the axis's ends, summed in scipy's order for a
+  symmetric kernel (the centre tap, then pairs from the outermost in), then
+  truncated to uint8 as scipy stores into a uint8 output."""
+  padded = tf.gather(values, _reflected(start - radius, start + count + radius, size) - first)
   shape = tf.concat([[count], tf.shape(padded)[1:]], 0)
   at = lambda row: tf.slice(padded, tf.stack([row, 0, 0]), shape)  # noqa: E731
-  centre = at(start)
 
   def add_pair(j, total):
-    return j - 1, total + (at(start - j) + at(start + j)) * weights[radius - j]
+    return j - 1, total + (at(radius - j) + at(radius + j)) * weights[radius - j]
 
-  _, total = tf.while_loop(lambda j, _: j > 0, add_pair, (radius, centre * weights[radius]))
+  _, total = tf.while_loop(lambda j, _: j > 0, add_pair, (radius, at(radius) * weights[radius]))
   return tf.floor(tf.clip_by_value(total, 0.0, 255.0))
+
+
+def blur_radius(sigma: TensorLike) -> tf.Tensor:
+  """The reach of `gaussian_blur(image, sigma)` in pixels: int(4 sigma + 0.5),
+  scipy's; 0 for no blur."""
+  sigma = tf.cast(sigma, tf.float64)
+  radius = tf.cast(tf.floor(TRUNCATE * sigma + 0.5), tf.int32)
+  return tf.where(sigma > _NO_BLUR, radius, 0)
 
 
 def gaussian_blur(image: TensorLike, sigma: TensorLike) -> tf.Tensor:
   """`image` (uint8 HxWxC) blurred as scipy's `ndimage.gaussian_filter(channel,
   sigma, output=channel)` blurs each channel of it (CNNDetection's blur):
-  the kernel reaches `int(4 sigma + 0.5)` pixels, edges are mirrored, the
-  rows pass comes first and each pass is stored as uint8. A `sigma` of 0 (or
-  below 1e-15, as scipy) leaves the image as it is.
+  the kernel reaches `int(4 sigma + 0.5)` pixels, edges are mirrored (again
+  and again where the kernel is wider than the image), the rows pass comes
+  first and each pass is stored as uint8. A `sigma` of 0 (or below 1e-15, as
+  scipy) leaves the image as it is.
 
   Examples:
     >>> image = np.random.default_rng(0).integers(0, 256, (40, 40, 3), np.uint8)
@@ -348,36 +360,14 @@ def gaussian_blur(image: TensorLike, sigma: TensorLike) -> tf.Tensor:
   image = tf.convert_to_tensor(image)
   if image.dtype != tf.uint8:
     raise TypeError(f"gaussian_blur takes uint8 images, got {image.dtype.name}")
-  smallest_side = tf.reduce_min(tf.shape(image)[:2])
-  if not tf.is_tensor(sigma):  # scipy's own arithmetic for the weights
-    sigma = float(sigma)
-    if sigma < 0:
-      raise ValueError(f"a blur's sigma must be >= 0, got {sigma}")
-    if sigma <= 1e-15:
-      return image
-    radius = int(TRUNCATE * sigma + 0.5)
-    return _blur(image, _gaussian_weights(sigma, radius), tf.minimum(radius, smallest_side - 1))
-  sigma = tf.cast(sigma, tf.float64)
-  radius = tf.cast(tf.floor(TRUNCATE * sigma + 0.5), tf.int32)
-  # Reflection reaches one image side at most: beyond it, scipy would wrap again.
-  radius = tf.minimum(radius, smallest_side - 1)
-  out = tf.cond(
-    tf.logical_and(sigma > 1e-15, radius > 0),
-    lambda: _blur(image, _gaussian_weights(sigma, radius), radius),
-    lambda: image,
+  if not tf.is_tensor(sigma) and float(sigma) < 0:
+    raise ValueError(f"a blur's sigma must be >= 0, got {sigma}")
+  shape = tf.shape(image)
+  out = blur_window(
+    image, tf.zeros([2], tf.int32), shape[:2], sigma, tf.zeros([2], tf.int32), shape[:2]
   )
   out.set_shape(image.shape)
   return out
-
-
-def blur_radius(image_size: TensorLike, sigma: TensorLike) -> tf.Tensor:
-  """The reach of `gaussian_blur(image, sigma)` in pixels on an image of
-  `image_size`: int(4 sigma + 0.5), at most the smaller side less one; 0 for
-  no blur."""
-  sigma = tf.cast(sigma, tf.float64)
-  radius = tf.cast(tf.floor(TRUNCATE * sigma + 0.5), tf.int32)
-  radius = tf.minimum(radius, tf.reduce_min(tf.cast(image_size, tf.int32)) - 1)
-  return tf.where(sigma > 1e-15, tf.maximum(radius, 0), 0)
 
 
 def blur_window(
@@ -390,53 +380,39 @@ def blur_window(
 ) -> tf.Tensor:
   """The `box` (at `offset`) of `gaussian_blur(image, sigma)`, pixel-equal,
   computed from `window`: the part of `image` (of `image_size`) at
-  `window_offset` that holds the box and `blur_radius` pixels around it
-  (fewer where the image ends: there the edge is mirrored, as scipy does)."""
+  `window_offset` that holds the box and `blur_radius` pixels around it,
+  within the image."""
   image_size = tf.cast(image_size, tf.int32)
   offset, box = tf.cast(offset, tf.int32), tf.cast(box, tf.int32)
   window_offset = tf.cast(window_offset, tf.int32)
   window = tf.convert_to_tensor(window)
-  radius = blur_radius(image_size, sigma)
-
-  def blur():
-    if tf.is_tensor(sigma):
-      weights = _gaussian_weights(tf.cast(sigma, tf.float64), radius)
-    else:
-      full = int(TRUNCATE * float(sigma) + 0.5)
-      middle = _gaussian_weights(float(sigma), full)
-      weights = middle[full - radius : full + radius + 1]
-    values = tf.cast(window, tf.float64)
-    window_size = tf.shape(values)[:2]
-    # Mirrored context only where the window meets the image's edge.
-    before = tf.where(tf.equal(window_offset, 0), radius, 0)
-    after = tf.where(tf.equal(window_offset + window_size, image_size), radius, 0)
-    start = offset - window_offset + before
-    rows = tf.pad(values, [[before[0], after[0]], [0, 0], [0, 0]], mode="SYMMETRIC")
-    rows = tf.floor(
-      tf.clip_by_value(_blur_rows_at(rows, weights, radius, start[0], box[0]), 0.0, 255.0)
-    )
-    columns = tf.transpose(rows, [1, 0, 2])
-    columns = tf.pad(columns, [[before[1], after[1]], [0, 0], [0, 0]], mode="SYMMETRIC")
-    columns = _blur_rows_at(columns, weights, radius, start[1], box[1])
-    return tf.cast(
-      tf.transpose(tf.floor(tf.clip_by_value(columns, 0.0, 255.0)), [1, 0, 2]), tf.uint8
-    )
+  radius = blur_radius(sigma)
 
   def kept():
     local = offset - window_offset
     return window[local[0] :][: box[0]][:, local[1] :][:, : box[1]]
 
+  if not tf.is_tensor(sigma) and float(sigma) <= _NO_BLUR:
+    return kept()
+
+  def blur():
+    if tf.is_tensor(sigma):
+      weights = _gaussian_weights(tf.cast(sigma, tf.float64), radius)
+    else:
+      weights = _gaussian_weights(float(sigma), int(TRUNCATE * float(sigma) + 0.5))
+    values = tf.cast(window, tf.float64)
+    rows = _blur_rows_at(
+      values, weights, radius, offset[0], box[0], image_size[0], window_offset[0]
+    )
+    columns = _blur_rows_at(
+      tf.transpose(rows, [1, 0, 2]),
+      weights,
+      radius,
+      offset[1],
+      box[1],
+      image_size[1],
+      window_offset[1],
+    )
+    return tf.cast(tf.transpose(columns, [1, 0, 2]), tf.uint8)
+
   return tf.cond(radius > 0, blur, kept)
-
-
-def _blur(image, weights, radius):
-  """Both passes of the blur, rows first, each stored as uint8."""
-  radius = tf.convert_to_tensor(radius)
-  # An image smaller than the kernel: the weights' outer taps go unused.
-  middle = (tf.shape(weights)[0] - 1) // 2
-  weights = weights[middle - radius : middle + radius + 1]
-  values = _blur_rows(tf.cast(image, tf.float64), weights, radius)
-  values = tf.transpose(_blur_rows(tf.transpose(values, [1, 0, 2]), weights, radius), [1, 0, 2])
-  out = tf.cast(values, tf.uint8)
-  out.set_shape(image.shape)
-  return out
