@@ -143,7 +143,7 @@ def evaluate_run(
   run directory's lock while it reads and writes there, as training does: a
   run being trained is refused in one line.
   """
-  with runlock.hold(workdir):
+  with runlock.hold(workdir, create=False):
     return _evaluate_run(workdir, test_crops, test_qfs, test_first_qfs, builtin_seed, test_chains)
 
 

@@ -79,7 +79,7 @@ def analyse_run(workdir, period=8, test_qfs=None, test_first_qfs=None, builtin_s
   `write_analysis`); with `builtin_seed`, on a built-in task generated anew,
   written where `evaluation.evaluate_run` puts such results. Holds the run
   directory's lock while it reads and writes there, as training does."""
-  with runlock.hold(workdir):
+  with runlock.hold(workdir, create=False):
     config, task, model = classifier.load_run(
       workdir, test_qfs=test_qfs, test_first_qfs=test_first_qfs, builtin_seed=builtin_seed
     )

@@ -20,6 +20,7 @@ import socket
 import time
 from collections.abc import Iterator
 
+from tfjpeg.core.errors import MissingError
 from tfjpeg.core.errors import UserError
 
 LOCK_NAME = ".lock"
@@ -96,12 +97,15 @@ def refusal(directory, found: Holder) -> str:
 
 
 @contextlib.contextmanager
-def hold(directory, break_lock: bool = False) -> Iterator[Holder]:
-  """Holds `directory` (created if missing) for the `with` block.
+def hold(directory, break_lock: bool = False, create: bool = True) -> Iterator[Holder]:
+  """Holds `directory` (created if missing, with `create`) for the `with` block.
 
   Raises:
     RunLockedError: another live process holds it (see the module docstring).
+    MissingError: `directory` does not exist and `create` is off.
   """
+  if not create and not os.path.isdir(directory):
+    raise MissingError(f"{directory} is not a run directory (no such folder)")
   os.makedirs(directory, exist_ok=True)
   path = os.path.join(directory, LOCK_NAME)
   me = Holder(socket.gethostname(), os.getpid(), time.time())

@@ -16,6 +16,7 @@ The run directory holds:
   finished.json      written last: the run is complete (what a study's skip checks)
 """
 
+import contextlib
 import os
 import shutil
 from collections.abc import Callable
@@ -61,15 +62,36 @@ def _start_workdir(config, workdir):
 
 
 def _make_workdir(workdir):
-  """Creates `workdir` (one line when it cannot be); True if it was not there."""
-  fresh = not os.path.isdir(workdir)
+  """Creates `workdir` (one line when it cannot be); True if this call made
+  it (os.mkdir: of two processes starting at once, one only)."""
   try:
-    os.makedirs(workdir, exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(workdir)), exist_ok=True)
   except OSError as e:
     raise ConfigError(f"--workdir={workdir} cannot be created: {e.strerror or e}") from None
+  try:
+    os.mkdir(workdir)
+    fresh = True
+  except FileExistsError:
+    fresh = False
+  except OSError as e:
+    raise ConfigError(f"--workdir={workdir} cannot be created: {e.strerror or e}") from None
+  if not os.path.isdir(workdir):
+    raise ConfigError(f"--workdir={workdir} is a file, not a folder")
   if not os.access(workdir, os.W_OK):
     raise ConfigError(f"--workdir={workdir} cannot be written to")
   return fresh
+
+
+def _clear_unstarted(workdir):
+  """Removes what a start that failed before the run began wrote in the run
+  directory it made, but the lock, which its holder removes on release."""
+  for name in os.listdir(workdir):
+    if name != runlock.LOCK_NAME:
+      path = os.path.join(workdir, name)
+      if os.path.isdir(path):
+        shutil.rmtree(path, ignore_errors=True)
+      else:
+        os.remove(path)
 
 
 def train_and_evaluate(
@@ -99,12 +121,19 @@ def train_and_evaluate(
   started = []
   try:
     with runlock.hold(workdir, break_lock), preemption.stop_on_sigterm():
-      return _train_and_evaluate(config, workdir, log, strategy, started)
+      try:
+        return _train_and_evaluate(config, workdir, log, strategy, started)
+      except BaseException:
+        # A start that failed before the run began leaves no folder behind, so
+        # that the corrected command can use the same --workdir: emptied while
+        # this process holds it, removed once released (if still empty).
+        if fresh and not started:
+          _clear_unstarted(workdir)
+        raise
   finally:
-    # A start that failed before the run began leaves no folder behind, so
-    # that the corrected command can use the same --workdir.
     if fresh and not started:
-      shutil.rmtree(workdir, ignore_errors=True)
+      with contextlib.suppress(OSError):
+        os.rmdir(workdir)
 
 
 def _train_and_evaluate(config, workdir, log, strategy, started):

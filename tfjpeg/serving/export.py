@@ -79,7 +79,7 @@ def export_run(workdir: str, path: str | None = None) -> str:
   """Exports the selected weights of the run in `workdir` (to workdir/export by
   default), from the run directory alone: no dataset is read. Holds the run
   directory's lock, as training does: a run being trained is refused."""
-  with runlock.hold(workdir):
+  with runlock.hold(workdir, create=False):
     about, model = classifier.load_model(workdir)
     return export(
       model, about["class_names"], about["patch_size"], path or os.path.join(workdir, "export")
