@@ -12,7 +12,9 @@ as JPEG at a QF drawn uniformly in 30..100 (their --blur_prob 0.5
 ResNet-50 from ImageNet weights (`--weights=imagenet` needs the Keras file,
 see docs/getting-started.md), Adam at 1e-4, batches of 64, random 224 crops,
 the rate cut by 10 when the validation loss stalls for 5 epochs. Tested as
-stored, under Corvi et al.'s protocol and resized by half. Not modelled:
+stored; `bin/report --model=RUN` then puts the net through resizing and
+Corvi et al.'s protocol (whose 200x200 images need patches of at most 200,
+which `--test_chains=corvi2023` checks at the start). Not modelled:
 their horizontal flips (a flip moves no JPEG grid and changes no trace this
 toolkit measures) and the choice between OpenCV and Pillow for the JPEG
 (both write the same file at a QF). Without --task it runs on the built-in
@@ -35,5 +37,4 @@ def get_config():
     train_chain="wang2020_blur_jpeg_0.5",
     test_crops=("random",),
     test_qfs=(None,),
-    test_chains=("corvi2023", "resize:0.5"),
   )

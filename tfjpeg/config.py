@@ -529,12 +529,23 @@ def check_runnable(config: Config) -> None:
       f"--task: {config.task.name!r} is no registered task ({', '.join(sorted(TASK_PATCH))})"
     )
   patch = config.task.patch_size or TASK_PATCH[config.task.name]
+  given = "--patch_size" if config.task.patch_size else f"the {config.task.name} task's patch"
   if patch < NET_MIN_PATCH[config.net]:
-    given = "--patch_size" if config.task.patch_size else f"the {config.task.name} task's patch"
     raise ConfigError(
       f"--net: {config.net} needs patches of at least {NET_MIN_PATCH[config.net]} pixels, "
       f"but {given} is {patch}"
     )
+  for flag, texts in (
+    ("train_chain", (config.jpeg.train_chain,)),
+    ("test_chains", config.test.chains),
+  ):
+    for text in texts:
+      largest = chains.largest_output(chains.parse(text))
+      if largest is not None and min(largest) < patch:
+        raise ConfigError(
+          f"--{flag}: {text} leaves images of at most {largest[0]}x{largest[1]} pixels, "
+          f"smaller than {given} ({patch}): give a smaller --patch_size or drop it"
+        )
 
 
 def _from_json_value(flag, value):
@@ -767,10 +778,16 @@ def default_workdir(config: Config) -> str:
   )
 
 
+# How a chain's marks are written in file names: each its own, so that two
+# chains never share a name ('blur:1|2' and 'blur:1@2' differ).
+_FILE_MARKS = {">": "_", ":": "", "|": "or", "@": "p", "/": "-", "x": "x"}
+
+
 def file_name(text: str) -> str:
-  """`text` (a chain, say) as a file name: every character but letters,
-  digits, '.', '_' and '-' becomes '-'."""
-  return re.sub(r"[^A-Za-z0-9._-]", "-", text)
+  """`text` (a chain, say) as a file name: resize:0.5>jpeg:75 -> resize0.5_jpeg75;
+  any other character but letters, digits, '.', '_' and '-' becomes '-'."""
+  out = "".join(_FILE_MARKS.get(c, c) for c in text)
+  return re.sub(r"[^A-Za-z0-9._-]", "-", out)
 
 
 def saved(workdir: str) -> Config:

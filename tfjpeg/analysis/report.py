@@ -492,7 +492,11 @@ def make(
     for e in columns["encoded"]
   )
   resizes, skipped = resize_grid(resize_factors, resize_qualities, smallest, memory_task.patch_size)
-  extra = [chains_lib.parse(c).text for c in test_chains]
+  extra, too_small = [], []
+  for text in (chains_lib.parse(c).text for c in test_chains):
+    largest = chains_lib.largest_output(chains_lib.parse(text))
+    fits = largest is None or min(largest) >= memory_task.patch_size
+    (extra if fits else too_small).append(text)
   chain_texts = list(dict.fromkeys([t for t in resizes["test_chain"] if t != "none"] + extra))
   measured = (
     conditions(qualities, double_pairs)
@@ -635,6 +639,12 @@ def make(
       else ""
     )
   )
+  left_out = (
+    f" Left out: {', '.join(too_small)}, whose images are smaller than the model's "
+    f"{memory_task.patch_size}-pixel patches."
+    if too_small
+    else ""
+  )
   protocol_text = (
     "Published test protocols, applied to every test image: "
     + "; ".join(
@@ -642,7 +652,7 @@ def make(
       for t in extra
     )
     + ". What each drew for each image is in chain_draws.csv, so that the same "
-    "operations can be applied again."
+    "operations can be applied again." + left_out
   )
   sections = [
     _section(

@@ -34,6 +34,7 @@ checked before it starts); tfjpeg.codec.chain applies them on the graph.
 """
 
 import dataclasses
+import decimal
 import re
 from typing import Any
 
@@ -87,7 +88,12 @@ class Value:
 
 
 def _number_text(value):
-  return f"{value:g}"
+  """A number as the syntax reads it back exactly: the shortest decimal that
+  is the same float, never in exponent form (1e-05 is written 0.00001)."""
+  text = repr(float(value))
+  if "e" in text or "E" in text:
+    text = format(decimal.Decimal(text), "f")
+  return text[:-2] if text.endswith(".0") else text
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,11 +206,13 @@ def _size(text, what, step):
 
 
 def _step(text, where):
-  body, _, chance = text.partition("@")
+  body, at, chance = text.partition("@")
   name, _, args = body.partition(":")
   name, args = name.strip(), args.strip()
   what = f"{where}step {text.strip()!r}"
   probability = 1.0
+  if at and not chance.strip():
+    raise ConfigError(f"{what}: '@' needs a probability (@0.5)")
   if chance:
     probability = _value(chance, what + " probability", whole=False, low=0, high=1).low
   if name not in STEPS:
@@ -259,6 +267,24 @@ def check(text: str, flag: str = "") -> str:
   """`text` if it parses as a chain (the ConfigError of `parse` if not)."""
   parse(text, flag)
   return text
+
+
+def largest_output(chain: Chain) -> tuple[int, int] | None:
+  """The largest (height, width) an image can have after `chain`, when the
+  chain fixes it (a resize to HxW, or a crop, after the last resize by a
+  factor); None when it depends on the image."""
+  bound: tuple[int, int] | None = None
+  for step in chain.steps:
+    if step.name == "resize" and step.size is not None and step.probability == 1.0:
+      bound = (int(step.size[0].bounds()[1]), int(step.size[1].bounds()[1]))
+    elif step.name == "resize":
+      bound = None
+    elif step.name == "crop" and step.size is not None and bound is not None:
+      bound = (
+        min(bound[0], int(step.size[0].bounds()[1])),
+        min(bound[1], int(step.size[1].bounds()[1])),
+      )
+  return bound
 
 
 def draw_columns(chain: Chain) -> list[str]:
