@@ -321,3 +321,27 @@ def test_tables_written_before_chains_read_with_none(tmp_path):
   table = rundir.read_table(str(old))
   assert list(table.columns[: len(evaluation.SETTING_COLUMNS)]) == list(evaluation.SETTING_COLUMNS)
   assert table.loc[0, "train_chain"] == "none" and table.loc[0, "test_chain"] == "none"
+
+
+def test_a_chain_that_shrinks_images_below_a_patch_loses_them_from_its_own_condition(folder):
+  """Images a test chain leaves smaller than a patch are left out of that
+  condition alone (n_images counts the rest), never out of the others."""
+  import keras  # pylint: disable=g-import-not-at-top
+
+  from tfjpeg.analysis import evaluation  # pylint: disable=g-import-not-at-top
+
+  task, _, _ = folder
+  inputs = keras.Input((PATCH, PATCH, 3))
+  pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255)(inputs))
+  model = keras.Model(inputs, keras.layers.Dense(task.num_classes, activation="softmax")(pooled))
+  config = config_lib.make(task="folder", patch_size=PATCH, patches_per_image=2)
+  conditions = [
+    ip.Condition("aligned"),
+    ip.Condition("aligned", chain="resize:0.3"),  # 25x30 < 32: every image
+    ip.Condition("random", chain="resize:0.35..0.45"),  # 29..45 px tall: some
+  ]
+  results, _ = evaluation.evaluate(model, task, config, conditions=conditions)
+  counts = results["n_images"].tolist()
+  assert counts[0] == task.num_images["test"] and counts[1] == 0
+  assert 0 < counts[2] < counts[0]
+  assert np.isnan(results["balanced_accuracy"].iloc[1])

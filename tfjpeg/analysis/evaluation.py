@@ -7,12 +7,14 @@ import logging
 import os
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 
 from tfjpeg.analysis import plotting
 from tfjpeg.codec import chains
 from tfjpeg.core import metrics
 from tfjpeg.core import runlock
+from tfjpeg.core.errors import DataError
 from tfjpeg.data import audit
 from tfjpeg.models import inference
 from tfjpeg.pipeline import input_pipeline
@@ -71,10 +73,19 @@ def evaluate(
   pipeline = input_pipeline.PipelineConfig.for_run(config, task, profile, training=False)
   dataset = input_pipeline.eval_dataset(task, split, conditions, pipeline, seen)
   out = inference.predict(model, dataset)
+  if "condition" not in out:
+    raise DataError(f"no {split} image of the {task.name} task could be read and cut")
   rows, confusions = [], {}
   for number, condition in enumerate(conditions):
     mask = out["condition"] == number
+    if "valid" in out:  # a chain left some images smaller than a patch: not in this row
+      mask &= out["valid"]
     probabilities, labels = out["probabilities"][mask], out["label"][mask]
+    if not mask.any():  # every image too small for this chain: measured on none
+      measured = dict.fromkeys(METRIC_COLUMNS, float("nan"))
+      measured.update(n_images=0, n_patches=0)
+    else:
+      measured = metrics.condition_metrics(probabilities, labels, out["image_id"][mask])
     rows.append(
       dict(
         task=config.task.name,
@@ -88,11 +99,13 @@ def evaluate(
         test_first_qf=condition.first_qf or "none",
         test_resave=condition.resave,
         test_chain=condition.chain,
-        **metrics.condition_metrics(probabilities, labels, out["image_id"][mask]),
+        **measured,
       )
     )
-    confusions[condition.name] = metrics.confusion_matrix(
-      labels, probabilities.argmax(-1), task.num_classes
+    confusions[condition.name] = (
+      metrics.confusion_matrix(labels, probabilities.argmax(-1), task.num_classes)
+      if mask.any()
+      else np.zeros((task.num_classes, task.num_classes), int)
     )
   if draws_path and "draws" in out:
     rundir.write_atomically(draws_path, chain_draws(out, conditions).to_csv(index=False))
@@ -109,6 +122,7 @@ def chain_draws(out, conditions):
     columns = chains.draw_columns(chains.parse(condition.chain))
     mask = (out["condition"] == number) & (out["patch_index"] == 0)
     table = pd.DataFrame(out["draws"][mask][:, : len(columns)], columns=columns)
+    table["valid"] = out["valid"][mask]  # False: the chain left it smaller than a patch
     ids = [i.decode() if isinstance(i, bytes) else i for i in out["image_id"][mask]]
     table.insert(0, "image_id", ids)
     table.insert(0, "test_crop", condition.spelling)

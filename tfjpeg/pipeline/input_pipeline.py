@@ -302,7 +302,7 @@ def decode_element(element, lattice_qf=None, chroma="4:2:0", first_qf=None):
   return whole_image(element, lattice_qf, chroma, first_qf)[0]
 
 
-def cut_patches(element, config, modes, image_seed, first_qf=None, chain=None):
+def cut_patches(element, config, modes, image_seed, first_qf=None, chain=None, small_ok=False):
   """`patches_per_image` crops of one encoded image for each of `modes`: a crop
   mode (placed against `config.jpeg.crop_grid`) or a (crop mode, grid) pair.
 
@@ -322,7 +322,9 @@ def cut_patches(element, config, modes, image_seed, first_qf=None, chain=None):
   """
   size, n = config.patch_size, config.patches_per_image
   out = {}
-  for key, cut in patch_sources(element, config, modes, image_seed, first_qf, chain).items():
+  for key, cut in patch_sources(
+    element, config, modes, image_seed, first_qf, chain, small_ok
+  ).items():
     source, positions = cut.pop("source"), cut.pop("position")
     patches = _for_each_patch(
       lambda p, source=source: crops.crop_at(source, size, p), positions, [size, size, 3]
@@ -360,7 +362,7 @@ def chroma_grid(encoded, config, first_qf=None, chain=None):
   return own if first_qf is None else tf.where(first_qf > 0, saved, own)
 
 
-def patch_sources(element, config, modes, image_seed, first_qf=None, chain=None):
+def patch_sources(element, config, modes, image_seed, first_qf=None, chain=None, small_ok=False):
   """What `cut_patches` cuts its patches from, before it cuts them: for each
   of `modes`, {"source": an image, "position": [n, 2], "offset": [n, 2],
   "label", "image_id", "patch_index"}, patch k being
@@ -373,7 +375,9 @@ def patch_sources(element, config, modes, image_seed, first_qf=None, chain=None)
   With a `chain` (non-empty), the image goes through it whole first (drawn
   from `image_seed` folded with -4), each mode's entry carries its draws
   ("draws", [n, D]), and aligned crops follow the grid of the chain's last
-  compression (a crop after it moves the grid)."""
+  compression (a crop after it moves the grid). With `small_ok`, an image
+  the chain leaves smaller than a patch gives blank patches and "valid"
+  False (a test condition then leaves the image out) instead of an error."""
   chain = chain if chain is not None and chain.steps else None
   encoded, size, n = element["encoded"], config.patch_size, config.patches_per_image
   keys, modes = (
@@ -421,6 +425,7 @@ def patch_sources(element, config, modes, image_seed, first_qf=None, chain=None)
     return [(windows(o), stacked, o) for o in offsets]
 
   draws = None
+  valid = tf.constant(True)
 
   def whole(offsets=None):
     nonlocal draws
@@ -436,6 +441,12 @@ def patch_sources(element, config, modes, image_seed, first_qf=None, chain=None)
     if chain is not None:
       draws = record["draws"][-len(chains.draw_columns(chain)) :]
       origin = record["grid_origin"]
+      if small_ok:
+        # A test image the chain made smaller than a patch: a blank stand-in,
+        # marked not valid, so that this condition alone loses the image.
+        nonlocal valid
+        valid = tf.reduce_all(tf.shape(image)[:2] >= size)
+        image = tf.cond(valid, lambda: image, lambda: tf.zeros([size, size, 3], tf.uint8))
     if offsets is None:
       offsets = [offsets_for(tf.shape(image)[:2], mode, image, origin) for mode in modes]
     return [(image, o, o) for o in offsets]
@@ -469,20 +480,20 @@ def patch_sources(element, config, modes, image_seed, first_qf=None, chain=None)
       (tf.reshape(_for_each_patch(patch_at, o, [size, size, 3]), [n * size, size, 3]), stacked, o)
       for o in offsets
     ]
-    return cut, record["draws"][-len(chains.draw_columns(chain)) :]
+    return cut, record["draws"][-len(chains.draw_columns(chain)) :], tf.constant(True)
 
   def whole_with_draws():
     cut = whole()
-    return cut, draws
+    return cut, draws, valid
 
   needs_whole = REALIGNED in [m for m, _ in modes]  # the grid is estimated from all of it
   if chain is not None and not (config.lattice_qf or needs_whole or first_qf is not None):
     pays = tf.cond(
       tf.io.is_jpeg(encoded),
-      lambda: _chain_windows_pay(encoded, n, size),
+      lambda: _chain_windows_pay(encoded, n, size, chain, image_seed),
       lambda: tf.constant(False),
     )
-    cut, draws = tf.cond(pays, chain_windows, whole_with_draws)
+    cut, draws, valid = tf.cond(pays, chain_windows, whole_with_draws)
   elif config.lattice_qf or needs_whole or first_qf is not None or chain is not None:
     cut = whole()
   else:
@@ -494,19 +505,24 @@ def patch_sources(element, config, modes, image_seed, first_qf=None, chain=None)
   )
   if draws is not None:
     common["draws"] = tf.tile(draws[None], [n, 1])
+  if small_ok:
+    common["valid"] = tf.fill([n], valid)
   return {
     key: dict(common, source=source, position=positions, offset=offsets)
     for key, (source, positions, offsets) in zip(keys, cut)
   }
 
 
-def _chain_windows_pay(encoded, count, size):
+def _chain_windows_pay(encoded, count, size, chain, image_seed):
   """Whether `count` patches of `size` through a chain cost less window by
   window than on the whole image: while their windows (a patch with a
   margin on each side, counted generously at twice its side) cover less
-  than half the photo."""
-  image_size = tf.cast(tf.image.extract_jpeg_shape(encoded)[:2], tf.float32)
-  return count * float(2 * size) ** 2 < 0.5 * image_size[0] * image_size[1]
+  than half the photo, and the chain leaves it at least a patch wide."""
+  shape = tf.image.extract_jpeg_shape(encoded)[:2]
+  _, record = chain_ops.plan(shape, chain, seeds.for_example(image_seed, CHAIN_FOLD))
+  image_size = tf.cast(shape, tf.float32)
+  small = count * float(2 * size) ** 2 < 0.5 * image_size[0] * image_size[1]
+  return tf.logical_and(small, tf.reduce_all(record["size"] >= size))
 
 
 def _cut_when_needed(dataset, size):
@@ -658,7 +674,9 @@ def eval_dataset(
 
   Each element carries `condition`, the index of its condition in `conditions`.
   With chain conditions, each also carries `draws` ([D], padded with zeros:
-  what its condition's chain drew for its image, `chains.draw_columns`).
+  what its condition's chain drew for its image, `chains.draw_columns`) and
+  `valid` (False where the chain left the image smaller than a patch: a blank
+  stand-in, which the evaluation leaves out of that condition alone).
   With `seen`, an image that fails to decode is skipped and the others recorded.
   Crops depend only on (seed, image, crop mode), so every run, and every
   combination of conditions, cuts the same test patches (a double compression
@@ -697,6 +715,7 @@ def eval_dataset(
         image_seed,
         first_qf_of(first, element, image_seed),
         chain_of.get(first),
+        small_ok=first in chain_of,
       )
       for first in firsts
     }
@@ -713,6 +732,7 @@ def eval_dataset(
       if chain_of:
         draws = patches.pop("draws", tf.zeros([config.patches_per_image, 0], tf.float64))
         patches["draws"] = tf.pad(draws, [[0, 0], [0, draw_width - tf.shape(draws)[1]]])
+        patches.setdefault("valid", tf.fill([config.patches_per_image], True))
       outputs.append(patches)
     return {k: tf.concat([o[k] for o in outputs], 0) for k in outputs[0]}
 
