@@ -142,12 +142,12 @@ def plan(
       origin = tf.where(applied, zero, origin)
     else:
       applied = _coin(step, coin_seed)
-      if step.name == "jpeg":
+      if step.name == "jpeg" and step.quality is not None:
         quality = tf.where(applied, tf.cast(draw(step.quality, value_seed, True), tf.int32), 0)
         entry.update(quality=quality)
         values = [quality]
         origin = tf.where(applied, zero, origin)
-      elif step.name == "blur":
+      elif step.name == "blur" and step.sigma is not None:
         sigma = step.sigma.low if step.sigma.fixed else draw(step.sigma, value_seed, False)
         entry.update(sigma=sigma)
         values = [tf.where(applied, tf.cast(sigma, tf.float64), tf.constant(0.0, tf.float64))]

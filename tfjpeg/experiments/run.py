@@ -67,6 +67,8 @@ def _make_workdir(workdir):
   try:
     os.makedirs(os.path.dirname(os.path.abspath(workdir)), exist_ok=True)
   except OSError as e:
+    if e.errno in rundir.WRITE_ERRNOS:  # a full or read-only disk: the binary's exit 74
+      raise
     raise ConfigError(f"--workdir={workdir} cannot be created: {e.strerror or e}") from None
   try:
     os.mkdir(workdir)
@@ -74,6 +76,8 @@ def _make_workdir(workdir):
   except FileExistsError:
     fresh = False
   except OSError as e:
+    if e.errno in rundir.WRITE_ERRNOS:  # a full or read-only disk: the binary's exit 74
+      raise
     raise ConfigError(f"--workdir={workdir} cannot be created: {e.strerror or e}") from None
   if not os.path.isdir(workdir):
     raise ConfigError(f"--workdir={workdir} is a file, not a folder")
