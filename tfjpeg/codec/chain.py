@@ -177,34 +177,6 @@ def plan(
   return planned, record
 
 
-def _whole(image, entry, chroma):
-  """One planned step on the whole image."""
-  step, applied = entry["step"], entry["applied"]
-  if step.name == "jpeg":
-    if isinstance(step.given, int):  # a static QF: the exact op it always was
-      return jpeg.compress(image, step.given, chroma)
-    return jpeg.compress_if(image, entry["quality"], chroma)
-  if step.name == "blur":
-    sigma = entry["sigma"]
-    return tf.cond(applied, lambda: resample.gaussian_blur(image, sigma), lambda: image)
-  if step.name == "resize":
-    shrink, grow = _kernels(step)
-
-    def resized():
-      if shrink == grow:
-        return resample.resize(image, entry["size"], shrink)
-      return tf.cond(
-        entry["shrinks"],
-        lambda: resample.resize(image, entry["size"], shrink),
-        lambda: resample.resize(image, entry["size"], grow),
-      )
-
-    return tf.cond(applied, resized, lambda: image)
-  offset, size = entry["offset"], entry["size"]
-  cropped = tf.slice(image, tf.concat([offset, [0]], 0), tf.concat([size, [-1]], 0))
-  return tf.cond(applied, lambda: cropped, lambda: image)
-
-
 def apply(
   image: TensorLike,
   chain: chains.Chain | Sequence[chains.Step],
@@ -231,8 +203,9 @@ def apply(
   """
   image = tf.convert_to_tensor(image)
   planned, record = plan(tf.shape(image)[:2], chain, seed)
-  for entry in planned:
-    image = _whole(image, entry, chroma)
+  origin = tf.zeros([2], tf.int32)
+  for entry in planned:  # the whole image is each step's window and box
+    image = _window(image, origin, entry, origin, entry["after"], chroma)
   image.set_shape([None, None, 3])
   return image, record
 
@@ -276,9 +249,11 @@ def _window(window, window_offset, entry, offset, box, chroma):
     return window[local[0] :][: box[0]][:, local[1] :][:, : box[1]]
 
   if step.name == "jpeg":
+    # A static QF (the lattice's) keeps the static-quality op it always had.
+    quality = step.given if isinstance(step.given, int) else entry["quality"]
     return tf.cond(
       applied,
-      lambda: jpeg.compress_window(window, window_offset, entry["quality"], chroma, offset, box),
+      lambda: jpeg.compress_window(window, window_offset, quality, chroma, offset, box),
       kept,
     )
   if step.name == "blur":

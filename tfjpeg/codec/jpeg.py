@@ -168,10 +168,13 @@ def compress_window(
   offset: TensorLike,
   box: TensorLike,
 ) -> tf.Tensor:
-  """The `box` (at `offset`) of `compress_if(image, quality, chroma)`,
-  pixel-equal, computed from `window`: the part of `image` at
-  `window_offset` given by `compress_input_box`."""
-  saved = compress_if(window, tf.cast(quality, tf.int32), chroma)
+  """The `box` (at `offset`) of `compress_if(image, quality, chroma)`
+  (`compress` for a Python int), pixel-equal, computed from `window`: the
+  part of `image` at `window_offset` given by `compress_input_box`."""
+  if isinstance(quality, int):
+    saved = compress(window, quality, chroma)
+  else:
+    saved = compress_if(window, tf.cast(quality, tf.int32), chroma)
   local = tf.cast(offset, tf.int32) - tf.cast(window_offset, tf.int32)
   box = tf.cast(box, tf.int32)
   return saved[local[0] :][: box[0]][:, local[1] :][:, : box[1]]

@@ -130,12 +130,6 @@ def _coefficients(in_size, out_size, kernel):
   return first, tf.cast(fixed, tf.int32), last
 
 
-def _resample_rows(image, out_size, kernel):
-  """Pillow's one-axis pass along axis 0 of an int32 [N, M, C] image."""
-  first, weights, _ = _coefficients(tf.shape(image)[0], out_size, kernel)
-  return _resample_rows_at(image, first, weights)
-
-
 def _resample_rows_at(values, first, weights):
   """Pillow's one-axis pass along axis 0 of int32 `values`: output row x sums
   rows first[x] + k of `values` with weights[x, k]."""
@@ -174,22 +168,10 @@ def resize(image: TensorLike, size: TensorLike, kernel: str = "bicubic") -> tf.T
     [tf.debugging.assert_positive(size, message="a resized image needs a positive size")]
   ):
     height, width = tf.identity(size[0]), size[1]
-  pixels = tf.cast(image, tf.int32)
-  shape = tf.shape(pixels)
-
-  def across(values):  # the width pass: columns become rows, and back
-    if_needed = tf.not_equal(width, tf.shape(values)[1])
-    values = tf.transpose(values, [1, 0, 2])
-    resized = lambda: tf.transpose(_resample_rows(values, width, kernel), [1, 0, 2])
-    return tf.cond(if_needed, resized, lambda: tf.transpose(values, [1, 0, 2]))
-
-  def down(values):  # the height pass
-    if_needed = tf.not_equal(height, tf.shape(values)[0])
-    return tf.cond(if_needed, lambda: _resample_rows(values, height, kernel), lambda: values)
-
-  height_first = _height_first(shape[:2], tf.stack([height, width]))
-  pixels = tf.cond(height_first, lambda: across(down(pixels)), lambda: down(across(pixels)))
-  out = tf.cast(pixels, tf.uint8)
+  size = tf.stack([height, width])
+  # The whole image is its own window: one code path for both.
+  origin = tf.zeros([2], tf.int32)
+  out = resize_window(image, origin, tf.shape(image)[:2], size, kernel, origin, size)
   static = tf.get_static_value(size)
   out.set_shape(
     [None if static is None else int(static[0]), None if static is None else int(static[1])]
