@@ -389,3 +389,23 @@ def test_an_unknown_net_or_a_small_patch_is_refused_before_tensorflow_starts(tmp
     assert done.returncode == 1 and len(refusal) == 1, (argument, done.stderr[-500:])
     assert not [line for line in lines if line.endswith("| tensorflow")], argument
     assert not (tmp_path / "W").exists()
+
+
+def test_the_reports_resize_flags_are_refused_in_one_line(tmp_path):
+  """--resize_factors and --test_chains of bin/report: a wrong value is one
+  line naming the flag (the model is a file that exists: the values fail first)."""
+  model = tmp_path / "model.keras"
+  model.write_bytes(b"not a model")
+  for argument, message in (
+    ("--resize_factors=0.5,0", "--resize_factors: '0' is not a factor greater than 0"),
+    ("--test_chains=resize:0", "--test_chains: chain 'resize:0', step 'resize:0'"),
+  ):
+    done = subprocess.run(
+      [sys.executable, str(REPO / "bin" / "report"), f"--model={model}", "--out=/tmp/x", argument],
+      env=_quiet_env(),
+      capture_output=True,
+      text=True,
+      timeout=120,
+    )
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 1 and len(lines) == 1 and message in lines[0], done.stderr

@@ -212,7 +212,7 @@ def resize_grid(factors, qualities, smallest_side, patch_size):
   rows = []
   for factor in kept:
     for quality in qualities:
-      steps = ([f"resize:{factor:g}"] if factor != 1 else []) + (
+      steps = ([f"resize:{float(factor)!r}"] if factor != 1 else []) + (
         [f"jpeg:{quality}"] if quality else []
       )
       text = chains_lib.parse(">".join(steps)).text

@@ -263,12 +263,6 @@ def parse(text: str | Chain | None, flag: str = "") -> Chain:
   return Chain(tuple(_step(part, where) for part in text.split(">")))
 
 
-def check(text: str, flag: str = "") -> str:
-  """`text` if it parses as a chain (the ConfigError of `parse` if not)."""
-  parse(text, flag)
-  return text
-
-
 def largest_output(chain: Chain) -> tuple[int, int] | None:
   """The largest (height, width) an image can have after `chain`, when the
   chain fixes it (a resize to HxW, or a crop, after the last resize by a
@@ -298,23 +292,3 @@ def draw_columns(chain: Chain) -> list[str]:
     prefix = f"{number}_{step.name}"
     columns += [f"{prefix}_applied"] + [f"{prefix}_{v}" for v in values[step.name]]
   return columns
-
-
-def resize_grid(
-  factors: tuple = (0.25, 0.5, 0.75, 1.5, 2.0),
-  qualities: tuple = (None, 90, 75, 50),
-  kernel: str = DEFAULT_KERNEL,
-) -> list[Chain]:
-  """The chains of a resize x QF grid: each factor, then each QF (None: not
-  saved again); a factor of 1 means no resize."""
-  out = []
-  for factor in factors:
-    for quality in qualities:
-      steps = []
-      if factor != 1:
-        how = "" if kernel == DEFAULT_KERNEL else f"/{kernel}"
-        steps.append(f"resize:{_number_text(factor)}{how}")
-      if quality:
-        steps.append(f"jpeg:{quality}")
-      out.append(parse(">".join(steps)))
-  return out
