@@ -8,7 +8,7 @@ Every training image, whole and before the crop, is blurred with probability
 `gaussian_filter` on each channel, exactly) and saved with probability 0.5
 as JPEG at a QF drawn uniformly in 30..100 (their --blur_prob 0.5
 --blur_sig 0.0,3.0 --jpg_prob 0.5 --jpg_qual 30,100): the chain
-`wang2020_blur_jpeg_0.5` (tfjpeg.codec.chains). Their net and optimiser:
+`wang2020_blur_jpeg_0.5` (tfjpeg.codec.chain_syntax). Their net and optimiser:
 ResNet-50 from ImageNet weights (`--weights=imagenet` needs the Keras file,
 see docs/getting-started.md), Adam at 1e-4, batches of 64, random 224 crops,
 the rate cut by 10 when the validation loss stalls for 5 epochs. Tested as

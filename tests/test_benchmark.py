@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from tfjpeg.bench import benchmark
 from tfjpeg.bench import decode_costs
+from tfjpeg.bench import folders
 from tfjpeg.bench import scale
 
 import helpers as testing
@@ -54,8 +55,8 @@ def test_benchmark_measures_every_quantity(tmp_path):
   assert "benchmark on" in report.text()
   assert len(list(tmp_path.rglob("*.jpg"))) == 6 + 4 + 8
   # The memory measure's datasets never become classes of the timed pipeline's folder.
-  assert sorted(os.listdir(benchmark.source_dir(str(tmp_path)))) == ["class0", "class1"]
-  assert benchmark.folder_task(benchmark.source_dir(str(tmp_path)), 64).num_classes == 2
+  assert sorted(os.listdir(folders.source_dir(str(tmp_path)))) == ["class0", "class1"]
+  assert folders.folder_task(folders.source_dir(str(tmp_path)), 64).num_classes == 2
 
 
 def test_missed_goals_are_reported():
@@ -73,7 +74,7 @@ def test_sources_can_be_real_photos(tmp_path):
     )
     for i in range(2)
   ]
-  paths = benchmark.make_sources(str(tmp_path / "sources"), num_images=3, photos=photos)
+  paths = folders.make_sources(str(tmp_path / "sources"), num_images=3, photos=photos)
   assert len(paths) == 3
   for path, photo in zip(paths, photos + photos[:1]):
     data = open(path, "rb").read()

@@ -1,4 +1,4 @@
-"""Processing chains (tfjpeg.codec.chains, tfjpeg.codec.chain) and their place
+"""Processing chains (tfjpeg.codec.chain_syntax, tfjpeg.codec.chain_ops) and their place
 in the pipeline: parsed and refused in one line, each step three ways, a
 chain condition equal to its steps applied by hand with Pillow, scipy and
 OpenCV, the grid semantics, training augmentation, the published presets."""
@@ -11,8 +11,8 @@ import tensorflow as tf
 from PIL import Image
 
 from tfjpeg import config as config_lib
-from tfjpeg.codec import chain as chain_ops
-from tfjpeg.codec import chains
+from tfjpeg.codec import chain_ops
+from tfjpeg.codec import chain_syntax
 from tfjpeg.codec import grid
 from tfjpeg.codec import jpeg
 from tfjpeg.core.errors import ConfigError
@@ -41,9 +41,9 @@ PIL_KERNELS = {
   ],
 )
 def test_chains_parse_to_one_canonical_spelling(text, canonical):
-  parsed = chains.parse(text)
+  parsed = chain_syntax.parse(text)
   assert parsed.text == (canonical or text)
-  assert chains.parse(parsed.text) == parsed  # the spelling reads back as the same chain
+  assert chain_syntax.parse(parsed.text) == parsed  # the spelling reads back as the same chain
 
 
 @pytest.mark.parametrize(
@@ -70,19 +70,19 @@ def test_malformed_chains_are_one_line_errors_naming_the_step(text, message):
 
 
 def test_presets_say_what_was_published():
-  wang = chains.parse("wang2020_blur_jpeg_0.5")
+  wang = chain_syntax.parse("wang2020_blur_jpeg_0.5")
   blur, save = wang.steps
   assert (blur.sigma.bounds(), blur.probability) == ((0.0, 3.0), 0.5)
   assert (save.quality.bounds(), save.probability) == ((30, 100), 0.5)
-  assert chains.parse("wang2020_blur_jpeg_0.1").steps[0].probability == 0.1
-  crop, resize, save = chains.parse("corvi2023").steps
+  assert chain_syntax.parse("wang2020_blur_jpeg_0.1").steps[0].probability == 0.1
+  crop, resize, save = chain_syntax.parse("corvi2023").steps
   assert crop.size[0].bounds() == (160, 2048) and resize.kernel == "auto"
   assert save.quality.bounds() == (65, 100)
 
 
 def _by_hand(image, chain, draws):
   """A chain's steps applied with Pillow, scipy and OpenCV from what it drew."""
-  columns = dict(zip(chains.draw_columns(chain), draws))
+  columns = dict(zip(chain_syntax.draw_columns(chain), draws))
   for number, step in enumerate(chain.steps):
     at = lambda name, n=number, s=step: columns[f"{n}_{s.name}_{name}"]  # noqa: E731
     if not at("applied"):
@@ -119,7 +119,7 @@ STEP_CHAINS = [
 @pytest.mark.parametrize("text", STEP_CHAINS)
 def test_each_step_three_ways_equals_the_same_steps_by_hand(text, way):
   image = testing.synthetic_image(61, 77, seed=3)
-  chain = chains.parse(text)
+  chain = chain_syntax.parse(text)
   for draw in range(3):
     out, draws = testing.run(
       lambda x, s: (lambda o: (o[0], o[1]["draws"]))(chain_ops.apply(x, chain, s)),
@@ -132,7 +132,7 @@ def test_each_step_three_ways_equals_the_same_steps_by_hand(text, way):
 
 def test_draws_are_seeded_spread_and_kept_in_their_ranges():
   image = testing.synthetic_image(64, 64, seed=1)
-  chain = chains.parse("blur:0..3@0.5>jpeg:30..100@0.5")
+  chain = chain_syntax.parse("blur:0..3@0.5>jpeg:30..100@0.5")
   seen = [chain_ops.apply(image, chain, (1, k))[1]["draws"].numpy() for k in range(60)]
   again = [chain_ops.apply(image, chain, (1, k))[1]["draws"].numpy() for k in range(60)]
   np.testing.assert_array_equal(seen, again)
@@ -172,7 +172,7 @@ def test_a_chain_condition_equals_its_steps_applied_by_hand(folder, text):
   task, path_of, _ = folder
   config = ip.PipelineConfig.of(patch_size=PATCH, patches_per_image=2, batch_size=5)
   condition = ip.Condition("aligned", chain=text)
-  chain = chains.parse(text)
+  chain = chain_syntax.parse(text)
   seen = 0
   for batch in ip.eval_dataset(task, "test", [condition], config):
     for image, offset, image_id, draws in zip(
@@ -195,7 +195,7 @@ def test_aligned_crops_follow_the_grid_of_the_last_compression():
   config = ip.PipelineConfig.of(patch_size=64, patches_per_image=4)
   element = dict(encoded=data, label=tf.constant(0), image_id=tf.constant("x"))
   for text in ("resize:0.8>jpeg:70", "resize:0.9>jpeg:60>crop:150"):
-    chain = chains.parse(text)
+    chain = chain_syntax.parse(text)
     for draw in range(3):
       cut = ip.cut_patches(
         element, config, ["aligned"], tf.constant([draw, 1], tf.int64), None, chain
@@ -258,7 +258,7 @@ def test_a_patch_through_windows_equals_the_whole_images_patch(text):
   image = testing.synthetic_image(203, 271, seed=2)
   data = jpeg.encode(image, 92)
   source = jpeg.decode(data).numpy()
-  chain = chains.parse(text)
+  chain = chain_syntax.parse(text)
   rng = np.random.default_rng(len(text))
   for draw in range(3):
     seed = tf.constant([draw, 5], tf.int64)
@@ -285,7 +285,7 @@ def test_the_pipeline_cuts_the_same_patches_window_by_window(monkeypatch):
   image = testing.synthetic_image(320, 420, seed=9)
   element = dict(encoded=jpeg.encode(image, 90), label=tf.constant(1), image_id=tf.constant("x"))
   config = ip.PipelineConfig.of(patch_size=32, patches_per_image=3)
-  chain = chains.parse("resize:0.6..1.4@0.5>blur:0..2@0.5>jpeg:65..100")
+  chain = chain_syntax.parse("resize:0.6..1.4@0.5>blur:0..2@0.5>jpeg:65..100")
   modes = ["random", "aligned"]
   seeds = [tf.constant([3, k], tf.int64) for k in range(4)]  # resized or not, blurred or not
 

@@ -24,10 +24,13 @@ def _project_imports(path):
   found = set()
   for node in ast.walk(ast.parse(path.read_text())):
     if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("tfjpeg"):
-      if node.module == "tfjpeg":
-        found |= {f"tfjpeg.{a.name}" for a in node.names}
-      else:
-        found.add(node.module)
+      # `from tfjpeg.bench import chains` imports the module tfjpeg.bench.chains.
+      for alias in node.names:
+        named = f"{node.module}.{alias.name}"
+        is_module = (REPO / named.replace(".", "/")).with_suffix(".py").exists() or (
+          REPO / named.replace(".", "/") / "__init__.py"
+        ).exists()
+        found.add(named if is_module else node.module)
     elif isinstance(node, ast.Import):
       found |= {a.name for a in node.names if a.name.startswith("tfjpeg")}
   return found
@@ -57,6 +60,7 @@ def _reachable(graph, start):
 LAYERS = (
   "core",
   "codec",
+  "layers",
   "config",
   "data",
   "pipeline",

@@ -43,9 +43,9 @@ _EXPORTS = {
   "resize": ("tfjpeg.codec.resample", "resize"),
   "resize_by": ("tfjpeg.codec.resample", "resize_by"),
   "gaussian_blur": ("tfjpeg.codec.resample", "gaussian_blur"),
-  # Processing chains: parsed (tfjpeg.codec.chains), applied (tfjpeg.codec.chain).
-  "parse_chain": ("tfjpeg.codec.chains", "parse"),
-  "apply_chain": ("tfjpeg.codec.chain", "apply"),
+  # Processing chains: parsed (tfjpeg.codec.chain_syntax), applied (tfjpeg.codec.chain_ops).
+  "parse_chain": ("tfjpeg.codec.chain_syntax", "parse"),
+  "apply_chain": ("tfjpeg.codec.chain_ops", "apply"),
   # A file's processing from its header (tfjpeg.codec.headers).
   "read_header": ("tfjpeg.codec.headers", "read"),
   # Settings (tfjpeg.config).
@@ -132,8 +132,8 @@ def __dir__():
 if TYPE_CHECKING:  # what type checkers and the API reference see
   from tfjpeg.analysis.evaluation import evaluate_run
   from tfjpeg.analysis.report import make as make_report
-  from tfjpeg.codec.chain import apply as apply_chain
-  from tfjpeg.codec.chains import parse as parse_chain
+  from tfjpeg.codec.chain_ops import apply as apply_chain
+  from tfjpeg.codec.chain_syntax import parse as parse_chain
   from tfjpeg.codec.crops import choose_offset
   from tfjpeg.codec.crops import crop
   from tfjpeg.codec.crops import crop_at

@@ -33,7 +33,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from tfjpeg.codec import chains
+from tfjpeg.codec import chain_syntax
 from tfjpeg.core.errors import ConfigError
 from tfjpeg.core.errors import MissingError
 
@@ -224,7 +224,7 @@ class JpegConfig:
 
   def __post_init__(self):
     # Kept in canonical form, so that one chain has one name in tables.
-    object.__setattr__(self, "train_chain", chains.parse(self.train_chain, "train_chain").text)
+    object.__setattr__(self, "train_chain", chain_syntax.parse(self.train_chain, "train_chain").text)
     _check_choice("train_crop", self.train_crop, CROP_MODES)
     _check_choice("crop_grid", self.crop_grid, (8, 16))
     _check_choice("chroma", self.chroma, CHROMAS)
@@ -295,13 +295,13 @@ class TestConfig:
   chains: tuple[str, ...] = _setting(
     (),
     "Also test whole images put through each processing chain before the crop "
-    "('resize:0.5>jpeg:75', corvi2023; tfjpeg.codec.chains), comma-separated.",
+    "('resize:0.5>jpeg:75', corvi2023; tfjpeg.codec.chain_syntax), comma-separated.",
     flag="test_chains",
     kind="chains",
   )
 
   def __post_init__(self):
-    canonical = tuple(chains.parse(c, "test_chains").text for c in self.chains)
+    canonical = tuple(chain_syntax.parse(c, "test_chains").text for c in self.chains)
     object.__setattr__(self, "chains", canonical)
     for crop in self.crops:
       check_test_crop(crop)
@@ -540,7 +540,7 @@ def check_runnable(config: Config) -> None:
     ("test_chains", config.test.chains),
   ):
     for text in texts:
-      largest = chains.largest_output(chains.parse(text))
+      largest = chain_syntax.largest_output(chain_syntax.parse(text))
       if largest is not None and min(largest) < patch:
         raise ConfigError(
           f"--{flag}: {text} leaves images of at most {largest[0]}x{largest[1]} pixels, "
@@ -659,8 +659,8 @@ _READERS: dict[str, Callable] = {
   "ints": lambda flag, text: tuple(_int(flag, p) for p in _parts(text)),
   "optional_strs": lambda flag, text: tuple(_parts(text)) or None,
   "test_crops": lambda flag, text: tuple(_test_crop(flag, p) for p in _parts(text)),
-  "chain": lambda flag, text: chains.parse(text, flag).text,
-  "chains": lambda flag, text: tuple(chains.parse(p, flag).text for p in _parts(text)),
+  "chain": lambda flag, text: chain_syntax.parse(text, flag).text,
+  "chains": lambda flag, text: tuple(chain_syntax.parse(p, flag).text for p in _parts(text)),
 }
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from tfjpeg.analysis import plotting
-from tfjpeg.codec import chains
+from tfjpeg.codec import chain_syntax
 from tfjpeg.core import metrics
 from tfjpeg.core import runlock
 from tfjpeg.core.errors import DataError
@@ -114,12 +114,12 @@ def evaluate(
 
 def chain_draws(out, conditions):
   """One row per chain condition and image: the chain, the image and what the
-  chain drew for it (`chains.draw_columns`), from `inference.predict`'s output."""
+  chain drew for it (`chain_syntax.draw_columns`), from `inference.predict`'s output."""
   tables = []
   for number, condition in enumerate(conditions):
     if condition.chain == "none":
       continue
-    columns = chains.draw_columns(chains.parse(condition.chain))
+    columns = chain_syntax.draw_columns(chain_syntax.parse(condition.chain))
     mask = (out["condition"] == number) & (out["patch_index"] == 0)
     table = pd.DataFrame(out["draws"][mask][:, : len(columns)], columns=columns)
     table["valid"] = out["valid"][mask]  # False: the chain left it smaller than a patch
@@ -150,7 +150,7 @@ def evaluate_run(
 ) -> pd.DataFrame:
   """Evaluates the selected weights of a trained run under any test conditions.
 
-  `test_chains` adds processing-chain conditions (tfjpeg.codec.chains).
+  `test_chains` adds processing-chain conditions (tfjpeg.codec.chain_syntax).
   With `builtin_seed`, a built-in task is generated anew with that seed (new
   scenes and noise, never seen in training or validation) and the results go
   to workdir/builtin_seed<N>/ instead of the run's own results.csv. Holds the

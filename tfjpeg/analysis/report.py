@@ -22,7 +22,7 @@ patches, with the project's own evaluation and per-offset code:
               resized by (0.25 to 2, Pillow-exact bicubic) and a resize x QF
               grid (resized, then saved again), random crops; Corvi et al.
               2023's test operations (crop, resize to 200x200, JPEG 65..100)
-              and any other processing chain asked for (tfjpeg.codec.chains),
+              and any other processing chain asked for (tfjpeg.codec.chain_syntax),
               what each drew for each image in chain_draws.csv.
 
 Every accuracy has its 95% interval, by bootstrap over images; two-class
@@ -53,7 +53,7 @@ from tfjpeg.analysis import evaluation
 from tfjpeg.analysis import offsets
 from tfjpeg.analysis import plotting
 from tfjpeg.analysis import tables as tables_lib
-from tfjpeg.codec import chains as chains_lib
+from tfjpeg.codec import chain_syntax as chains_lib
 from tfjpeg.codec import grid
 from tfjpeg.codec import images
 from tfjpeg.core import metrics

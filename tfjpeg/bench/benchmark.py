@@ -29,6 +29,7 @@ import time
 import numpy as np
 
 from tfjpeg import config as config_lib
+from tfjpeg.bench import folders
 from tfjpeg.core.errors import ConfigError
 
 QUALITIES = (50, 60, 70, 80, 90, 99)
@@ -42,34 +43,8 @@ GOALS = {
 }
 
 
-def make_sources(directory, num_images=48, size=(768, 1024), seed=0, photos=None):
-  """Camera-like JPEG files (QF 95, 4:2:0) in two class folders; returns their
-  paths. The content is procedural scenes of `size`, or, given `photos`
-  (never-compressed files, e.g. `real_photos.list_sources()`), those photos at
-  their own size, in turn."""
-  import cv2  # pylint: disable=g-import-not-at-top
-
-  from tfjpeg.data import builtin  # pylint: disable=g-import-not-at-top
-  from tfjpeg.data import real_photos  # pylint: disable=g-import-not-at-top
-
-  paths = []
-  for index in range(num_images):
-    path = os.path.join(directory, f"class{index % 2}", f"image{index:04d}.jpg")
-    if not os.path.exists(path):
-      os.makedirs(os.path.dirname(path), exist_ok=True)
-      if photos:
-        rgb = real_photos.read_rgb(photos[index % len(photos)])
-      else:
-        rng = np.random.default_rng([seed, index])
-        rgb = np.clip(np.round(255 * builtin.scene(*size, rng)), 0, 255).astype(np.uint8)
-      cv2.imwrite(path, rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
-    paths.append(path)
-  return paths
 
 
-def source_dir(directory):
-  """The folder task (b) reads: only the sources' class folders."""
-  return os.path.join(directory, "sources")
 
 
 def opencv_rate(paths, patch, seconds, workers):
@@ -98,20 +73,6 @@ def albumentations_rate(paths, patch, seconds):
   return done / (time.perf_counter() - started)
 
 
-def folder_task(directory, patch):
-  """A folder task of every image of `directory`, all in training."""
-  from tfjpeg.data import tasks  # pylint: disable=g-import-not-at-top
-
-  # Every image in training: the benchmark reads the whole folder.
-  return tasks.get(
-    config_lib.TaskConfig(
-      name="folder",
-      data_dir=directory,
-      patch_size=patch,
-      test_fraction=0.0,
-      validation_fraction=0.0,
-    )
-  )
 
 
 def _pipeline_config(patch, batch_size, **settings):
@@ -139,7 +100,7 @@ def _steady_batches(task, config):
 
 def tfjpeg_rate(directory, patch, seconds, batch_size=32):
   """(b): patches per second out of the training pipeline."""
-  task = folder_task(directory, patch)
+  task = folders.folder_task(directory, patch)
   from tfjpeg.bench import scale as benchmark_scale  # pylint: disable=g-import-not-at-top
 
   return benchmark_scale.patches_per_second(
@@ -155,7 +116,7 @@ def training_rates(net, directory, patch, batch_size, steps):
   from tfjpeg.models import nets  # pylint: disable=g-import-not-at-top
   from tfjpeg.pipeline import input_pipeline  # pylint: disable=g-import-not-at-top
 
-  task = folder_task(directory, patch)
+  task = folders.folder_task(directory, patch)
   config = _pipeline_config(patch, batch_size)
   model = nets.build(net, patch, task.num_classes)
   model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
@@ -183,7 +144,7 @@ def _peak_memory_worker(args):
   from tfjpeg.pipeline import input_pipeline  # pylint: disable=g-import-not-at-top
 
   directory, patch = args
-  task = folder_task(directory, patch)
+  task = folders.folder_task(directory, patch)
   # A small shuffle buffer, so that its (intended) bound is below both datasets.
   config = _pipeline_config(patch, 32, shuffle_buffer=64)
   for _ in input_pipeline.train_dataset(task, config, 0):
@@ -197,7 +158,7 @@ def peak_memory(directory, patch, sizes=(96, 384), source_size=(768, 1024)):
   peaks = []
   for size in sizes:
     folder = os.path.join(directory, f"memory_{size}")
-    make_sources(folder, num_images=size, size=source_size)
+    folders.make_sources(folder, num_images=size, size=source_size)
     with context.Pool(1) as pool:  # a fresh process: its own peak
       peaks.append(pool.map(_peak_memory_worker, [(folder, patch)])[0])
   return peaks
@@ -407,8 +368,8 @@ def run(
       sources = staging
     else:
       photos = real_photos_lib.list_sources(real_photos_lib.default_root()) if real_photos else None
-      sources = os.path.join(directory, "real_sources") if photos else source_dir(directory)
-      paths = make_sources(sources, num_sources, source_size, photos=photos)
+      sources = os.path.join(directory, "real_sources") if photos else folders.source_dir(directory)
+      paths = folders.make_sources(sources, num_sources, source_size, photos=photos)
   with progress.Progress(total, "benchmark", "measures", stream) as done:
     if "pipeline" in sections:
       _pipeline(report, paths, sources, patch_sizes, seconds, workers, log, done.update)
@@ -485,7 +446,7 @@ def _chains(report, directory, sources, generated, seconds, workers, repeats, lo
   from tfjpeg.bench import scale as benchmark_scale  # pylint: disable=g-import-not-at-top
 
   scenes = os.path.join(directory, "chain_scenes")
-  sets = {"generated scenes": (scenes, make_sources(scenes, *generated))}
+  sets = {"generated scenes": (scenes, folders.make_sources(scenes, *generated))}
   if sources:
     staging = os.path.join(directory, "chain_sources")
     sets["--sources"] = (staging, benchmark_scale.folder_of(sources, staging))

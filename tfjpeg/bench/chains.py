@@ -15,6 +15,8 @@ import time
 
 import numpy as np
 
+from tfjpeg.bench import folders
+
 CHAIN = "resize:0.5..1.5>blur:0..2@0.5>jpeg:65..100"
 GOAL_KEY = "chain/pillow"
 
@@ -66,11 +68,10 @@ def pillow_rate(paths, patch, seconds, workers):
 
 def tfjpeg_rate(directory, patch, seconds, batch_size=32):
   """Patches per second out of the training pipeline with the chain."""
-  from tfjpeg.bench import benchmark  # pylint: disable=g-import-not-at-top
   from tfjpeg.bench import scale as benchmark_scale  # pylint: disable=g-import-not-at-top
   from tfjpeg.pipeline import input_pipeline  # pylint: disable=g-import-not-at-top
 
-  task = benchmark.folder_task(directory, patch)
+  task = folders.folder_task(directory, patch)
   config = input_pipeline.PipelineConfig.of(
     patch_size=patch,
     patches_per_image=1,

@@ -30,7 +30,7 @@ flags.DEFINE_list(
   "test_chains",
   None,
   "Processing chains every test image goes through whole before the crop "
-  "('resize:0.5>jpeg:75', corvi2023; see tfjpeg.codec.chains); each a condition "
+  "('resize:0.5>jpeg:75', corvi2023; see tfjpeg.codec.chain_syntax); each a condition "
   "of its own beside the run's.",
 )
 flags.DEFINE_integer(

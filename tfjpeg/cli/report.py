@@ -64,7 +64,7 @@ flags.DEFINE_list(
   "test_chains",
   None,
   "Processing chains or published protocols to put every test image through "
-  "(tfjpeg.codec.chains; default: corvi2023).",
+  "(tfjpeg.codec.chain_syntax; default: corvi2023).",
 )
 
 

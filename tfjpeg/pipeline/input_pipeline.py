@@ -3,7 +3,7 @@
     encoded bytes -> exact decode -> the whole-image chain: [lattice QF]
       -> [first save: a double compression's Q1, a swap or common re-save, the
          matched recipe's save of a lossless file] -> [a processing chain:
-         crop, resize, blur, jpeg (tfjpeg.codec.chains)]
+         crop, resize, blur, jpeg (tfjpeg.codec.chain_syntax)]
       -> crop (aligned | random | misaligned) x patches_per_image
        (a JPEG without lattice QF: only a window around each patch is decoded)
       -> training: JPEG augmentation   |   evaluation: the test condition's QF
@@ -27,8 +27,8 @@ from typing import Optional
 import tensorflow as tf
 
 from tfjpeg import config as config_lib
-from tfjpeg.codec import chain as chain_ops
-from tfjpeg.codec import chains
+from tfjpeg.codec import chain_ops
+from tfjpeg.codec import chain_syntax
 from tfjpeg.codec import crops
 from tfjpeg.codec import grid
 from tfjpeg.codec import images
@@ -196,12 +196,12 @@ class Condition:
   # classes look alike; "common": every image saved at one common QF
   # (`PipelineConfig.swap_qfs`, `common_qf`). "none": as stored.
   resave: str = "none"
-  # A processing chain (tfjpeg.codec.chains) every test image goes through
+  # A processing chain (tfjpeg.codec.chain_syntax) every test image goes through
   # whole before the crop: "resize:0.5>jpeg:75", "corvi2023". "none": as stored.
   chain: str = "none"
 
   def __post_init__(self):
-    object.__setattr__(self, "chain", chains.parse(self.chain).text)
+    object.__setattr__(self, "chain", chain_syntax.parse(self.chain).text)
     if self.chain != "none" and (self.first_qf or self.resave != "none"):
       raise config_lib.ConfigError(
         "a chain test condition is its own whole-image processing: it takes no first_qf or resave"
@@ -277,18 +277,18 @@ def whole_image(element, lattice_qf=None, chroma="4:2:0", first_qf=None, chain=N
   the lattice QF (`lattice_qf`), then `first_qf` (an int, or an int32 tensor
   with 0 for none: a double compression's first save, a swap or common
   re-save, the matched recipe's save of a lossless file), then the steps of
-  `chain` (a tfjpeg.codec.chains.Chain, drawn from `seed`).
+  `chain` (a tfjpeg.codec.chain_syntax.Chain, drawn from `seed`).
 
   Returns:
-    (image, record): `tfjpeg.codec.chain.apply`'s record, whose draws hold
+    (image, record): `tfjpeg.codec.chain_ops.apply`'s record, whose draws hold
     the lattice and first save too (an applied flag and a QF each, before
     the chain's own).
   """
   steps = []
   if lattice_qf:
-    steps.append(chains.Step("jpeg", given=int(lattice_qf)))
+    steps.append(chain_syntax.Step("jpeg", given=int(lattice_qf)))
   if first_qf is not None:
-    steps.append(chains.Step("jpeg", given=first_qf))
+    steps.append(chain_syntax.Step("jpeg", given=first_qf))
   if chain is not None:
     steps += list(chain.steps)
   image = images.decode(element["encoded"])
@@ -308,7 +308,7 @@ def cut_patches(element, config, modes, image_seed, first_qf=None, chain=None, s
 
   `first_qf` (an int, or an int32 tensor with 0 for none) compresses the whole
   decoded image before it is cut: the first save of a double compression.
-  `chain` (tfjpeg.codec.chains.Chain) processes it whole after that.
+  `chain` (tfjpeg.codec.chain_syntax.Chain) processes it whole after that.
 
   A JPEG source without a lattice QF is decoded window by window around each
   patch (`jpeg.decode_crop`, pixel-equal to a full decode) when that costs less
@@ -439,7 +439,7 @@ def patch_sources(element, config, modes, image_seed, first_qf=None, chain=None,
     )
     origin = None
     if chain is not None:
-      draws = record["draws"][-len(chains.draw_columns(chain)) :]
+      draws = record["draws"][-len(chain_syntax.draw_columns(chain)) :]
       origin = record["grid_origin"]
       if small_ok:
         # A test image the chain made smaller than a patch: a blank stand-in,
@@ -480,7 +480,7 @@ def patch_sources(element, config, modes, image_seed, first_qf=None, chain=None,
       (tf.reshape(_for_each_patch(patch_at, o, [size, size, 3]), [n * size, size, 3]), stacked, o)
       for o in offsets
     ]
-    return cut, record["draws"][-len(chains.draw_columns(chain)) :], tf.constant(True)
+    return cut, record["draws"][-len(chain_syntax.draw_columns(chain)) :], tf.constant(True)
 
   def whole_with_draws():
     cut = whole()
@@ -545,7 +545,7 @@ def _cut_when_needed(dataset, size):
 
 
 def _per_image(dataset, config, mode, epoch_seed, seen=None):
-  train_chain = chains.parse(config.jpeg.train_chain)
+  train_chain = chain_syntax.parse(config.jpeg.train_chain)
 
   @_graph_as_written
   def per_image(index, element):
@@ -674,7 +674,7 @@ def eval_dataset(
 
   Each element carries `condition`, the index of its condition in `conditions`.
   With chain conditions, each also carries `draws` ([D], padded with zeros:
-  what its condition's chain drew for its image, `chains.draw_columns`) and
+  what its condition's chain drew for its image, `chain_syntax.draw_columns`) and
   `valid` (False where the chain left the image smaller than a patch: a blank
   stand-in, which the evaluation leaves out of that condition alone).
   With `seen`, an image that fails to decode is skipped and the others recorded.
@@ -691,8 +691,8 @@ def eval_dataset(
   if any(c.resave == "common" for c in conditions) and not config.common_qf:
     raise ValueError("a common-QF test condition needs common_qf")
 
-  chain_of = {_first_save(c): chains.parse(c.chain) for c in conditions if c.chain != "none"}
-  draw_width = max([len(chains.draw_columns(c)) for c in chain_of.values()], default=0)
+  chain_of = {_first_save(c): chain_syntax.parse(c.chain) for c in conditions if c.chain != "none"}
+  draw_width = max([len(chain_syntax.draw_columns(c)) for c in chain_of.values()], default=0)
 
   def first_qf_of(first, element, image_seed):
     """The first save of `first` (a QF, 0, "swap" or "common") for one image."""

@@ -1,6 +1,6 @@
-"""Applying a processing chain (tfjpeg.codec.chains) to a whole image, on the graph.
+"""Applying a processing chain (tfjpeg.codec.chain_syntax) to a whole image, on the graph.
 
-    image, record = apply(image, chains.parse("resize:0.5>jpeg:75"), seed)
+    image, record = apply(image, chain_syntax.parse("resize:0.5>jpeg:75"), seed)
 
 `plan` draws everything a chain does to an image from its size alone (sizes,
 places, sigmas, QFs); `apply` carries the plan out on the whole image, and
@@ -11,7 +11,7 @@ MCUs and one more around them), then the steps run forwards on the windows.
 Both give the same pixels (tests/test_chains.py); a small patch of a large
 photo costs a fraction of the whole image's work.
 
-`record` says what was drawn (`chains.draw_columns` names its entries) and
+`record` says what was drawn (`chain_syntax.draw_columns` names its entries) and
 where the grid of the last compression lies in the result: after a JPEG it
 starts at the top-left pixel; a later crop moves it (aligned patches then
 follow it, `record["grid_origin"]`); a later resize leaves no grid, and the
@@ -27,7 +27,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from tfjpeg.codec import chains
+from tfjpeg.codec import chain_syntax
 from tfjpeg.codec import jpeg
 from tfjpeg.codec import resample
 from tfjpeg.core import seeds
@@ -44,7 +44,7 @@ def _coin(step, seed):
   return tf.random.stateless_uniform([], seed, dtype=tf.float32) < step.probability
 
 
-def draw(value: chains.Value, seed: TensorLike, whole: bool) -> tf.Tensor:
+def draw(value: chain_syntax.Value, seed: TensorLike, whole: bool) -> tf.Tensor:
   """A draw of `value`: itself when fixed, uniform in its range (whole
   numbers: each equally likely), or one of its choices."""
   if value.choices:
@@ -117,14 +117,14 @@ def _kernels(step):
 
 def plan(
   image_size: TensorLike,
-  chain: chains.Chain | Sequence[chains.Step],
+  chain: chain_syntax.Chain | Sequence[chain_syntax.Step],
   seed: TensorLike,
 ) -> tuple[list[dict], dict]:
   """Everything `chain` draws for an image of `image_size` (height, width),
   without its pixels: one dict per step (its `step`, whether it is
   `applied`, the sizes `before` and `after` it, and what it drew), and the
   record `apply` returns. Step k draws from `seeds.for_example(seed, k)`."""
-  steps = chain.steps if isinstance(chain, chains.Chain) else tuple(chain)
+  steps = chain.steps if isinstance(chain, chain_syntax.Chain) else tuple(chain)
   size = tf.cast(tf.convert_to_tensor(image_size)[:2], tf.int32)
   origin = tf.zeros([2], tf.int32)
   zero = tf.zeros([2], tf.int32)
@@ -179,7 +179,7 @@ def plan(
 
 def apply(
   image: TensorLike,
-  chain: chains.Chain | Sequence[chains.Step],
+  chain: chain_syntax.Chain | Sequence[chain_syntax.Step],
   seed: TensorLike,
   chroma: str = "4:2:0",
 ) -> tuple[tf.Tensor, dict]:
@@ -191,13 +191,13 @@ def apply(
 
   Returns:
     (image, record): record["draws"] is a float64 vector, one entry per name
-    of `chains.draw_columns`; record["grid_origin"] the (y, x) of the last
+    of `chain_syntax.draw_columns`; record["grid_origin"] the (y, x) of the last
     compression's grid in the result, modulo 16; record["size"] its size.
 
   Examples:
     >>> image = np.random.default_rng(0).integers(0, 256, (64, 96, 3), np.uint8)
-    >>> chain = tfjpeg.codec.chains.parse("resize:0.5>jpeg:75")
-    >>> out, record = tfjpeg.codec.chain.apply(image, chain, seed=(0, 1))
+    >>> chain = tfjpeg.codec.chain_syntax.parse("resize:0.5>jpeg:75")
+    >>> out, record = tfjpeg.codec.chain_ops.apply(image, chain, seed=(0, 1))
     >>> out.shape, [float(v) for v in record["draws"]]
     (TensorShape([32, 48, 3]), [1.0, 32.0, 48.0, 1.0, 75.0])
   """

@@ -30,7 +30,7 @@ Names in `PRESETS` stand for published chains (`wang2020_blur_jpeg_0.5`,
 so a second run applies the same operations to the same images.
 
 This module parses and checks chains and imports no TensorFlow (flags are
-checked before it starts); tfjpeg.codec.chain applies them on the graph.
+checked before it starts); tfjpeg.codec.chain_ops applies them on the graph.
 """
 
 import dataclasses
@@ -247,9 +247,9 @@ def parse(text: str | Chain | None, flag: str = "") -> Chain:
   what is wrong, in one line.
 
   Examples:
-    >>> tfjpeg.codec.chains.parse("resize:0.5/lanczos>jpeg:75").text
+    >>> tfjpeg.codec.chain_syntax.parse("resize:0.5/lanczos>jpeg:75").text
     'resize:0.5/lanczos>jpeg:75'
-    >>> tfjpeg.codec.chains.parse("corvi2023").steps[0].name
+    >>> tfjpeg.codec.chain_syntax.parse("corvi2023").steps[0].name
     'crop'
   """
   if isinstance(text, Chain):
@@ -282,7 +282,7 @@ def largest_output(chain: Chain) -> tuple[int, int] | None:
 
 
 def draw_columns(chain: Chain) -> list[str]:
-  """Names of what `tfjpeg.codec.chain.apply` records of each image's draws,
+  """Names of what `tfjpeg.codec.chain_ops.apply` records of each image's draws,
   in order: per step, whether it was applied, then its values (jpeg: qf;
   blur: sigma; resize: height, width; crop: y, x, height, width)."""
   values = {"jpeg": ("qf",), "blur": ("sigma",), "resize": ("height", "width")}
