@@ -323,10 +323,13 @@ def test_tables_written_before_chains_read_with_none(tmp_path):
   assert table.loc[0, "train_chain"] == "none" and table.loc[0, "test_chain"] == "none"
 
 
-def test_a_chain_that_shrinks_images_below_a_patch_loses_them_from_its_own_condition(folder):
+def test_a_chain_that_shrinks_images_below_a_patch_loses_them_from_its_own_condition(
+  folder, tmp_path
+):
   """Images a test chain leaves smaller than a patch are left out of that
   condition alone (n_images counts the rest), never out of the others."""
   import keras  # pylint: disable=g-import-not-at-top
+  import pandas as pd  # pylint: disable=g-import-not-at-top
 
   from tfjpeg.analysis import evaluation  # pylint: disable=g-import-not-at-top
 
@@ -335,13 +338,91 @@ def test_a_chain_that_shrinks_images_below_a_patch_loses_them_from_its_own_condi
   pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255)(inputs))
   model = keras.Model(inputs, keras.layers.Dense(task.num_classes, activation="softmax")(pooled))
   config = config_lib.make(task="folder", patch_size=PATCH, patches_per_image=2)
+  # Widths drawn in 1..40: for this seed one test image's is below 32.
+  some = "resize:40x1..40"
   conditions = [
     ip.Condition("aligned"),
     ip.Condition("aligned", chain="resize:0.3"),  # 25x30 < 32: every image
-    ip.Condition("random", chain="resize:0.35..0.45"),  # 29..45 px tall: some
+    ip.Condition("random", chain=some),  # below 32 px tall for some images
   ]
-  results, _ = evaluation.evaluate(model, task, config, conditions=conditions)
+  draws_path = tmp_path / "draws.csv"
+  results, _ = evaluation.evaluate(
+    model, task, config, conditions=conditions, draws_path=str(draws_path)
+  )
   counts = results["n_images"].tolist()
   assert counts[0] == task.num_images["test"] and counts[1] == 0
+  drawn = pd.read_csv(draws_path).query("test_chain == @some")
+  assert counts[2] == (drawn["0_resize_width"] >= PATCH).sum() == drawn["valid"].sum()
   assert 0 < counts[2] < counts[0]
   assert np.isnan(results["balanced_accuracy"].iloc[1])
+
+
+def test_a_chains_draws_do_not_depend_on_the_pipelines_own_saves_before_it():
+  """The lattice QF, a double compression's first save or a swap go before
+  a chain as `given` steps: they draw nothing and shift no step's seed."""
+  chain = chain_syntax.parse("resize:0.5..1.5>jpeg:30..100")
+  seed = tf.constant([4, 2], tf.int64)
+  width = len(chain_syntax.draw_columns(chain))
+  alone = chain_ops.plan((200, 240), chain, seed)[1]["draws"].numpy()
+  for given in (100, tf.constant(90), tf.constant(0)):
+    steps = [chain_syntax.Step("jpeg", given=given)] + list(chain.steps)
+    after = chain_ops.plan((200, 240), steps, seed)[1]["draws"].numpy()
+    np.testing.assert_array_equal(after[-width:], alone)
+
+
+def _condition_draws(task, config, text):
+  """{image_id: what the chain condition `text` drew for it}, over the
+  training split (the most images)."""
+  out = {}
+  for batch in ip.eval_dataset(task, "train", [ip.Condition("random", chain=text)], config):
+    for image_id, draws in zip(batch["image_id"].numpy(), batch["draws"].numpy()):
+      out.setdefault(image_id.decode(), []).append(tuple(draws))
+  return out
+
+
+def test_a_chain_draws_the_same_with_the_lattice_cached_or_not_and_in_any_order(
+  folder, tmp_path
+):
+  """Draws depend only on the seed, the image and the step: not on a lattice
+  QF before the chain, whether the lattice is read from its cache or
+  computed, nor the order the split is read in (a TFDS task reads another)."""
+  import dataclasses  # pylint: disable=g-import-not-at-top
+
+  from tfjpeg.data import lattice  # pylint: disable=g-import-not-at-top
+
+  task = folder[0]
+  text = "resize:0.5..1.5>jpeg:30..100"
+  plain = ip.PipelineConfig.of(patch_size=PATCH, patches_per_image=2, batch_size=8)
+  with_lattice = ip.PipelineConfig.of(
+    patch_size=PATCH, patches_per_image=2, batch_size=8, lattice_qf=100
+  )
+  cached = lattice.cached_task(task, 100, root=tmp_path, log=lambda line: None)
+  reordered = dataclasses.replace(
+    task, images=lambda split, shuffle_seed=None: task.images(split, shuffle_seed=(7, 7))
+  )
+  base = _condition_draws(task, plain, text)
+  assert len({d for v in base.values() for d in v}) == len(base) > 3  # each image its own
+  order = [i for i in base]
+  assert order != list(_condition_draws(reordered, plain, text))  # the order did change
+  for other in (
+    _condition_draws(task, with_lattice, text),  # the lattice computed before the chain
+    _condition_draws(cached, plain, text),  # the lattice read from its cache
+    _condition_draws(reordered, plain, text),
+  ):
+    assert other == base
+
+
+def test_a_training_chain_draws_the_same_after_a_first_save():
+  image = testing.synthetic_image(120, 150, seed=3)
+  element = dict(encoded=tf.io.encode_png(image), label=tf.constant(0), image_id=tf.constant("a"))
+  config = ip.PipelineConfig.of(patch_size=PATCH, patches_per_image=2)
+  chain = chain_syntax.parse("resize:0.5..1.5>jpeg:30..100")
+  seed = ip.image_chain_seed(tf.constant([1, 2], tf.int64), element["image_id"])
+  draws = [
+    ip.patch_sources(element, config, ["random"], (0, 0), first, chain, chain_seed=seed)[
+      "random"
+    ]["draws"].numpy()
+    for first in (None, tf.constant(80), 90)
+  ]
+  np.testing.assert_array_equal(draws[0], draws[1])
+  np.testing.assert_array_equal(draws[0], draws[2])

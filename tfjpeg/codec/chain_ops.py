@@ -123,16 +123,21 @@ def plan(
   """Everything `chain` draws for an image of `image_size` (height, width),
   without its pixels: one dict per step (its `step`, whether it is
   `applied`, the sizes `before` and `after` it, and what it drew), and the
-  record `apply` returns. Step k draws from `seeds.for_example(seed, k)`."""
+  record `apply` returns. The k-th step that draws (counting from 0, the
+  pipeline's own saves with `given` left out) draws from
+  `seeds.for_example(seed, k)`: what a chain draws does not change with what
+  the pipeline puts before it."""
   steps = chain.steps if isinstance(chain, chain_syntax.Chain) else tuple(chain)
   size = tf.cast(tf.convert_to_tensor(image_size)[:2], tf.int32)
   origin = tf.zeros([2], tf.int32)
   zero = tf.zeros([2], tf.int32)
   planned, draws = [], []
-  for number, step in enumerate(steps):
-    step_seed = seeds.for_example(seed, number)
-    coin_seed, value_seed = seeds.split(step_seed, 2)
+  number = 0  # the step's place among the steps that draw
+  for step in steps:
     entry = dict(step=step, before=size)
+    if step.given is None:
+      coin_seed, value_seed = seeds.split(seeds.for_example(seed, number), 2)
+      number += 1
     if step.name == "jpeg" and step.given is not None:
       # The pipeline's own saves (lattice, first save, swap): drawn by it.
       quality = tf.cast(step.given, tf.int32)
@@ -185,7 +190,8 @@ def apply(
 ) -> tuple[tf.Tensor, dict]:
   """`image` (uint8 HxWx3) put through the steps of `chain`, in order.
 
-  Step k draws from `seeds.for_example(seed, k)`. A jpeg step with `given`
+  Step k draws from `seeds.for_example(seed, k)` (k counts the steps that
+  draw, see `plan`). A jpeg step with `given`
   (the pipeline's own: a lattice QF, a double compression's first save, a
   swap) saves at that QF, a Python int or an int32 tensor with 0 for none.
 

@@ -302,7 +302,9 @@ def decode_element(element, lattice_qf=None, chroma="4:2:0", first_qf=None):
   return whole_image(element, lattice_qf, chroma, first_qf)[0]
 
 
-def cut_patches(element, config, modes, image_seed, first_qf=None, chain=None, small_ok=False):
+def cut_patches(
+  element, config, modes, image_seed, first_qf=None, chain=None, small_ok=False, chain_seed=None
+):
   """`patches_per_image` crops of one encoded image for each of `modes`: a crop
   mode (placed against `config.jpeg.crop_grid`) or a (crop mode, grid) pair.
 
@@ -323,7 +325,7 @@ def cut_patches(element, config, modes, image_seed, first_qf=None, chain=None, s
   size, n = config.patch_size, config.patches_per_image
   out = {}
   for key, cut in patch_sources(
-    element, config, modes, image_seed, first_qf, chain, small_ok
+    element, config, modes, image_seed, first_qf, chain, small_ok, chain_seed
   ).items():
     source, positions = cut.pop("source"), cut.pop("position")
     patches = _for_each_patch(
@@ -347,6 +349,17 @@ CHROMA_GRID = 16
 CHAIN_FOLD = -4
 
 
+def image_chain_seed(seed, image_id):
+  """The seed a processing chain draws from for the image `image_id` of a
+  run (or an epoch) seeded with `seed`: a function of the two alone, so that
+  what a chain draws does not depend on where the image falls in its split
+  (a TFDS task reads it in another order than a folder) or on what the
+  pipeline does before the chain (a lattice QF, cached or not, a double
+  compression's first save)."""
+  image = tf.strings.to_hash_bucket_fast(image_id, 2**62)  # a fingerprint: stable
+  return seeds.for_example(seeds.for_example(seed, CHAIN_FOLD), image)
+
+
 def chroma_grid(encoded, config, first_qf=None, chain=None):
   """(height, width) of the MCU of an image as it is cut: the pipeline's
   chroma's once it is saved whole (lattice QF, first QF; `first_qf` an int,
@@ -362,7 +375,9 @@ def chroma_grid(encoded, config, first_qf=None, chain=None):
   return own if first_qf is None else tf.where(first_qf > 0, saved, own)
 
 
-def patch_sources(element, config, modes, image_seed, first_qf=None, chain=None, small_ok=False):
+def patch_sources(
+  element, config, modes, image_seed, first_qf=None, chain=None, small_ok=False, chain_seed=None
+):
   """What `cut_patches` cuts its patches from, before it cuts them: for each
   of `modes`, {"source": an image, "position": [n, 2], "offset": [n, 2],
   "label", "image_id", "patch_index"}, patch k being
@@ -373,12 +388,14 @@ def patch_sources(element, config, modes, image_seed, first_qf=None, chain=None,
   copies of every patch, a tenth of its time on camera originals).
 
   With a `chain` (non-empty), the image goes through it whole first (drawn
-  from `image_seed` folded with -4), each mode's entry carries its draws
+  from `chain_seed`, else from `image_seed` folded with -4), each mode's entry carries its draws
   ("draws", [n, D]), and aligned crops follow the grid of the chain's last
   compression (a crop after it moves the grid). With `small_ok`, an image
   the chain leaves smaller than a patch gives blank patches and "valid"
   False (a test condition then leaves the image out) instead of an error."""
   chain = chain if chain is not None and chain.steps else None
+  if chain_seed is None:
+    chain_seed = seeds.for_example(image_seed, CHAIN_FOLD)
   encoded, size, n = element["encoded"], config.patch_size, config.patches_per_image
   keys, modes = (
     list(modes),
@@ -435,7 +452,7 @@ def patch_sources(element, config, modes, image_seed, first_qf=None, chain=None,
       config.jpeg.chroma,
       first_qf,
       chain,
-      None if chain is None else seeds.for_example(image_seed, CHAIN_FOLD),
+      None if chain is None else chain_seed,
     )
     origin = None
     if chain is not None:
@@ -463,7 +480,7 @@ def patch_sources(element, config, modes, image_seed, first_qf=None, chain=None,
     # from the JPEG's header, offsets on the chain's result, then a window
     # chain per patch (pixel-equal to the whole image's).
     planned, record = chain_ops.plan(
-      tf.image.extract_jpeg_shape(encoded)[:2], chain, seeds.for_example(image_seed, CHAIN_FOLD)
+      tf.image.extract_jpeg_shape(encoded)[:2], chain, chain_seed
     )
     offsets = [offsets_for(record["size"], mode, origin=record["grid_origin"]) for mode in modes]
 
@@ -490,7 +507,7 @@ def patch_sources(element, config, modes, image_seed, first_qf=None, chain=None,
   if chain is not None and not (config.lattice_qf or needs_whole or first_qf is not None):
     pays = tf.cond(
       tf.io.is_jpeg(encoded),
-      lambda: _chain_windows_pay(encoded, n, size, chain, image_seed),
+      lambda: _chain_windows_pay(encoded, n, size, chain, chain_seed),
       lambda: tf.constant(False),
     )
     cut, draws, valid = tf.cond(pays, chain_windows, whole_with_draws)
@@ -513,13 +530,13 @@ def patch_sources(element, config, modes, image_seed, first_qf=None, chain=None,
   }
 
 
-def _chain_windows_pay(encoded, count, size, chain, image_seed):
+def _chain_windows_pay(encoded, count, size, chain, chain_seed):
   """Whether `count` patches of `size` through a chain cost less window by
   window than on the whole image: while their windows (a patch with a
   margin on each side, counted generously at twice its side) cover less
   than half the photo, and the chain leaves it at least a patch wide."""
   shape = tf.image.extract_jpeg_shape(encoded)[:2]
-  _, record = chain_ops.plan(shape, chain, seeds.for_example(image_seed, CHAIN_FOLD))
+  _, record = chain_ops.plan(shape, chain, chain_seed)
   image_size = tf.cast(shape, tf.float32)
   small = count * float(2 * size) ** 2 < 0.5 * image_size[0] * image_size[1]
   return tf.logical_and(small, tf.reduce_all(record["size"] >= size))
@@ -558,7 +575,15 @@ def _per_image(dataset, config, mode, epoch_seed, seen=None):
     elif config.match_qfs:  # a lossless file gets the first save a JPEG file had
       lossless = tf.cast(tf.logical_not(is_lossy(element["encoded"])), tf.float32)
       first_qf = jpeg.draw_quality(config.match_qfs, lossless, seeds.for_example(image_seed, -1))
-    patches = patch_sources(element, config, [mode], image_seed, first_qf, train_chain)[mode]
+    patches = patch_sources(
+      element,
+      config,
+      [mode],
+      image_seed,
+      first_qf,
+      train_chain,
+      chain_seed=image_chain_seed(epoch_seed, element["image_id"]),
+    )[mode]
     patches.pop("draws", None)
     patches["first_qf"] = tf.fill(
       [config.patches_per_image], tf.constant(0) if first_qf is None else first_qf
@@ -716,6 +741,7 @@ def eval_dataset(
         first_qf_of(first, element, image_seed),
         chain_of.get(first),
         small_ok=first in chain_of,
+        chain_seed=image_chain_seed(eval_seed, element["image_id"]),
       )
       for first in firsts
     }
