@@ -380,9 +380,7 @@ def _condition_draws(task, config, text):
   return out
 
 
-def test_a_chain_draws_the_same_with_the_lattice_cached_or_not_and_in_any_order(
-  folder, tmp_path
-):
+def test_a_chain_draws_the_same_with_the_lattice_cached_or_not_and_in_any_order(folder, tmp_path):
   """Draws depend only on the seed, the image and the step: not on a lattice
   QF before the chain, whether the lattice is read from its cache or
   computed, nor the order the split is read in (a TFDS task reads another)."""
@@ -419,9 +417,9 @@ def test_a_training_chain_draws_the_same_after_a_first_save():
   chain = chain_syntax.parse("resize:0.5..1.5>jpeg:30..100")
   seed = ip.image_chain_seed(tf.constant([1, 2], tf.int64), element["image_id"])
   draws = [
-    ip.patch_sources(element, config, ["random"], (0, 0), first, chain, chain_seed=seed)[
-      "random"
-    ]["draws"].numpy()
+    ip.patch_sources(element, config, ["random"], (0, 0), first, chain, chain_seed=seed)["random"][
+      "draws"
+    ].numpy()
     for first in (None, tf.constant(80), 90)
   ]
   np.testing.assert_array_equal(draws[0], draws[1])

@@ -224,7 +224,8 @@ class JpegConfig:
 
   def __post_init__(self):
     # Kept in canonical form, so that one chain has one name in tables.
-    object.__setattr__(self, "train_chain", chain_syntax.parse(self.train_chain, "train_chain").text)
+    canonical = chain_syntax.parse(self.train_chain, "train_chain").text
+    object.__setattr__(self, "train_chain", canonical)
     _check_choice("train_crop", self.train_crop, CROP_MODES)
     _check_choice("crop_grid", self.crop_grid, (8, 16))
     _check_choice("chroma", self.chroma, CHROMAS)

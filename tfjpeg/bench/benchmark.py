@@ -43,10 +43,6 @@ GOALS = {
 }
 
 
-
-
-
-
 def opencv_rate(paths, patch, seconds, workers):
   """(a): patches per second of OpenCV on every core: decode, crop, save at a
   random QF and decode."""
@@ -71,8 +67,6 @@ def albumentations_rate(paths, patch, seconds):
     transforms[int(rng.choice(QUALITIES))](image=image)
     done += 1
   return done / (time.perf_counter() - started)
-
-
 
 
 def _pipeline_config(patch, batch_size, **settings):

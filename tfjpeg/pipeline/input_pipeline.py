@@ -479,9 +479,7 @@ def patch_sources(
     # Only what each patch needs of the source and of every step: the plan
     # from the JPEG's header, offsets on the chain's result, then a window
     # chain per patch (pixel-equal to the whole image's).
-    planned, record = chain_ops.plan(
-      tf.image.extract_jpeg_shape(encoded)[:2], chain, chain_seed
-    )
+    planned, record = chain_ops.plan(tf.image.extract_jpeg_shape(encoded)[:2], chain, chain_seed)
     offsets = [offsets_for(record["size"], mode, origin=record["grid_origin"]) for mode in modes]
 
     def patch_at(offset):
