@@ -115,6 +115,14 @@ def _kernels(step):
   return ("lanczos", "bicubic") if step.kernel == "auto" else (step.kernel, step.kernel)
 
 
+def _where(applied, yes, no):
+  """tf.where(applied, yes, no), without the op where `applied` is known."""
+  known = tf.get_static_value(applied)
+  if known is not None:
+    return tf.convert_to_tensor(yes if known else no)
+  return tf.where(applied, yes, no)
+
+
 def plan(
   image_size: TensorLike,
   chain: chain_syntax.Chain | Sequence[chain_syntax.Step],
@@ -144,35 +152,35 @@ def plan(
       applied = quality > 0
       entry.update(applied=applied, quality=quality)
       values = [quality]
-      origin = tf.where(applied, zero, origin)
+      origin = _where(applied, zero, origin)
     else:
       applied = _coin(step, coin_seed)
       if step.name == "jpeg" and step.quality is not None:
-        quality = tf.where(applied, tf.cast(draw(step.quality, value_seed, True), tf.int32), 0)
+        quality = _where(applied, tf.cast(draw(step.quality, value_seed, True), tf.int32), 0)
         entry.update(quality=quality)
         values = [quality]
-        origin = tf.where(applied, zero, origin)
+        origin = _where(applied, zero, origin)
       elif step.name == "blur" and step.sigma is not None:
         sigma = step.sigma.low if step.sigma.fixed else draw(step.sigma, value_seed, False)
         entry.update(sigma=sigma)
-        values = [tf.where(applied, tf.cast(sigma, tf.float64), tf.constant(0.0, tf.float64))]
+        values = [_where(applied, tf.cast(sigma, tf.float64), tf.constant(0.0, tf.float64))]
       elif step.name == "resize":
         resized = _resize_size(size, step, value_seed)
         entry.update(size=resized, shrinks=tf.reduce_any(resized < size))
         values = [resized[0], resized[1]]
-        size = tf.where(applied, resized, size)
-        origin = tf.where(applied, zero, origin)  # no grid survives; a save starts one at 0
+        size = _where(applied, resized, size)
+        origin = _where(applied, zero, origin)  # no grid survives; a save starts one at 0
       else:  # crop
         offset, cut = _crop_window(size, step, value_seed)
         entry.update(offset=offset, size=cut)
         values = [offset[0], offset[1], cut[0], cut[1]]
-        size = tf.where(applied, cut, size)
-        origin = tf.where(applied, (origin - offset) % _GRID, origin)
+        size = _where(applied, cut, size)
+        origin = _where(applied, (origin - offset) % _GRID, origin)
       entry.update(applied=applied)
     entry.update(after=size)
     planned.append(entry)
     draws += [tf.cast(applied, tf.float64)] + [
-      tf.where(applied, tf.cast(v, tf.float64), tf.constant(0.0, tf.float64)) for v in values
+      _where(applied, tf.cast(v, tf.float64), tf.constant(0.0, tf.float64)) for v in values
     ]
   record = dict(
     draws=tf.stack(draws) if draws else tf.zeros([0], tf.float64),
@@ -211,7 +219,7 @@ def apply(
   planned, record = plan(tf.shape(image)[:2], chain, seed)
   origin = tf.zeros([2], tf.int32)
   for entry in planned:  # the whole image is each step's window and box
-    image = _window(image, origin, entry, origin, entry["after"], chroma)
+    image = _window(image, origin, entry, origin, entry["after"], chroma, whole=True)
   image.set_shape([None, None, 3])
   return image, record
 
@@ -245,19 +253,35 @@ def _input_box(entry, offset, box):
   return tf.where(applied, offset + entry["offset"], offset), box
 
 
-def _window(window, window_offset, entry, offset, box, chroma):
+def _when(applied, then, otherwise):
+  """`then()` where the step applies, else `otherwise()`; without a
+  conditional where that is known when the graph is built (probability 1)."""
+  known = tf.get_static_value(applied)
+  if known is not None:
+    return then() if known else otherwise()
+  return tf.cond(applied, then, otherwise)
+
+
+def _window(window, window_offset, entry, offset, box, chroma, whole=False):
   """The `box` at `offset` of step `entry`'s output, from `window` (its input
-  at `window_offset`, as `_input_box` asked)."""
+  at `window_offset`, as `_input_box` asked). `whole`: the window is the
+  step's whole input and the box its whole output (`apply`), nothing to cut."""
   step, applied = entry["step"], entry["applied"]
   local = offset - window_offset
 
+  def cut(image, at):
+    return image if whole else image[at[0] :][: box[0]][:, at[1] :][:, : box[1]]
+
   def kept():  # the step left the image alone: the box is the window's
-    return window[local[0] :][: box[0]][:, local[1] :][:, : box[1]]
+    return cut(window, local)
 
   if step.name == "jpeg":
     # A static QF (the lattice's) keeps the static-quality op it always had.
     quality = step.given if isinstance(step.given, int) else entry["quality"]
-    return tf.cond(
+    if tf.get_static_value(applied) is not None and tf.get_static_value(applied):
+      # Always applied: the QF drawn is in 1..100, no conditional on it.
+      return cut(jpeg.compress(window, quality, chroma), local)
+    return _when(
       applied,
       lambda: jpeg.compress_window(window, window_offset, quality, chroma, offset, box),
       kept,
@@ -267,7 +291,7 @@ def _window(window, window_offset, entry, offset, box, chroma):
     blurred = lambda: resample.blur_window(  # noqa: E731
       window, window_offset, entry["before"], sigma, offset, box
     )
-    return tf.cond(applied, blurred, kept)
+    return _when(applied, blurred, kept)
   if step.name == "resize":
     shrink, grow = _kernels(step)
 
@@ -277,8 +301,8 @@ def _window(window, window_offset, entry, offset, box, chroma):
       )
 
     if shrink == grow:
-      return tf.cond(applied, lambda: resized(shrink), kept)
-    return tf.cond(
+      return _when(applied, lambda: resized(shrink), kept)
+    return _when(
       applied,
       lambda: tf.cond(entry["shrinks"], lambda: resized(shrink), lambda: resized(grow)),
       kept,
