@@ -241,3 +241,60 @@ def open_in_chromium(page, screenshot, height=2400):
     timeout=120,
   )
   return [line for line in opened.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+
+
+def pil_kernels():
+  """Pillow's resampling filters by tfjpeg's kernel names."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+
+  return {
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+    "box": Image.Resampling.BOX,
+    "hamming": Image.Resampling.HAMMING,
+  }
+
+
+def pil_resize(rgb, size, kernel):
+  """Reference: Pillow's `Image.resize` to `size` = (height, width)."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+
+  height, width = size
+  return np.asarray(Image.fromarray(rgb).resize((width, height), pil_kernels()[kernel]))
+
+
+def scipy_blur(rgb, sigma):
+  """Reference: CNNDetection's blur, scipy's gaussian_filter on each channel, in place."""
+  import scipy.ndimage  # pylint: disable=g-import-not-at-top
+
+  out = np.array(rgb)
+  for c in range(out.shape[-1]):
+    scipy.ndimage.gaussian_filter(out[..., c], output=out[..., c], sigma=sigma)
+  return out
+
+
+def chain_by_hand(image, chain, draws):
+  """Reference: a chain's steps applied with Pillow, scipy and OpenCV from
+  what it drew (`chain_syntax.draw_columns(chain)`, in order)."""
+  from tfjpeg.codec import chain_syntax  # pylint: disable=g-import-not-at-top
+
+  columns = dict(zip(chain_syntax.draw_columns(chain), draws))
+  for number, step in enumerate(chain.steps):
+    at = lambda name, n=number, s=step: columns[f"{n}_{s.name}_{name}"]  # noqa: E731
+    if not at("applied"):
+      continue
+    if step.name == "crop":
+      y, x, h, w = (int(at(k)) for k in ("y", "x", "height", "width"))
+      image = image[y : y + h, x : x + w]
+    elif step.name == "resize":
+      h, w = int(at("height")), int(at("width"))
+      kernel = step.kernel
+      if kernel == "auto":
+        kernel = "lanczos" if (h < image.shape[0] or w < image.shape[1]) else "bicubic"
+      image = pil_resize(image, (h, w), kernel)
+    elif step.name == "blur":
+      image = scipy_blur(image, at("sigma"))
+    else:
+      image = opencv_compress(image, int(at("qf")))
+  return np.ascontiguousarray(image)

@@ -38,6 +38,12 @@ def test_import_tfjpeg_alone_starts_no_tensorflow():
   assert out.stdout.strip() == "False"
 
 
+def test_the_keras_layers_are_a_subpackage_named_on_first_use():
+  code = "import tfjpeg; print(tfjpeg.layers.GridCrop.__module__, 'layers' in dir(tfjpeg))"
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+  assert out.stdout.strip() == "tfjpeg.layers.crop True"
+
+
 @pytest.mark.parametrize("name", sorted(n for n in tfjpeg.__all__ if n != "__version__"))
 def test_docstring_examples_run(name):
   value = getattr(tfjpeg, name)

@@ -6,9 +6,7 @@ OpenCV, the grid semantics, training augmentation, the published presets."""
 import cv2
 import numpy as np
 import pytest
-import scipy.ndimage
 import tensorflow as tf
-from PIL import Image
 
 from tfjpeg import config as config_lib
 from tfjpeg.codec import chain_ops
@@ -21,11 +19,6 @@ from tfjpeg.pipeline import input_pipeline as ip
 import helpers as testing
 
 PATCH = 32
-PIL_KERNELS = {
-  "bilinear": Image.Resampling.BILINEAR,
-  "bicubic": Image.Resampling.BICUBIC,
-  "lanczos": Image.Resampling.LANCZOS,
-}
 
 
 @pytest.mark.parametrize(
@@ -80,31 +73,6 @@ def test_presets_say_what_was_published():
   assert save.quality.bounds() == (65, 100)
 
 
-def _by_hand(image, chain, draws):
-  """A chain's steps applied with Pillow, scipy and OpenCV from what it drew."""
-  columns = dict(zip(chain_syntax.draw_columns(chain), draws))
-  for number, step in enumerate(chain.steps):
-    at = lambda name, n=number, s=step: columns[f"{n}_{s.name}_{name}"]  # noqa: E731
-    if not at("applied"):
-      continue
-    if step.name == "crop":
-      y, x, h, w = (int(at(k)) for k in ("y", "x", "height", "width"))
-      image = image[y : y + h, x : x + w]
-    elif step.name == "resize":
-      h, w = int(at("height")), int(at("width"))
-      kernel = step.kernel
-      if kernel == "auto":
-        kernel = "lanczos" if (h < image.shape[0] or w < image.shape[1]) else "bicubic"
-      image = np.asarray(Image.fromarray(image).resize((w, h), PIL_KERNELS[kernel]))
-    elif step.name == "blur":
-      image = image.copy()
-      for c in range(3):
-        scipy.ndimage.gaussian_filter(image[..., c], output=image[..., c], sigma=at("sigma"))
-    else:
-      image = testing.opencv_compress(image, int(at("qf")))
-  return np.ascontiguousarray(image)
-
-
 STEP_CHAINS = [
   "resize:0.5..1.5/bilinear",
   "resize:37x53/lanczos",
@@ -127,7 +95,9 @@ def test_each_step_three_ways_equals_the_same_steps_by_hand(text, way):
       image,
       tf.constant([7, draw], tf.int64),
     )
-    np.testing.assert_array_equal(out, _by_hand(image, chain, draws), err_msg=f"draw {draw}")
+    np.testing.assert_array_equal(
+      out, testing.chain_by_hand(image, chain, draws), err_msg=f"draw {draw}"
+    )
 
 
 def test_draws_are_seeded_spread_and_kept_in_their_ranges():
@@ -179,7 +149,7 @@ def test_a_chain_condition_equals_its_steps_applied_by_hand(folder, text):
       batch["image"].numpy(), batch["offset"].numpy(), batch["image_id"].numpy(), batch["draws"]
     ):
       source = cv2.imread(path_of[image_id.decode()], cv2.IMREAD_COLOR)[..., ::-1]
-      expected = _by_hand(source, chain, draws.numpy())
+      expected = testing.chain_by_hand(source, chain, draws.numpy())
       y, x = offset
       np.testing.assert_array_equal(image, expected[y : y + PATCH, x : x + PATCH])
       seen += 1

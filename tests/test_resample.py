@@ -3,21 +3,13 @@ eagerly, traced and mapped; the shared real photos when they are there."""
 
 import numpy as np
 import pytest
-import scipy.ndimage
 import tensorflow as tf
-from PIL import Image
 
 from tfjpeg.codec import resample
 
 import helpers as testing
 
-PIL_KERNELS = {
-  "bilinear": Image.Resampling.BILINEAR,
-  "bicubic": Image.Resampling.BICUBIC,
-  "lanczos": Image.Resampling.LANCZOS,
-  "box": Image.Resampling.BOX,
-  "hamming": Image.Resampling.HAMMING,
-}
+PIL_KERNELS = testing.pil_kernels()
 # (height, width) of the output for an input of (h, w): shrinking by whole and
 # odd factors, enlarging, one axis alone, to a few pixels.
 SIZES = (
@@ -31,17 +23,8 @@ SIZES = (
 )
 
 
-def pil_resize(rgb, size, kernel):
-  height, width = size
-  return np.asarray(Image.fromarray(rgb).resize((width, height), PIL_KERNELS[kernel]))
-
-
-def scipy_blur(rgb, sigma):
-  """CNNDetection's blur: scipy's gaussian_filter on each channel, in place."""
-  out = rgb.copy()
-  for channel in range(3):
-    scipy.ndimage.gaussian_filter(out[:, :, channel], output=out[:, :, channel], sigma=sigma)
-  return out
+pil_resize = testing.pil_resize
+scipy_blur = testing.scipy_blur
 
 
 @pytest.fixture(scope="module", params=[(37, 53), (64, 48)], ids=["odd", "even"])

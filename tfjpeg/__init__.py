@@ -15,6 +15,8 @@ serving, analysis, experiments) and may change between versions.
     config = tfjpeg.make_config(task="cameras", net="hpf", epochs=2)
     results = tfjpeg.train_and_evaluate(config, "runs/demo")
 
+    augment = tfjpeg.layers.RandomJpegQuality(quality_range=(50, 100), seed=0)
+
 Names load on first use, so `import tfjpeg` is instant and `tfjpeg.config`
 works without TensorFlow.
 """
@@ -115,8 +117,14 @@ __all__ = [  # the names of _EXPORTS (tests/test_api.py checks), and the version
 ]
 
 
+# Subpackages named as modules: `tfjpeg.layers.GridCrop` (Keras layers).
+_SUBPACKAGES = ("layers",)
+
+
 def __getattr__(name):
   """Loads a public name on first use (PEP 562)."""
+  if name in _SUBPACKAGES:
+    return importlib.import_module(f"tfjpeg.{name}")
   if name not in _EXPORTS:
     raise AttributeError(f"module 'tfjpeg' has no attribute {name!r}")
   module, attribute = _EXPORTS[name]
@@ -126,7 +134,7 @@ def __getattr__(name):
 
 
 def __dir__():
-  return sorted(set(globals()) | set(_EXPORTS))
+  return sorted(set(globals()) | set(_EXPORTS) | set(_SUBPACKAGES))
 
 
 if TYPE_CHECKING:  # what type checkers and the API reference see

@@ -127,6 +127,7 @@ def plan(
   image_size: TensorLike,
   chain: chain_syntax.Chain | Sequence[chain_syntax.Step],
   seed: TensorLike,
+  grid_origin: TensorLike | None = None,
 ) -> tuple[list[dict], dict]:
   """Everything `chain` draws for an image of `image_size` (height, width),
   without its pixels: one dict per step (its `step`, whether it is
@@ -134,10 +135,12 @@ def plan(
   record `apply` returns. The k-th step that draws (counting from 0, the
   pipeline's own saves with `given` left out) draws from
   `seeds.for_example(seed, k)`: what a chain draws does not change with what
-  the pipeline puts before it."""
+  the pipeline puts before it. `grid_origin` is where the grid of the
+  image's last compression lies before the chain (its top-left pixel by
+  default)."""
   steps = chain.steps if isinstance(chain, chain_syntax.Chain) else tuple(chain)
   size = tf.cast(tf.convert_to_tensor(image_size)[:2], tf.int32)
-  origin = tf.zeros([2], tf.int32)
+  origin = tf.zeros([2], tf.int32) if grid_origin is None else tf.cast(grid_origin, tf.int32)
   zero = tf.zeros([2], tf.int32)
   planned, draws = [], []
   number = 0  # the step's place among the steps that draw
@@ -195,6 +198,7 @@ def apply(
   chain: chain_syntax.Chain | Sequence[chain_syntax.Step],
   seed: TensorLike,
   chroma: str = "4:2:0",
+  grid_origin: TensorLike | None = None,
 ) -> tuple[tf.Tensor, dict]:
   """`image` (uint8 HxWx3) put through the steps of `chain`, in order.
 
@@ -206,7 +210,8 @@ def apply(
   Returns:
     (image, record): record["draws"] is a float64 vector, one entry per name
     of `chain_syntax.draw_columns`; record["grid_origin"] the (y, x) of the last
-    compression's grid in the result, modulo 16; record["size"] its size.
+    compression's grid in the result, modulo 16 (from `grid_origin`, the
+    top-left pixel by default, where no step sets it); record["size"] its size.
 
   Examples:
     >>> image = np.random.default_rng(0).integers(0, 256, (64, 96, 3), np.uint8)
@@ -216,7 +221,7 @@ def apply(
     (TensorShape([32, 48, 3]), [1.0, 32.0, 48.0, 1.0, 75.0])
   """
   image = tf.convert_to_tensor(image)
-  planned, record = plan(tf.shape(image)[:2], chain, seed)
+  planned, record = plan(tf.shape(image)[:2], chain, seed, grid_origin)
   origin = tf.zeros([2], tf.int32)
   for entry in planned:  # the whole image is each step's window and box
     image = _window(image, origin, entry, origin, entry["after"], chroma, whole=True)
