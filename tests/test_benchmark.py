@@ -242,3 +242,32 @@ def test_chain_section_times_the_pipeline_against_pillow_on_scenes_and_sources(t
       "chain/pillow on --sources",
     ),
   )
+
+
+def test_layer_section_times_the_keras_layers_against_tensorflow_and_keras(tmp_path):
+  """(n): the JPEG layer, a crop through a JPEG chain and a resize-blur-JPEG
+  chain layer in a tf.data map, each against what a Keras user would write,
+  on generated scenes and on a folder of JPEGs."""
+  folder = tmp_path / "originals"
+  folder.mkdir()
+  for index in range(2):
+    testing.write_image(folder / f"{index}.jpg", testing.synthetic_image(480, 500, seed=index))
+  report = benchmark.run(
+    str(tmp_path / "work"),
+    seconds=0.3,
+    log=lambda text: None,
+    sections=("layers",),
+    sources=str(folder),
+    num_sources=2,
+  )
+  _assert_measured(
+    report,
+    (
+      "(n1) RandomJpegQuality, generated scenes",
+      "(n1) tf.image.random_jpeg_quality, --sources",
+      "layer_jpeg/tf on generated scenes",
+      "layer_jpeg_crop/tf on --sources",
+      "(n3) Keras Resizing, RandomGaussianBlur, random_jpeg_quality, generated scenes",
+      "layer_chain/keras on --sources",
+    ),
+  )

@@ -291,7 +291,16 @@ def _audit(report, directory, seconds, log, step):
   log(report.text())
 
 
-SECTIONS = ("pipeline", "memory", "training", "scale", "decode_costs", "audit", "chains")
+SECTIONS = (
+  "pipeline",
+  "memory",
+  "training",
+  "scale",
+  "decode_costs",
+  "audit",
+  "chains",
+  "layers",
+)
 # Not in the default run: the accelerator's side, (h) and (i) of tfjpeg.bench.nets.
 ALL_SECTIONS = SECTIONS + ("accelerator",)
 
@@ -323,7 +332,10 @@ def run(
   patch) and "decode_costs" ((k)-(l) of `tfjpeg.bench.decode_costs`: the
   rule for windowed against whole decoding, on the scale section's files) and
   "chains" ((m) of `tfjpeg.bench.chains`: a resize-blur-JPEG training chain
-  against Pillow and scipy per sample, on generated scenes and `sources`).
+  against Pillow and scipy per sample, on generated scenes and `sources`)
+  and "layers" ((n) of `tfjpeg.bench.layers`: the Keras layers in a
+  `tf.data` map against TensorFlow's and Keras's own ops, on generated scenes
+  and `sources`, the median of `repeats` runs).
   With `sources` (any folder of JPEGs), those files are the pipeline's, the
   training's and the scale and decode-cost sections' sources, as they are;
   `repeats` runs the scale section's (e) and (f) that many times and reports
@@ -352,6 +364,7 @@ def run(
     + ("decode_costs" in sections)
     + 2 * ("audit" in sections)
     + 2 * repeats * ("chains" in sections)
+    + 6 * ("layers" in sections)
     + (2 * len(net_patches) * len(nets) + 1) * ("accelerator" in sections)
   )
   scale_sources, paths = sources, None
@@ -400,6 +413,8 @@ def run(
         log,
         done.update,
       )
+    if "layers" in sections:
+      _layers(report, directory, scale_sources, num_sources, seconds, repeats, log, done.update)
     if "accelerator" in sections:
       benchmark_nets.measure(
         report,
@@ -447,6 +462,22 @@ def _chains(report, directory, sources, generated, seconds, workers, repeats, lo
   else:
     step()  # the second set's share of the progress
   chains.measure(report, sets, 224, seconds, workers, step, repeats)
+  log(report.text())
+
+
+def _layers(report, directory, sources, num_sources, seconds, repeats, log, step):
+  """(n) on generated scenes, and on `sources` (camera originals) when given."""
+  from tfjpeg.bench import layers  # pylint: disable=g-import-not-at-top
+  from tfjpeg.bench import scale as benchmark_scale  # pylint: disable=g-import-not-at-top
+
+  scenes = os.path.join(directory, "layer_scenes")
+  sets = {"generated scenes": folders.make_sources(scenes, min(num_sources, 12), (448, 448))}
+  if sources:
+    sets["--sources"] = benchmark_scale.folder_of(sources, os.path.join(directory, "layer_sources"))
+  else:
+    for _ in range(3):
+      step()  # the second set's share of the progress
+  layers.measure(report, sets, seconds, step, repeats)
   log(report.text())
 
 

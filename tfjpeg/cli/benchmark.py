@@ -40,7 +40,9 @@ flags.DEFINE_list(
   "10 patches of 512 with and without a lattice, 1 patch of 224), decode_costs "
   "((k)-(l): the rule for windowed against whole decoding, measured on the scale "
   "section's files), audit ((j): the "
-  "shortcut audit's header reading on 10,000 files); and, not by "
+  "shortcut audit's header reading on 10,000 files), chains ((m): a resize-blur-JPEG "
+  "training chain against Pillow and scipy), layers ((n): the Keras layers in a tf.data "
+  "map against TensorFlow's and Keras's own ops); and, not by "
   "default, accelerator ((h)-(i): each net's training images/s in float32 and "
   "mixed precision, and the host's decode capacity; any Keras backend).",
 )
@@ -53,7 +55,10 @@ flags.DEFINE_string(
 )
 cli.must_exist("sources")
 flags.DEFINE_integer(
-  "repeats", 1, "Run the scale section's (e) and (f) this many times; report median ratios."
+  "repeats",
+  1,
+  "Run the scale section's (e) and (f), the chains and the layers sections this many "
+  "times; report median ratios.",
 )
 flags.DEFINE_bool(
   "real_photos",

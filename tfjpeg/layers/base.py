@@ -163,7 +163,7 @@ class ImageLayer(keras.layers.Layer):
   ) -> tf.Tensor:
     """`images` (one HxWx3 image or a batch) under `transformation`
     (`get_random_transformation`'s), as a TensorFlow tensor."""
-    out, _ = self._tf_call(_as_tf(images), {}, transformation, training)
+    out, _ = self._tf_call(_as_tf(images), {}, transformation, training, with_outputs=False)
     return out
 
   def __call__(self, data: Any, *args, **kwargs) -> Any:
@@ -205,7 +205,7 @@ class ImageLayer(keras.layers.Layer):
     images = _as_tf(images)
     transformation = self.get_random_transformation(images, training=training)
     run = self._compiled if tf.executing_eagerly() else self._tf_call
-    out, outputs = run(images, extras, transformation, bool(training))
+    out, outputs = run(images, extras, transformation, bool(training), isinstance(data, dict))
     if not isinstance(data, dict):
       return back(out)
     result = dict(data, images=back(out))
@@ -236,9 +236,10 @@ class ImageLayer(keras.layers.Layer):
     with tf.device("/CPU:0"):
       return self._generator.make_seeds(1)[:, 0]
 
-  def _tf_call(self, images, extras, transformation, training):
+  def _tf_call(self, images, extras, transformation, training, with_outputs=True):
     """(images, per-image outputs) for one image, a batch or a ragged batch
-    (images of different sizes, `Dataset.ragged_batch`), on the graph."""
+    (images of different sizes, `Dataset.ragged_batch`), on the graph; the
+    per-image outputs only `with_outputs` (a dict input)."""
     ragged = isinstance(images, tf.RaggedTensor)
     if images.shape.rank not in (3, 4) or images.shape[-1] not in (3, None):
       raise ValueError(
@@ -269,7 +270,8 @@ class ImageLayer(keras.layers.Layer):
       out, outputs = (
         self.transform_one(image, seed, extra) if apply else self.inference_one(image, extra)
       )
-      return (out if dense else tf.RaggedTensor.from_tensor(out)), outputs
+      out = out if dense else tf.RaggedTensor.from_tensor(out)
+      return out, outputs if with_outputs else {}
 
     image_spec = (
       tf.TensorSpec(out_shape, tf.uint8)
@@ -279,7 +281,7 @@ class ImageLayer(keras.layers.Layer):
     out, outputs = tf.map_fn(
       one,
       (pixels, per_image_seeds, extras),
-      fn_output_signature=(image_spec, self.extra_outputs() if apply else {}),
+      fn_output_signature=(image_spec, self.extra_outputs() if apply and with_outputs else {}),
     )
     return self._convert(out, self._to_output_dtype), outputs
 
