@@ -18,6 +18,7 @@ from tfjpeg.data import real_photos
 from tfjpeg.data import tasks
 
 WAYS = ("eager", "function", "dataset_map")
+REPO = pathlib.Path(__file__).resolve().parent.parent
 
 
 def run(fn, way, *args):

@@ -5,10 +5,6 @@ images of different sizes, bad arguments; the JAX backend in a subprocess;
 the same pixels as bin/train's pipeline."""
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 
 import keras
 import numpy as np
@@ -305,70 +301,3 @@ def test_a_layer_gives_the_pipelines_pixels_for_the_pipelines_draws(tmp_path):
       np.testing.assert_array_equal(patch, whole[y : y + 32, x : x + 32])
       checked += 1
   assert checked == 2 * task.num_images["test"] > 0
-
-
-BACKEND_SCRIPT = textwrap.dedent(
-  """
-  import json, sys
-  import numpy as np
-  import keras
-  import tensorflow as tf
-  from tfjpeg import layers
-  backend = keras.backend.backend()
-  images = np.load(sys.argv[1])
-  out = {"backend": backend}
-  jpeg = layers.RandomJpegQuality(quality_range=(40, 95), seed=3)
-  crop = layers.GridCrop(32, mode="aligned", chain="jpeg:50..90", seed=4)
-  native = keras.ops.convert_to_tensor(images)  # the backend's own array
-  eager = jpeg(native)
-  out["eager_is_native"] = type(eager) is type(keras.ops.convert_to_tensor(images[:1]))
-  out["eager"] = keras.ops.convert_to_numpy(eager).tolist()
-  mapped = tf.data.Dataset.from_tensors(images).map(
-      layers.RandomJpegQuality(quality_range=(40, 95), seed=3))
-  out["mapped"] = next(iter(mapped)).numpy().tolist()
-  out["cropped"] = keras.ops.convert_to_numpy(crop(native)).tolist()
-  inputs = keras.Input(images.shape[1:])
-  x = layers.GridCrop(32, mode="aligned", seed=2)(layers.JpegCompression(85)(inputs))
-  x = keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255)(x))
-  model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x))
-  model.compile("adam", "sparse_categorical_crossentropy")
-  train = tf.data.Dataset.from_tensor_slices((images, np.array([0, 1, 0]))).batch(3)
-  model.fit(train, epochs=1, verbose=0)
-  model.save(sys.argv[2])
-  loaded = keras.models.load_model(sys.argv[2])
-  out["predict"] = np.asarray(loaded.predict(images, verbose=0)).tolist()
-  out["predict_before"] = np.asarray(model.predict(images, verbose=0)).tolist()
-  print(json.dumps(out))
-  """
-)
-# JAX is installed with the tests; PyTorch is not (a CPU build is a large
-# download): TFJPEG_LAYER_BACKENDS=jax,torch checks it too where it is installed.
-BACKENDS = os.environ.get("TFJPEG_LAYER_BACKENDS", "jax").split(",")
-
-
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_other_backends_give_the_tensorflow_backends_pixels(tmp_path, backend):
-  """Keras's promise for preprocessing layers: the same layer under JAX (and
-  PyTorch), in tf.data and on the backend's arrays, and in a model of that
-  backend fitted, saved and loaded."""
-  images = _batch()
-  np.save(tmp_path / "images.npy", images)
-  script = tmp_path / "backend_layers.py"
-  script.write_text(BACKEND_SCRIPT)
-  env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3", JAX_PLATFORMS="cpu")
-  done = subprocess.run(
-    [sys.executable, str(script), str(tmp_path / "images.npy"), str(tmp_path / "m.keras")],
-    env=env,
-    capture_output=True,
-    text=True,
-    timeout=600,
-  )
-  assert done.returncode == 0, done.stderr[-3000:]
-  out = json.loads(done.stdout.strip().splitlines()[-1])
-  assert out["backend"] == backend and out["eager_is_native"]
-  expected = layers.RandomJpegQuality(quality_range=(40, 95), seed=3)(images).numpy()
-  np.testing.assert_array_equal(np.array(out["eager"], np.float32), expected)
-  np.testing.assert_array_equal(np.array(out["mapped"], np.float32), expected)
-  cropped = layers.GridCrop(32, mode="aligned", chain="jpeg:50..90", seed=4)(images).numpy()
-  np.testing.assert_array_equal(np.array(out["cropped"], np.float32), cropped)
-  np.testing.assert_allclose(out["predict"], out["predict_before"], rtol=1e-6)

@@ -33,6 +33,8 @@ _EXPORTS = {
   "decode": ("tfjpeg.codec.jpeg", "decode"),
   "decode_crop": ("tfjpeg.codec.jpeg", "decode_crop"),
   "compress": ("tfjpeg.codec.jpeg", "compress"),
+  # Any image file's bytes, JPEG exactly (tfjpeg.codec.images).
+  "decode_image": ("tfjpeg.codec.images", "decode"),
   "random_compress": ("tfjpeg.codec.jpeg", "random_compress"),
   # Crops placed against the JPEG grid (tfjpeg.codec.crops).
   "crop": ("tfjpeg.codec.crops", "crop"),
@@ -92,6 +94,7 @@ __all__ = [  # the names of _EXPORTS (tests/test_api.py checks), and the version
   "crop_at",
   "decode",
   "decode_crop",
+  "decode_image",
   "encode",
   "estimate_grid",
   "eval_dataset",
@@ -148,6 +151,7 @@ if TYPE_CHECKING:  # what type checkers and the API reference see
   from tfjpeg.codec.grid import estimate as estimate_grid
   from tfjpeg.codec.grid import realign
   from tfjpeg.codec.headers import read as read_header
+  from tfjpeg.codec.images import decode as decode_image
   from tfjpeg.codec.jpeg import compress
   from tfjpeg.codec.jpeg import decode
   from tfjpeg.codec.jpeg import decode_crop

@@ -22,6 +22,7 @@ import io
 import os
 import re
 import threading
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -211,12 +212,20 @@ def _tiff_bits(path, data):
     return image.dtype.itemsize * 8
 
 
-def decode(data):
-  """Exact decode of probed image bytes to uint8 HxWx3 RGB, on the graph.
+def decode(data: Any) -> tf.Tensor:
+  """Exact decode of image bytes (JPEG, PNG, BMP, GIF, WebP, TIFF) to uint8
+  HxWx3 RGB, on the graph, at the image's own size.
 
-  The format is read from the magic bytes. JPEG uses the accurate IDCT; TIFF,
-  which TensorFlow cannot read, goes through PIL (lossless formats all decode
-  identically everywhere).
+  The format is read from the magic bytes. JPEG uses the accurate IDCT, as
+  libjpeg, OpenCV and Pillow decode it (`tf.io.decode_image` and
+  `keras.utils.image_dataset_from_directory` use the fast one, up to 9 levels
+  off); TIFF, which TensorFlow cannot read, goes through PIL (lossless
+  formats all decode identically everywhere).
+
+  Examples:
+    >>> data = tfjpeg.encode(np.full((16, 24, 3), 200, np.uint8), 90)
+    >>> tfjpeg.decode_image(data).shape
+    TensorShape([16, 24, 3])
   """
   data = tf.convert_to_tensor(data, tf.string)
   head = tf.strings.substr(data, 0, 4)

@@ -112,7 +112,8 @@ class ProcessingChain(ChainLayer):
       tfjpeg.codec.chain_syntax's) or a preset's name (`"corvi2023"`,
       `"wang2020_blur_jpeg_0.5"`, `"wang2020_blur_jpeg_0.1"`).
     chroma: the chroma subsampling of its JPEG saves, "4:2:0" or "4:4:4".
-    value_range, seed, **kwargs: as every tfjpeg layer (`ImageLayer`).
+    **kwargs: `value_range`, `seed` and Keras's own (`name`, `dtype`), as for
+      every tfjpeg layer (`ImageLayer`).
 
   A chain that draws (ranges, choices, `@p` coins, crops) applies only in
   training, as Keras's random layers; a fixed chain (`"resize:0.5>jpeg:75"`)

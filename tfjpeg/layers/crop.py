@@ -54,7 +54,8 @@ class GridCrop(base.ImageLayer):
       `ProcessingChain(chain)` then `GridCrop`, with seeds split in two
       (`tfjpeg.core.seeds.split(seeds[i], 2)`: the chain's, the crop's).
     chroma: the chroma subsampling of the chain's JPEG saves.
-    value_range, seed, **kwargs: as every tfjpeg layer (`ImageLayer`).
+    **kwargs: `value_range`, `seed` and Keras's own (`name`, `dtype`), as for
+      every tfjpeg layer (`ImageLayer`).
 
   The grid's origin is the image's top-left pixel, or, for a dict input,
   its `"grid_origins"` entry (which `ProcessingChain` writes). Image i is

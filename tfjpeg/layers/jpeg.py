@@ -39,7 +39,8 @@ class JpegCompression(chain.ChainLayer):
   Args:
     quality: the QF, a whole number in 1..100.
     chroma: "4:2:0" (the default of libjpeg, OpenCV and Pillow) or "4:4:4".
-    value_range, **kwargs: as every tfjpeg layer (`ImageLayer`).
+    **kwargs: `value_range` and Keras's own (`name`, `dtype`), as for every
+      tfjpeg layer (`ImageLayer`).
   """
 
   def __init__(self, quality: int = 75, chroma: str = "4:2:0", **kwargs):
@@ -70,7 +71,8 @@ class RandomJpegQuality(chain.ChainLayer):
     qualities: or a set of QFs, one drawn per image (give one of the two).
     probability: the share of images saved at all; the rest pass unchanged.
     chroma: "4:2:0" (the default of libjpeg, OpenCV and Pillow) or "4:4:4".
-    value_range, seed, **kwargs: as every tfjpeg layer (`ImageLayer`).
+    **kwargs: `value_range`, `seed` and Keras's own (`name`, `dtype`), as for
+      every tfjpeg layer (`ImageLayer`).
 
   Image i of a call is `tfjpeg.apply_chain(image, "jpeg:LOW..HIGH@P", seeds[i])`
   for the seeds of `get_random_transformation` (the chain's draw columns say

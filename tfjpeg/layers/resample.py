@@ -31,7 +31,8 @@ class PillowResizing(chain.ChainLayer):
     factor: a scale for both sides (each rounded half up, at least 1).
     kernel: bilinear, bicubic (Pillow's default), lanczos, box or hamming;
       or "auto", Lanczos to shrink and bicubic to enlarge (Corvi et al.'s).
-    value_range, **kwargs: as every tfjpeg layer (`ImageLayer`).
+    **kwargs: `value_range` and Keras's own (`name`, `dtype`), as for every
+      tfjpeg layer (`ImageLayer`).
   """
 
   def __init__(
@@ -85,7 +86,8 @@ class ScipyGaussianBlur(chain.ChainLayer):
     sigma: a sigma (the blur then applies always, as a fixed operation), or
       (low, high): one drawn uniformly per image (in training only).
     probability: the share of images blurred (below 1: in training only).
-    value_range, seed, **kwargs: as every tfjpeg layer (`ImageLayer`).
+    **kwargs: `value_range`, `seed` and Keras's own (`name`, `dtype`), as for
+      every tfjpeg layer (`ImageLayer`).
   """
 
   def __init__(self, sigma: float | Sequence[float] = 1.0, probability: float = 1.0, **kwargs):
