@@ -1,8 +1,9 @@
 """tfjpeg.layers: every layer equal to libjpeg, Pillow and scipy and to its
 function for the same seeds, eagerly, in `tf.function` and in `Dataset.map`,
 batched and not; seeds, `training`, dtypes, configs, saved models, Pipelines,
-images of different sizes, bad arguments; the JAX backend in a subprocess;
-the same pixels as bin/train's pipeline."""
+images of different sizes, the grid handed from layer to layer, bad
+arguments; the same pixels as bin/train's pipeline. (Other backends and the
+docs' training script: tests/test_layers_backends.py.)"""
 
 import json
 
@@ -135,7 +136,7 @@ def test_aligned_crops_follow_the_grid_and_misaligned_and_realigned_ones_as_name
     assert tuple(origin.numpy()) != (0, 0)
   # After a chain whose crop moved the grid, aligned crops follow it.
   chain = layers.ProcessingChain("jpeg:70>crop:90", seed=1, dtype="uint8")
-  aligned = layers.GridCrop(40, mode="aligned", seed=2, dtype="uint8")
+  aligned = layers.GridCrop(56, mode="aligned", seed=2, dtype="uint8")
   for _ in range(4):
     out = aligned(chain({"images": image}))
     origin, confidence = grid.estimate(out["images"].numpy())
@@ -153,6 +154,16 @@ def test_seeds_reproduce_and_differ_where_they_should():
   assert not np.array_equal(outs["a"][0], outs["a"][1])  # each call draws anew
   assert not np.array_equal(outs["a"][0], outs["c"][0])  # another seed, other draws
   assert not np.array_equal(outs["a"][0][0], outs["a"][0][1])  # each image its own
+  # Image i of a call draws from seeds.for_example(call seed, i).
+  drawn = one_call = layers.RandomJpegQuality(quality_range=(20, 95), seed=1)
+  drawn = one_call.get_random_transformation(images, seed=(5, 6))["seeds"].numpy()
+  for i in range(len(images)):
+    np.testing.assert_array_equal(drawn[i], seeds.for_example(seeds.as_seed((5, 6)), i))
+  # Without a transformation, transform_images draws one: each image its own.
+  drawing = layers.RandomJpegQuality(quality_range=(20, 95), seed=4)
+  same = np.repeat(images[:1], 3, axis=0)
+  out = drawing.transform_images(same).numpy()
+  assert not (np.array_equal(out[0], out[1]) and np.array_equal(out[1], out[2]))
   # Stateless: a seed given to the transformation draws the same whatever the layer's.
   one, two = (layers.RandomJpegQuality(quality_range=(20, 95), seed=s) for s in (1, 2))
   np.testing.assert_array_equal(
@@ -171,6 +182,13 @@ def test_training_false_leaves_random_layers_alone_and_applies_fixed_ones():
   np.testing.assert_array_equal(centre, images[:, 16:48, 24:56])  # centre (20, 28) to the grid
   misaligned = layers.GridCrop(32, mode="misaligned")(images, training=False).numpy()
   np.testing.assert_array_equal(misaligned, images[:, 16:48, 25:57])
+  # What Keras is told: a chain that draws is left out of inference, so the
+  # sides it changes are unknown; a fixed chain's are its own.
+  drawing = layers.ProcessingChain("resize:40x40>jpeg:50..90")
+  assert drawing.compute_output_shape((None, 72, 88, 3)) == (None, None, None, 3)
+  assert drawing(images, training=False).shape == images.shape
+  fixed = layers.ProcessingChain("resize:40x40>jpeg:75")
+  assert fixed.compute_output_shape((None, 72, 88, 3)) == (None, 40, 40, 3)
 
 
 def test_dtypes_and_value_ranges():
@@ -183,6 +201,15 @@ def test_dtypes_and_value_ranges():
   np.testing.assert_allclose(scaled, reference / 255.0, atol=1e-6)
   half = layers.JpegCompression(80, dtype="float16")(images).numpy()
   assert half.dtype == np.float16 and np.array_equal(half, reference)
+  # A crop alone only cuts: float pixels keep their values, whatever they are.
+  fractions = images[0].astype(np.float32) / 255.0 + 0.25
+  cut = layers.GridCrop(32, mode="random", seed=1)
+  seed = cut.get_random_transformation(fractions, seed=(1, 1))["seeds"][0]
+  offset = crops.choose_offset((72, 88), 32, "random", 8, seed)
+  np.testing.assert_array_equal(
+    cut.transform_images(fractions, {"seeds": seed[None]}),
+    fractions[int(offset[0]) :][:32, int(offset[1]) :][:, :32],
+  )
 
 
 @pytest.mark.parametrize("name", sorted(LAYERS))
@@ -217,6 +244,19 @@ def test_a_saved_and_loaded_model_holding_the_layers(tmp_path):
     "GridCrop",
     "PillowResizing",
   ]
+  for mine, theirs in zip(model.layers, loaded.layers):
+    assert mine.get_config() == theirs.get_config()
+  # The loaded layers draw as freshly made ones do: in training, as the first call.
+  fresh = keras.Sequential(
+    [
+      keras.Input((72, 88, 3)),
+      layers.RandomJpegQuality(quality_range=(50, 90), seed=1),
+      layers.JpegCompression(85),
+      layers.GridCrop(32, mode="aligned", seed=2),
+    ]
+  )
+  front = keras.Model(loaded.input, loaded.layers[3].output)
+  np.testing.assert_array_equal(front(images, training=True), fresh(images, training=True))
 
 
 def test_in_a_keras_pipeline_and_on_images_of_different_sizes():
@@ -245,6 +285,32 @@ def test_in_a_keras_pipeline_and_on_images_of_different_sizes():
     expected = tfjpeg.apply_chain(photo, saved_chain(50, 95), seeds_of[i])[0].numpy()
     np.testing.assert_array_equal(saved[i].numpy(), expected)
   assert layers.GridCrop(32, seed=1)(ragged).shape == (3, 32, 32, 3)
+
+
+def test_a_dense_batch_whose_sizes_are_drawn_comes_out_ragged():
+  images = _batch()
+  layer = layers.ProcessingChain("resize:0.5..1.5>jpeg:75", seed=5)
+  image_seeds = layer.get_random_transformation(images, seed=(2, 3))["seeds"]
+  out = layer.transform_images(images, {"seeds": image_seeds})
+  assert isinstance(out, tf.RaggedTensor)
+  for i, image in enumerate(images):
+    expected = tfjpeg.apply_chain(image, layer.chain, image_seeds[i])[0].numpy()
+    np.testing.assert_array_equal(out[i].to_tensor().numpy(), expected)
+  assert len({out[i].to_tensor().shape for i in range(3)}) > 1
+
+
+def test_the_grid_is_handed_from_layer_to_layer():
+  """A dict carries where the grid lies: a chain's save starts it, a crop
+  moves it, and aligned crops after both are on it."""
+  image = testing.synthetic_image(160, 176, seed=8)
+  saved = layers.ProcessingChain("jpeg:70", dtype="uint8")({"images": image})
+  np.testing.assert_array_equal(saved["grid_origins"], [0, 0])
+  for draw in range(4):
+    moved = layers.GridCrop(100, mode="random", seed=draw, dtype="uint8")(saved)
+    out = layers.GridCrop(48, mode="aligned", seed=draw, dtype="uint8")(moved)
+    origin, confidence = grid.estimate(out["images"].numpy())
+    assert confidence >= grid.CONFIDENT and tuple(origin.numpy()) == (0, 0)
+    assert tuple(out["grid_origins"].numpy() % 8) == (0, 0)
 
 
 def saved_chain(low, high):
@@ -276,14 +342,27 @@ def test_bad_arguments_are_refused_in_one_line():
     layers.GridCrop(64, seed=1)(np.zeros((40, 50, 3), np.uint8))
   with pytest.raises(ValueError, match="takes one HxWx3 image"):
     layers.JpegCompression(75)(np.zeros((40, 50), np.uint8))
+  # A crop through a chain is checked against what the chain leaves.
+  with pytest.raises(ConfigError, match=r"crop does not fit the 50x50 image resize:0.5 leaves$"):
+    layers.GridCrop(64, chain="resize:0.5", seed=1)(np.zeros((100, 100, 3), np.uint8))
+  enlarged = layers.GridCrop(224, chain="resize:2", seed=1)(np.zeros((150, 150, 3), np.uint8))
+  assert enlarged.shape == (224, 224, 3)
+
+  @tf.function(input_signature=[tf.TensorSpec(None, tf.uint8)])
+  def unknown_rank(image):
+    return layers.JpegCompression(75)(image)
+
+  with pytest.raises(ValueError, match=r"unknown rank: give it one"):
+    unknown_rank.get_concrete_function()
 
 
 def test_a_layer_gives_the_pipelines_pixels_for_the_pipelines_draws(tmp_path):
   """bin/train's test pipeline and the layer run the same op: a chain
   condition's patch is the layer's image, seeded as the pipeline seeds it,
   cut at the pipeline's offset."""
+  # Photos large enough that the pipeline takes its windowed chain path.
   task, path_of, _ = testing.folder_task(
-    tmp_path, (70, 90), 32, per_class=3, quality=92, test_fraction=0.5
+    tmp_path, (300, 340), 32, per_class=3, quality=92, test_fraction=0.5
   )
   config = ip.PipelineConfig.of(patch_size=32, patches_per_image=2, batch_size=8)
   text = "resize:0.6..1.4@0.7>blur:0..2@0.5>jpeg:40..95"

@@ -5,6 +5,7 @@ model; the training script of docs/keras-layers.md runs as written under
 TensorFlow and JAX. (A file of its own: pytest -n 2 runs it beside
 tests/test_layers.py.)"""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -54,12 +55,21 @@ BACKEND_SCRIPT = textwrap.dedent(
   loaded = keras.models.load_model(sys.argv[2])
   out["predict"] = np.asarray(loaded.predict(images, verbose=0)).tolist()
   out["predict_before"] = np.asarray(model.predict(images, verbose=0)).tolist()
+  # Built on an Input of unknown size, inside a Pipeline: Keras traces the
+  # backend's model for shapes alone.
+  pipeline = keras.layers.Pipeline([
+      layers.RandomJpegQuality(quality_range=(50, 90), seed=0), layers.GridCrop(32, seed=0)])
+  unknown = keras.Sequential([keras.Input((None, None, 3)), pipeline,
+      keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)])
+  unknown.compile("adam", "mse")
+  unknown.fit(images, np.zeros((3, 2)), verbose=0)
+  out["unknown_shape"] = list(unknown.predict(images, verbose=0).shape)
   print(json.dumps(out))
   """
 )
 # JAX is installed with the tests; PyTorch is not (a CPU build is a large
-# download): TFJPEG_LAYER_BACKENDS=jax,torch checks it too where it is installed.
-BACKENDS = os.environ.get("TFJPEG_LAYER_BACKENDS", "jax").split(",")
+# download): it is checked where it is installed.
+BACKENDS = ["jax"] + (["torch"] if importlib.util.find_spec("torch") else [])
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -88,6 +98,7 @@ def test_other_backends_give_the_tensorflow_backends_pixels(tmp_path, backend):
   cropped = layers.GridCrop(32, mode="aligned", chain="jpeg:50..90", seed=4)(images).numpy()
   np.testing.assert_array_equal(np.array(out["cropped"], np.float32), cropped)
   np.testing.assert_allclose(out["predict"], out["predict_before"], rtol=1e-6)
+  assert out["unknown_shape"] == [3, 2]
 
 
 def _docs_script(folder):

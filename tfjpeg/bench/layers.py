@@ -10,7 +10,7 @@ sources: generated scenes, or camera originals with `--sources`) with
        batch (TensorFlow's own, with the fast, inexact IDCT), cast to float32
        as the layer returns. The accurate IDCT that makes the layer exact
        costs a little: the goal is 0.9 of the baseline.
-  (n2) The same, then a 64 px crop: `GridCrop(64, "random",
+  (n2) The same, then a 64 px crop: `GridCrop(64, mode="random",
        chain="jpeg:50..100")`, which saves only the MCUs around each crop,
        against the baseline then `keras.layers.RandomCrop(64, 64)`. Goal: faster.
   (n3) A chain: `ProcessingChain("resize:160x160>blur:0..2@0.5>jpeg:65..100")`

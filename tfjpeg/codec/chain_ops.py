@@ -125,19 +125,21 @@ def _where(applied, yes, no):
 
 def plan(
   image_size: TensorLike,
-  chain: chain_syntax.Chain | Sequence[chain_syntax.Step],
+  chain: chain_syntax.Chain | str | Sequence[chain_syntax.Step],
   seed: TensorLike,
   grid_origin: TensorLike | None = None,
 ) -> tuple[list[dict], dict]:
   """Everything `chain` draws for an image of `image_size` (height, width),
   without its pixels: one dict per step (its `step`, whether it is
   `applied`, the sizes `before` and `after` it, and what it drew), and the
-  record `apply` returns. The k-th step that draws (counting from 0, the
-  pipeline's own saves with `given` left out) draws from
-  `seeds.for_example(seed, k)`: what a chain draws does not change with what
-  the pipeline puts before it. `grid_origin` is where the grid of the
+  record `apply` returns. `chain` is a Chain, its text, or a list of steps.
+  The chain's own step k (counting from 0, the pipeline's saves with `given`
+  left out) draws from `seeds.for_example(seed, k)`: what a chain draws does
+  not change with what the pipeline puts before it. `grid_origin` is where the grid of the
   image's last compression lies before the chain (its top-left pixel by
   default)."""
+  if isinstance(chain, str):
+    chain = chain_syntax.parse(chain)
   steps = chain.steps if isinstance(chain, chain_syntax.Chain) else tuple(chain)
   size = tf.cast(tf.convert_to_tensor(image_size)[:2], tf.int32)
   origin = tf.zeros([2], tf.int32) if grid_origin is None else tf.cast(grid_origin, tf.int32)
@@ -195,15 +197,16 @@ def plan(
 
 def apply(
   image: TensorLike,
-  chain: chain_syntax.Chain | Sequence[chain_syntax.Step],
+  chain: chain_syntax.Chain | str | Sequence[chain_syntax.Step],
   seed: TensorLike,
   chroma: str = "4:2:0",
   grid_origin: TensorLike | None = None,
 ) -> tuple[tf.Tensor, dict]:
   """`image` (uint8 HxWx3) put through the steps of `chain`, in order.
 
-  Step k draws from `seeds.for_example(seed, k)` (k counts the steps that
-  draw, see `plan`). A jpeg step with `given`
+  `chain` is a Chain, its text (`"resize:0.5>jpeg:75"`, a preset's name) or a
+  list of steps. Step k draws from `seeds.for_example(seed, k)` (k counts
+  the chain's own steps, see `plan`). A jpeg step with `given`
   (the pipeline's own: a lattice QF, a double compression's first save, a
   swap) saves at that QF, a Python int or an int32 tensor with 0 for none.
 

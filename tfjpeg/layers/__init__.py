@@ -9,7 +9,7 @@ PyTorch backends:
         layers.RandomJpegQuality(quality_range=(50, 100), probability=0.5, seed=1),
         layers.GridCrop(64, mode="random", seed=2),
     ])
-    train = train.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+    train = train.map(lambda x, y: (augment(x), y), num_parallel_calls=tf.data.AUTOTUNE)
 
 - `JpegCompression`, `RandomJpegQuality`: libjpeg-exact JPEG (encode, then the
   accurate decode), at a fixed QF or at one drawn per image.

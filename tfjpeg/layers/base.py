@@ -87,6 +87,7 @@ class ImageLayer(keras.layers.Layer):
 
   draws = True  # whether the layer draws anything (then: training only)
   moves_pixels = False  # whether GEOMETRY_KEYS of a dict input would need moving
+  needs_bytes = True  # whether transform_one takes 0..255 bytes (else: the input's pixels)
 
   def __init__(self, value_range: Sequence[float] = (0, 255), seed: int | None = None, **kwargs):
     super().__init__(**kwargs)
@@ -130,8 +131,19 @@ class ImageLayer(keras.layers.Layer):
     del height, width  # any size
 
   def output_image_shape(self, shape: tf.TensorShape) -> tf.TensorShape:
-    """The shape of one output image for one input image of `shape`."""
+    """The shape of one output image for one input image of `shape`, in
+    training; a dimension is None where draws decide it."""
     return tf.TensorShape(shape)
+
+  def symbolic_image_shape(self, shape: tf.TensorShape) -> tf.TensorShape:
+    """What Keras is told of one output image: `output_image_shape`, with a
+    side None where training and inference differ."""
+    return self.output_image_shape(shape)
+
+  def uniform_sizes(self) -> bool:
+    """Whether images of one size all come out of one size (a batch stays
+    dense); else a batch comes out ragged."""
+    return True
 
   def extra_outputs(self) -> dict[str, tf.TensorSpec]:
     """Per-image outputs a dict input gets besides its images."""
@@ -162,8 +174,12 @@ class ImageLayer(keras.layers.Layer):
     training: bool = True,
   ) -> tf.Tensor:
     """`images` (one HxWx3 image or a batch) under `transformation`
-    (`get_random_transformation`'s), as a TensorFlow tensor."""
-    out, _ = self._tf_call(_as_tf(images), {}, transformation, training, with_outputs=False)
+    (`get_random_transformation`'s; drawn by the layer's generator when not
+    given), as a TensorFlow tensor."""
+    images = _as_tf(images)
+    if transformation is None:
+      transformation = self.get_random_transformation(images, training=training)
+    out, _ = self._tf_call(images, {}, transformation, training, with_outputs=False)
     return out
 
   def __call__(self, data: Any, *args, **kwargs) -> Any:
@@ -171,7 +187,17 @@ class ImageLayer(keras.layers.Layer):
     # Keras would wrap the error with a dump of the input.
     images = data.get("images") if isinstance(data, dict) else data
     shape = getattr(images, "shape", None)
-    if shape is not None and not isinstance(images, keras.KerasTensor):
+    if isinstance(shape, tf.TensorShape) and shape.rank is None:
+      raise ValueError(
+        f"{type(self).__name__} takes one HxWx3 image or a batch NxHxWx3, got a tensor of "
+        "unknown rank: give it one (tf.io.decode_image(..., expand_animations=False), or "
+        "tf.ensure_shape(image, [None, None, 3]))"
+      )
+    if (
+      shape is not None
+      and not isinstance(images, keras.KerasTensor)
+      and not _shape_inference_only(images)
+    ):
       shape = tuple(shape)
       if len(shape) not in (3, 4) or shape[-1] not in (3, None):
         raise ValueError(
@@ -193,8 +219,9 @@ class ImageLayer(keras.layers.Layer):
       # JAX's and PyTorch's Keras build a model by tracing it for shapes alone
       # (jax.eval_shape, meta tensors): answer with the output's shape.
       shape = tuple(images.shape)
+      known = tuple(d if isinstance(d, int) else None for d in shape)
       out_shape = tuple(
-        s if s is not None else i for s, i in zip(self.compute_output_shape(shape), shape)
+        s if s is not None else d for s, d in zip(self.compute_output_shape(known), shape)
       )
       out = keras.ops.zeros(out_shape, dtype=self.compute_dtype)
       return dict(data, images=out) if isinstance(data, dict) else out
@@ -215,8 +242,8 @@ class ImageLayer(keras.layers.Layer):
   def compute_output_shape(self, input_shape):
     shape = tf.TensorShape(input_shape)
     if shape.rank == 4:
-      return tuple(shape[:1].concatenate(self.output_image_shape(shape[1:])).as_list())
-    return tuple(self.output_image_shape(shape).as_list())
+      return tuple(shape[:1].concatenate(self.symbolic_image_shape(shape[1:])).as_list())
+    return tuple(self.symbolic_image_shape(shape).as_list())
 
   def compute_output_spec(self, data, training=True):
     if isinstance(data, dict):
@@ -248,7 +275,7 @@ class ImageLayer(keras.layers.Layer):
     apply = not (self.draws and not training)  # else: inference_one
     if not apply and type(self).inference_one is ImageLayer.inference_one:
       return self._convert(images, self._to_output_dtype), {}
-    pixels = self._convert(images, self._to_uint8)
+    pixels = self._convert(images, self._to_uint8) if self.needs_bytes else images
     if images.shape.rank == 3:
       seed = transformation["seeds"][0] if transformation else tf.zeros([2], tf.int64)
       out, outputs = (
@@ -261,7 +288,9 @@ class ImageLayer(keras.layers.Layer):
     out_shape = self.output_image_shape(
       tf.TensorShape([None, None, 3]) if ragged else pixels.shape[1:]
     )
-    dense = out_shape.is_fully_defined() or not ragged
+    # Dense where every image comes out of one size; ragged where sizes
+    # differ (a ragged batch, or draws that decide each image's size).
+    dense = out_shape[:2].is_fully_defined() or (not ragged and self.uniform_sizes())
 
     def one(elements):
       image, seed, extra = elements
@@ -274,14 +303,14 @@ class ImageLayer(keras.layers.Layer):
       return out, outputs if with_outputs else {}
 
     image_spec = (
-      tf.TensorSpec(out_shape, tf.uint8)
+      tf.TensorSpec(out_shape, pixels.dtype)
       if dense
-      else tf.RaggedTensorSpec([None, None, 3], tf.uint8, ragged_rank=1)
+      else tf.RaggedTensorSpec([None, None, 3], pixels.dtype, ragged_rank=1)
     )
     out, outputs = tf.map_fn(
       one,
       (pixels, per_image_seeds, extras),
-      fn_output_signature=(image_spec, self.extra_outputs() if apply and with_outputs else {}),
+      fn_output_signature=(image_spec, self.extra_outputs() if with_outputs else {}),
     )
     return self._convert(out, self._to_output_dtype), outputs
 

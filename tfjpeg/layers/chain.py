@@ -89,6 +89,17 @@ class ChainLayer(base.ImageLayer):
     height, width = output_size(self.chain, shape[0], shape[1])
     return tf.TensorShape([height, width, shape[2]])
 
+  def symbolic_image_shape(self, shape):
+    # A chain that draws is left out of inference: a side it changes is None.
+    out = self.output_image_shape(shape)
+    if not self.draws:
+      return out
+    shape = tf.TensorShape(shape)
+    return tf.TensorShape([o if o == i else None for o, i in zip(out, shape)])
+
+  def uniform_sizes(self):
+    return None not in output_size(self.chain, 10**6, 10**6)
+
   def extra_outputs(self):
     return {
       base.GRID_KEY: tf.TensorSpec([2], tf.int32),
@@ -104,7 +115,7 @@ class ProcessingChain(ChainLayer):
   ```python
   degrade = tfjpeg.layers.ProcessingChain("resize:0.5..1.5@0.5>jpeg:65..100@0.5", seed=0)
   corvi = tfjpeg.layers.ProcessingChain("corvi2023", seed=0)
-  test = test.map(corvi).batch(32)   # the chain's sizes differ: map single images
+  test = test.map(lambda x, y: (corvi(x), y))   # single images: sizes may differ
   ```
 
   Args:

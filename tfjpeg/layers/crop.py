@@ -18,6 +18,7 @@ from tfjpeg.codec import jpeg
 from tfjpeg.core import seeds
 from tfjpeg.core.errors import ConfigError
 from tfjpeg.layers import base
+from tfjpeg.layers import chain as chain_layers
 
 REALIGNED = "realigned"
 MODES = (*crops.MODES, REALIGNED)
@@ -29,7 +30,7 @@ class GridCrop(base.ImageLayer):
 
   ```python
   crop = tfjpeg.layers.GridCrop(64, mode="aligned", seed=0)
-  train = train.map(crop).batch(32)   # images of any size in, 64x64 crops out
+  train = train.map(lambda x, y: (crop(x), y)).batch(32)  # any size in, 64x64 out
   ```
 
   Modes (`tfjpeg.crop`'s, and one more):
@@ -102,18 +103,27 @@ class GridCrop(base.ImageLayer):
       base.pixels(width, "width", owner),
     )
     self.mode, self.grid = mode, int(grid)
+    # Without a chain a crop only cuts: float pixels pass as they are.
+    self.needs_bytes = bool(self.chain.steps)
 
   def check_image_size(self, height, width):
+    what = "image"
+    if self.chain.steps:  # the crop is cut from the chain's result
+      height, width = chain_layers.output_size(self.chain, height, width)
+      what = f"image {self.chain.text} leaves"
     if (height is not None and height < self.height) or (width is not None and width < self.width):
       raise ConfigError(
         f"{type(self).__name__}: the {self.height}x{self.width} crop does not fit "
-        f"the {height}x{width} image"
+        f"the {height}x{width} {what}"
       )
 
   def output_image_shape(self, shape):
     shape = tf.TensorShape(shape)
     self.check_image_size(shape[0], shape[1])
     return tf.TensorShape([self.height, self.width, shape[2]])
+
+  def extra_outputs(self):
+    return {base.GRID_KEY: tf.TensorSpec([2], tf.int32)}
 
   def _origin(self, image, extras):
     origin = extras.get(base.GRID_KEY)
@@ -123,19 +133,27 @@ class GridCrop(base.ImageLayer):
     size = (self.height, self.width)
     origin = self._origin(image, extras)
     if not self.chain.steps:
-      return crops.crop_at(image, size, self._offset(image, tf.shape(image)[:2], origin, seed)), {}
+      offset = self._offset(image, tf.shape(image)[:2], origin, seed)
+      return crops.crop_at(image, size, offset), self._moved(origin, offset)
     chain_seed, crop_seed = seeds.split(seed, 2)
     if self.mode == REALIGNED:  # the grid is estimated on the whole result
       image, record = chain_ops.apply(image, self.chain, chain_seed, self.chroma, origin)
       offset = self._offset(image, record["size"], record["grid_origin"], crop_seed)
-      return crops.crop_at(image, size, offset), {}
+      return crops.crop_at(image, size, offset), self._moved(record["grid_origin"], offset)
     planned, record = chain_ops.plan(tf.shape(image)[:2], self.chain, chain_seed, origin)
     offset = self._offset(None, record["size"], record["grid_origin"], crop_seed)
 
     def read(at, box):
       return image[at[0] :][: box[0]][:, at[1] :][:, : box[1]]
 
-    return chain_ops.apply_window(read, planned, offset, size, self.chroma), {}
+    patch = chain_ops.apply_window(read, planned, offset, size, self.chroma)
+    return patch, self._moved(record["grid_origin"], offset)
+
+  @staticmethod
+  def _moved(origin, offset):
+    """The grid's origin in the crop: the image's, moved by the crop's offset
+    (modulo 16, the largest MCU, as tfjpeg.codec.chain_ops keeps it)."""
+    return {base.GRID_KEY: (tf.cast(origin, tf.int32) - tf.cast(offset, tf.int32)) % 16}
 
   def _offset(self, image, image_size, origin, seed):
     """Where the crop goes in an image of `image_size` whose grid starts at
@@ -143,25 +161,32 @@ class GridCrop(base.ImageLayer):
     size = (self.height, self.width)
     if self.mode in (crops.MODES[1], REALIGNED):  # random, realigned
       offset = crops.choose_offset(image_size, size, "random", self.grid, seed)
-    else:  # aligned and misaligned: counted from the grid's origin
-      origin = origin % self.grid
-      shift = tf.where(origin <= image_size - tf.constant(size), origin, 0)
+    else:
+      # Aligned and misaligned: counted from the grid's origin, as bin/train's
+      # pipeline counts them; from its first grid point where that leaves no
+      # room (an image too small for any aligned crop is refused).
+      room = image_size - tf.constant(size)
+      shift = tf.where(origin <= room, origin, origin % self.grid)
       offset = crops.choose_offset(image_size - shift, size, self.mode, self.grid, seed) + shift
     if self.mode == REALIGNED:
       offset = self._realigned(image, offset)
     return offset
 
   def inference_one(self, image, extras):
-    size = tf.constant([self.height, self.width])
+    size = (self.height, self.width)
     image_size = tf.shape(image)[:2]
-    margin = image_size - size
-    with tf.control_dependencies(crops._assert_fits(image_size, (self.height, self.width))):
-      centre = tf.maximum(margin // 2, 0)
+    margin = image_size - tf.constant(size)
+    origin = self._origin(image, extras)
+    centre = tf.maximum(margin // 2, 0)
     if self.mode in ("aligned", "misaligned"):
-      origin = self._origin(image, extras) % self.grid
-      on_grid = origin + (centre - origin) // self.grid * self.grid
-      on_grid = tf.where(on_grid < 0, on_grid + self.grid, on_grid)
-      offset = tf.where(on_grid <= margin, on_grid, centre)
+      first = origin % self.grid  # the first grid point, then the one at or before the centre
+      on_grid = first + tf.maximum(centre - first, 0) // self.grid * self.grid
+      fits = tf.reduce_all(on_grid <= margin)
+      check = tf.debugging.Assert(
+        fits, [f"{type(self).__name__}: no {self.mode} crop fits the image of", image_size]
+      )
+      with tf.control_dependencies([check]):
+        offset = tf.identity(on_grid)
       if self.mode == "misaligned":  # one pixel off the grid, across if it fits, else down
         step = tf.where(offset + 1 <= margin, 1, -1)
         offset = offset + tf.where(margin[1] >= 1, tf.stack([0, step[1]]), tf.stack([step[0], 0]))
@@ -169,10 +194,10 @@ class GridCrop(base.ImageLayer):
       offset = self._realigned(image, centre)
     else:
       offset = centre
-    return crops.crop_at(image, (self.height, self.width), offset), {}
+    return crops.crop_at(image, size, offset), self._moved(origin, offset)
 
   def _realigned(self, image, offset):
-    origin, confidence = grid_lib.estimate(image)
+    origin, confidence = grid_lib.estimate(self._to_uint8(image))
     moved = grid_lib.realign(offset, origin, tf.shape(image)[:2], (self.height, self.width))
     return tf.where(confidence >= grid_lib.CONFIDENT, moved, offset)
 
