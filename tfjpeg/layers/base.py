@@ -89,7 +89,9 @@ class ImageLayer(keras.layers.Layer):
   moves_pixels = False  # whether GEOMETRY_KEYS of a dict input would need moving
   needs_bytes = True  # whether transform_one takes 0..255 bytes (else: the input's pixels)
 
-  def __init__(self, value_range: Sequence[float] = (0, 255), seed: int | None = None, **kwargs):
+  def __init__(
+    self, value_range: Sequence[float] = (0, 255), seed: int | None = None, **kwargs: Any
+  ):
     super().__init__(**kwargs)
     self.value_range = value_range_of(value_range, type(self).__name__)
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer)):

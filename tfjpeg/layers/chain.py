@@ -58,6 +58,20 @@ def output_size(
   return sides[0], sides[1]
 
 
+def checked_chain(chain: Any, chroma: str, owner: str) -> tuple[chain_syntax.Chain, str]:
+  """`chain` parsed (a Chain, its text, a preset's name, None) and `chroma`
+  checked; what is wrong is one line naming `owner`."""
+  try:
+    parsed = chain_syntax.parse(chain)
+  except ValueError as e:
+    raise ConfigError(f"{owner}: {e}") from None
+  if chroma not in jpeg.CHROMA_MODES:
+    raise ConfigError(
+      f"{owner}: chroma must be one of {', '.join(jpeg.CHROMA_MODES)}, got {chroma!r}"
+    )
+  return parsed, chroma
+
+
 class ChainLayer(base.ImageLayer):
   """A layer that applies one processing chain (the base of the chain, JPEG,
   resize and blur layers). Image i of a call is
@@ -65,18 +79,9 @@ class ChainLayer(base.ImageLayer):
 
   moves_pixels = True
 
-  def __init__(self, chain: Any, chroma: str = "4:2:0", **kwargs):
+  def __init__(self, chain: Any, chroma: str = "4:2:0", **kwargs: Any):
     super().__init__(**kwargs)
-    name = type(self).__name__
-    try:
-      self.chain = chain_syntax.parse(chain)
-    except ValueError as e:
-      raise ConfigError(f"{name}: {e}") from None
-    if chroma not in jpeg.CHROMA_MODES:
-      raise ConfigError(
-        f"{name}: chroma must be one of {', '.join(jpeg.CHROMA_MODES)}, got {chroma!r}"
-      )
-    self.chroma = chroma
+    self.chain, self.chroma = checked_chain(chain, chroma, type(self).__name__)
     self.draws = _draws_anything(self.chain)
     self.moves_pixels = any(s.name in ("resize", "crop") for s in self.chain.steps)
 
@@ -136,7 +141,7 @@ class ProcessingChain(ChainLayer):
   batching.
   """
 
-  def __init__(self, chain: str, chroma: str = "4:2:0", **kwargs):
+  def __init__(self, chain: str, chroma: str = "4:2:0", **kwargs: Any):
     super().__init__(chain, chroma, **kwargs)
     self.chain_text = chain if isinstance(chain, str) else self.chain.text
 

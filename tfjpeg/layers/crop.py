@@ -7,14 +7,14 @@ at its top-left pixel for an image as decoded, or where a `ProcessingChain`
 before it says (a crop after a save moves the grid).
 """
 
+from typing import Any
+
 import keras
 import tensorflow as tf
 
 from tfjpeg.codec import chain_ops
-from tfjpeg.codec import chain_syntax
 from tfjpeg.codec import crops
 from tfjpeg.codec import grid as grid_lib
-from tfjpeg.codec import jpeg
 from tfjpeg.core import seeds
 from tfjpeg.core.errors import ConfigError
 from tfjpeg.layers import base
@@ -77,18 +77,11 @@ class GridCrop(base.ImageLayer):
     grid: int = 8,
     chain: str | None = None,
     chroma: str = "4:2:0",
-    **kwargs,
+    **kwargs: Any,
   ):
     super().__init__(**kwargs)
     owner = type(self).__name__
-    try:
-      self.chain = chain_syntax.parse(chain)
-    except ValueError as e:
-      raise ConfigError(f"{owner}: {e}") from None
-    if chroma not in jpeg.CHROMA_MODES:
-      raise ConfigError(
-        f"{owner}: chroma must be one of {', '.join(jpeg.CHROMA_MODES)}, got {chroma!r}"
-      )
+    self.chain, chroma = chain_layers.checked_chain(chain, chroma, owner)
     self.chain_text = (
       None if chain is None else chain if isinstance(chain, str) else self.chain.text
     )

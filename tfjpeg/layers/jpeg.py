@@ -7,6 +7,7 @@ decode with the fast IDCT (up to 9 levels off at QF 99-100).
 """
 
 from collections.abc import Sequence
+from typing import Any
 
 import keras
 
@@ -43,7 +44,7 @@ class JpegCompression(chain.ChainLayer):
       tfjpeg layer (`ImageLayer`).
   """
 
-  def __init__(self, quality: int = 75, chroma: str = "4:2:0", **kwargs):
+  def __init__(self, quality: int = 75, chroma: str = "4:2:0", **kwargs: Any):
     quality = _quality(quality, type(self).__name__)
     step = chain_syntax.Step("jpeg", quality=chain_syntax.Value(quality))
     super().__init__(chain_syntax.Chain((step,)), chroma, **kwargs)
@@ -85,7 +86,7 @@ class RandomJpegQuality(chain.ChainLayer):
     qualities: Sequence[int] | None = None,
     probability: float = 1.0,
     chroma: str = "4:2:0",
-    **kwargs,
+    **kwargs: Any,
   ):
     owner = type(self).__name__
     if (quality_range is None) == (qualities is None):

@@ -7,6 +7,7 @@ augmentation uses; these are pixel-equal to both (tfjpeg.codec.resample).
 """
 
 from collections.abc import Sequence
+from typing import Any
 
 import keras
 
@@ -27,7 +28,8 @@ class PillowResizing(chain.ChainLayer):
   ```
 
   Args:
-    height, width: the output size in pixels; or
+    height: the output's height in pixels, with
+    width: its width; or
     factor: a scale for both sides (each rounded half up, at least 1).
     kernel: bilinear, bicubic (Pillow's default), lanczos, box or hamming;
       or "auto", Lanczos to shrink and bicubic to enlarge (Corvi et al.'s).
@@ -41,7 +43,7 @@ class PillowResizing(chain.ChainLayer):
     width: int | None = None,
     factor: float | None = None,
     kernel: str = "bicubic",
-    **kwargs,
+    **kwargs: Any,
   ):
     owner = type(self).__name__
     if factor is None and (height is None or width is None):
@@ -90,7 +92,7 @@ class ScipyGaussianBlur(chain.ChainLayer):
       every tfjpeg layer (`ImageLayer`).
   """
 
-  def __init__(self, sigma: float | Sequence[float] = 1.0, probability: float = 1.0, **kwargs):
+  def __init__(self, sigma: float | Sequence[float] = 1.0, probability: float = 1.0, **kwargs: Any):
     owner = type(self).__name__
     if isinstance(sigma, int | float) and not isinstance(sigma, bool):
       low = high = float(sigma)
