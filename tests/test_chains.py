@@ -394,3 +394,53 @@ def test_a_training_chain_draws_the_same_after_a_first_save():
   ]
   np.testing.assert_array_equal(draws[0], draws[1])
   np.testing.assert_array_equal(draws[0], draws[2])
+
+
+def _corvi_by_pillow(image, y, x, side, quality):
+  """Corvi et al.'s test operations written with Pillow alone, from the draws
+  (DMimageDetection's csv_operations.py): crop, resize to 200x200 with
+  Lanczos (its antialiasing filter) when the crop is larger, bicubic when
+  smaller, then a Pillow JPEG at the QF."""
+  import io  # pylint: disable=g-import-not-at-top
+
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+
+  cropped = Image.fromarray(image).crop((x, y, x + side, y + side))
+  kernel = Image.Resampling.LANCZOS if side > 200 else Image.Resampling.BICUBIC
+  resized = cropped.resize((200, 200), kernel)
+  buffer = io.BytesIO()
+  resized.save(buffer, "JPEG", quality=quality)
+  return np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
+
+
+def test_corvi_equals_an_independent_pillow_implementation_shrinking_and_enlarging():
+  """On photos larger than 200 px both branches run: crops above 200 are
+  shrunk with Lanczos, crops below enlarged with bicubic."""
+  chain = chain_syntax.parse("corvi2023")
+  shrunk = enlarged = 0
+  for number, size in enumerate([(330, 410), (260, 520), (480, 300)]):
+    image = testing.synthetic_image(*size, seed=number)
+    for draw in range(4):
+      out, record = chain_ops.apply(image, chain, tf.constant([number, draw], tf.int64))
+      columns = dict(zip(chain_syntax.draw_columns(chain), record["draws"].numpy()))
+      y, x, side = (int(columns[f"0_crop_{k}"]) for k in ("y", "x", "height"))
+      quality = int(columns["2_jpeg_qf"])
+      expected = _corvi_by_pillow(image, y, x, side, quality)
+      np.testing.assert_array_equal(out.numpy(), expected, err_msg=f"{size} draw {draw}")
+      shrunk += side > 200
+      enlarged += side < 200
+  assert shrunk and enlarged
+
+
+def test_presets_save_as_their_protocols_do_whatever_the_runs_chroma():
+  image = testing.synthetic_image(230, 250, seed=4)
+  seed = tf.constant([3, 1], tf.int64)
+  for name in ("corvi2023", "wang2020_blur_jpeg_0.5"):
+    preset = chain_syntax.parse(name)
+    assert {s.chroma for s in preset.steps if s.name == "jpeg"} == {"4:2:0"}
+    runs = [chain_ops.apply(image, preset, seed, chroma)[0].numpy() for chroma in jpeg.CHROMA_MODES]
+    np.testing.assert_array_equal(runs[0], runs[1])
+  spelled = chain_syntax.parse("jpeg:75")  # written out: the run's chroma
+  runs = [chain_ops.apply(image, spelled, seed, chroma)[0].numpy() for chroma in jpeg.CHROMA_MODES]
+  assert not np.array_equal(runs[0], runs[1])
+  np.testing.assert_array_equal(runs[1], testing.opencv_compress(image, 75, "4:4:4"))

@@ -12,6 +12,7 @@ import pytest
 from tfjpeg import config as config_lib
 from tfjpeg.codec import crops
 from tfjpeg.codec import jpeg
+from tfjpeg.core.errors import ConfigError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
@@ -221,3 +222,20 @@ def test_the_chain_presets_name_their_sources():
   trained = {c.jpeg.train_chain for _, c in study.runs}
   assert trained == {"none", "resize:0.5..1.5@0.5>jpeg:65..100@0.5"}
   assert {c.task.name for _, c in study.runs} == {"cameras", "real_history", "shapes"}
+
+
+def test_a_chain_that_leaves_every_image_smaller_than_the_patch_is_refused_at_the_start():
+  """A crop that always applies bounds the size as a fixed resize does."""
+  from tfjpeg.codec import chain_syntax  # pylint: disable=g-import-not-at-top
+
+  assert chain_syntax.largest_output(chain_syntax.parse("crop:100")) == (100, 100)
+  assert chain_syntax.largest_output(chain_syntax.parse("crop:80..120x90>jpeg:75")) == (120, 90)
+  assert chain_syntax.largest_output(chain_syntax.parse("crop:100@0.5")) is None
+  assert chain_syntax.largest_output(chain_syntax.parse("crop:100>resize:2")) is None
+  for flag in ("train_chain", "test_chains"):
+    value = "crop:100" if flag == "train_chain" else ("crop:100",)
+    config = config_lib.make(patch_size=128, **{flag: value})
+    with pytest.raises(ConfigError, match=rf"^--{flag}: crop:100 leaves images of at most 100x100"):
+      config_lib.check_runnable(config)
+  config_lib.check_runnable(config_lib.make(patch_size=128, train_chain="crop:100@0.5"))
+  config_lib.check_runnable(config_lib.make(patch_size=96, train_chain="crop:100"))

@@ -286,6 +286,7 @@ def _window(window, window_offset, entry, offset, box, chroma, whole=False):
   if step.name == "jpeg":
     # A static QF (the lattice's) keeps the static-quality op it always had.
     quality = step.given if isinstance(step.given, int) else entry["quality"]
+    chroma = step.chroma or chroma  # a preset's own, else the run's
     if tf.get_static_value(applied) is not None and tf.get_static_value(applied):
       # Always applied: the QF drawn is in 1..100, no conditional on it.
       return cut(jpeg.compress(window, quality, chroma), local)

@@ -44,6 +44,9 @@ KERNELS = ("bilinear", "bicubic", "lanczos", "box", "hamming", "auto")
 DEFAULT_KERNEL = "bicubic"  # Pillow's Image.resize default
 STEPS = ("crop", "resize", "blur", "jpeg")
 
+# The chroma subsampling of the presets' saves: libjpeg's, OpenCV's and
+# Pillow's at every quality the protocols use.
+PRESET_CHROMA = "4:2:0"
 # Published chains, by name, with where their parameters come from.
 PRESETS = {
   # Wang et al., CVPR 2020 (CNNDetection), the Blur+JPEG(0.5) model:
@@ -115,6 +118,8 @@ class Step:
   kernel: str = DEFAULT_KERNEL
   probability: float = 1.0
   given: Any = dataclasses.field(default=None, compare=False)
+  # A jpeg step's own chroma subsampling (a preset's), else the run's.
+  chroma: str | None = None
 
   def text(self) -> str:
     if self.name == "jpeg":
@@ -258,26 +263,29 @@ def parse(text: str | Chain | None, flag: str = "") -> Chain:
   if text.lower() in ("", "none"):
     return NONE
   if text in PRESETS:
-    return dataclasses.replace(parse(PRESETS[text], flag), name=text)
+    # A protocol saves as its source does: 4:2:0, whatever the run's chroma.
+    steps = tuple(
+      dataclasses.replace(s, chroma=PRESET_CHROMA) if s.name == "jpeg" else s
+      for s in parse(PRESETS[text], flag).steps
+    )
+    return Chain(steps, name=text)
   where = f"--{flag}: chain {text!r}, " if flag else f"chain {text!r}: "
   return Chain(tuple(_step(part, where) for part in text.split(">")))
 
 
 def largest_output(chain: Chain) -> tuple[int, int] | None:
   """The largest (height, width) an image can have after `chain`, when the
-  chain fixes it (a resize to HxW, or a crop, after the last resize by a
-  factor); None when it depends on the image."""
+  chain bounds it (a resize to HxW, or a crop that always applies, after the
+  last resize by a factor); None when it depends on the image."""
   bound: tuple[int, int] | None = None
   for step in chain.steps:
     if step.name == "resize" and step.size is not None and step.probability == 1.0:
       bound = (int(step.size[0].bounds()[1]), int(step.size[1].bounds()[1]))
     elif step.name == "resize":
       bound = None
-    elif step.name == "crop" and step.size is not None and bound is not None:
-      bound = (
-        min(bound[0], int(step.size[0].bounds()[1])),
-        min(bound[1], int(step.size[1].bounds()[1])),
-      )
+    elif step.name == "crop" and step.size is not None and step.probability == 1.0:
+      cut = (int(step.size[0].bounds()[1]), int(step.size[1].bounds()[1]))
+      bound = cut if bound is None else (min(bound[0], cut[0]), min(bound[1], cut[1]))
   return bound
 
 

@@ -127,7 +127,8 @@ class ProcessingChain(ChainLayer):
     chain: a chain's text (`"blur:0..3@0.5>jpeg:30..100@0.5"`; the syntax is
       tfjpeg.codec.chain_syntax's) or a preset's name (`"corvi2023"`,
       `"wang2020_blur_jpeg_0.5"`, `"wang2020_blur_jpeg_0.1"`).
-    chroma: the chroma subsampling of its JPEG saves, "4:2:0" or "4:4:4".
+    chroma: the chroma subsampling of its JPEG saves, "4:2:0" or "4:4:4"
+      (a preset keeps its protocol's, 4:2:0).
     **kwargs: `value_range`, `seed` and Keras's own (`name`, `dtype`), as for
       every tfjpeg layer (`ImageLayer`).
 
