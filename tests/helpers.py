@@ -44,6 +44,11 @@ def synthetic_image(height, width, seed=0):
   return np.clip(np.round(image), 0, 255).astype(np.uint8)
 
 
+def image_batch(count=3, size=(72, 88)):
+  """`count` photo-like images of one `size`, stacked (uint8)."""
+  return np.stack([synthetic_image(*size, seed=40 + i) for i in range(count)])
+
+
 def opencv_compress(rgb, quality, chroma="4:2:0"):
   """Reference: OpenCV's JPEG round trip of an RGB array (OpenCV works in BGR)."""
   params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]

@@ -396,6 +396,41 @@ def test_a_training_chain_draws_the_same_after_a_first_save():
   np.testing.assert_array_equal(draws[0], draws[2])
 
 
+def test_training_patches_through_a_chain_are_the_same_with_the_lattice_cached_or_computed(
+  folder, tmp_path
+):
+  """bin/train's training pipeline end to end: the lattice computed before
+  the chain, or read from its cache (whose pipeline has no lattice step and
+  may take the windowed chain path), gives the same patches at the same
+  places: the chain drew the same for every image."""
+  from tfjpeg.data import lattice  # pylint: disable=g-import-not-at-top
+
+  task = folder[0]
+  chain = "resize:0.6..1.4>jpeg:40..95"
+  settings = dict(patch_size=PATCH, patches_per_image=2, batch_size=8, train_chain=chain)
+  computed = ip.PipelineConfig.of(lattice_qf=100, **settings)
+  cached_task = lattice.cached_task(task, 100, root=tmp_path, log=lambda line: None)
+  cached = ip.PipelineConfig.of(**settings)
+
+  def patches(source, config):
+    out = {}
+    for batch in ip.train_dataset(source, config, 1):
+      for image, offset, image_id, index in zip(
+        batch["image"].numpy(),
+        batch["offset"].numpy(),
+        batch["image_id"].numpy(),
+        batch["patch_index"].numpy(),
+      ):
+        out[(image_id.decode(), int(index))] = (tuple(offset), image)
+    return out
+
+  mine, theirs = patches(task, computed), patches(cached_task, cached)
+  assert mine.keys() == theirs.keys() and len(mine) == 2 * task.num_images["train"]
+  for key in mine:
+    assert mine[key][0] == theirs[key][0], key
+    np.testing.assert_array_equal(mine[key][1], theirs[key][1], err_msg=str(key))
+
+
 def _corvi_by_pillow(image, y, x, side, quality):
   """Corvi et al.'s test operations written with Pillow alone, from the draws
   (DMimageDetection's csv_operations.py): crop, resize to 200x200 with

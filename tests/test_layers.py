@@ -6,6 +6,9 @@ arguments; the same pixels as bin/train's pipeline. (Other backends and the
 docs' training script: tests/test_layers_backends.py.)"""
 
 import json
+import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -47,8 +50,7 @@ LAYERS = {
 }
 
 
-def _batch(count=3, size=(72, 88)):
-  return np.stack([testing.synthetic_image(*size, seed=40 + i) for i in range(count)])
+_batch = testing.image_batch
 
 
 def _reference(layer, image, seed):
@@ -155,7 +157,7 @@ def test_seeds_reproduce_and_differ_where_they_should():
   assert not np.array_equal(outs["a"][0], outs["c"][0])  # another seed, other draws
   assert not np.array_equal(outs["a"][0][0], outs["a"][0][1])  # each image its own
   # Image i of a call draws from seeds.for_example(call seed, i).
-  drawn = one_call = layers.RandomJpegQuality(quality_range=(20, 95), seed=1)
+  one_call = layers.RandomJpegQuality(quality_range=(20, 95), seed=1)
   drawn = one_call.get_random_transformation(images, seed=(5, 6))["seeds"].numpy()
   for i in range(len(images)):
     np.testing.assert_array_equal(drawn[i], seeds.for_example(seeds.as_seed((5, 6)), i))
@@ -238,6 +240,15 @@ def test_a_saved_and_loaded_model_holding_the_layers(tmp_path):
   model.save(path)
   loaded = keras.models.load_model(path)
   np.testing.assert_array_equal(model.predict(images, verbose=0), loaded.predict(images, verbose=0))
+  # A fresh process loads it after `import tfjpeg.layers` alone, which
+  # registers every layer with Keras (the reason its __init__ imports them).
+  code = (
+    "import keras, tfjpeg.layers; "
+    f"print(type(keras.models.load_model({str(path)!r}).layers[3]).__name__)"
+  )
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+  done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+  assert done.stdout.strip().splitlines()[-1:] == ["GridCrop"], done.stderr[-2000:]
   assert [type(layer).__name__ for layer in loaded.layers[1:5]] == [
     "RandomJpegQuality",
     "JpegCompression",
@@ -282,7 +293,7 @@ def test_in_a_keras_pipeline_and_on_images_of_different_sizes():
     ragged
   )["seeds"]
   for i, photo in enumerate(photos):
-    expected = tfjpeg.apply_chain(photo, saved_chain(50, 95), seeds_of[i])[0].numpy()
+    expected = tfjpeg.apply_chain(photo, "jpeg:50..95", seeds_of[i])[0].numpy()
     np.testing.assert_array_equal(saved[i].numpy(), expected)
   assert layers.GridCrop(32, seed=1)(ragged).shape == (3, 32, 32, 3)
 
@@ -311,10 +322,6 @@ def test_the_grid_is_handed_from_layer_to_layer():
     origin, confidence = grid.estimate(out["images"].numpy())
     assert confidence >= grid.CONFIDENT and tuple(origin.numpy()) == (0, 0)
     assert tuple(out["grid_origins"].numpy() % 8) == (0, 0)
-
-
-def saved_chain(low, high):
-  return tfjpeg.parse_chain(f"jpeg:{low}..{high}")
 
 
 def test_bad_arguments_are_refused_in_one_line():

@@ -19,9 +19,7 @@ from tfjpeg import layers
 
 import helpers as testing
 
-
-def _batch(count=3, size=(72, 88)):
-  return np.stack([testing.synthetic_image(*size, seed=40 + i) for i in range(count)])
+_batch = testing.image_batch
 
 
 BACKEND_SCRIPT = textwrap.dedent(

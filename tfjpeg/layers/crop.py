@@ -118,13 +118,14 @@ class GridCrop(base.ImageLayer):
   def extra_outputs(self):
     return {base.GRID_KEY: tf.TensorSpec([2], tf.int32)}
 
-  def _origin(self, image, extras):
+  @staticmethod
+  def _origin(extras):
     origin = extras.get(base.GRID_KEY)
     return tf.zeros([2], tf.int32) if origin is None else tf.cast(origin, tf.int32)
 
   def transform_one(self, image, seed, extras):
     size = (self.height, self.width)
-    origin = self._origin(image, extras)
+    origin = self._origin(extras)
     if not self.chain.steps:
       offset = self._offset(image, tf.shape(image)[:2], origin, seed)
       return crops.crop_at(image, size, offset), self._moved(origin, offset)
@@ -169,7 +170,7 @@ class GridCrop(base.ImageLayer):
     size = (self.height, self.width)
     image_size = tf.shape(image)[:2]
     margin = image_size - tf.constant(size)
-    origin = self._origin(image, extras)
+    origin = self._origin(extras)
     centre = tf.maximum(margin // 2, 0)
     if self.mode in ("aligned", "misaligned"):
       first = origin % self.grid  # the first grid point, then the one at or before the centre
