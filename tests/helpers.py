@@ -282,7 +282,10 @@ def scipy_blur(rgb, sigma):
 
 def chain_by_hand(image, chain, draws):
   """Reference: a chain's steps applied with Pillow, scipy and OpenCV from
-  what it drew (`chain_syntax.draw_columns(chain)`, in order)."""
+  what it drew (`chain_syntax.draw_columns(chain)`, in order). Noise, drawn
+  per pixel, has no reference: a chain with a noise step is refused."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+
   from tfjpeg.codec import chain_syntax  # pylint: disable=g-import-not-at-top
 
   columns = dict(zip(chain_syntax.draw_columns(chain), draws))
@@ -290,9 +293,25 @@ def chain_by_hand(image, chain, draws):
     at = lambda name, n=number, s=step: columns[f"{n}_{s.name}_{name}"]  # noqa: E731
     if not at("applied"):
       continue
-    if step.name == "crop":
+    if step.name in ("crop", "centre"):
       y, x, h, w = (int(at(k)) for k in ("y", "x", "height", "width"))
+      if step.name == "centre":  # the centre, as its own rule, not as drawn
+        h, w = min(h, image.shape[0]), min(w, image.shape[1])
+        y, x = (image.shape[0] - h) // 2, (image.shape[1] - w) // 2
       image = image[y : y + h, x : x + w]
+    elif step.name == "gray":
+      image = np.asarray(Image.fromarray(image).convert("L").convert("RGB"))
+    elif step.name == "fit":
+      h, w = image.shape[:2]
+      scale = step.side.low / max(h, w)
+      size = (int(np.floor(h * scale + 0.5)), int(np.floor(w * scale + 0.5)))
+      image = pil_resize(image, size, step.kernel)
+    elif step.name == "rrc":
+      y, x, h, w, side = (int(at(k)) for k in ("y", "x", "height", "width", "side"))
+      kernel = step.kernel.split("|")[int(at("kernel"))]
+      image = pil_resize(image[y : y + h, x : x + w], (side, side), kernel)
+    elif step.name == "noise":
+      raise ValueError("noise is drawn per pixel: no reference")
     elif step.name == "resize":
       h, w = int(at("height")), int(at("width"))
       kernel = step.kernel

@@ -31,6 +31,10 @@ PATCH = 32
     ("crop:160..2048>resize:200x200/auto>jpeg:65..100", None),
     ("none", "none"),
     ("corvi2023", "corvi2023"),
+    ("gray@0.1>noise:0.015..0.075@0.3>fit:2048", None),
+    ("rrc:256..512/bilinear|bicubic|lanczos@0.25", "rrc:256..512@0.25"),
+    ("rrc:64/lanczos>centre:32>centre:20x30>fit:100/lanczos", None),
+    ("aigenbench2025", "aigenbench2025"),
   ],
 )
 def test_chains_parse_to_one_canonical_spelling(text, canonical):
@@ -51,6 +55,10 @@ def test_chains_parse_to_one_canonical_spelling(text, canonical):
     ("crop:0", "0 is below 1"),
     ("jpeg:90..30", "runs backwards"),
     ("blur:x", "'x' is not a number"),
+    ("gray:2", "gray takes no value"),
+    ("noise:2", "2 is outside 0..1"),
+    ("rrc:64/nearest", "some of bilinear|bicubic|lanczos"),
+    ("fit:100..200", "fit takes one longest side"),
   ],
 )
 def test_malformed_chains_are_one_line_errors_naming_the_step(text, message):
@@ -80,6 +88,8 @@ STEP_CHAINS = [
   "jpeg:40..95@0.7",
   "crop:20..40",
   "crop:160..2048>resize:200x200/auto>jpeg:65..100",
+  "gray@0.5>fit:50/lanczos>centre:40x30",
+  "rrc:20..40",
 ]
 
 
@@ -479,3 +489,66 @@ def test_presets_save_as_their_protocols_do_whatever_the_runs_chroma():
   runs = [chain_ops.apply(image, spelled, seed, chroma)[0].numpy() for chroma in jpeg.CHROMA_MODES]
   assert not np.array_equal(runs[0], runs[1])
   np.testing.assert_array_equal(runs[1], testing.opencv_compress(image, 75, "4:4:4"))
+
+
+def test_aigenbench_follows_its_source_as_it_runs_and_as_described():
+  """ai_genbench_pipeline.py (mandatory_val_preprocessing): the crop of
+  RandomCropIfLarge(1080) is random as the code runs; data_augment_cmp
+  draws the QF from the list [50, 101] (101: libjpeg's 100)."""
+  run = chain_syntax.parse("aigenbench2025")
+  assert [s.name for s in run.steps] == ["crop", "gray", "jpeg", "noise", "jpeg", "rrc", "jpeg"]
+  assert [s.probability for s in run.steps] == [1.0, 0.1, 0.5, 0.3, 0.2, 0.25, 0.1]
+  assert {s.quality.choices for s in run.steps if s.name == "jpeg"} == {(50, 100)}
+  noise, rrc = run.steps[3], run.steps[5]
+  assert noise.std.bounds() == (0.015, 0.075)
+  assert rrc.side.bounds() == (256, 512) and rrc.kernel == "bilinear|bicubic|lanczos"
+  described = chain_syntax.parse("aigenbench2025_described")
+  assert described.steps[0].name == "centre"
+  assert {s.quality.bounds() for s in described.steps if s.name == "jpeg"} == {(50, 100)}
+  assert not run.windowable  # noise and rrc: whole images only
+
+
+def test_aigenbench_without_its_noise_equals_pillow_and_opencv_from_its_draws():
+  """Every step but the per-pixel noise, from the draws, on images larger
+  than its 1080-pixel crop and smaller: a random resized crop of 256..512
+  with each kernel, grayscale, the saves."""
+  chain = chain_syntax.parse(
+    chain_syntax.PRESETS["aigenbench2025"].replace(">noise:0.015..0.075@0.3", "")
+  )
+  seen = set()
+  for number, size in enumerate([(1150, 1210), (300, 420)]):
+    image = testing.synthetic_image(*size, seed=number)
+    for draw in range(12):
+      out, record = chain_ops.apply(image, chain, tf.constant([number, draw], tf.int64))
+      draws = record["draws"].numpy()
+      np.testing.assert_array_equal(out.numpy(), testing.chain_by_hand(image, chain, draws))
+      columns = dict(zip(chain_syntax.draw_columns(chain), draws))
+      seen |= {k for k, v in columns.items() if k.endswith("applied") and v}
+      if columns["4_rrc_applied"]:
+        seen.add(f"kernel{int(columns['4_rrc_kernel'])}")
+  assert {"1_gray_applied", "4_rrc_applied", "5_jpeg_applied"} <= seen
+
+
+def test_noise_has_the_drawn_spread_and_rounds_and_clips():
+  image = np.full((200, 200, 3), 128, np.uint8)
+  image[:, :20] = 0  # clipped at 0 where the noise is negative
+  out, record = chain_ops.apply(image, "noise:0.02..0.06", tf.constant([5, 5], tf.int64))
+  std = float(record["draws"][1])
+  assert 0.02 <= std <= 0.06
+  residual = out.numpy()[:, 20:].astype(float) - 128
+  assert abs(residual.std() - std * 255) < 0.05 * std * 255 and abs(residual.mean()) < 0.2
+  assert out.numpy()[:, :20].min() == 0 and out.numpy()[:, :20].mean() > 1
+  again, _ = chain_ops.apply(image, "noise:0.02..0.06", tf.constant([5, 5], tf.int64))
+  np.testing.assert_array_equal(out, again)  # seeded
+
+
+def test_fit_shrinks_only_images_larger_than_its_side():
+  chain = chain_syntax.parse("fit:100")
+  small = testing.synthetic_image(80, 60, seed=1)
+  out, record = chain_ops.apply(small, chain, tf.constant([0, 0], tf.int64))
+  np.testing.assert_array_equal(out, small)
+  assert record["draws"][0] == 0  # not applied
+  large = testing.synthetic_image(150, 331, seed=2)
+  out, _ = chain_ops.apply(large, chain, tf.constant([0, 0], tf.int64))
+  assert out.shape[:2] == (45, 100)
+  assert chain_syntax.largest_output(chain_syntax.parse("resize:2>fit:100")) == (100, 100)

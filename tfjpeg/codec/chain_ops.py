@@ -21,6 +21,7 @@ Every step runs eagerly, under `tf.function` and inside `Dataset.map`; every
 draw is a stateless function of `seed` and the step's place in the chain.
 """
 
+import math
 from collections.abc import Callable
 from collections.abc import Sequence
 from typing import Any
@@ -109,10 +110,85 @@ def _crop_window(image_size, step, seed):
   return tf.stack([y, x]), size
 
 
+def _centre_window(image_size, step):
+  """(offset, size) of a centre step's window: its size cut to the image,
+  its top-left at half the room on each axis, rounded down."""
+  size = tf.minimum(tf.stack([int(step.size[0].low), int(step.size[1].low)]), image_size)
+  return (image_size - size) // 2, size
+
+
+_TRIES = 10  # torchvision's RandomResizedCrop tries ten windows, then takes the centre
+
+
+def _rrc_window(image_size, seed):
+  """(offset, size) of torchvision's `RandomResizedCrop.get_params` window
+  (AI-GenBench's scale and ratio, `chain_syntax.RRC_SCALE`, `RRC_RATIO`):
+  ten tries of an area share and a log-uniform aspect, the first that fits
+  placed uniformly; else the centre, its aspect clamped to the ratio range."""
+  area_seed, ratio_seed, y_seed, x_seed = seeds.split(seed, 4)
+  height, width = tf.cast(image_size[0], tf.float64), tf.cast(image_size[1], tf.float64)
+  low, high = chain_syntax.RRC_SCALE
+  log_low, log_high = (math.log(r) for r in chain_syntax.RRC_RATIO)
+  area = height * width * tf.random.stateless_uniform([_TRIES], area_seed, low, high, tf.float64)
+  aspect = tf.exp(tf.random.stateless_uniform([_TRIES], ratio_seed, log_low, log_high, tf.float64))
+  w = tf.round(tf.sqrt(area * aspect))  # Python's round: half to even, as tf.round
+  h = tf.round(tf.sqrt(area / aspect))
+  fits = (w > 0) & (w <= width) & (h > 0) & (h <= height)
+  first = tf.argmax(tf.cast(fits, tf.int32), output_type=tf.int32)
+  ratio_low, ratio_high = chain_syntax.RRC_RATIO
+  in_ratio = width / height
+  fallback_w = tf.where(in_ratio > ratio_high, tf.round(height * ratio_high), width)
+  fallback_h = tf.where(in_ratio < ratio_low, tf.round(width / ratio_low), height)
+  found = tf.reduce_any(fits)
+  size = tf.cast(
+    tf.where(found, tf.stack([h[first], w[first]]), tf.stack([fallback_h, fallback_w])), tf.int32
+  )
+  room = tf.cast(image_size, tf.int32) - size + 1
+  y = tf.random.stateless_uniform(
+    [], y_seed, minval=0, maxval=tf.maximum(room[0], 1), dtype=tf.int32
+  )
+  x = tf.random.stateless_uniform(
+    [], x_seed, minval=0, maxval=tf.maximum(room[1], 1), dtype=tf.int32
+  )
+  offset = tf.where(found, tf.stack([y, x]), (tf.cast(image_size, tf.int32) - size) // 2)
+  return offset, size
+
+
+def _fitted_size(image_size, side):
+  """The size `fit:side` shrinks `image_size` to: the longer side `side`, the
+  other in proportion, rounded half up (at least 1)."""
+  longest = tf.cast(tf.reduce_max(image_size), tf.float64)
+  scaled = tf.floor(tf.cast(image_size, tf.float64) * side / longest + 0.5)
+  return tf.maximum(tf.cast(scaled, tf.int32), 1)
+
+
+def _gray(image):
+  """Pillow's `convert("L")` (ITU-R 601-2 luma in 16-bit fixed point),
+  copied to three channels."""
+  rgb = tf.cast(image, tf.int32)
+  luma = (rgb[..., 0] * 19595 + rgb[..., 1] * 38470 + rgb[..., 2] * 7471 + 0x8000) // 65536
+  return tf.tile(tf.cast(luma, tf.uint8)[..., None], [1, 1, 3])
+
+
+def _noisy(image, std, seed):
+  """`image` plus Gaussian noise of `std` x 255 per pixel and channel,
+  rounded and clipped."""
+  noise = tf.random.stateless_normal(tf.shape(image), seed, dtype=tf.float32)
+  noisy = tf.round(tf.cast(image, tf.float32) + noise * tf.cast(std * 255.0, tf.float32))
+  return tf.cast(tf.clip_by_value(noisy, 0.0, 255.0), tf.uint8)
+
+
 def _kernels(step):
   """The kernels a resize step may use: Corvi et al.'s `auto` is Pillow's
   antialiasing Lanczos to shrink, bicubic to enlarge."""
   return ("lanczos", "bicubic") if step.kernel == "auto" else (step.kernel, step.kernel)
+
+
+def _whole_only(step):
+  return ValueError(
+    f"a {step.name} step is computed on the whole image only: no window of it "
+    "(chain_syntax.Chain.windowable)"
+  )
 
 
 def _where(applied, yes, no):
@@ -175,8 +251,38 @@ def plan(
         values = [resized[0], resized[1]]
         size = _where(applied, resized, size)
         origin = _where(applied, zero, origin)  # no grid survives; a save starts one at 0
-      else:  # crop
-        offset, cut = _crop_window(size, step, value_seed)
+      elif step.name == "fit":
+        fitted = _fitted_size(size, float(step.side.low))
+        applied = tf.logical_and(applied, tf.reduce_max(size) > int(step.side.low))
+        entry.update(size=fitted, shrinks=tf.constant(True))
+        values = [fitted[0], fitted[1]]
+        size = _where(applied, fitted, size)
+        origin = _where(applied, zero, origin)
+      elif step.name == "gray":
+        values = []
+      elif step.name == "noise":
+        std_seed, field_seed = seeds.split(value_seed, 2)
+        std = tf.cast(
+          step.std.low if step.std.fixed else draw(step.std, std_seed, False), tf.float64
+        )
+        entry.update(std=std, field_seed=field_seed)
+        values = [std]
+      elif step.name == "rrc":
+        side_seed, kernel_seed, window_seed = seeds.split(value_seed, 3)
+        side = tf.cast(draw(step.side, side_seed, True), tf.int32)
+        kernel = tf.random.stateless_uniform(
+          [], kernel_seed, minval=0, maxval=len(step.kernel.split("|")), dtype=tf.int32
+        )
+        offset, cut = _rrc_window(size, window_seed)
+        entry.update(offset=offset, window=cut, side=side, kernel=kernel)
+        values = [offset[0], offset[1], cut[0], cut[1], side, kernel]
+        size = _where(applied, tf.stack([side, side]), size)
+        origin = _where(applied, zero, origin)
+      else:  # crop, centre
+        if step.name == "centre":
+          offset, cut = _centre_window(size, step)
+        else:
+          offset, cut = _crop_window(size, step, value_seed)
         entry.update(offset=offset, size=cut)
         values = [offset[0], offset[1], cut[0], cut[1]]
         size = _where(applied, cut, size)
@@ -244,7 +350,11 @@ def _input_box(entry, offset, box):
     low = tf.maximum(offset - radius, 0)
     high = tf.minimum(offset + box + radius, entry["before"])
     return low, high - low
-  if step.name == "resize":
+  if step.name in ("gray",):
+    return offset, box
+  if step.name in chain_syntax.WHOLE_ONLY:
+    raise _whole_only(step)
+  if step.name in ("resize", "fit"):
     shrink, grow = _kernels(step)
 
     def reads(kernel):
@@ -301,7 +411,25 @@ def _window(window, window_offset, entry, offset, box, chroma, whole=False):
       window, window_offset, entry["before"], sigma, offset, box
     )
     return _when(applied, blurred, kept)
-  if step.name == "resize":
+  if step.name == "gray":
+    return _when(applied, lambda: cut(_gray(window), local), kept)
+  if step.name == "noise":
+    if not whole:
+      raise _whole_only(step)
+    return _when(applied, lambda: _noisy(window, entry["std"], entry["field_seed"]), kept)
+  if step.name == "rrc":
+    if not whole:
+      raise _whole_only(step)
+
+    def resized_crop():
+      (y, x), (h, w) = tf.unstack(entry["offset"]), tf.unstack(entry["window"])
+      part = window[y : y + h, x : x + w]
+      side = tf.stack([entry["side"], entry["side"]])
+      branches = [lambda k=k: resample.resize(part, side, k) for k in step.kernel.split("|")]
+      return tf.switch_case(entry["kernel"], branches)
+
+    return _when(applied, resized_crop, kept)
+  if step.name in ("resize", "fit"):
     shrink, grow = _kernels(step)
 
     def resized(kernel):

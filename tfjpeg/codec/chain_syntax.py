@@ -22,7 +22,19 @@ a share p of the images (a coin per image). The steps:
 - `blur:S`: a Gaussian blur of sigma S as scipy's `gaussian_filter` blurs each
   channel (CNNDetection's blur); sigma 0 leaves the image alone.
 - `crop:N` (a square side) or `crop:HxW`, at a random position; a side larger
-  than the image is cut to it.
+  than the image is cut to it. `centre:N` or `centre:HxW`: the same at the
+  centre (top-left at half the room, rounded down).
+- `fit:N[/kernel]`: shrunk (never enlarged) so that its longer side is N, the
+  other in proportion, rounded (what platforms do to large photos).
+- `gray`: Pillow's `convert("L")` (ITU-R 601-2 luma, integer arithmetic),
+  copied to three channels.
+- `noise:S`: Gaussian noise of standard deviation S (a fraction of 255, as
+  albumentations' `GaussNoise(std_range=...)`), drawn per pixel and channel,
+  added, rounded to the nearest level and clipped to 0..255.
+- `rrc:N[/kernels]`: torchvision's `RandomResizedCrop` to an NxN square: a
+  window of 0.5..1 of the area with aspect 0.9..1/0.9 (ten tries, then the
+  centre, as torchvision), resized with Pillow by a kernel drawn from
+  `kernels` (`bilinear|bicubic|lanczos` by default: AI-GenBench's).
 - `none`: the empty chain (images as stored).
 
 Names in `PRESETS` stand for published chains (`wang2020_blur_jpeg_0.5`,
@@ -42,7 +54,16 @@ from tfjpeg.core.errors import ConfigError
 
 KERNELS = ("bilinear", "bicubic", "lanczos", "box", "hamming", "auto")
 DEFAULT_KERNEL = "bicubic"  # Pillow's Image.resize default
-STEPS = ("crop", "resize", "blur", "jpeg")
+STEPS = ("crop", "centre", "resize", "blur", "jpeg", "fit", "gray", "noise", "rrc")
+# Steps computed on the whole image only (a patch's window cannot be worked
+# out backwards: per-pixel noise drawn for the whole image, a crop whose
+# place depends on ten tries).
+WHOLE_ONLY = ("noise", "rrc")
+# torchvision's RandomResizedCrop as AI-GenBench sets it: share of the area
+# and aspect ratio of the window, and the kernels it draws from.
+RRC_SCALE = (0.5, 1.0)
+RRC_RATIO = (0.9, 1 / 0.9)
+RRC_KERNELS = ("bilinear", "bicubic", "lanczos")
 
 # The chroma subsampling of the presets' saves: libjpeg's, OpenCV's and
 # Pillow's at every quality the protocols use.
@@ -61,6 +82,25 @@ PRESETS = {
   # with Pillow (Lanczos, its antialiasing filter, when the crop is larger;
   # bicubic when smaller), then a Pillow JPEG at a QF in 65..100.
   "corvi2023": "crop:160..2048>resize:200x200/auto>jpeg:65..100",
+  # AI-GenBench (Pellegrini et al., 2025; its ai_genbench_pipeline.py,
+  # mandatory_val_preprocessing) as its code runs: RandomCropIfLarge(1080) is
+  # built with force_central_crop=True but never passes it on, so the crop of
+  # a larger image is random; data_augment_cmp draws its QF from the list
+  # [50, 101] (random.choice: 50 or 101, which libjpeg, under both OpenCV and
+  # Pillow, clamps to 100); RandomGrayscale(0.1) on a PIL image; albumentations'
+  # GaussNoise(std_range=(0.015, 0.075), p=0.3); RandomResizedCropVariable
+  # (256..512 px, scale 0.5..1, ratio 0.9..1/0.9, bilinear, bicubic or Lanczos)
+  # at p 0.25; the saves at p 0.5, 0.2 and 0.1.
+  "aigenbench2025": (
+    "crop:1080>gray@0.1>jpeg:50|100@0.5>noise:0.015..0.075@0.3>jpeg:50|100@0.2"
+    ">rrc:256..512@0.25>jpeg:50|100@0.1"
+  ),
+  # The same as the paper and the code's comments describe it: a centre
+  # crop to 1080 if larger, and QFs 50..100.
+  "aigenbench2025_described": (
+    "centre:1080>gray@0.1>jpeg:50..100@0.5>noise:0.015..0.075@0.3>jpeg:50..100@0.2"
+    ">rrc:256..512@0.25>jpeg:50..100@0.1"
+  ),
 }
 
 
@@ -104,7 +144,9 @@ class Step:
   """One whole-image step of a chain.
 
   `name` is one of `STEPS`. jpeg: `quality`; blur: `sigma`; resize: `factor`
-  or `size` = (height, Value, width Value) and `kernel`; crop: `size`.
+  or `size` = (height, Value, width Value) and `kernel`; crop and centre:
+  `size`; fit: `side` and `kernel`; noise: `std`; rrc: `side` and `kernel`
+  (kernels separated by "|", one drawn per image); gray: nothing.
   `probability` is the share of images it is applied to. `given` is for the
   pipeline's own steps (a QF already drawn per image as a tensor, 0 for
   none: the lattice, a double compression's first save, the swap): it is
@@ -117,11 +159,22 @@ class Step:
   size: tuple[Value, Value] | None = None
   kernel: str = DEFAULT_KERNEL
   probability: float = 1.0
+  side: Value | None = None  # fit: the longest side; rrc: the square's side
+  std: Value | None = None  # noise, a fraction of 255
   given: Any = dataclasses.field(default=None, compare=False)
   # A jpeg step's own chroma subsampling (a preset's), else the run's.
   chroma: str | None = None
 
   def text(self) -> str:
+    chance = "" if self.probability == 1.0 else f"@{_number_text(self.probability)}"
+    if self.name == "gray":
+      return f"gray{chance}"
+    if self.name == "noise" and self.std is not None:
+      return f"noise:{self.std.text(False)}{chance}"
+    if self.name in ("fit", "rrc") and self.side is not None:
+      default = DEFAULT_KERNEL if self.name == "fit" else "|".join(RRC_KERNELS)
+      kernel = "" if self.kernel == default else f"/{self.kernel}"
+      return f"{self.name}:{self.side.text(True)}{kernel}{chance}"
     if self.name == "jpeg":
       args = self.quality.text(True) if self.quality else "given"
     elif self.name == "blur" and self.sigma is not None:
@@ -131,7 +184,7 @@ class Step:
         height, width = self.size
         args = (
           height.text(True)
-          if self.name == "crop" and height == width
+          if self.name in ("crop", "centre") and height == width
           else (f"{height.text(True)}x{width.text(True)}")
         )
       elif self.factor is not None:
@@ -140,7 +193,6 @@ class Step:
         raise ValueError(f"a {self.name} step without a value")
       if self.name == "resize" and self.kernel != DEFAULT_KERNEL:
         args += f"/{self.kernel}"
-    chance = "" if self.probability == 1.0 else f"@{_number_text(self.probability)}"
     return f"{self.name}:{args}{chance}"
 
 
@@ -160,7 +212,13 @@ class Chain:
 
   @property
   def resizes(self) -> bool:
-    return any(step.name == "resize" for step in self.steps)
+    return any(step.name in ("resize", "fit", "rrc") for step in self.steps)
+
+  @property
+  def windowable(self) -> bool:
+    """Whether a patch of the result can be computed from a window of the
+    source (`chain_ops.apply_window`): no step of `WHOLE_ONLY`."""
+    return not any(step.name in WHOLE_ONLY for step in self.steps)
 
   def __str__(self) -> str:
     return self.text
@@ -202,7 +260,7 @@ def _value(text, what, whole, low=None, high=None, above=None):
 def _size(text, what, step):
   """(height, width) Values of 'N' (a square, crop only) or 'HxW'."""
   parts = text.split("x")
-  if len(parts) == 1 and step == "crop":
+  if len(parts) == 1 and step in ("crop", "centre"):
     side = _value(parts[0], what, whole=True, low=1)
     return side, side
   if len(parts) != 2:
@@ -222,17 +280,44 @@ def _step(text, where):
     probability = _value(chance, what + " probability", whole=False, low=0, high=1).low
   if name not in STEPS:
     raise ConfigError(f"{what}: unknown step {name!r} (steps: {', '.join(STEPS)}, or none)")
+  if name == "gray":
+    if args:
+      raise ConfigError(f"{what}: gray takes no value")
+    return Step("gray", probability=probability)
   if not args:
     raise ConfigError(f"{what}: {name} needs a value ({name}:...)")
   if name == "jpeg":
     return Step("jpeg", quality=_value(args, what, True, 1, 100), probability=probability)
   if name == "blur":
     return Step("blur", sigma=_value(args, what, False, low=0), probability=probability)
+  if name == "noise":
+    return Step("noise", std=_value(args, what, False, low=0, high=1), probability=probability)
   first, *rest = [a.strip() for a in args.split("/")]
-  if name == "crop":
+  if name in ("crop", "centre"):
     if rest:
-      raise ConfigError(f"{what}: crop takes one size (crop:N or crop:HxW)")
-    return Step("crop", size=_size(first, what, "crop"), probability=probability)
+      raise ConfigError(f"{what}: {name} takes one size ({name}:N or {name}:HxW)")
+    return Step(name, size=_size(first, what, name), probability=probability)
+  if name == "rrc":
+    kernels = rest[0].split("|") if rest else list(RRC_KERNELS)
+    if (
+      len(rest) > 1
+      or any(k not in RRC_KERNELS for k in kernels)
+      or len(set(kernels)) < len(kernels)
+    ):
+      raise ConfigError(f"{what}: rrc takes a side, then /kernels, some of {'|'.join(RRC_KERNELS)}")
+    side = _value(first, what, whole=True, low=1)
+    return Step("rrc", side=side, kernel="|".join(kernels), probability=probability)
+  if name == "fit":
+    if len(rest) > 1 or (rest and rest[0] not in KERNELS[:-1]):
+      raise ConfigError(
+        f"{what}: fit takes a longest side, then /kernel, one of {', '.join(KERNELS[:-1])}"
+      )
+    if "|" in first or ".." in first:
+      raise ConfigError(f"{what}: fit takes one longest side")
+    side = _value(first, what, whole=True, low=1)
+    return Step(
+      "fit", side=side, kernel=rest[0] if rest else DEFAULT_KERNEL, probability=probability
+    )
   if len(rest) > 1 or (rest and rest[0] not in KERNELS):
     raise ConfigError(
       f"{what}: resize takes a factor or HxW, then /kernel, one of {', '.join(KERNELS)}"
@@ -281,9 +366,14 @@ def largest_output(chain: Chain) -> tuple[int, int] | None:
   for step in chain.steps:
     if step.name == "resize" and step.size is not None and step.probability == 1.0:
       bound = (int(step.size[0].bounds()[1]), int(step.size[1].bounds()[1]))
-    elif step.name == "resize":
+    elif step.name == "rrc" and step.side is not None and step.probability == 1.0:
+      bound = (int(step.side.bounds()[1]),) * 2
+    elif step.name in ("resize", "rrc"):
       bound = None
-    elif step.name == "crop" and step.size is not None and step.probability == 1.0:
+    elif step.name == "fit" and step.side is not None and step.probability == 1.0:
+      side = int(step.side.bounds()[1])
+      bound = (side, side) if bound is None else (min(bound[0], side), min(bound[1], side))
+    elif step.name in ("crop", "centre") and step.size is not None and step.probability == 1.0:
       cut = (int(step.size[0].bounds()[1]), int(step.size[1].bounds()[1]))
       bound = cut if bound is None else (min(bound[0], cut[0]), min(bound[1], cut[1]))
   return bound
@@ -292,9 +382,13 @@ def largest_output(chain: Chain) -> tuple[int, int] | None:
 def draw_columns(chain: Chain) -> list[str]:
   """Names of what `tfjpeg.codec.chain_ops.apply` records of each image's draws,
   in order: per step, whether it was applied, then its values (jpeg: qf;
-  blur: sigma; resize: height, width; crop: y, x, height, width)."""
+  blur: sigma; resize and fit: height, width; crop and centre: y, x,
+  height, width; gray: nothing; noise: std; rrc: y, x, height, width of the
+  window, side, and kernel, the index of the kernel drawn among the step's)."""
   values = {"jpeg": ("qf",), "blur": ("sigma",), "resize": ("height", "width")}
-  values["crop"] = ("y", "x", "height", "width")
+  values["crop"] = values["centre"] = ("y", "x", "height", "width")
+  values.update(fit=("height", "width"), gray=(), noise=("std",))
+  values["rrc"] = ("y", "x", "height", "width", "side", "kernel")
   columns = []
   for number, step in enumerate(chain.steps):
     prefix = f"{number}_{step.name}"

@@ -130,7 +130,8 @@ class GridCrop(base.ImageLayer):
       offset = self._offset(image, tf.shape(image)[:2], origin, seed)
       return crops.crop_at(image, size, offset), self._moved(origin, offset)
     chain_seed, crop_seed = seeds.split(seed, 2)
-    if self.mode == REALIGNED:  # the grid is estimated on the whole result
+    # The grid is estimated on the whole result; noise and rrc have no windows.
+    if self.mode == REALIGNED or not self.chain.windowable:
       image, record = chain_ops.apply(image, self.chain, chain_seed, self.chroma, origin)
       offset = self._offset(image, record["size"], record["grid_origin"], crop_seed)
       return crops.crop_at(image, size, offset), self._moved(record["grid_origin"], offset)

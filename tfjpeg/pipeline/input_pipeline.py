@@ -502,7 +502,8 @@ def patch_sources(
     return cut, draws, valid
 
   needs_whole = REALIGNED in [m for m, _ in modes]  # the grid is estimated from all of it
-  if chain is not None and not (config.lattice_qf or needs_whole or first_qf is not None):
+  windowed_chain = chain is not None and chain.windowable
+  if windowed_chain and not (config.lattice_qf or needs_whole or first_qf is not None):
     pays = tf.cond(
       tf.io.is_jpeg(encoded),
       lambda: _chain_windows_pay(encoded, n, size, chain, chain_seed),
