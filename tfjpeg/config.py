@@ -98,6 +98,17 @@ def _setting(default, help_text, flag=None, choices=None, kind=None, factory=Fal
   return dataclasses.field(default=default, metadata=metadata)
 
 
+def parse_factor(flag: str, text: str) -> float:
+  """A resize factor from a flag's text: a number greater than 0."""
+  try:
+    value = float(text)
+  except ValueError:
+    value = 0.0
+  if not value > 0:
+    raise ConfigError(f"--{flag}: {text!r} is not a factor greater than 0")
+  return value
+
+
 def check_test_crop(text):
   """'aligned16' -> ('aligned', 16); 'misaligned' -> ('misaligned', 8)."""
   match = re.fullmatch(r"([a-z]+?)(8|16)?", str(text).strip())

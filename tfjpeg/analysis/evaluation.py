@@ -44,6 +44,8 @@ METRIC_COLUMNS = (
   "n_patches",
   "image_balanced_accuracy",
   "roc_auc",
+  "roc_auc_low",
+  "roc_auc_high",
   "average_precision",
 )
 RESULT_COLUMNS = SETTING_COLUMNS + METRIC_COLUMNS

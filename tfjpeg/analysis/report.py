@@ -124,10 +124,14 @@ def in_memory(task, class_names, split="test"):
 
 
 def _images(classifier, model_path, images_dir, task_name, data_dir, config):
-  """(task, config): the labelled images and the config their patches follow."""
+  """(task, config): the labelled images and the config their patches follow.
+  A model that takes whole images takes any size: no image is refused as
+  smaller than its input."""
+  whole = classifier.preprocessing.whole_image
+  size = 1 if whole else classifier.patch_size
   if images_dir:
     return tasks.labelled_folder(
-      images_dir, classifier.patch_size, config.task.patches_per_image or 1, classifier.class_names
+      images_dir, size, config.task.patches_per_image or 1, classifier.class_names
     ), config
   if not task_name and classifier.form == "run":  # the run's own test split
     config = config_lib.override(config_lib.saved(model_path), data_dir=data_dir)
@@ -139,7 +143,7 @@ def _images(classifier, model_path, images_dir, task_name, data_dir, config):
     task = tasks.get(config.task)
   else:
     raise ConfigError("name the labelled images: --images=DIR (DIR/<class>/...) or --task")
-  if task.patch_size != classifier.patch_size:
+  if task.patch_size != classifier.patch_size and not whole:
     raise ConfigError(
       f"the model takes {classifier.patch_size}-pixel patches; the {task.name} "
       f"task cuts {task.patch_size}"
@@ -289,8 +293,10 @@ def _pool_text(qualities):
   return f"QF {values[0]}" if len(values) == 1 else f"QF {values[0]}-{values[-1]}"
 
 
-def swap_verdict(table, classes, profile, crop="random"):
-  """What the compression swap shows, in plain words."""
+def swap_verdict(table, classes, profile, crop="random", unit=None):
+  """What the compression swap shows, in plain words; `unit` names the
+  images ("random crops", default: "<crop> crops")."""
+  unit = unit or f"{crop} crops"
   stored, swapped, common = (_row(table, crop, resave=r) for r in ("none", "swap", "common"))
   if stored is None or common is None:
     return []
@@ -300,7 +306,7 @@ def swap_verdict(table, classes, profile, crop="random"):
     lines.append(
       f"All classes are stored with the same compression, so there is nothing to "
       f"swap; saving every image at QF {profile.common_qf} moves balanced accuracy "
-      f"from {a:.2f} to {c:.2f} ({crop} crops)."
+      f"from {a:.2f} to {c:.2f} ({unit})."
     )
     return lines
   s = float(swapped["balanced_accuracy"])
@@ -323,7 +329,7 @@ def swap_verdict(table, classes, profile, crop="random"):
     lines.append(
       f"When '{name}' images are {how} ({_pool_text(profile.swap_qfs[k])}), "
       f"{100 * after[f'called_{wrong}']:.0f}% of them are called '{wrong}' (as "
-      f"stored: {100 * before[f'called_{wrong}']:.0f}%; {crop} crops)."
+      f"stored: {100 * before[f'called_{wrong}']:.0f}%; {unit})."
     )
   if a - s >= SWAP_DROP:
     lines.append(
@@ -431,6 +437,63 @@ def _section(title, text, figure=None, table=None):
   return f"<h2>{html.escape(title)}</h2><p>{text}</p>" + (figure or "") + (table or "")
 
 
+def command_line() -> str:
+  """The command that is running, as a shell would take it back."""
+  return " ".join(shlex.quote(a) for a in sys.argv)
+
+
+def stored_profile(columns, class_names, stream=None) -> audit.CompressionProfile:
+  """How the test images are stored, from their headers (`in_memory`'s
+  columns): the compression profile the swap draws from."""
+  stored = audit.read_headers(
+    pd.DataFrame(
+      dict(
+        source=list(columns["encoded"]),
+        class_name=[class_names[k] for k in columns["label"]],
+        split="test",
+        group=[i.decode() for i in columns["image_id"]],
+      )
+    ),
+    stream=stream,
+  )
+  return audit.compression_profile(stored, class_names)
+
+
+def load_images(
+  model_path,
+  images_dir,
+  task,
+  data_dir,
+  class_names,
+  patch_size,
+  patches_per_image,
+  seed,
+  stream=None,
+  preprocessing=None,
+):
+  """What a report measures: (classifier, the test images in memory
+  (`in_memory`), their columns, the config their patches follow, the
+  compression profile of their files)."""
+  classifier = classifier_lib.load(model_path, class_names, patch_size, preprocessing)
+  base = config_lib.make(
+    task="folder",
+    net=classifier.form,
+    train_crop="random",
+    patches_per_image=patches_per_image,
+    seed=seed or 0,
+  )
+  source_task, config = _images(classifier, model_path, images_dir, task, data_dir, base)
+  # A run's own seed unless one is given: its crops are then those of bin/evaluate.
+  config = config_lib.replace(
+    config, seed=config.schedule.seed if seed is None else seed, batch_size=64
+  )
+  memory_task, columns = in_memory(source_task, classifier.class_names)
+  if not len(columns["encoded"]):
+    raise ConfigError(f"no test images in {images_dir or source_task.name}")
+  profile = stored_profile(columns, classifier.class_names, stream)
+  return classifier, memory_task, columns, config, profile
+
+
 def make(
   model_path: str,
   out_dir: str,
@@ -449,42 +512,26 @@ def make(
   test_chains: Sequence[str] = PROTOCOLS,
   command: str | None = None,
   stream: IO[str] | None = None,
+  preprocessing: classifier_lib.Preprocessing | None = None,
 ) -> dict:
   """Measures everything of the module docstring and writes out_dir/report.html,
   conditions.csv, offsets_<period>.csv, displacement_<period>.csv,
   grid_estimates.csv, resize.csv, chain_draws.csv and summary.json. Returns
   the summary dict."""
-  classifier = classifier_lib.load(model_path, class_names, patch_size)
-  base = config_lib.make(
-    task="folder",
-    net=classifier.form,
-    train_crop="random",
-    patches_per_image=patches_per_image,
-    seed=seed or 0,
-  )
-  source_task, config = _images(classifier, model_path, images_dir, task, data_dir, base)
-  # A run's own seed unless one is given: its crops are then those of bin/evaluate.
-  config = config_lib.replace(
-    config, seed=config.schedule.seed if seed is None else seed, batch_size=64
+  classifier, memory_task, columns, config, profile = load_images(
+    model_path,
+    images_dir,
+    task,
+    data_dir,
+    class_names,
+    patch_size,
+    patches_per_image,
+    seed,
+    stream,
   )
   os.makedirs(out_dir, exist_ok=True)
-  memory_task, columns = in_memory(source_task, classifier.class_names)
-  if not len(columns["encoded"]):
-    raise ConfigError(f"no test images in {images_dir or source_task.name}")
   model = _Forward(classifier)
-  # How the test images are stored, from their headers: what the swap draws from.
-  stored = audit.read_headers(
-    pd.DataFrame(
-      dict(
-        source=list(columns["encoded"]),
-        class_name=[classifier.class_names[k] for k in columns["label"]],
-        split="test",
-        group=[i.decode() for i in columns["image_id"]],
-      )
-    ),
-    stream=stream,
-  )
-  profile = audit.compression_profile(stored, classifier.class_names)
+  source_task = memory_task
   smallest = min(
     int(min(tf.image.extract_jpeg_shape(e)[:2]))
     if tf.io.is_jpeg(e)
@@ -720,7 +767,7 @@ def make(
       _table(double_rows, shown),
     ),
   ]
-  command = command or " ".join(shlex.quote(a) for a in sys.argv)
+  command = command or command_line()
   fingerprint = classifier.fingerprint()
   source = (
     f"folder {images_dir}" if images_dir else f"the test split of the {source_task.name} task"

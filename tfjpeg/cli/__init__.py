@@ -245,6 +245,56 @@ def must_exist(*names, flag_values=flags.FLAGS):
     flags.register_validator(name, exists, "no such file or folder", flag_values=flag_values)
 
 
+def define_model_flags():
+  """The flags that say how a model takes images and what it outputs
+  (`tfjpeg.serving.classifier.Preprocessing`), for commands that load one;
+  `preprocessing()` reads them."""
+  flags.DEFINE_enum(
+    "input",
+    None,
+    ["patches", "resize", "centre_crop"],
+    "How the model takes an image: patches cut by tfjpeg (default), or the whole "
+    "image resized or centre-cropped to its input size, as its authors test it.",
+  )
+  flags.DEFINE_enum(
+    "layout", None, ["nhwc", "nchw"], "Input layout (default: the model's; ONNX: read from it)."
+  )
+  flags.DEFINE_enum(
+    "scale", None, ["0..255", "0..1"], "Input pixel scale (default: 0..255; ONNX: 0..1)."
+  )
+  flags.DEFINE_list("mean", None, "Per-channel mean subtracted, in the scale's units, or imagenet.")
+  flags.DEFINE_list("std", None, "Per-channel std divided by, in the scale's units, or imagenet.")
+  flags.DEFINE_enum(
+    "resize_kernel",
+    "bilinear",
+    ["bilinear", "bicubic", "lanczos", "box", "hamming"],
+    "Kernel of --input=resize (Pillow's, as torchvision's Resize on PIL images).",
+  )
+  flags.DEFINE_enum(
+    "outputs",
+    None,
+    ["probabilities", "logits"],
+    "What the model outputs: softmaxed below; one output is the second class's "
+    "score (a logit's sigmoid). Default: probabilities; ONNX: logits.",
+  )
+
+
+def preprocessing(flag_values=flags.FLAGS):
+  """The Preprocessing `define_model_flags`' flags ask for."""
+  from tfjpeg.serving import classifier  # pylint: disable=g-import-not-at-top
+
+  f = flag_values
+  return classifier.Preprocessing(
+    input=f.input,
+    layout=f.layout,
+    scale=f.scale,
+    mean=tuple(f.mean or ()) if f.mean != ["imagenet"] else "imagenet",
+    std=tuple(f.std or ()) if f.std != ["imagenet"] else "imagenet",
+    kernel=f.resize_kernel,
+    outputs=f.outputs,
+  )
+
+
 def _command_name():
   return os.path.basename(sys.argv[0]).removeprefix("tfjpeg-").removesuffix(".py")
 

@@ -5,8 +5,10 @@
     tfjpeg-predict --model=detector.keras --class_names=real,fake --patch_size=224 labelled/
 
 (bin/predict in a checkout.) The model is a run directory, its exported
-SavedModel, or any SavedModel or .keras file mapping uint8 RGB patches to class
-probabilities (class names and patch size from flags when it carries none). A
+SavedModel, any SavedModel or .keras file, or an ONNX file (class names and
+input size from flags when it carries none; --input, --layout, --scale,
+--mean, --std, --outputs: how it takes images, as in tfjpeg-report). A model
+taking whole images (--input=resize or centre_crop) scores each file once. A
 folder holding class-named subfolders (labelled/<class>/...) is scored:
 balanced accuracy, and ROC AUC and average precision for two-class models.
 """
@@ -16,7 +18,9 @@ from absl import flags
 
 from tfjpeg import cli
 
-flags.DEFINE_string("model", None, "Run directory, SavedModel or .keras file.", required=True)
+flags.DEFINE_string(
+  "model", None, "Run directory, SavedModel, .keras or .onnx file.", required=True
+)
 cli.must_exist("model")
 flags.DEFINE_string("out", "predictions.csv", "CSV with one row per file.")
 flags.DEFINE_enum(
@@ -30,6 +34,7 @@ flags.DEFINE_string("patch_scores", None, "Also write every patch's scores to th
 flags.DEFINE_integer("seed", 0, "Seed of random placement.")
 flags.DEFINE_list("class_names", None, "For models without metadata: class names in output order.")
 flags.DEFINE_integer("patch_size", None, "For models without a fixed input size.")
+cli.define_model_flags()
 
 
 def main(argv):
@@ -49,6 +54,7 @@ def main(argv):
     f.seed,
     class_names=f.class_names,
     patch_size=f.patch_size,
+    preprocessing=cli.preprocessing(),
   )
   print(f"wrote {f.out}")
   for key, value in summary.items():

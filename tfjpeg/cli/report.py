@@ -6,10 +6,18 @@
     tfjpeg-report --across=r/seed0,r/seed1,r/seed2 --out=r       # mean and sd over seeds
     tfjpeg-report --model=runs/RUN --out=r --test_chains=corvi2023,'resize:0.5>jpeg:60..90'
 
+    tfjpeg-report --model=detector.onnx --input=resize --mean=imagenet --std=imagenet \
+        --class_names=real,fake --images=labelled/ --out=r     # a PyTorch detector, as ONNX
+    tfjpeg-report --scores=scores.csv --degraded=degraded/ --out=r   # anyone's scores
+
 (bin/report in a checkout.) The model is a run directory, its exported
-SavedModel, or any SavedModel or .keras file mapping uint8 RGB patches to
-class probabilities (class names and patch size from its metadata, else from
---class_names and --patch_size). The images are a folder DIR/<class>/... (all
+SavedModel, any SavedModel or .keras file, or an ONNX file, mapping images to
+class scores (class names and input size from its metadata, else from
+--class_names and --patch_size; --input, --layout, --scale, --mean, --std and
+--outputs say how it takes images and what it outputs). A model that takes
+whole images (--input=resize or centre_crop) gets every condition applied to
+the whole image (tfjpeg.analysis.file_report); --scores gives the same page
+from the scores of bin/degrade's files. The images are a folder DIR/<class>/... (all
 of it is tested) or a registered task's test split. OUT/report.html opens from
 disk; OUT holds the tables as CSV.
 """
@@ -19,17 +27,30 @@ from absl import flags
 from tfjpeg import cli
 from tfjpeg import config as config_lib
 
-flags.DEFINE_string("model", None, "Run directory, SavedModel or .keras file.")
+flags.DEFINE_string("model", None, "Run directory, SavedModel, .keras or .onnx file.")
 flags.DEFINE_list(
   "across",
   None,
   "Instead of a model: report folders (one recipe, several "
   "seeds) whose mean, sd and count go to OUT/across_*.csv.",
 )
+flags.DEFINE_string(
+  "scores",
+  None,
+  "Instead of a model: a CSV of anyone's scores of the files bin/degrade wrote "
+  "(path, then score or prob_<class> columns); with --degraded.",
+)
+flags.DEFINE_string("degraded", None, "The folder bin/degrade wrote, that --scores scores.")
+cli.must_exist("scores", "degraded")
 flags.register_validator(
   "model",
-  lambda v: bool(v) != bool(flags.FLAGS.across),
-  "give --model, or --across=REPORT,REPORT,...",
+  lambda v: [bool(v), bool(flags.FLAGS.across), bool(flags.FLAGS.scores)].count(True) == 1,
+  "give --model, --across=REPORT,REPORT,... or --scores=CSV --degraded=DIR",
+)
+flags.register_validator(
+  "degraded",
+  lambda v: bool(v) == bool(flags.FLAGS.scores),
+  "--scores and --degraded go together",
 )
 flags.DEFINE_string("out", None, "Folder for report.html and its tables.", required=True)
 flags.DEFINE_string("images", None, "Labelled images: DIR/<class>/... (all of them tested).")
@@ -60,6 +81,7 @@ flags.DEFINE_list(
   None,
   "QFs resized images are then saved at, none = not saved again (default: none,90,75,50).",
 )
+cli.define_model_flags()
 flags.DEFINE_list(
   "test_chains",
   None,
@@ -70,6 +92,7 @@ flags.DEFINE_list(
 
 def main(argv):
   # The library after the flags: TensorFlow starts only for a valid command.
+  from tfjpeg.analysis import file_report  # pylint: disable=g-import-not-at-top
   from tfjpeg.analysis import report  # pylint: disable=g-import-not-at-top
 
   del argv
@@ -88,7 +111,51 @@ def main(argv):
     print(conditions[columns].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(sweeps.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return
-  summary = report.make(
+  if f.scores:
+    summary = file_report.from_scores(f.scores, f.degraded, f.out)
+    for line in summary["verdict"]:
+      print(line)
+    print(f"wrote {f.out}/report.html")
+    return
+  preprocessing = cli.preprocessing()
+  grids = dict(
+    qualities=(config_lib.parse("test_qfs", f.test_qfs) if f.test_qfs else report.QUALITIES),
+    resize_factors=(
+      tuple(config_lib.parse_factor("resize_factors", v) for v in f.resize_factors)
+      if f.resize_factors
+      else report.RESIZE_FACTORS
+    ),
+    resize_qualities=(
+      config_lib.parse("test_qfs", f.resize_qfs) if f.resize_qfs else report.RESIZE_QUALITIES
+    ),
+    test_chains=(
+      config_lib.parse("test_chains", f.test_chains) if f.test_chains else report.PROTOCOLS
+    ),
+  )
+  if preprocessing.whole_image:  # a detector taking whole files: whole-image conditions
+    summary = file_report.make(
+      f.model,
+      f.out,
+      f.images,
+      f.task,
+      f.data_dir,
+      f.class_names,
+      f.patch_size,
+      preprocessing,
+      f.seed,
+      **grids,
+    )
+  else:
+    summary = _patch_report(f, preprocessing, grids)
+  for line in summary["verdict"]:
+    print(line)
+  print(f"wrote {f.out}/report.html")
+
+
+def _patch_report(f, preprocessing, grids):
+  from tfjpeg.analysis import report  # pylint: disable=g-import-not-at-top
+
+  return report.make(
     f.model,
     f.out,
     f.images,
@@ -98,31 +165,10 @@ def main(argv):
     f.patch_size,
     f.patches_per_image,
     f.seed,
-    (config_lib.parse("test_qfs", f.test_qfs) if f.test_qfs else report.QUALITIES),
     periods=tuple(int(p) for p in f.offset_periods),
-    resize_factors=(
-      tuple(_factor(v) for v in f.resize_factors) if f.resize_factors else report.RESIZE_FACTORS
-    ),
-    resize_qualities=(
-      config_lib.parse("test_qfs", f.resize_qfs) if f.resize_qfs else report.RESIZE_QUALITIES
-    ),
-    test_chains=(
-      config_lib.parse("test_chains", f.test_chains) if f.test_chains else report.PROTOCOLS
-    ),
+    preprocessing=preprocessing,
+    **grids,
   )
-  for line in summary["verdict"]:
-    print(line)
-  print(f"wrote {f.out}/report.html")
-
-
-def _factor(text):
-  try:
-    value = float(text)
-  except ValueError:
-    value = 0.0
-  if not value > 0:
-    raise config_lib.ConfigError(f"--resize_factors: {text!r} is not a factor greater than 0")
-  return value
 
 
 def run():

@@ -220,7 +220,7 @@ def plan(
   size = tf.cast(tf.convert_to_tensor(image_size)[:2], tf.int32)
   origin = tf.zeros([2], tf.int32) if grid_origin is None else tf.cast(grid_origin, tf.int32)
   zero = tf.zeros([2], tf.int32)
-  planned, draws = [], []
+  planned, draws, applied_flags = [], [], []
   number = 0  # the step's place among the steps that draw
   for step in steps:
     entry = dict(step=step, before=size)
@@ -290,6 +290,7 @@ def plan(
       entry.update(applied=applied)
     entry.update(after=size)
     planned.append(entry)
+    applied_flags.append(tf.convert_to_tensor(entry["applied"]))
     draws += [tf.cast(applied, tf.float64)] + [
       _where(applied, tf.cast(v, tf.float64), tf.constant(0.0, tf.float64)) for v in values
     ]
@@ -297,6 +298,8 @@ def plan(
     draws=tf.stack(draws) if draws else tf.zeros([0], tf.float64),
     grid_origin=origin,
     size=size,
+    # Whether any step applied: else the result is the image as it came.
+    changed=tf.reduce_any(tf.stack(applied_flags)) if applied_flags else tf.constant(False),
   )
   return planned, record
 
@@ -336,6 +339,60 @@ def apply(
     image = _window(image, origin, entry, origin, entry["after"], chroma, whole=True)
   image.set_shape([None, None, 3])
   return image, record
+
+
+def apply_and_encode(
+  image: TensorLike | None,
+  chain: chain_syntax.Chain | str | Sequence[chain_syntax.Step],
+  seed: TensorLike,
+  chroma: str = "4:2:0",
+  read: Callable[[tf.Tensor, tf.Tensor], tf.Tensor] | None = None,
+  image_size: TensorLike | None = None,
+) -> tuple[tf.Tensor, dict, tf.Tensor]:
+  """`apply`, and the file the result is as saved: when the chain ends in a
+  JPEG save that applied, that save's bytes (which decode, with the accurate
+  IDCT, to the result), else an empty string (the result was not saved last).
+
+  Instead of `image`, `read(offset, size)` and `image_size` give the source
+  window by window (a JPEG's `decode_window` and header): only the part of
+  the source the result needs is read (`apply_window`), a crop of a large
+  photo without decoding all of it.
+
+  Returns:
+    (image, record, data): `apply`'s two, and the bytes.
+  """
+  steps = chain.steps if isinstance(chain, chain_syntax.Chain) else chain
+  if isinstance(steps, str):
+    steps = chain_syntax.parse(steps).steps
+  steps = tuple(steps)
+  if image is not None:
+    image = tf.convert_to_tensor(image)
+    image_size = tf.shape(image)[:2]
+  planned, record = plan(image_size, steps, seed)
+  saves_last = bool(planned) and planned[-1]["step"].name == "jpeg"
+  before_save = planned[:-1] if saves_last else planned
+  origin = tf.zeros([2], tf.int32)
+  if image is None:
+    size = before_save[-1]["after"] if before_save else tf.cast(image_size, tf.int32)
+    image = apply_window(read, before_save, origin, size, chroma)
+  else:
+    for entry in before_save:
+      image = _window(image, origin, entry, origin, entry["after"], chroma, whole=True)
+  data = tf.constant("")
+  if saves_last:
+    last = planned[-1]
+    step = last["step"]
+    quality = step.given if isinstance(step.given, int) else last["quality"]
+    saved_chroma = step.chroma or chroma
+    before = image
+
+    def save():
+      encoded = jpeg.encode(before, quality, saved_chroma)
+      return jpeg.decode(encoded), encoded
+
+    image, data = _when(last["applied"], save, lambda: (before, tf.constant("")))
+  image.set_shape([None, None, 3])
+  return image, record, data
 
 
 def _input_box(entry, offset, box):
@@ -459,9 +516,11 @@ def apply_window(
   """The `size` patch at `offset` of the chain's result, pixel-equal to
   `apply`'s, computed from only the part of the source it needs:
   `read(offset, size)` returns that part of the source image (a windowed
-  JPEG decode, say), `planned` is `plan`'s list for the source's size."""
+  JPEG decode, say), `planned` is `plan`'s list for the source's size.
+  `size` is a pair of ints, or an int32 tensor known only at run time."""
   offset = tf.cast(offset, tf.int32)
-  box = tf.constant(list(size), tf.int32)
+  static = size if isinstance(size, (list, tuple)) else tf.get_static_value(size)
+  box = tf.cast(tf.convert_to_tensor(size), tf.int32)
   boxes = [(offset, box)]
   for entry in reversed(planned):
     boxes.append(_input_box(entry, *boxes[-1]))
@@ -469,5 +528,7 @@ def apply_window(
   window = read(*boxes[0])
   for entry, (window_offset, _), (out_offset, out_box) in zip(planned, boxes, boxes[1:]):
     window = _window(window, window_offset, entry, out_offset, out_box, chroma)
-  patch = tf.ensure_shape(window, list(size) + [3])
-  return patch
+  if static is None:
+    window.set_shape([None, None, 3])
+    return window
+  return tf.ensure_shape(window, [int(v) for v in static] + [3])

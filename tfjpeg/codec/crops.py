@@ -13,6 +13,7 @@ from typing import Any
 
 import tensorflow as tf
 
+from tfjpeg.codec import resample
 from tfjpeg.core import seeds
 
 # What the ops take: a tensor, or anything tf.convert_to_tensor takes.
@@ -181,3 +182,30 @@ def _pair(size):
   if height < 1 or width < 1:
     raise ValueError(f"patch size must be positive, got {size}")
   return height, width
+
+
+def centre_crop(image: TensorLike, size: int) -> tf.Tensor:
+  """torchvision's `CenterCrop(size)` of a uint8 HxWx3 image: the top-left
+  corner at round((H - size) / 2) (Python's round, half to even) and the
+  same across; an image smaller than `size` is first padded with black,
+  (size - H) // 2 rows above and the rest below, and so across."""
+  image = tf.convert_to_tensor(image)
+  shape = tf.shape(image)[:2]
+  pad = tf.maximum(size - shape, 0)
+  image = tf.pad(
+    image, [[pad[0] // 2, pad[0] - pad[0] // 2], [pad[1] // 2, pad[1] - pad[1] // 2], [0, 0]]
+  )
+  room = tf.cast(tf.shape(image)[:2] - size, tf.float64)
+  top_left = tf.cast(tf.round(room / 2.0), tf.int32)  # tf.round: half to even, as Python's
+  out = image[top_left[0] : top_left[0] + size, top_left[1] : top_left[1] + size]
+  return tf.ensure_shape(out, [size, size, 3])
+
+
+def model_input(image: TensorLike, mode: str, size: int, kernel: str = "bilinear") -> tf.Tensor:
+  """A whole uint8 image as a model of `size`x`size` input takes it: mode
+  "resize" (Pillow-exact, tfjpeg.codec.resample) or "centre_crop" (`centre_crop`)."""
+  if mode == "resize":
+    return tf.ensure_shape(resample.resize(image, (size, size), kernel), [size, size, 3])
+  if mode == "centre_crop":
+    return centre_crop(image, size)
+  raise ValueError(f"a model input is 'resize' or 'centre_crop', got {mode!r}")

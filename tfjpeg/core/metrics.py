@@ -8,8 +8,9 @@ resampled (within each class, so every class stays present).
 `image_balanced_accuracy` first averages the log-probabilities of an image's
 patches, then scores images. Two-class tasks (real vs generated) also get
 `roc_auc` and `average_precision` of the second class's probability, since a
-fixed 0.5 threshold hides how separable the classes are; both are NaN for more
-classes.
+fixed 0.5 threshold hides how separable the classes are, and `roc_auc_low` and
+`_high`, the AUC's 95% interval by the same bootstrap over images; all are NaN
+for more classes.
 
 Per grid phase (the per-offset sweep of `tfjpeg.analysis.offsets`): the phase table,
 the offset map, the displacement curve and ASD%. The score of a patch is the
@@ -84,6 +85,37 @@ def average_precision(positive, scores):
   return float(sk_metrics.average_precision_score(positive, scores))
 
 
+def auc_interval(labels, scores, image_ids, level=0.95, resamples=1000, seed=0):
+  """The `level` percentile interval of ROC AUC (class 1 against class 0,
+  by `scores`) when test images (all patches of each) are resampled with
+  replacement within their class, as `bootstrap_interval`. The AUC of a
+  resample is its Mann-Whitney statistic with each patch weighted by how
+  often its image was drawn (ties count half). NaN unless both classes occur."""
+  labels, scores = np.asarray(labels), np.asarray(scores, float)
+  ids = pd.factorize(pd.Series(np.asarray(image_ids)))[0]
+  if not ((labels == 1).any() and (labels == 0).any()):
+    return float("nan"), float("nan")
+  rng = np.random.default_rng(seed)
+  weights = np.zeros((resamples, len(labels)))
+  for k in (0, 1):
+    images = np.unique(ids[labels == k])
+    picks = rng.integers(0, len(images), size=(resamples, len(images)))
+    counts = np.apply_along_axis(np.bincount, 1, picks, minlength=len(images))
+    where = np.searchsorted(images, ids[labels == k])
+    weights[:, labels == k] = counts[:, where]
+  order = np.argsort(scores, kind="stable")
+  starts = np.flatnonzero(np.r_[True, np.diff(scores[order]) != 0])  # groups of equal scores
+  positive = np.where(labels[order] == 1, weights[:, order], 0.0)
+  negative = np.where(labels[order] == 0, weights[:, order], 0.0)
+  pos_groups = np.add.reduceat(positive, starts, axis=1)
+  neg_groups = np.add.reduceat(negative, starts, axis=1)
+  below = np.cumsum(neg_groups, axis=1) - neg_groups  # negatives with lower scores
+  wins = (pos_groups * (below + 0.5 * neg_groups)).sum(1)
+  aucs = wins / (positive.sum(1) * negative.sum(1))
+  tail = 100 * (1 - level) / 2
+  return float(np.percentile(aucs, tail)), float(np.percentile(aucs, 100 - tail))
+
+
 def two_class_scores(labels, probabilities):
   """ROC AUC and AP of class 1 against class 0; NaN for other class counts."""
   probabilities = np.asarray(probabilities)
@@ -117,6 +149,14 @@ def condition_metrics(probabilities, labels, image_ids):
     n_patches=int(len(labels)),
     image_balanced_accuracy=balanced_accuracy(per_image["label"].astype(int), image_predictions),
     **two_class_scores(labels, probabilities),
+    **dict(
+      zip(
+        ("roc_auc_low", "roc_auc_high"),
+        auc_interval(labels, probabilities[:, 1], image_ids)
+        if probabilities.ndim == 2 and probabilities.shape[1] == 2
+        else (float("nan"), float("nan")),
+      )
+    ),
   )
 
 

@@ -7,8 +7,15 @@ size, and the probabilities of uint8 RGB patches.
     `serve_patches` signatures);
   - any other SavedModel whose serving signature maps [N, H, W, 3] patches to
     class probabilities, or any `.keras` file that does;
+  - an `.onnx` file (`tfjpeg.serving.onnx_model`, run with onnxruntime): a
+    PyTorch detector as its users export it, or a run `bin/export --format=onnx`
+    wrote;
 with the class names and patch size from the model's own metadata when it has
-them, else from the arguments (flags).
+them, else from the arguments (flags). `Preprocessing` says how uint8 RGB
+images become the model's input (layout, scale, mean and std; patches, or
+the whole image resized or centre-cropped to the input size, as the
+detector's authors test it) and how its outputs become probabilities (a
+softmax of logits; a single logit's sigmoid as the second class, "fake").
 """
 
 import dataclasses
@@ -28,7 +35,113 @@ from tfjpeg.core.errors import ConfigError
 from tfjpeg.core.errors import MissingError
 from tfjpeg.data import tasks
 from tfjpeg.models import nets
+from tfjpeg.serving import onnx_model
 from tfjpeg.train import rundir
+
+# How a model takes an image: patches cut by the caller (tfjpeg's own), or
+# the whole image resized to its input size, or centre-cropped to it
+# (torchvision's CenterCrop: padded with black where the image is smaller).
+INPUTS = ("patches", "resize", "centre_crop")
+LAYOUTS = ("nhwc", "nchw")
+SCALES = ("0..255", "0..1")
+OUTPUTS = ("probabilities", "logits")
+RESIZE_KERNELS = ("bilinear", "bicubic", "lanczos", "box", "hamming")
+# torchvision's ImageNet normalisation, in units of the 0..1 scale.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# A one-output detector's classes: its score is of the second.
+ONE_SCORE_NAMES = ("real", "fake")
+
+
+def _channels(values, what):
+  if values in ("imagenet", ("imagenet",), ["imagenet"]):
+    return IMAGENET_MEAN if what == "mean" else IMAGENET_STD
+  try:
+    numbers = tuple(float(v) for v in values)
+  except (TypeError, ValueError):
+    raise ConfigError(f"{what}: {values!r} is not three numbers or 'imagenet'") from None
+  if len(numbers) not in (0, 1, 3):
+    raise ConfigError(f"{what}: give one number or three (R, G, B), not {len(numbers)}")
+  return numbers * 3 if len(numbers) == 1 else numbers
+
+
+@dataclasses.dataclass(frozen=True)
+class Preprocessing:
+  """How uint8 RGB images become a model's input, and its outputs class
+  probabilities. None: the model's own (its metadata; an ONNX file's input
+  layout; else 0..255 NHWC probabilities for Keras and SavedModel forms,
+  0..1 logits for ONNX files, PyTorch's convention)."""
+
+  input: str | None = None  # INPUTS; patches by default
+  layout: str | None = None  # LAYOUTS
+  scale: str | None = None  # SCALES
+  mean: tuple = ()  # per channel, in the scale's units; () none
+  std: tuple = ()
+  kernel: str = "bilinear"  # of input "resize" (Pillow's, as torchvision's on PIL images)
+  outputs: str | None = None  # OUTPUTS
+
+  def __post_init__(self):
+    for name, allowed in (
+      ("input", INPUTS),
+      ("layout", LAYOUTS),
+      ("scale", SCALES),
+      ("outputs", OUTPUTS),
+      ("kernel", RESIZE_KERNELS),
+    ):
+      value = getattr(self, name)
+      if value is not None and value not in allowed:
+        raise ConfigError(f"{name}: {value!r} is none of {', '.join(allowed)}")
+    object.__setattr__(self, "mean", _channels(self.mean, "mean"))
+    object.__setattr__(self, "std", _channels(self.std, "std"))
+    if bool(self.mean) != bool(self.std):
+      raise ConfigError("give mean and std together (or 'imagenet' for both)")
+    if any(v <= 0 for v in self.std):
+      raise ConfigError(f"std: {self.std} has a value that is not above 0")
+
+  def filled(self, **defaults: Any) -> "Preprocessing":
+    """This, with every None field set from `defaults`."""
+    changes = {k: v for k, v in defaults.items() if getattr(self, k) is None and v is not None}
+    return dataclasses.replace(self, **changes)
+
+  def as_dict(self) -> dict:
+    return dict(dataclasses.asdict(self), mean=list(self.mean), std=list(self.std))
+
+  @property
+  def whole_image(self) -> bool:
+    """Whether the model takes whole images (resized or centre-cropped)."""
+    return self.input in ("resize", "centre_crop")
+
+  def describe(self, size: int) -> str:
+    """In words, for the report."""
+    taken = {
+      "patches": f"{size}-pixel patches",
+      "resize": f"the whole image resized to {size}x{size} ({self.kernel}, Pillow's)",
+      "centre_crop": f"the whole image centre-cropped to {size}x{size} (torchvision's)",
+    }[self.input or "patches"]
+    normalised = f", mean {list(self.mean)} and std {list(self.std)}" if self.mean else ""
+    return (
+      f"{taken}; {(self.layout or 'nhwc').upper()}, {self.scale or '0..255'}{normalised}; "
+      f"outputs {self.outputs or 'probabilities'}"
+    )
+
+  def normalise(self, patches: tf.Tensor) -> tf.Tensor:
+    """uint8 [N, H, W, 3] patches as the model takes them (float32)."""
+    x = tf.cast(patches, tf.float32)
+    if self.scale == "0..1":
+      x = x / 255.0
+    if self.mean:
+      x = (x - tf.constant(self.mean, tf.float32)) / tf.constant(self.std, tf.float32)
+    return tf.transpose(x, [0, 3, 1, 2]) if self.layout == "nchw" else x
+
+  def probabilities(self, outputs: tf.Tensor) -> tf.Tensor:
+    """[N, C] probabilities of the model's [N, K] outputs: a softmax of
+    logits; one output is the second class's score (its sigmoid, for a
+    logit), the first class getting the rest."""
+    outputs = tf.cast(outputs, tf.float32)
+    if outputs.shape[-1] == 1:
+      score = tf.sigmoid(outputs) if self.outputs == "logits" else outputs
+      return tf.concat([1.0 - score, score], -1)
+    return tf.nn.softmax(outputs, -1) if self.outputs == "logits" else outputs
 
 
 @dataclasses.dataclass
@@ -39,6 +152,9 @@ class Classifier:
   form: str  # "run", "tfjpeg-savedmodel", "savedmodel" or "keras"
   forward: Callable  # uint8 [N, P, P, 3] tensor -> [N, C] probabilities
   keras_model: keras.Model | None = None  # run and .keras forms
+  preprocessing: Preprocessing = dataclasses.field(
+    default_factory=lambda: Preprocessing(input="patches", layout="nhwc", scale="0..255")
+  )
 
   @property
   def num_classes(self):
@@ -109,23 +225,78 @@ def _patch_size(shape, patch_size, source):
   return int(patch_size)
 
 
-def _from_keras(model, source, form, class_names, patch_size):
+def _keras_defaults(preprocessing):
+  return (preprocessing or Preprocessing()).filled(
+    input="patches", layout="nhwc", scale="0..255", outputs="probabilities"
+  )
+
+
+def _from_keras(model, source, form, class_names, patch_size, preprocessing=None):
+  preprocessing = _keras_defaults(preprocessing)
   forward = tf.function(
-    lambda x: model(tf.cast(x, tf.float32), training=False), reduce_retracing=True
+    lambda x: preprocessing.probabilities(model(preprocessing.normalise(x), training=False)),
+    reduce_retracing=True,
   )
   count = int(model.output_shape[-1])
+  shape = model.input_shape
+  if preprocessing.layout == "nchw":
+    shape = (shape[0], shape[2], shape[3], shape[1])
   return Classifier(
-    _names(class_names, count, source),
-    _patch_size(model.input_shape, patch_size, source),
+    _names(class_names, 2 if count == 1 else count, source),
+    _patch_size(shape, patch_size, source),
     source,
     form,
     forward,
     model,
+    preprocessing,
   )
 
 
-def _from_saved_model(path, class_names, patch_size):
+def _from_onnx(path, class_names, patch_size, preprocessing=None):
+  model = onnx_model.OnnxModel(path)
+  meta = model.metadata
+  preprocessing = (preprocessing or Preprocessing()).filled(
+    **{k: v for k, v in meta.get("preprocessing", {}).items() if k not in ("mean", "std")}
+  )
+  if not preprocessing.mean and meta.get("preprocessing", {}).get("mean"):
+    preprocessing = dataclasses.replace(
+      preprocessing, mean=meta["preprocessing"]["mean"], std=meta["preprocessing"]["std"]
+    )
+  layout = preprocessing.layout or model.layout
+  if layout is None:
+    raise ConfigError(
+      f"{path} takes {model.input.shape} inputs: say which axis holds the colours (--layout)"
+    )
+  preprocessing = preprocessing.filled(
+    input="patches", layout=layout, scale="0..1", outputs="logits"
+  )
+  fixed = model.size(layout)
+  size = _patch_size((None, *fixed, 3), patch_size or meta.get("patch_size"), path)
+  count = model.outputs_for(layout, size)
+  names = class_names or meta.get("class_names") or (ONE_SCORE_NAMES if count == 1 else None)
+
+  def run(batch):
+    return model(batch)
+
+  def forward(x):
+    outputs = tf.numpy_function(run, [preprocessing.normalise(x)], tf.float32, stateful=False)
+    outputs.set_shape([None, count])
+    return preprocessing.probabilities(outputs)
+
+  return Classifier(
+    _names(names, 2 if count == 1 else count, path),
+    size,
+    path,
+    "onnx",
+    tf.function(forward, reduce_retracing=True),
+    None,
+    preprocessing,
+  )
+
+
+def _from_saved_model(path, class_names, patch_size, preprocessing=None):
   module = tf.saved_model.load(path)
+  preprocessing = _keras_defaults(preprocessing)
   if hasattr(module, "metadata") and hasattr(module, "serve_patches"):  # tfjpeg.serving.export's
     metadata = module.metadata()
     names = [n.decode() for n in metadata["class_names"].numpy()]
@@ -135,6 +306,8 @@ def _from_saved_model(path, class_names, patch_size):
       path,
       "tfjpeg-savedmodel",
       lambda x: module.serve_patches(x)["probabilities"],
+      None,
+      dataclasses.replace(preprocessing, input=preprocessing.input),
     )
   if "serving_default" not in module.signatures:
     raise ConfigError(f"{path} is a SavedModel without a serving signature")
@@ -147,30 +320,57 @@ def _from_saved_model(path, class_names, patch_size):
       f"({', '.join(outputs)}); one of class probabilities is needed"
     )
   ((output, out_spec),) = outputs.items()
-  size = _patch_size(spec.shape.as_list(), patch_size, path)
-  forward = lambda x: signature(**{name: tf.cast(x, spec.dtype)})[output]
+  shape = spec.shape.as_list()
+  if preprocessing.layout == "nchw":
+    shape = [shape[0], shape[2], shape[3], shape[1]]
+  size = _patch_size(shape, patch_size, path)
+
+  def forward(x):
+    inputs = preprocessing.normalise(x)
+    return preprocessing.probabilities(signature(**{name: tf.cast(inputs, spec.dtype)})[output])
+
+  count = int(out_spec.shape[-1])
   return Classifier(
-    _names(class_names, int(out_spec.shape[-1]), path), size, path, "savedmodel", forward
+    _names(class_names, 2 if count == 1 else count, path),
+    size,
+    path,
+    "savedmodel",
+    forward,
+    None,
+    preprocessing,
   )
 
 
 def load(
-  path: str, class_names: Sequence[str] | None = None, patch_size: int | None = None
+  path: str,
+  class_names: Sequence[str] | None = None,
+  patch_size: int | None = None,
+  preprocessing: Preprocessing | None = None,
 ) -> "Classifier":
-  """The classifier at `path` (see the module docstring)."""
+  """The classifier at `path` (see the module docstring). `patch_size` is the
+  model's input size where the model leaves it free; `preprocessing`'s set
+  fields override the model's own."""
   if not os.path.exists(path):
     raise MissingError(f"no model at {path}")
+  if path.endswith(".onnx"):
+    return _from_onnx(path, class_names, patch_size, preprocessing)
   if _is_run_directory(path):
     about, model = load_model(path)
-    return _from_keras(model, path, "run", about["class_names"], about["patch_size"])
+    return _from_keras(model, path, "run", about["class_names"], about["patch_size"], preprocessing)
   if os.path.isdir(path) and os.path.exists(os.path.join(path, "saved_model.pb")):
-    return _from_saved_model(path, class_names, patch_size)
+    return _from_saved_model(path, class_names, patch_size, preprocessing)
   if path.endswith(".keras"):
     return _from_keras(
-      keras.models.load_model(path, compile=False), path, "keras", class_names, patch_size
+      keras.models.load_model(path, compile=False),
+      path,
+      "keras",
+      class_names,
+      patch_size,
+      preprocessing,
     )
   raise ConfigError(
-    f"{path} is neither a run directory (run.json), a SavedModel (saved_model.pb) nor a .keras file"
+    f"{path} is neither a run directory (run.json), a SavedModel (saved_model.pb), "
+    "a .keras nor an .onnx file"
   )
 
 

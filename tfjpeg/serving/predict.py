@@ -97,8 +97,10 @@ def predict_file(classifier, path, policy, num_patches=8, seed=0):
     grid_confidence=float("nan"),
     error="",
   )
+  whole = classifier.preprocessing.whole_image
   try:
-    images.probe(path, min_size=(classifier.patch_size, classifier.patch_size))
+    size = classifier.patch_size
+    images.probe(path, min_size=None if whole else (size, size))
     with open(path, "rb") as f:
       image = images.decode(f.read())
   except images.BadImageError as e:
@@ -112,13 +114,21 @@ def predict_file(classifier, path, policy, num_patches=8, seed=0):
   row.update(
     grid_origin=f"{origin[0]}:{origin[1]}" if found else "", grid_confidence=float(confidence)
   )
-  patches, offsets = cut(
-    image, classifier.patch_size, policy, num_patches, seed, origin if found else None
-  )
+  if whole:  # the model's own input: the whole image resized or centre-cropped
+    pre = classifier.preprocessing
+    patches = crops.model_input(image, pre.input, classifier.patch_size, pre.kernel).numpy()[None]
+    offsets, row["placement"] = np.zeros((1, 2), int), pre.input
+  else:
+    patches, offsets = cut(
+      image, classifier.patch_size, policy, num_patches, seed, origin if found else None
+    )
   probabilities = classifier.probabilities(patches)
-  log_probabilities = np.log(np.clip(probabilities, 1e-12, 1.0))
-  combined = np.exp(log_probabilities.mean(0))
-  combined /= combined.sum()
+  if len(probabilities) == 1:  # one input: its probabilities as the model gave them
+    combined = probabilities[0]
+  else:
+    log_probabilities = np.log(np.clip(probabilities, 1e-12, 1.0))
+    combined = np.exp(log_probabilities.mean(0))
+    combined /= combined.sum()
   row.update(
     predicted=classifier.class_names[int(combined.argmax())],
     num_patches=len(patches),
@@ -166,11 +176,14 @@ def run(
   stream: IO[str] = sys.stderr,
   class_names: Sequence[str] | None = None,
   patch_size: int | None = None,
+  preprocessing: classifier_lib.Preprocessing | None = None,
 ) -> dict:
   """Predicts every file of `inputs` with the model at `model_path` (class
-  names and patch size from the model, else from the arguments), writes `out`
-  (CSV); returns the summary dict."""
-  classifier = classifier_lib.load(model_path, class_names, patch_size)
+  names and patch size from the model, else from the arguments;
+  `preprocessing` as `tfjpeg.serving.classifier.load` takes it), writes `out`
+  (CSV); returns the summary dict. A model that takes whole images
+  (resized or centre-cropped) gets each file once, as its input step makes it."""
+  classifier = classifier_lib.load(model_path, class_names, patch_size, preprocessing)
   files = collect(inputs, classifier.class_names)
   rows, patch_rows = [], []
   started = time.time()

@@ -1,0 +1,163 @@
+"""A labelled folder put through the report's whole-image conditions, as files
+anyone's detector can score.
+
+    OUT/<condition>/<class>/<name>.<jpg|png|as stored>
+    OUT/manifest.csv      path, condition, image_id, class_name, label, format,
+                          bytes, sha256, qf: one row per file written
+    OUT/chain_draws.csv   what each chain drew for each image
+    OUT/degrade.json      the source, seed, chroma, classes and the plan
+                          (`file_report.Plan`), which `bin/report --scores` reads
+
+A file is the image as stored where nothing was done to it (the original
+bytes, never re-encoded), the final JPEG's bytes where a condition ends in a
+save, lossless PNG otherwise. Its pixels are those the report gives a model
+for the condition (`tfjpeg.pipeline.whole_images`), and the same seed writes
+the same bytes. Each `<condition>` folder is itself a labelled folder.
+"""
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from typing import IO
+
+import pandas as pd
+import tensorflow as tf
+
+from tfjpeg import config as config_lib
+from tfjpeg.analysis import file_report
+from tfjpeg.analysis import report
+from tfjpeg.codec import images
+from tfjpeg.core import progress
+from tfjpeg.core.errors import ConfigError
+from tfjpeg.data import tasks
+from tfjpeg.pipeline import whole_images
+from tfjpeg.train import rundir
+
+MANIFEST = file_report.MANIFEST
+SETTINGS = file_report.SETTINGS
+MANIFEST_COLUMNS = (
+  "path",
+  "condition",
+  "image_id",
+  "class_name",
+  "label",
+  "format",
+  "bytes",
+  "sha256",
+  "qf",
+)
+_EXTENSIONS = {"jpeg": ".jpg", "png": ".png"}
+
+
+def folder_name(condition: whole_images.FileCondition) -> str:
+  """The folder a condition's files go to: its name, spelled for a file system."""
+  return config_lib.file_name(condition.name)
+
+
+def _write(path, data):
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  temporary = path + ".partial"
+  with open(temporary, "wb") as f:
+    f.write(data)
+  os.replace(temporary, path)
+
+
+def degrade(
+  images_dir: str,
+  out_dir: str,
+  seed: int = 0,
+  chroma: str = "4:2:0",
+  qualities: Sequence[int | None] = report.QUALITIES,
+  resize_factors: Sequence[float] = report.RESIZE_FACTORS,
+  resize_qualities: Sequence[int | None] = report.RESIZE_QUALITIES,
+  chains: Sequence[str] = report.PROTOCOLS,
+  class_names: Sequence[str] | None = None,
+  only_chains: bool = False,
+  command: str | None = None,
+  stream: IO[str] | None = None,
+) -> dict:
+  """Writes every image of `images_dir` (DIR/<class>/...) under every
+  condition of `file_report.plan` (or, with `only_chains`, under `chains`
+  alone) to `out_dir` (module docstring). Returns a summary: files, bytes,
+  conditions, images."""
+  task = tasks.labelled_folder(images_dir, 1, 1, class_names)
+  names = list(class_names or task.class_names)
+  if not class_names and len(names) == 2:  # the class named like a fake second: "fake" as 1
+    positive = report.positive_class(names)
+    names = [n for n in names if n != positive] + [positive]
+  memory_task, columns = report.in_memory(task, names)
+  if not len(columns["encoded"]):
+    raise ConfigError(f"no images in {images_dir}")
+  profile = report.stored_profile(columns, names, stream)
+  if only_chains:
+    the_plan = file_report.plan(profile, (), (1.0,), (None,), chains)
+    the_plan = file_report.Plan(
+      tuple(c for c in the_plan.conditions if c.chain != "none"),
+      the_plan.resize_grid.iloc[0:0],
+      the_plan.protocols,
+      the_plan.swap_qfs,
+      the_plan.common_qf,
+      the_plan.levels,
+    )
+  else:
+    the_plan = file_report.plan(profile, qualities, resize_factors, resize_qualities, chains)
+  dataset = whole_images.dataset(
+    memory_task.images("test"),
+    the_plan.conditions,
+    seed,
+    chroma,
+    the_plan.swap_qfs,
+    the_plan.common_qf,
+    files=True,
+    pixels=False,
+  )
+  os.makedirs(out_dir, exist_ok=True)
+  rows, draw_batches = [], []
+  total = len(columns["encoded"]) * len(the_plan.conditions)
+  with progress.Progress(total, "degrading", "files", stream) as bar:
+    for element in dataset.prefetch(tf.data.AUTOTUNE):
+      condition = the_plan.conditions[int(element["condition"])]
+      data = element["data"].numpy()
+      image_id = element["image_id"].numpy().decode()
+      kind = images.sniff_format(data[:16]) or "unknown"
+      extension = _EXTENSIONS.get(kind) or os.path.splitext(image_id)[1] or f".{kind}"
+      relative = os.path.join(folder_name(condition), os.path.splitext(image_id)[0] + extension)
+      _write(os.path.join(out_dir, relative), data)
+      label = int(element["label"])
+      rows.append(
+        dict(
+          path=relative,
+          condition=condition.name,
+          image_id=image_id,
+          class_name=names[label],
+          label=label,
+          format=kind,
+          bytes=len(data),
+          sha256=hashlib.sha256(data).hexdigest(),
+          qf=int(element["qf"]),
+        )
+      )
+      draw_batches.append(([condition.name], [image_id], element["draws"].numpy()[None]))
+      bar.update()
+  manifest = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
+  rundir.write_atomically(os.path.join(out_dir, MANIFEST), manifest.to_csv(index=False))
+  rundir.write_atomically(
+    os.path.join(out_dir, "chain_draws.csv"),
+    file_report.chain_draws(the_plan, draw_batches).to_csv(index=False),
+  )
+  settings = dict(
+    source=os.path.abspath(images_dir),
+    seed=seed,
+    chroma=chroma,
+    class_names=names,
+    command=command or report.command_line(),
+    plan=the_plan.to_json(),
+  )
+  rundir.write_atomically(os.path.join(out_dir, SETTINGS), json.dumps(settings, indent=1))
+  return dict(
+    files=len(manifest),
+    bytes=int(manifest["bytes"].sum()),
+    conditions=len(the_plan.conditions),
+    images=len(columns["encoded"]),
+  )
