@@ -133,8 +133,8 @@ def _images(classifier, model_path, images_dir, task_name, data_dir, config):
     return tasks.labelled_folder(
       images_dir, size, config.task.patches_per_image or 1, classifier.class_names
     ), config
-  if not task_name and classifier.form == "run":  # the run's own test split
-    config = config_lib.override(config_lib.saved(model_path), data_dir=data_dir)
+  if not task_name and classifier.run_config is not None:  # the run's own test split
+    config = config_lib.override(classifier.run_config, data_dir=data_dir)
     task = tasks.get(config.task)
   elif task_name:
     config = config_lib.replace(

@@ -155,6 +155,9 @@ class Classifier:
   preprocessing: Preprocessing = dataclasses.field(
     default_factory=lambda: Preprocessing(input="patches", layout="nhwc", scale="0..255")
   )
+  # The config of the run the model was trained in (a run directory, an ONNX
+  # file bin/export wrote): a report tests it on that run's test split.
+  run_config: config_lib.Config | None = None
 
   @property
   def num_classes(self):
@@ -283,6 +286,7 @@ def _from_onnx(path, class_names, patch_size, preprocessing=None):
     outputs.set_shape([None, count])
     return preprocessing.probabilities(outputs)
 
+  run_config = meta.get("run_config")
   return Classifier(
     _names(names, 2 if count == 1 else count, path),
     size,
@@ -291,6 +295,7 @@ def _from_onnx(path, class_names, patch_size, preprocessing=None):
     tf.function(forward, reduce_retracing=True),
     None,
     preprocessing,
+    config_lib.Config.from_json(run_config) if run_config else None,
   )
 
 
@@ -356,7 +361,10 @@ def load(
     return _from_onnx(path, class_names, patch_size, preprocessing)
   if _is_run_directory(path):
     about, model = load_model(path)
-    return _from_keras(model, path, "run", about["class_names"], about["patch_size"], preprocessing)
+    loaded = _from_keras(
+      model, path, "run", about["class_names"], about["patch_size"], preprocessing
+    )
+    return dataclasses.replace(loaded, run_config=config_lib.saved(path))
   if os.path.isdir(path) and os.path.exists(os.path.join(path, "saved_model.pb")):
     return _from_saved_model(path, class_names, patch_size, preprocessing)
   if path.endswith(".keras"):

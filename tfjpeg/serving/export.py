@@ -17,7 +17,10 @@ import tensorflow as tf
 
 from tfjpeg.codec import images
 from tfjpeg.core import runlock
+from tfjpeg.core.errors import ConfigError
+from tfjpeg.core.errors import MissingError
 from tfjpeg.serving import classifier
+from tfjpeg.serving import onnx_model
 
 
 def grid_tiles(image, patch_size):
@@ -75,12 +78,47 @@ def export(model, class_names, patch_size, path):
   return path
 
 
-def export_run(workdir: str, path: str | None = None) -> str:
-  """Exports the selected weights of the run in `workdir` (to workdir/export by
-  default), from the run directory alone: no dataset is read. Holds the run
-  directory's lock, as training does: a run being trained is refused."""
+FORMATS = ("savedmodel", "onnx")
+# What the nets of this project take and give, for an ONNX file's metadata.
+RUN_PREPROCESSING = dict(input="patches", layout="nhwc", scale="0..255", outputs="probabilities")
+
+
+def export_onnx(model, class_names, patch_size, path, run_config=None):
+  """Writes `model` as an ONNX file at `path` (Keras's own export, through
+  tf2onnx): float32 [N, P, P, 3] patches at 0..255 in, probabilities out,
+  with tfjpeg's metadata (`tfjpeg.serving.onnx_model.write_metadata`)."""
+  try:
+    import onnx  # noqa: F401  # pylint: disable=g-import-not-at-top,unused-import
+    import tf2onnx  # noqa: F401  # pylint: disable=g-import-not-at-top,unused-import
+  except ImportError:
+    raise MissingError("writing ONNX needs onnx and tf2onnx: pip install 'tfjpeg[onnx]'") from None
+  model(tf.zeros([1, patch_size, patch_size, 3]), training=False)  # Keras exports called models
+  model.export(path, format="onnx", verbose=False)
+  onnx_model.write_metadata(path, class_names, patch_size, RUN_PREPROCESSING, run_config)
+  return path
+
+
+def export_run(workdir: str, path: str | None = None, file_format: str = "savedmodel") -> str:
+  """Exports the selected weights of the run in `workdir` (to workdir/export,
+  or workdir/model.onnx, by default), from the run directory alone: no
+  dataset is read. `file_format` is "savedmodel" (with the signatures of
+  `export`) or "onnx" (`export_onnx`, carrying the run's config, so that
+  `bin/report` of the file tests it as `bin/report` of the run does). Holds
+  the run directory's lock, as training does: a run being trained is refused."""
+  if file_format not in FORMATS:
+    raise ConfigError(f"export format must be one of {', '.join(FORMATS)}, got {file_format!r}")
   with runlock.hold(workdir, create=False):
     about, model = classifier.load_model(workdir)
+    if file_format == "onnx":
+      with open(os.path.join(workdir, "config.json")) as f:
+        run_config = f.read()
+      return export_onnx(
+        model,
+        about["class_names"],
+        about["patch_size"],
+        path or os.path.join(workdir, "model.onnx"),
+        run_config,
+      )
     return export(
       model, about["class_names"], about["patch_size"], path or os.path.join(workdir, "export")
     )

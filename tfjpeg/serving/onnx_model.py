@@ -114,13 +114,27 @@ class OnnxModel:
     return np.concatenate(outputs)
 
 
-def write_metadata(path: str, class_names: Sequence[str], patch_size: int, preprocessing: dict):
-  """Adds tfjpeg's metadata (`METADATA`) to the ONNX file at `path`."""
+def write_metadata(
+  path: str,
+  class_names: Sequence[str],
+  patch_size: int,
+  preprocessing: dict,
+  run_config: str | None = None,
+):
+  """Adds tfjpeg's metadata (`METADATA`) to the ONNX file at `path`: class
+  names, patch size, preprocessing, and the config of the run it was
+  exported from (its config.json text), so that a report of the file tests
+  it on the run's own test split, as a report of the run does."""
   import onnx  # pylint: disable=g-import-not-at-top
 
   model = onnx.load(path)
   value = json.dumps(
-    dict(class_names=list(class_names), patch_size=int(patch_size), preprocessing=preprocessing)
+    dict(
+      class_names=list(class_names),
+      patch_size=int(patch_size),
+      preprocessing=preprocessing,
+      run_config=run_config,
+    )
   )
   kept = [(p.key, p.value) for p in model.metadata_props if p.key != METADATA]
   del model.metadata_props[:]
