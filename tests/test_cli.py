@@ -264,6 +264,7 @@ ONE_LINE_MISTAKES = {
   "plot": (["--table=/nonexistent.csv"], "--table=/nonexistent.csv: no such file or folder"),
   "grid_accuracy": (["--photos=/nonexistent"], "--photos=/nonexistent: no such file or folder"),
   "benchmark": (["--sections=nope"], "unknown benchmark sections ['nope']"),
+  "degrade": (["--images=/nonexistent", "--out=/tmp/x"], "--images=/nonexistent: no such file"),
   "data_service": (["--role=worker"], "--dispatcher"),
 }
 

@@ -17,6 +17,7 @@ import pytest
 from tfjpeg.analysis import evaluation
 from tfjpeg.analysis import report
 from tfjpeg.serving import classifier
+from tfjpeg.serving import export
 
 import helpers as testing
 
@@ -243,3 +244,29 @@ def test_labels_follow_the_models_class_order(tmp_path):
   assert [int(e["label"]) for e in held.images("test")] == columns["label"].tolist()
   with pytest.raises(ValueError, match="does not know"):
     report.in_memory(task, ["a"])
+
+
+def test_an_onnx_export_of_a_run_gives_the_runs_report(trained, run_report, tmp_path, monkeypatch):
+  """bin/export --format=onnx carries the run's classes, patch size and
+  config: the report of the file, with no flag, is the run's report (ONNX
+  Runtime's arithmetic against TensorFlow's: probabilities within 1e-6,
+  every accuracy and AUC equal)."""
+  workdir, cache = trained
+  monkeypatch.setenv("TFJPEG_CACHE", str(cache))
+  path = export.export_run(str(workdir), str(tmp_path / "run.onnx"), "onnx")
+  summary = report.make(
+    path, str(tmp_path / "onnx"), command="bin/report --model=RUN.onnx", **SMALL
+  )
+  out, by_run = run_report
+  assert summary["verdict"] == by_run["verdict"]
+  for name in ("conditions.csv", "per_class.csv", "resize.csv", "stability.csv"):
+    mine, theirs = pd.read_csv(tmp_path / "onnx" / name), pd.read_csv(out / name)
+    assert list(mine.columns) == list(theirs.columns) and len(mine) == len(theirs), name
+    numbers = mine.select_dtypes("number").columns
+    np.testing.assert_array_equal(
+      mine[numbers].to_numpy(), theirs[numbers].to_numpy(), err_msg=name
+    )
+  offsets = pd.read_csv(tmp_path / "onnx" / "offsets_8.csv")
+  np.testing.assert_allclose(
+    offsets["score"], pd.read_csv(out / "offsets_8.csv")["score"], atol=1e-6
+  )

@@ -111,6 +111,7 @@ def degrade(
     the_plan.common_qf,
     files=True,
     pixels=False,
+    all_jpeg=all(whole_images.is_jpeg(e) for e in columns["encoded"]),
   )
   os.makedirs(out_dir, exist_ok=True)
   rows, draw_batches = [], []

@@ -54,7 +54,15 @@ DRAWS_FILE = "chain_draws.csv"
 
 
 def evaluate(
-  model, task, config, split="test", conditions=None, seen=None, profile=None, draws_path=None
+  model,
+  task,
+  config,
+  split="test",
+  conditions=None,
+  seen=None,
+  profile=None,
+  draws_path=None,
+  keep=None,
 ):
   """Scores `model` on every test condition of `config`. With `seen` (an
   `input_pipeline.ImagesSeen`), an image that fails to decode is skipped, for
@@ -63,7 +71,9 @@ def evaluate(
   files), read from the files' headers when not given. With `draws_path`,
   what each chain condition drew for each image (crop places, sizes, sigmas,
   QFs) is written there as CSV (`chain_draws`), so that the operations can be
-  checked or applied again elsewhere.
+  checked or applied again elsewhere. `keep`, a dict, receives every patch's
+  arrays (`inference.predict`'s: probabilities, condition, label, image_id,
+  valid...), for per-image analyses such as verdict stability.
 
   Returns:
     (results, confusions): a DataFrame with `RESULT_COLUMNS`, and a dict
@@ -77,6 +87,8 @@ def evaluate(
   out = inference.predict(model, dataset)
   if "condition" not in out:
     raise DataError(f"no {split} image of the {task.name} task could be read and cut")
+  if keep is not None:
+    keep.update(out)
   rows, confusions = [], {}
   for number, condition in enumerate(conditions):
     mask = out["condition"] == number

@@ -123,7 +123,7 @@ def probability_columns(class_names: Sequence[str]) -> list[str]:
   return [f"prob_{n}" for n in class_names]
 
 
-def from_model(classifier, task, the_plan: Plan, seed: int, chroma: str, seen=None):
+def from_model(classifier, task, the_plan: Plan, seed: int, chroma: str, seen=None, all_jpeg=False):
   """(predictions, draws) of `classifier` on every image of `task`'s test
   split under every condition of `the_plan`: one row per condition and image
   (condition, image_id, label, prob_<class>...), and what each chain drew."""
@@ -137,6 +137,7 @@ def from_model(classifier, task, the_plan: Plan, seed: int, chroma: str, seen=No
     the_plan.common_qf,
     model_input=(pre.input, classifier.patch_size, pre.kernel),
     seen=seen,
+    all_jpeg=all_jpeg,
   ).batch(32)
   names = [c.name for c in the_plan.conditions]
   rows, draws = [], []
@@ -432,7 +433,12 @@ def make(
     )
   the_plan = plan(profile, qualities, resize_factors, resize_qualities, test_chains)
   predictions, draws = from_model(
-    classifier, memory_task, the_plan, config.schedule.seed, config.jpeg.chroma
+    classifier,
+    memory_task,
+    the_plan,
+    config.schedule.seed,
+    config.jpeg.chroma,
+    all_jpeg=all(whole_images.is_jpeg(e) for e in columns["encoded"]),
   )
   source = (
     f"folder {images_dir}" if images_dir else f"the test split of the {memory_task.name} task"

@@ -52,6 +52,7 @@ from tfjpeg import config as config_lib
 from tfjpeg.analysis import evaluation
 from tfjpeg.analysis import offsets
 from tfjpeg.analysis import plotting
+from tfjpeg.analysis import stability
 from tfjpeg.analysis import tables as tables_lib
 from tfjpeg.codec import chain_syntax as chains_lib
 from tfjpeg.codec import grid
@@ -259,6 +260,38 @@ def resize_verdict(grid_table, protocols):
   return lines
 
 
+def stability_label(condition) -> str | None:
+  """What the stability table calls a random-crop condition ('stored',
+  'qf75', 'qf50>qf90' for a double compression, 'swap', 'common', the
+  chain); None for other crops."""
+  if condition.crop != "random" or condition.grid != 8:
+    return None
+  if condition.chain != "none":
+    return condition.chain
+  if condition.resave != "none":
+    return condition.resave
+  if condition.first_qf:
+    return f"qf{condition.first_qf}>qf{condition.qf}"
+  return f"qf{condition.qf}" if condition.qf else "stored"
+
+
+def stability_of_random_crops(patches, conditions_list, class_names):
+  """`stability.table` of the random-crop conditions against random crops
+  as stored, from `evaluation.evaluate`'s kept patches; images a chain left
+  too small are out of that condition."""
+  labels = [stability_label(c) for c in conditions_list]
+  keep = np.array([labels[k] is not None for k in patches["condition"]])
+  if "valid" in patches:
+    keep &= patches["valid"]
+  verdicts = stability.image_verdicts(
+    patches["probabilities"][keep],
+    patches["label"][keep],
+    patches["image_id"][keep],
+    np.array([labels[k] for k in patches["condition"][keep]]),
+  )
+  return stability.table(verdicts, "stored", list(class_names))
+
+
 def per_class(table, confusions, conditions_list, class_names):
   """One row per test condition and true class: its recall (accuracy on that
   class), its patches, and the share called each class."""
@@ -426,6 +459,7 @@ PAGE = """{head}{verdict}
 <p>Made by <code>{command}</code></p>
 <p>Model: <code>{model}</code> ({form}; {classes} classes, {patch}-pixel patches),
 SHA-256 <code id="fingerprint">{fingerprint}</code>.<br>
+Input: {preprocessing}.<br>
 Images: {source}: {n_images} test images, {patches} patches each, seed {seed}.
 Intervals are 95%, by bootstrap over images.</p>
 {sections}
@@ -528,6 +562,7 @@ def make(
     patches_per_image,
     seed,
     stream,
+    preprocessing,
   )
   os.makedirs(out_dir, exist_ok=True)
   model = _Forward(classifier)
@@ -551,6 +586,7 @@ def make(
     + [input_pipeline.Condition("random", chain=t) for t in chain_texts]
   )
   with progress.Progress(2 + len(periods), "robustness report", "passes", stream) as bar:
+    patches = {}
     table, confusions = evaluation.evaluate(
       model,
       memory_task,
@@ -558,6 +594,7 @@ def make(
       conditions=measured,
       profile=profile,
       draws_path=os.path.join(out_dir, evaluation.DRAWS_FILE),
+      keep=patches,
     )
     classes = per_class(table, confusions, measured, classifier.class_names)
     bar.update()
@@ -567,9 +604,11 @@ def make(
     for period in periods:
       sweeps[period] = offsets.analyse(model, memory_task, config, period=period)
       bar.update()
+  flips = stability_of_random_crops(patches, measured, classifier.class_names)
   table.to_csv(os.path.join(out_dir, "conditions.csv"), index=False)
   classes.to_csv(os.path.join(out_dir, "per_class.csv"), index=False)
   confidence.to_csv(os.path.join(out_dir, "grid_estimates.csv"), index=False)
+  flips.to_csv(os.path.join(out_dir, "stability.csv"), index=False)
   panels = []
   for period, phases in sweeps.items():
     phases.to_csv(os.path.join(out_dir, f"offsets_{period}.csv"), index=False)
@@ -591,6 +630,7 @@ def make(
   findings = (
     swap_verdict(table[~chained], classes, profile)
     + verdict(table[~chained], sweeps, confidence, classifier.num_classes)
+    + stability.verdict(flips)
     + resize_verdict(resize_rows, protocol_rows)
   )
   table = table[~chained]  # the sections below: the JPEG conditions
@@ -703,6 +743,15 @@ def make(
   )
   sections = [
     _section(
+      "Stability: verdicts that flip",
+      "For each condition and true class, the share of test images whose verdict "
+      "(their random crops' mean log-probability) differs from their verdict as "
+      "stored, and the class most of them went to. Accuracy can hold while many "
+      "verdicts change.",
+      None,
+      _table(flips),
+    ),
+    _section(
       "Resizing: accuracy against resize factor and QF",
       resize_text,
       _figure(
@@ -781,6 +830,7 @@ def make(
     classes=classifier.num_classes,
     patch=classifier.patch_size,
     fingerprint=fingerprint,
+    preprocessing=html.escape(classifier.preprocessing.describe(classifier.patch_size)),
     source=html.escape(source),
     n_images=len(columns["encoded"]),
     patches=memory_task.patches_per_image,

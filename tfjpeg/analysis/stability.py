@@ -64,12 +64,15 @@ def table(verdicts: pd.DataFrame, reference: str, class_names) -> pd.DataFrame:
 
 def describe(condition: str) -> str:
   """A condition's name in words: 'qf75' -> 'A JPEG re-save at QF 75'."""
-  match = re.fullmatch(r"(?:\w+_)?qf(\d+)", condition)
+  match = re.fullmatch(r"qf(\d+)", condition)
   if match:
     return f"A JPEG re-save at QF {match.group(1)}"
-  if condition.endswith("swap"):
+  match = re.fullmatch(r"qf(\d+)>qf(\d+)", condition)
+  if match:
+    return f"Saving at QF {match.group(1)}, cropping, then saving at QF {match.group(2)}"
+  if condition == "swap":
     return "The compression swap"
-  if condition.endswith("common"):
+  if condition == "common":
     return "Saving every image at one common QF"
   if re.fullmatch(r"jpeg:\d+", condition):
     return f"A JPEG re-save at QF {condition.split(':')[1]}"
