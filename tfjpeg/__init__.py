@@ -72,8 +72,12 @@ _EXPORTS = {
   "train_and_evaluate": ("tfjpeg.experiments.run", "train_and_evaluate"),
   "evaluate_run": ("tfjpeg.analysis.evaluation", "evaluate_run"),
   "make_report": ("tfjpeg.analysis.report", "make"),
+  # Any detector: files through the conditions, and anyone's scores (tfjpeg.analysis).
+  "degrade_folder": ("tfjpeg.analysis.degrade", "degrade"),
+  "report_from_scores": ("tfjpeg.analysis.file_report", "from_scores"),
   # Trained models (tfjpeg.serving).
   "load_classifier": ("tfjpeg.serving.classifier", "load"),
+  "Preprocessing": ("tfjpeg.serving.classifier", "Preprocessing"),
   "load_run": ("tfjpeg.serving.classifier", "load_run"),
   "export_run": ("tfjpeg.serving.export", "export_run"),
   "predict_files": ("tfjpeg.serving.predict", "run"),
@@ -83,6 +87,7 @@ __all__ = [  # the names of _EXPORTS (tests/test_api.py checks), and the version
   "Condition",
   "Config",
   "PipelineConfig",
+  "Preprocessing",
   "Task",
   "apply_chain",
   "audit_folder",
@@ -95,6 +100,7 @@ __all__ = [  # the names of _EXPORTS (tests/test_api.py checks), and the version
   "decode",
   "decode_crop",
   "decode_image",
+  "degrade_folder",
   "encode",
   "estimate_grid",
   "eval_dataset",
@@ -112,6 +118,7 @@ __all__ = [  # the names of _EXPORTS (tests/test_api.py checks), and the version
   "random_compress",
   "read_header",
   "realign",
+  "report_from_scores",
   "resize",
   "resize_by",
   "train_and_evaluate",
@@ -141,7 +148,9 @@ def __dir__():
 
 
 if TYPE_CHECKING:  # what type checkers and the API reference see
+  from tfjpeg.analysis.degrade import degrade as degrade_folder
   from tfjpeg.analysis.evaluation import evaluate_run
+  from tfjpeg.analysis.file_report import from_scores as report_from_scores
   from tfjpeg.analysis.report import make as make_report
   from tfjpeg.codec.chain_ops import apply as apply_chain
   from tfjpeg.codec.chain_syntax import parse as parse_chain
@@ -173,6 +182,7 @@ if TYPE_CHECKING:  # what type checkers and the API reference see
   from tfjpeg.pipeline.input_pipeline import PipelineConfig
   from tfjpeg.pipeline.input_pipeline import eval_dataset
   from tfjpeg.pipeline.input_pipeline import train_dataset
+  from tfjpeg.serving.classifier import Preprocessing
   from tfjpeg.serving.classifier import load as load_classifier
   from tfjpeg.serving.classifier import load_run
   from tfjpeg.serving.export import export_run

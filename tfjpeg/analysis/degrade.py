@@ -18,6 +18,7 @@ the same bytes. Each `<condition>` folder is itself a labelled folder.
 import hashlib
 import json
 import os
+import time
 from collections.abc import Sequence
 from typing import IO
 
@@ -76,11 +77,14 @@ def degrade(
   only_chains: bool = False,
   command: str | None = None,
   stream: IO[str] | None = None,
+  timings: dict | None = None,
 ) -> dict:
   """Writes every image of `images_dir` (DIR/<class>/...) under every
   condition of `file_report.plan` (or, with `only_chains`, under `chains`
   alone) to `out_dir` (module docstring). Returns a summary: files, bytes,
-  conditions, images."""
+  conditions, images. `timings` (a dict) receives "files_per_second", the
+  rate once the first file is out (the graph built), and "seconds", all of it."""
+  started = time.perf_counter()
   task = tasks.labelled_folder(images_dir, 1, 1, class_names)
   names = list(class_names or task.class_names)
   if not class_names and len(names) == 2:  # the class named like a fake second: "fake" as 1
@@ -114,7 +118,7 @@ def degrade(
     all_jpeg=all(whole_images.is_jpeg(e) for e in columns["encoded"]),
   )
   os.makedirs(out_dir, exist_ok=True)
-  rows, draw_batches = [], []
+  rows, draw_batches, first_out = [], [], None
   total = len(columns["encoded"]) * len(the_plan.conditions)
   with progress.Progress(total, "degrading", "files", stream) as bar:
     for element in dataset.prefetch(tf.data.AUTOTUNE):
@@ -141,6 +145,7 @@ def degrade(
       )
       draw_batches.append(([condition.name], [image_id], element["draws"].numpy()[None]))
       bar.update()
+      first_out = first_out or time.perf_counter()
   manifest = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
   rundir.write_atomically(os.path.join(out_dir, MANIFEST), manifest.to_csv(index=False))
   rundir.write_atomically(
@@ -156,6 +161,11 @@ def degrade(
     plan=the_plan.to_json(),
   )
   rundir.write_atomically(os.path.join(out_dir, SETTINGS), json.dumps(settings, indent=1))
+  if timings is not None:
+    finished = time.perf_counter()
+    timings["seconds"] = finished - started
+    if len(rows) > 1:
+      timings["files_per_second"] = (len(rows) - 1) / (finished - first_out)
   return dict(
     files=len(manifest),
     bytes=int(manifest["bytes"].sum()),

@@ -300,6 +300,7 @@ SECTIONS = (
   "audit",
   "chains",
   "layers",
+  "degrade",
 )
 # Not in the default run: the accelerator's side, (h) and (i) of tfjpeg.bench.nets.
 ALL_SECTIONS = SECTIONS + ("accelerator",)
@@ -335,7 +336,9 @@ def run(
   against Pillow and scipy per sample, on generated scenes and `sources`)
   and "layers" ((n) of `tfjpeg.bench.layers`: the Keras layers in a
   `tf.data` map against TensorFlow's and Keras's own ops, on generated scenes
-  and `sources`, the median of `repeats` runs).
+  and `sources`, the median of `repeats` runs) and "degrade" ((o) of
+  `tfjpeg.bench.degrade`: bin/degrade of Corvi et al.'s protocol against
+  Pillow on every core, on generated scenes and `sources`).
   With `sources` (any folder of JPEGs), those files are the pipeline's, the
   training's and the scale and decode-cost sections' sources, as they are;
   `repeats` runs the scale section's (e) and (f) that many times and reports
@@ -365,6 +368,7 @@ def run(
     + 2 * ("audit" in sections)
     + 2 * repeats * ("chains" in sections)
     + 6 * ("layers" in sections)
+    + 2 * repeats * ("degrade" in sections)
     + (2 * len(net_patches) * len(nets) + 1) * ("accelerator" in sections)
   )
   scale_sources, paths = sources, None
@@ -415,6 +419,18 @@ def run(
       )
     if "layers" in sections:
       _layers(report, directory, scale_sources, num_sources, seconds, repeats, log, done.update)
+    if "degrade" in sections:
+      _degrade(
+        report,
+        directory,
+        scale_sources,
+        num_sources,
+        source_size,
+        workers,
+        repeats,
+        log,
+        done.update,
+      )
     if "accelerator" in sections:
       benchmark_nets.measure(
         report,
@@ -478,6 +494,27 @@ def _layers(report, directory, sources, num_sources, seconds, repeats, log, step
     for _ in range(3):
       step()  # the second set's share of the progress
   layers.measure(report, sets, seconds, step, repeats)
+  log(report.text())
+
+
+def _degrade(report, directory, sources, num_sources, source_size, workers, repeats, log, step):
+  """(o) on generated scenes, and on `sources` (camera originals) when given,
+  each set at least `num_sources` files long."""
+  from tfjpeg.bench import degrade  # pylint: disable=g-import-not-at-top
+  from tfjpeg.bench import scale as benchmark_scale  # pylint: disable=g-import-not-at-top
+
+  scenes = os.path.join(directory, "degrade_scenes", "sources")
+  folders.make_sources(scenes, num_sources, source_size)
+  sets = {"generated scenes": scenes}
+  if sources:
+    found = benchmark_scale.folder_of(sources, os.path.join(directory, "degrade_links"))
+    staging = os.path.join(directory, "degrade_originals", "sources")
+    degrade.labelled_copies(found, staging, num_sources)
+    sets["--sources"] = staging
+  else:
+    for _ in range(repeats):
+      step()  # the second set's share of the progress
+  degrade.measure(report, sets, workers, step, repeats)
   log(report.text())
 
 

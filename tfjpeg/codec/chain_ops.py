@@ -251,7 +251,7 @@ def plan(
         values = [resized[0], resized[1]]
         size = _where(applied, resized, size)
         origin = _where(applied, zero, origin)  # no grid survives; a save starts one at 0
-      elif step.name == "fit":
+      elif step.name == "fit" and step.side is not None:
         fitted = _fitted_size(size, float(step.side.low))
         applied = tf.logical_and(applied, tf.reduce_max(size) > int(step.side.low))
         entry.update(size=fitted, shrinks=tf.constant(True))
@@ -260,14 +260,14 @@ def plan(
         origin = _where(applied, zero, origin)
       elif step.name == "gray":
         values = []
-      elif step.name == "noise":
+      elif step.name == "noise" and step.std is not None:
         std_seed, field_seed = seeds.split(value_seed, 2)
         std = tf.cast(
           step.std.low if step.std.fixed else draw(step.std, std_seed, False), tf.float64
         )
         entry.update(std=std, field_seed=field_seed)
         values = [std]
-      elif step.name == "rrc":
+      elif step.name == "rrc" and step.side is not None:
         side_seed, kernel_seed, window_seed = seeds.split(value_seed, 3)
         side = tf.cast(draw(step.side, side_seed, True), tf.int32)
         kernel = tf.random.stateless_uniform(
@@ -373,6 +373,8 @@ def apply_and_encode(
   before_save = planned[:-1] if saves_last else planned
   origin = tf.zeros([2], tf.int32)
   if image is None:
+    if read is None:
+      raise ValueError("apply_and_encode takes an image, or read and image_size")
     size = before_save[-1]["after"] if before_save else tf.cast(image_size, tf.int32)
     image = apply_window(read, before_save, origin, size, chroma)
   else:

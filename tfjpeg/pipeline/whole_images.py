@@ -161,7 +161,7 @@ def dataset(
         resave_qf = input_pipeline.swap_quality(
           swap_qfs, element["label"], seeds.for_example(chain_seed, SWAP_FOLD)
         )
-      elif condition.resave == "common":
+      elif condition.resave == "common" and common_qf is not None:
         resave_qf = int(common_qf)
       steps = condition.steps(resave_qf)
       if condition.stored:
