@@ -271,3 +271,35 @@ def test_layer_section_times_the_keras_layers_against_tensorflow_and_keras(tmp_p
       "layer_chain/keras on --sources",
     ),
   )
+
+
+def test_degrade_section_times_bin_degrade_against_pillow_writing_the_same_pixels(tmp_path):
+  """(o): corvi2023 through bin/degrade's library call and through Pillow
+  on every core from its draws, on generated scenes and on a folder of
+  JPEGs (two originals, linked in turn to make four files)."""
+  folder = tmp_path / "originals"
+  folder.mkdir()
+  for index in range(2):
+    testing.write_image(folder / f"{index}.jpg", testing.synthetic_image(420, 380, seed=index))
+  report = benchmark.run(
+    str(tmp_path / "work"),
+    log=lambda text: None,
+    sections=("degrade",),
+    sources=str(folder),
+    num_sources=4,
+    source_size=(300, 360),
+  )
+  _assert_measured(
+    report,
+    (
+      "(o) bin/degrade corvi2023, generated scenes",
+      "(o) Pillow, ",
+      "(o) whole command, bin/degrade / Pillow, --sources",
+      "degrade/pillow on --sources",
+    ),
+  )
+  same = {name: value for name, value, _ in report.rows if name.startswith("(o) the same pixels")}
+  assert same == {
+    "(o) the same pixels, generated scenes": 1.0,
+    "(o) the same pixels, --sources": 1.0,
+  }

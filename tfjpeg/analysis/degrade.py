@@ -7,6 +7,7 @@ anyone's detector can score.
     OUT/chain_draws.csv   what each chain drew for each image
     OUT/degrade.json      the source, seed, chroma, classes and the plan
                           (`file_report.Plan`), which `bin/report --scores` reads
+    OUT/bad_files.csv     path, class_name, problem: files that could not be read
 
 A file is the image as stored where nothing was done to it (the original
 bytes, never re-encoded), the final JPEG's bytes where a condition ends in a
@@ -82,7 +83,8 @@ def degrade(
   """Writes every image of `images_dir` (DIR/<class>/...) under every
   condition of `file_report.plan` (or, with `only_chains`, under `chains`
   alone) to `out_dir` (module docstring). Returns a summary: files, bytes,
-  conditions, images. `timings` (a dict) receives "files_per_second", the
+  conditions, images, and bad (files that could not be read, each with its
+  problem in bad_files.csv). `timings` (a dict) receives "files_per_second", the
   rate once the first file is out (the graph built), and "seconds", all of it."""
   started = time.perf_counter()
   task = tasks.labelled_folder(images_dir, 1, 1, class_names)
@@ -118,6 +120,11 @@ def degrade(
     all_jpeg=all(whole_images.is_jpeg(e) for e in columns["encoded"]),
   )
   os.makedirs(out_dir, exist_ok=True)
+  bad_path = os.path.join(out_dir, "bad_files.csv")
+  if len(task.bad_files):  # counted and named, never dropped silently
+    rundir.write_atomically(bad_path, task.bad_files.to_csv(index=False))
+  elif os.path.exists(bad_path):
+    os.remove(bad_path)
   rows, draw_batches, first_out = [], [], None
   total = len(columns["encoded"]) * len(the_plan.conditions)
   with progress.Progress(total, "degrading", "files", stream) as bar:
@@ -171,4 +178,5 @@ def degrade(
     bytes=int(manifest["bytes"].sum()),
     conditions=len(the_plan.conditions),
     images=len(columns["encoded"]),
+    bad=len(task.bad_files),
   )

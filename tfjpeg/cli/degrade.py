@@ -63,6 +63,8 @@ def main(argv):
     f"wrote {summary['files']} files ({summary['bytes'] / 2**20:.1f} MiB) of "
     f"{summary['images']} images under {summary['conditions']} conditions to {f.out}"
   )
+  if summary["bad"]:
+    print(f"{summary['bad']} files could not be read: {f.out}/bad_files.csv names each problem")
 
 
 def run():

@@ -41,6 +41,14 @@ def balanced_accuracy(labels, predictions):
     return float(sk_metrics.balanced_accuracy_score(labels, predictions))
 
 
+def _draw_counts(rng, resamples, size):
+  """(resamples, size): how often each of `size` items is drawn in each of
+  `resamples` draws of `size` with replacement (one bincount for all)."""
+  picks = rng.integers(0, size, size=(resamples, size))
+  flat = (picks + size * np.arange(resamples)[:, None]).ravel()
+  return np.bincount(flat, minlength=resamples * size).reshape(resamples, size)
+
+
 def bootstrap_interval(labels, predictions, image_ids, level=0.95, resamples=1000, seed=0):
   """The `level` percentile interval of patch-level balanced accuracy when
   test images (all patches of each) are resampled with replacement within
@@ -61,8 +69,7 @@ def bootstrap_interval(labels, predictions, image_ids, level=0.95, resamples=100
   recalls = []
   for _, rows in per_image.groupby("label"):
     # Each resample's count of every image of this class: (resamples, images).
-    picks = rng.integers(0, len(rows), size=(resamples, len(rows)))
-    counts = np.apply_along_axis(np.bincount, 1, picks, minlength=len(rows))
+    counts = _draw_counts(rng, resamples, len(rows))
     recalls.append(counts @ rows["correct"].to_numpy() / (counts @ rows["patches"].to_numpy()))
   scores = np.mean(recalls, axis=0)
   tail = 100 * (1 - level) / 2
@@ -99,8 +106,7 @@ def auc_interval(labels, scores, image_ids, level=0.95, resamples=1000, seed=0):
   weights = np.zeros((resamples, len(labels)))
   for k in (0, 1):
     images = np.unique(ids[labels == k])
-    picks = rng.integers(0, len(images), size=(resamples, len(images)))
-    counts = np.apply_along_axis(np.bincount, 1, picks, minlength=len(images))
+    counts = _draw_counts(rng, resamples, len(images))
     where = np.searchsorted(images, ids[labels == k])
     weights[:, labels == k] = counts[:, where]
   order = np.argsort(scores, kind="stable")
