@@ -82,10 +82,11 @@ def folder(tmp_path_factory):
     cls = "real" if number < 4 else "fake"
     image = testing.synthetic_image(70 + 9 * number, 96 - 5 * number, seed=number)
     os.makedirs(root / cls, exist_ok=True)
+    name = f"frame.{number:04d}" if number % 3 == 0 else str(number)  # dots in a name
     if cls == "real":
-      Image.fromarray(image).save(root / cls / f"{number}.png")
+      Image.fromarray(image).save(root / cls / f"{name}.png")
     else:
-      Image.fromarray(image).save(root / cls / f"{number}.jpg", quality=90)
+      Image.fromarray(image).save(root / cls / f"{name}.jpg", quality=90)
   return str(root)
 
 
@@ -252,6 +253,25 @@ def test_degraded_files_decode_to_the_pixels_the_report_measures(degraded, folde
   }
 
 
+def test_a_crop_that_cuts_nothing_leaves_the_file_as_stored(folder, tmp_path):
+  """crop:1080 of images smaller than 1080 (AI-GenBench's first step): the
+  originals, byte for byte, not PNG re-encodings."""
+  out = tmp_path / "out"
+  degrade.degrade(folder, str(out), chains=("crop:1080", "crop:1080>resize:0.5"), only_chains=True)
+  manifest = pd.read_csv(out / "manifest.csv", dtype={"image_id": str})
+  kept = manifest[manifest["condition"] == "crop:1080"]
+  for row in kept.to_dict("records"):
+    original = [
+      p
+      for p in os.listdir(os.path.join(folder, row["class_name"]))
+      if os.path.splitext(p)[0] == row["image_id"].split("/")[1]
+    ][0]
+    with open(os.path.join(folder, row["class_name"], original), "rb") as f:
+      assert hashlib.sha256(f.read()).hexdigest() == row["sha256"]
+  resized = manifest[manifest["condition"] == "crop:1080>resize:0.5"]
+  assert (resized["format"] == "png").all()
+
+
 def test_a_bad_file_is_counted_and_named_not_dropped(folder, tmp_path):
   source = tmp_path / "labelled"
   shutil.copytree(folder, source)
@@ -262,6 +282,14 @@ def test_a_bad_file_is_counted_and_named_not_dropped(folder, tmp_path):
   assert summary["bad"] == 1 and summary["images"] == 8
   bad = pd.read_csv(tmp_path / "out" / "bad_files.csv")
   assert bad["path"].str.endswith("broken.jpg").all() and bad["problem"].str.len().min() > 0
+  # A scorer given the whole folder lists bin/degrade's own files too: passed over.
+  scores = tmp_path / "scores.csv"
+  listed = [os.path.join(tmp_path, "out", p) for p in sorted(os.listdir(tmp_path / "out"))]
+  files = pd.read_csv(tmp_path / "out" / "manifest.csv")["path"]
+  paths = [p for p in listed if os.path.isfile(p)] + [str(tmp_path / "out" / p) for p in files]
+  pd.DataFrame(dict(path=paths, score=0.25)).to_csv(scores, index=False)
+  read = file_report.read_scores(str(scores), str(tmp_path / "out"), ["real", "fake"])
+  assert len(read) == len(files) and (read["prob_fake"] == 0.25).all()
 
 
 def test_the_same_seed_writes_the_same_bytes(degraded, folder, tmp_path):
@@ -335,6 +363,14 @@ def test_malformed_scores_are_refused_in_one_line_naming_the_row(degraded, tmp_p
     ([(0, {"path": "elsewhere/x.png"})], "row 2: 'elsewhere/x.png' is not a file of"),
     ([(6, {"score": "1.5"})], "row 8: score 1.5 is not a probability in 0..1"),
   ]
+  manifest = pd.read_csv(os.path.join(out, "manifest.csv"))
+  elsewhere = pd.DataFrame(  # scored on another machine: the folder's own tail of each path
+    dict(path=["/data/run7/degraded/" + p for p in manifest["path"]], score=0.5)
+  )
+  elsewhere.to_csv(tmp_path / "elsewhere.csv", index=False)
+  assert len(
+    file_report.read_scores(str(tmp_path / "elsewhere.csv"), out, ["real", "fake"])
+  ) == len(manifest)
   for changes, message in cases:
     with pytest.raises(DataError) as error:
       file_report.read_scores(_scores_of(out, tmp_path, changes), out, ["real", "fake"])

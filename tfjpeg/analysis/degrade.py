@@ -16,6 +16,7 @@ for the condition (`tfjpeg.pipeline.whole_images`), and the same seed writes
 the same bytes. Each `<condition>` folder is itself a labelled folder.
 """
 
+import collections
 import hashlib
 import json
 import os
@@ -32,6 +33,7 @@ from tfjpeg.analysis import report
 from tfjpeg.codec import images
 from tfjpeg.core import progress
 from tfjpeg.core.errors import ConfigError
+from tfjpeg.core.errors import DataError
 from tfjpeg.data import tasks
 from tfjpeg.pipeline import whole_images
 from tfjpeg.train import rundir
@@ -95,6 +97,13 @@ def degrade(
   memory_task, columns = report.in_memory(task, names)
   if not len(columns["encoded"]):
     raise ConfigError(f"no images in {images_dir}")
+  ids = collections.Counter(i.decode() for i in columns["image_id"])
+  twice = sorted(i for i, n in ids.items() if n > 1)
+  if twice:
+    raise DataError(
+      f"{images_dir}: {len(twice)} names hold two files each (one name, two extensions; "
+      f"first: {twice[0]}): rename them, their degraded files would have one path"
+    )
   profile = report.stored_profile(columns, names, stream)
   if only_chains:
     the_plan = file_report.plan(profile, (), (1.0,), (None,), chains)
@@ -120,12 +129,12 @@ def degrade(
     all_jpeg=all(whole_images.is_jpeg(e) for e in columns["encoded"]),
   )
   os.makedirs(out_dir, exist_ok=True)
-  bad_path = os.path.join(out_dir, "bad_files.csv")
+  bad_path = os.path.join(out_dir, file_report.BAD_FILES)
   if len(task.bad_files):  # counted and named, never dropped silently
     rundir.write_atomically(bad_path, task.bad_files.to_csv(index=False))
   elif os.path.exists(bad_path):
     os.remove(bad_path)
-  rows, draw_batches, first_out = [], [], None
+  rows, draw_batches, first_out, written = [], [], None, set()
   total = len(columns["encoded"]) * len(the_plan.conditions)
   with progress.Progress(total, "degrading", "files", stream) as bar:
     for element in dataset.prefetch(tf.data.AUTOTUNE):
@@ -133,8 +142,13 @@ def degrade(
       data = element["data"].numpy()
       image_id = element["image_id"].numpy().decode()
       kind = images.sniff_format(data[:16]) or "unknown"
-      extension = _EXTENSIONS.get(kind) or os.path.splitext(image_id)[1] or f".{kind}"
-      relative = os.path.join(folder_name(condition), os.path.splitext(image_id)[0] + extension)
+      # An image id is its file's path without the extension ("real/frame.0001").
+      relative = os.path.join(folder_name(condition), image_id + _EXTENSIONS.get(kind, f".{kind}"))
+      if relative in written:
+        raise DataError(
+          f"{images_dir}: two files are image {image_id} (one name, two extensions): rename one"
+        )
+      written.add(relative)
       _write(os.path.join(out_dir, relative), data)
       label = int(element["label"])
       rows.append(

@@ -42,6 +42,7 @@ from tfjpeg.train import rundir
 SCORED = "scored"
 MANIFEST = "manifest.csv"  # bin/degrade's list of the files it wrote
 SETTINGS = "degrade.json"  # and what it did
+BAD_FILES = "bad_files.csv"  # and the files it could not read
 STORED = whole_images.FileCondition().name
 
 
@@ -469,10 +470,16 @@ def make(
   )
 
 
+def _parts(path: str) -> tuple:
+  """A path's components, whichever separator wrote it."""
+  return tuple(p for p in path.replace("\\", "/").split("/") if p not in ("", "."))
+
+
 def read_scores(scores_path: str, folder: str, class_names: Sequence[str]) -> pd.DataFrame:
   """`bin/degrade`'s manifest in `folder` joined with a scores CSV: one row
-  per file, `path` (as written, relative to the working directory or to
-  `folder`) and either `score` (the second class's probability, "fake") or a
+  per file, `path` (as written from the working directory, or relative to
+  `folder`, or any path ending in `<condition>/<class>/<file>` as the folder
+  holds it: scores made elsewhere) and either `score` (the second class's probability, "fake") or a
   probability per class (`prob_<class>` as `bin/predict` writes, or columns
   named like the classes). Any malformed row is refused in one line that
   names it. Returns predictions (condition, image_id, label, prob_<class>...)."""
@@ -499,11 +506,17 @@ def read_scores(scores_path: str, folder: str, class_names: Sequence[str]) -> pd
       f"{scores_path}: no scores: give {wanted}a column per class "
       f"({', '.join(columns)} or {', '.join(named)})"
     )
-  manifest = pd.read_csv(os.path.join(folder, MANIFEST), dtype={"image_id": str})
+  manifest_path = os.path.join(folder, MANIFEST)
+  if not os.path.isfile(manifest_path):
+    raise MissingError(f"{folder} has no {MANIFEST}: is it a folder bin/degrade wrote?")
+  manifest = pd.read_csv(manifest_path, dtype={"image_id": str})
   by_path = {os.path.abspath(os.path.join(folder, p)): k for k, p in enumerate(manifest["path"])}
-  by_relative = {os.path.normpath(p): k for k, p in enumerate(manifest["path"])}
+  by_relative = {_parts(p): k for k, p in enumerate(manifest["path"])}
   # bin/degrade's own files, which a scorer given the whole folder lists too.
-  own = {os.path.abspath(os.path.join(folder, n)) for n in (MANIFEST, SETTINGS, "chain_draws.csv")}
+  own = {
+    os.path.abspath(os.path.join(folder, n))
+    for n in (MANIFEST, SETTINGS, BAD_FILES, evaluation.DRAWS_FILE)
+  }
   found = {}
   values = np.zeros((len(manifest), len(class_names)))
   for number, row in enumerate(scores.to_dict("records"), start=2):  # line 1: the header
@@ -512,8 +525,11 @@ def read_scores(scores_path: str, folder: str, class_names: Sequence[str]) -> pd
     if os.path.abspath(path) in own:
       continue
     key = by_path.get(os.path.abspath(path))  # as written: from the working directory
-    if key is None:
-      key = by_relative.get(os.path.normpath(path))
+    parts = _parts(path)
+    for start in range(len(parts)):  # else the longest tail that names a file of the folder
+      if key is not None:
+        break
+      key = by_relative.get(parts[start:])
     if key is None:
       raise DataError(f"{where}: {path!r} is not a file of {folder} (its {MANIFEST})")
     if key in found:
@@ -528,9 +544,10 @@ def read_scores(scores_path: str, folder: str, class_names: Sequence[str]) -> pd
       if not np.isfinite(value):
         raise DataError(f"{where}: {column} {text!r} is not a number")
       numbers.append(value)
+    for column, value in zip(given, numbers):
+      if not 0.0 <= value <= 1.0:
+        raise DataError(f"{where}: {column} {value} is not a probability in 0..1")
     if given == ["score"]:
-      if not 0.0 <= numbers[0] <= 1.0:
-        raise DataError(f"{where}: score {numbers[0]} is not a probability in 0..1")
       numbers = [1.0 - numbers[0], numbers[0]]
     values[key] = numbers
     found[key] = number
@@ -559,7 +576,8 @@ def from_scores(scores_path: str, folder: str, out_dir: str, command: str | None
   class_names = settings["class_names"]
   predictions = read_scores(scores_path, folder, class_names)
   draws_path = os.path.join(folder, evaluation.DRAWS_FILE)
-  draws = pd.read_csv(draws_path) if os.path.getsize(draws_path) > 1 else pd.DataFrame()
+  has_draws = os.path.isfile(draws_path) and os.path.getsize(draws_path) > 1
+  draws = pd.read_csv(draws_path) if has_draws else pd.DataFrame()
   about = (
     f"Scores: <code>{html.escape(os.path.abspath(scores_path))}</code> of the files "
     f"<code>{html.escape(os.path.abspath(folder))}</code> holds ({len(class_names)} classes: "

@@ -171,10 +171,12 @@ def _gray(image):
 
 
 def _noisy(image, std, seed):
-  """`image` plus Gaussian noise of `std` x 255 per pixel and channel,
-  rounded and clipped."""
+  """`image` plus Gaussian noise of `std` x 255 per pixel and channel, as
+  albumentations adds it to uint8 images (albucore's `add`): the noise cut
+  to whole levels towards zero, then the sum clipped to 0..255."""
   noise = tf.random.stateless_normal(tf.shape(image), seed, dtype=tf.float32)
-  noisy = tf.round(tf.cast(image, tf.float32) + noise * tf.cast(std * 255.0, tf.float32))
+  levels = tf.math.floor(tf.abs(noise * tf.cast(std * 255.0, tf.float32))) * tf.sign(noise)
+  noisy = tf.cast(image, tf.float32) + levels
   return tf.cast(tf.clip_by_value(noisy, 0.0, 255.0), tf.uint8)
 
 
@@ -285,12 +287,14 @@ def plan(
           offset, cut = _crop_window(size, step, value_seed)
         entry.update(offset=offset, size=cut)
         values = [offset[0], offset[1], cut[0], cut[1]]
+        # A crop the size of the image leaves it as it was.
+        entry.update(changes=tf.logical_and(applied, tf.reduce_any(cut < size)))
         size = _where(applied, cut, size)
         origin = _where(applied, (origin - offset) % _GRID, origin)
       entry.update(applied=applied)
     entry.update(after=size)
     planned.append(entry)
-    applied_flags.append(tf.convert_to_tensor(entry["applied"]))
+    applied_flags.append(tf.convert_to_tensor(entry.get("changes", entry["applied"])))
     draws += [tf.cast(applied, tf.float64)] + [
       _where(applied, tf.cast(v, tf.float64), tf.constant(0.0, tf.float64)) for v in values
     ]
@@ -298,7 +302,7 @@ def plan(
     draws=tf.stack(draws) if draws else tf.zeros([0], tf.float64),
     grid_origin=origin,
     size=size,
-    # Whether any step applied: else the result is the image as it came.
+    # Whether any step changed the image: else the result is the image as it came.
     changed=tf.reduce_any(tf.stack(applied_flags)) if applied_flags else tf.constant(False),
   )
   return planned, record

@@ -30,7 +30,8 @@ a share p of the images (a coin per image). The steps:
   copied to three channels.
 - `noise:S`: Gaussian noise of standard deviation S (a fraction of 255, as
   albumentations' `GaussNoise(std_range=...)`), drawn per pixel and channel,
-  added, rounded to the nearest level and clipped to 0..255.
+  cut to whole levels towards zero and added, clipped to 0..255 (as
+  albumentations adds noise to uint8 images).
 - `rrc:N[/kernels]`: torchvision's `RandomResizedCrop` to an NxN square: a
   window of 0.5..1 of the area with aspect 0.9..1/0.9 (ten tries, then the
   centre, as torchvision), resized with Pillow by a kernel drawn from

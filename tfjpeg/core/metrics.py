@@ -103,21 +103,29 @@ def auc_interval(labels, scores, image_ids, level=0.95, resamples=1000, seed=0):
   if not ((labels == 1).any() and (labels == 0).any()):
     return float("nan"), float("nan")
   rng = np.random.default_rng(seed)
-  weights = np.zeros((resamples, len(labels)))
+  counts = {}
   for k in (0, 1):
     images = np.unique(ids[labels == k])
-    counts = _draw_counts(rng, resamples, len(images))
-    where = np.searchsorted(images, ids[labels == k])
-    weights[:, labels == k] = counts[:, where]
+    counts[k] = (
+      _draw_counts(rng, resamples, len(images)),
+      np.searchsorted(images, ids[labels == k]),
+    )
   order = np.argsort(scores, kind="stable")
   starts = np.flatnonzero(np.r_[True, np.diff(scores[order]) != 0])  # groups of equal scores
-  positive = np.where(labels[order] == 1, weights[:, order], 0.0)
-  negative = np.where(labels[order] == 0, weights[:, order], 0.0)
-  pos_groups = np.add.reduceat(positive, starts, axis=1)
-  neg_groups = np.add.reduceat(negative, starts, axis=1)
-  below = np.cumsum(neg_groups, axis=1) - neg_groups  # negatives with lower scores
-  wins = (pos_groups * (below + 0.5 * neg_groups)).sum(1)
-  aucs = wins / (positive.sum(1) * negative.sum(1))
+  aucs = []
+  for block in range(0, resamples, 100):  # a hundred resamples at a time: bounded memory
+    rows = slice(block, min(block + 100, resamples))
+    weights = np.zeros((rows.stop - rows.start, len(labels)))
+    for k, (drawn, where) in counts.items():
+      weights[:, labels == k] = drawn[rows][:, where]
+    positive = np.where(labels[order] == 1, weights[:, order], 0.0)
+    negative = np.where(labels[order] == 0, weights[:, order], 0.0)
+    pos_groups = np.add.reduceat(positive, starts, axis=1)
+    neg_groups = np.add.reduceat(negative, starts, axis=1)
+    below = np.cumsum(neg_groups, axis=1) - neg_groups  # negatives with lower scores
+    wins = (pos_groups * (below + 0.5 * neg_groups)).sum(1)
+    aucs.append(wins / (positive.sum(1) * negative.sum(1)))
+  aucs = np.concatenate(aucs)
   tail = 100 * (1 - level) / 2
   return float(np.percentile(aucs, tail)), float(np.percentile(aucs, 100 - tail))
 

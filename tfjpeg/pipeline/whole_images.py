@@ -11,9 +11,10 @@ is given.
 condition in turn. `bin/degrade` writes the files; the report feeds the
 images (through the model's input step) to a model that takes whole images;
 so the pixels a degraded file decodes to are the pixels the report measures.
-Draws are those of `input_pipeline.eval_dataset` for the same seed (a
-chain's from the image id; a swap's QF from it too), so a chain condition
-draws alike for patches and for whole images.
+A chain draws as in `input_pipeline.eval_dataset` for the same seed (from
+the image id), so a chain condition draws alike for patches and for whole
+images; a swap's QF is drawn from the image id too (eval_dataset draws it
+from the image's place in its split).
 """
 
 import dataclasses
@@ -81,12 +82,13 @@ class FileCondition:
 _CUTS = ("crop", "centre")
 
 
-def _processed(encoded, decoded, steps, seed, chroma, all_jpeg=False):
+def _processed(encoded, decode, steps, seed, chroma, all_jpeg=False):
   """`chain_ops.apply_and_encode` of the steps on the image, from the JPEG's
   windows where the chain starts with a cut and can be computed by windows
-  (pixel-equal), else from the whole decoded image. `all_jpeg`: every
-  source is a JPEG, known before the graph is built (a conditional on it
-  in the graph costs a third of the throughput)."""
+  (pixel-equal), else from the whole image `decode()` gives (decoded once
+  per image, only where some condition needs it). `all_jpeg`: every source
+  is a JPEG, known before the graph is built (a conditional on it in the
+  graph costs a third of the throughput)."""
   if steps and steps[0].name in _CUTS and chain_syntax.Chain(tuple(steps)).windowable:
 
     def windows():
@@ -99,12 +101,14 @@ def _processed(encoded, decoded, steps, seed, chroma, all_jpeg=False):
         image_size=tf.image.extract_jpeg_shape(encoded)[:2],
       )
 
-    return tf.cond(
-      tf.io.is_jpeg(encoded),
-      windows,
-      lambda: chain_ops.apply_and_encode(decoded, steps, seed, chroma),
-    )
-  return chain_ops.apply_and_encode(decoded, steps, seed, chroma)
+    if all_jpeg:
+      return windows()
+
+    def whole():  # decoded in the branch: a JPEG read by windows is never decoded whole
+      return chain_ops.apply_and_encode(images.decode(encoded), steps, seed, chroma)
+
+    return tf.cond(tf.io.is_jpeg(encoded), windows, whole)
+  return chain_ops.apply_and_encode(decode(), steps, seed, chroma)
 
 
 def is_jpeg(encoded: bytes) -> bool:
@@ -153,7 +157,13 @@ def dataset(
   @tf.autograph.experimental.do_not_convert
   def per_image(element):
     chain_seed = input_pipeline.image_chain_seed(eval_seed, element["image_id"])
-    decoded = images.decode(element["encoded"])
+    decoded: list[tf.Tensor] = []  # the whole image, decoded by the first condition needing it
+
+    def decode():
+      if not decoded:
+        decoded.append(images.decode(element["encoded"]))
+      return decoded[0]
+
     out = []
     for number, condition in enumerate(conditions):
       resave_qf = None
@@ -165,10 +175,11 @@ def dataset(
         resave_qf = int(common_qf)
       steps = condition.steps(resave_qf)
       if condition.stored:
-        image, draws, data = decoded, tf.zeros([0], tf.float64), element["encoded"]
+        image = decode() if pixels or model_input is not None else None
+        draws, data = tf.zeros([0], tf.float64), element["encoded"]
       else:
         image, record, data = _processed(
-          element["encoded"], decoded, steps, chain_seed, chroma, all_jpeg
+          element["encoded"], decode, steps, chain_seed, chroma, all_jpeg
         )
         # Nothing applied (coins that all fell against, a swap that leaves
         # the image as stored): the file as stored, not a re-encoding of it.
@@ -184,7 +195,9 @@ def dataset(
         draws=tf.pad(draws, [[0, width - tf.shape(draws)[0]]]),
         qf=tf.cast(qf, tf.int32),
       )
-      if files:
+      if files and condition.stored:
+        item["data"] = data
+      elif files:
         # Not saved last: lossless PNG of the pixels.
         item["data"] = tf.cond(
           tf.strings.length(data) > 0, lambda d=data: d, lambda i=image: tf.io.encode_png(i)

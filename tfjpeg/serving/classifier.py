@@ -149,7 +149,7 @@ class Classifier:
   class_names: list
   patch_size: int
   source: str  # the path loaded
-  form: str  # "run", "tfjpeg-savedmodel", "savedmodel" or "keras"
+  form: str  # "run", "tfjpeg-savedmodel", "savedmodel", "keras" or "onnx"
   forward: Callable  # uint8 [N, P, P, 3] tensor -> [N, C] probabilities
   keras_model: keras.Model | None = None  # run and .keras forms
   preprocessing: Preprocessing = dataclasses.field(
@@ -224,7 +224,9 @@ def _patch_size(shape, patch_size, source):
       raise ConfigError(f"{source} takes {height}-pixel patches, not {patch_size}")
     return int(height)
   if not patch_size:
-    raise ConfigError(f"{source} takes inputs of any size: give the patch size (--patch_size)")
+    raise ConfigError(
+      f"{source} takes inputs of any size: give the side it takes them at (--patch_size)"
+    )
   return int(patch_size)
 
 
@@ -265,6 +267,10 @@ def _from_onnx(path, class_names, patch_size, preprocessing=None):
     preprocessing = dataclasses.replace(
       preprocessing, mean=meta["preprocessing"]["mean"], std=meta["preprocessing"]["std"]
     )
+  if model.dtype == np.uint8:  # the pixels as they are
+    if preprocessing.scale == "0..1" or preprocessing.mean:
+      raise ConfigError(f"{path} takes uint8 pixels: --scale=0..1, --mean and --std do not apply")
+    preprocessing = preprocessing.filled(scale="0..255")
   layout = preprocessing.layout or model.layout
   if layout is None:
     raise ConfigError(
@@ -299,9 +305,26 @@ def _from_onnx(path, class_names, patch_size, preprocessing=None):
   )
 
 
+def _own_preprocessing(preprocessing, path):
+  """tfjpeg's own exported models take uint8 patches as they are: only the
+  input (patches, resized or centre-cropped images) is the caller's."""
+  defaults = _keras_defaults(None)
+  given = preprocessing or Preprocessing()
+  asked = [
+    name
+    for name in ("layout", "scale", "outputs")
+    if getattr(given, name) not in (None, getattr(defaults, name))
+  ] + (["mean", "std"] if given.mean else [])
+  if asked:
+    raise ConfigError(
+      f"{path} is tfjpeg's own export, which takes uint8 patches: "
+      f"--{', --'.join(asked)} do not apply"
+    )
+  return dataclasses.replace(defaults, input=given.input or "patches", kernel=given.kernel)
+
+
 def _from_saved_model(path, class_names, patch_size, preprocessing=None):
   module = tf.saved_model.load(path)
-  preprocessing = _keras_defaults(preprocessing)
   if hasattr(module, "metadata") and hasattr(module, "serve_patches"):  # tfjpeg.serving.export's
     metadata = module.metadata()
     names = [n.decode() for n in metadata["class_names"].numpy()]
@@ -312,8 +335,9 @@ def _from_saved_model(path, class_names, patch_size, preprocessing=None):
       "tfjpeg-savedmodel",
       lambda x: module.serve_patches(x)["probabilities"],
       None,
-      dataclasses.replace(preprocessing, input=preprocessing.input),
+      _own_preprocessing(preprocessing, path),
     )
+  preprocessing = _keras_defaults(preprocessing)
   if "serving_default" not in module.signatures:
     raise ConfigError(f"{path} is a SavedModel without a serving signature")
   signature = module.signatures["serving_default"]

@@ -15,6 +15,7 @@ import os
 import keras
 import tensorflow as tf
 
+from tfjpeg import config as config_lib
 from tfjpeg.codec import images
 from tfjpeg.core import runlock
 from tfjpeg.core.errors import ConfigError
@@ -110,8 +111,7 @@ def export_run(workdir: str, path: str | None = None, file_format: str = "savedm
   with runlock.hold(workdir, create=False):
     about, model = classifier.load_model(workdir)
     if file_format == "onnx":
-      with open(os.path.join(workdir, "config.json")) as f:
-        run_config = f.read()
+      run_config = config_lib.saved(workdir).to_json()
       return export_onnx(
         model,
         about["class_names"],

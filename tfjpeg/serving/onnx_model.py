@@ -65,7 +65,10 @@ class OnnxModel:
     self.dtype = _TYPES[self.input.type]
     self.output = self.session.get_outputs()[0].name
     meta = self.session.get_modelmeta().custom_metadata_map.get(METADATA)
-    self.metadata = json.loads(meta) if meta else {}
+    try:
+      self.metadata = json.loads(meta) if meta else {}
+    except ValueError:
+      raise ConfigError(f"{path}: its {METADATA} metadata is not JSON") from None
 
   @staticmethod
   def _fixed(dim):
