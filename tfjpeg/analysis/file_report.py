@@ -598,3 +598,27 @@ def from_scores(scores_path: str, folder: str, out_dir: str, command: str | None
     f"JPEG robustness from {os.path.basename(scores_path)}",
     dict(scores=os.path.abspath(scores_path), degraded=os.path.abspath(folder)),
   )
+
+
+def make_any(
+  model_path: str,
+  out_dir: str,
+  preprocessing=None,
+  patches_per_image: int | None = None,
+  periods: Sequence[int] = (8, 16),
+  **arguments,
+) -> dict:
+  """The report a model's input asks for: the whole-image report (`make`)
+  for a model that takes whole images, else the patch report
+  (`tfjpeg.analysis.report.make`, with `patches_per_image` and the offset
+  `periods`). `arguments` are those both take."""
+  if preprocessing is not None and preprocessing.whole_image:
+    return make(model_path, out_dir, preprocessing=preprocessing, **arguments)
+  return report.make(
+    model_path,
+    out_dir,
+    preprocessing=preprocessing,
+    patches_per_image=patches_per_image,
+    periods=periods,
+    **arguments,
+  )

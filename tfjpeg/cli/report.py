@@ -117,9 +117,19 @@ def main(argv):
       print(line)
     print(f"wrote {f.out}/report.html")
     return
-  preprocessing = cli.preprocessing()
-  grids = dict(
-    qualities=(config_lib.parse("test_qfs", f.test_qfs) if f.test_qfs else report.QUALITIES),
+  summary = file_report.make_any(
+    f.model,
+    f.out,
+    preprocessing=cli.preprocessing(),
+    patches_per_image=f.patches_per_image,
+    periods=tuple(int(p) for p in f.offset_periods),
+    images_dir=f.images,
+    task=f.task,
+    data_dir=f.data_dir,
+    class_names=f.class_names,
+    patch_size=f.patch_size,
+    seed=f.seed,
+    qualities=config_lib.parse("test_qfs", f.test_qfs) if f.test_qfs else report.QUALITIES,
     resize_factors=(
       tuple(config_lib.parse_factor("resize_factors", v) for v in f.resize_factors)
       if f.resize_factors
@@ -132,43 +142,9 @@ def main(argv):
       config_lib.parse("test_chains", f.test_chains) if f.test_chains else report.PROTOCOLS
     ),
   )
-  if preprocessing.whole_image:  # a detector taking whole files: whole-image conditions
-    summary = file_report.make(
-      f.model,
-      f.out,
-      f.images,
-      f.task,
-      f.data_dir,
-      f.class_names,
-      f.patch_size,
-      preprocessing,
-      f.seed,
-      **grids,
-    )
-  else:
-    summary = _patch_report(f, preprocessing, grids)
   for line in summary["verdict"]:
     print(line)
   print(f"wrote {f.out}/report.html")
-
-
-def _patch_report(f, preprocessing, grids):
-  from tfjpeg.analysis import report  # pylint: disable=g-import-not-at-top
-
-  return report.make(
-    f.model,
-    f.out,
-    f.images,
-    f.task,
-    f.data_dir,
-    f.class_names,
-    f.patch_size,
-    f.patches_per_image,
-    f.seed,
-    periods=tuple(int(p) for p in f.offset_periods),
-    preprocessing=preprocessing,
-    **grids,
-  )
 
 
 def run():
