@@ -228,7 +228,7 @@ def labelled_folder(root, patch_size, patches_per_image=1, class_names=None):
     if unknown:
       raise DataError(
         f"{root} has class folders {unknown} that the model does not know "
-        f"(its classes: {', '.join(class_names)})"
+        f"(its classes: {', '.join(class_names)}; --class_names names its outputs in order)"
       )
     names = list(class_names)
     files["label"] = files["class_name"].map({n: i for i, n in enumerate(names)})
