@@ -295,6 +295,25 @@ def preprocessing(flag_values=flags.FLAGS):
   )
 
 
+def condition_grids(test_qfs, resize_factors, resize_qfs, chains):
+  """The report's grids of conditions from their flags' values (None: the
+  report's defaults): qualities, resize_factors, resize_qualities, test_chains."""
+  from tfjpeg.analysis import report  # pylint: disable=g-import-not-at-top
+
+  return dict(
+    qualities=config_lib.parse("test_qfs", test_qfs) if test_qfs else report.QUALITIES,
+    resize_factors=(
+      tuple(config_lib.parse_factor("resize_factors", v) for v in resize_factors)
+      if resize_factors
+      else report.RESIZE_FACTORS
+    ),
+    resize_qualities=(
+      config_lib.parse("test_qfs", resize_qfs) if resize_qfs else report.RESIZE_QUALITIES
+    ),
+    test_chains=config_lib.parse("test_chains", chains) if chains else report.PROTOCOLS,
+  )
+
+
 def _command_name():
   return os.path.basename(sys.argv[0]).removeprefix("tfjpeg-").removesuffix(".py")
 

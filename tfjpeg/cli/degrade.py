@@ -17,7 +17,6 @@ The same seed writes the same bytes.
 from absl import flags
 
 from tfjpeg import cli
-from tfjpeg import config as config_lib
 
 flags.DEFINE_string("images", None, "Labelled images: DIR/<class>/...", required=True)
 cli.must_exist("images")
@@ -37,25 +36,19 @@ flags.DEFINE_bool("only_chains", False, "Write only --chains (no QF, swap or res
 def main(argv):
   # The library after the flags: TensorFlow starts only for a valid command.
   from tfjpeg.analysis import degrade  # pylint: disable=g-import-not-at-top
-  from tfjpeg.analysis import report  # pylint: disable=g-import-not-at-top
 
   del argv
   f = flags.FLAGS
+  grids = cli.condition_grids(f.test_qfs, f.resize_factors, f.resize_qfs, f.chains)
   summary = degrade.degrade(
     f.images,
     f.out,
     seed=f.seed,
     chroma=f.chroma,
-    qualities=config_lib.parse("test_qfs", f.test_qfs) if f.test_qfs else report.QUALITIES,
-    resize_factors=(
-      tuple(config_lib.parse_factor("resize_factors", v) for v in f.resize_factors)
-      if f.resize_factors
-      else report.RESIZE_FACTORS
-    ),
-    resize_qualities=(
-      config_lib.parse("test_qfs", f.resize_qfs) if f.resize_qfs else report.RESIZE_QUALITIES
-    ),
-    chains=config_lib.parse("test_chains", f.chains) if f.chains else report.PROTOCOLS,
+    qualities=grids["qualities"],
+    resize_factors=grids["resize_factors"],
+    resize_qualities=grids["resize_qualities"],
+    chains=grids["test_chains"],
     class_names=f.class_names,
     only_chains=f.only_chains,
   )

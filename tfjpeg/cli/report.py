@@ -25,7 +25,6 @@ disk; OUT holds the tables as CSV.
 from absl import flags
 
 from tfjpeg import cli
-from tfjpeg import config as config_lib
 
 flags.DEFINE_string("model", None, "Run directory, SavedModel, .keras or .onnx file.")
 flags.DEFINE_list(
@@ -129,18 +128,7 @@ def main(argv):
     class_names=f.class_names,
     patch_size=f.patch_size,
     seed=f.seed,
-    qualities=config_lib.parse("test_qfs", f.test_qfs) if f.test_qfs else report.QUALITIES,
-    resize_factors=(
-      tuple(config_lib.parse_factor("resize_factors", v) for v in f.resize_factors)
-      if f.resize_factors
-      else report.RESIZE_FACTORS
-    ),
-    resize_qualities=(
-      config_lib.parse("test_qfs", f.resize_qfs) if f.resize_qfs else report.RESIZE_QUALITIES
-    ),
-    test_chains=(
-      config_lib.parse("test_chains", f.test_chains) if f.test_chains else report.PROTOCOLS
-    ),
+    **cli.condition_grids(f.test_qfs, f.resize_factors, f.resize_qfs, f.test_chains),
   )
   for line in summary["verdict"]:
     print(line)
