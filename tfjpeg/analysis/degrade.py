@@ -17,6 +17,7 @@ the same bytes. Each `<condition>` folder is itself a labelled folder.
 """
 
 import collections
+import dataclasses
 import hashlib
 import json
 import os
@@ -107,13 +108,10 @@ def degrade(
   profile = report.stored_profile(columns, names, stream)
   if only_chains:
     the_plan = file_report.plan(profile, (), (1.0,), (None,), chains)
-    the_plan = file_report.Plan(
-      tuple(c for c in the_plan.conditions if c.chain != "none"),
-      the_plan.resize_grid.iloc[0:0],
-      the_plan.protocols,
-      the_plan.swap_qfs,
-      the_plan.common_qf,
-      the_plan.levels,
+    the_plan = dataclasses.replace(
+      the_plan,
+      conditions=tuple(c for c in the_plan.conditions if c.chain != "none"),
+      resize_grid=the_plan.resize_grid.iloc[0:0],
     )
   else:
     the_plan = file_report.plan(profile, qualities, resize_factors, resize_qualities, chains)

@@ -566,7 +566,6 @@ def make(
   )
   os.makedirs(out_dir, exist_ok=True)
   model = _Forward(classifier)
-  source_task = memory_task
   smallest = min(
     int(min(tf.image.extract_jpeg_shape(e)[:2]))
     if tf.io.is_jpeg(e)
@@ -819,7 +818,7 @@ def make(
   command = command or command_line()
   fingerprint = classifier.fingerprint()
   source = (
-    f"folder {images_dir}" if images_dir else f"the test split of the {source_task.name} task"
+    f"folder {images_dir}" if images_dir else f"the test split of the {memory_task.name} task"
   )
   page = PAGE.format(
     head=pages.head(f"JPEG robustness of {os.path.basename(os.path.normpath(model_path))}"),
