@@ -56,6 +56,8 @@ ONE_SCORE_NAMES = ("real", "fake")
 def _channels(values, what):
   if values in ("imagenet", ("imagenet",), ["imagenet"]):
     return IMAGENET_MEAN if what == "mean" else IMAGENET_STD
+  if isinstance(values, (int, float)) and not isinstance(values, bool):
+    values = (values,)  # one number for every channel
   try:
     numbers = tuple(float(v) for v in values)
   except (TypeError, ValueError):
@@ -99,8 +101,13 @@ class Preprocessing:
       raise ConfigError(f"std: {self.std} has a value that is not above 0")
 
   def filled(self, **defaults: Any) -> "Preprocessing":
-    """This, with every None field set from `defaults`."""
-    changes = {k: v for k, v in defaults.items() if getattr(self, k) is None and v is not None}
+    """This, with every field left unset (None; no mean and std) set from
+    `defaults` (a model's own metadata, then a form's conventions)."""
+    changes = {
+      k: v
+      for k, v in defaults.items()
+      if v is not None and v != [] and getattr(self, k) in (None, ())
+    }
     return dataclasses.replace(self, **changes)
 
   def as_dict(self) -> dict:
@@ -260,13 +267,7 @@ def _from_keras(model, source, form, class_names, patch_size, preprocessing=None
 def _from_onnx(path, class_names, patch_size, preprocessing=None):
   model = onnx_model.OnnxModel(path)
   meta = model.metadata
-  preprocessing = (preprocessing or Preprocessing()).filled(
-    **{k: v for k, v in meta.get("preprocessing", {}).items() if k not in ("mean", "std")}
-  )
-  if not preprocessing.mean and meta.get("preprocessing", {}).get("mean"):
-    preprocessing = dataclasses.replace(
-      preprocessing, mean=meta["preprocessing"]["mean"], std=meta["preprocessing"]["std"]
-    )
+  preprocessing = (preprocessing or Preprocessing()).filled(**meta.get("preprocessing", {}))
   if model.dtype == np.uint8:  # the pixels as they are
     if preprocessing.scale == "0..1" or preprocessing.mean:
       raise ConfigError(f"{path} takes uint8 pixels: --scale=0..1, --mean and --std do not apply")
