@@ -159,6 +159,31 @@ def test_one_logit_fixed_batch_detectors_are_their_sigmoid_as_fake(tmp_path):
   np.testing.assert_allclose(got.sum(1), 1.0, atol=1e-6)
 
 
+def test_a_centre_cropping_detector_gets_each_file_once_as_torchvision_crops_it(tmp_path):
+  """--input=centre_crop through bin/predict's library call: each file decoded
+  exactly, centre-cropped as torchvision does (padded where smaller), scored
+  once."""
+  net = _net(1)
+  path = _exported(net, tmp_path / "one.onnx")
+  pre = classifier_lib.Preprocessing(input="centre_crop", mean=0.5, std=0.25)
+  for number, shape in enumerate([(45, 37), (20, 50)]):
+    Image.fromarray(testing.synthetic_image(*shape, seed=number)).save(tmp_path / f"{number}.png")
+  predict.run(
+    path, [str(tmp_path / f"{n}.png") for n in range(2)], str(tmp_path / "p.csv"), preprocessing=pre
+  )
+  rows = pd.read_csv(tmp_path / "p.csv")
+  assert list(rows["placement"]) == ["centre_crop"] * 2 and list(rows["num_patches"]) == [1, 1]
+  loaded = classifier_lib.load(path, preprocessing=pre)
+  for row in rows.to_dict("records"):
+    with open(row["path"], "rb") as f:
+      image = images.decode(f.read())
+    fake = loaded.probabilities(crops.centre_crop(image, SIZE).numpy()[None])[0, 1]
+    inputs = (crops.centre_crop(image, SIZE).numpy()[None] / 255.0 - 0.5) / 0.25
+    logit = net.predict(inputs.transpose(0, 3, 1, 2).astype("float32"), verbose=0)[0, 0]
+    assert row["prob_fake"] == pytest.approx(fake, abs=1e-7)
+    assert fake == pytest.approx(1 / (1 + np.exp(-logit)), abs=1e-5)
+
+
 def test_an_onnx_file_that_is_not_one_is_one_line(tmp_path):
   bad = tmp_path / "bad.onnx"
   bad.write_bytes(b"not a model")

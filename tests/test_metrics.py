@@ -74,3 +74,30 @@ def test_results_carry_the_interval():
     <= scores["balanced_accuracy_high"]
   )
   assert {"balanced_accuracy_low", "balanced_accuracy_high"} <= set(evaluation.RESULT_COLUMNS)
+
+
+def test_auc_interval_is_the_bootstrap_of_weighted_aucs_by_scikit_learn():
+  """Each resample's AUC (images drawn within their class, patches weighted
+  by their image's count) equals scikit-learn's ROC AUC with those weights,
+  ties included."""
+  from sklearn import metrics as sk_metrics  # pylint: disable=g-import-not-at-top
+
+  rng = np.random.default_rng(3)
+  images = np.repeat(np.arange(30), 2)  # two patches an image
+  labels = (images >= 12).astype(int)
+  scores = np.round(rng.random(60) * 0.6 + 0.3 * labels, 1)  # rounded: many ties
+  low, high = metrics.auc_interval(labels, scores, images, resamples=200, seed=7)
+  draws = np.random.default_rng(7)
+  weights = np.zeros((200, 60))
+  for k in (0, 1):
+    own = np.unique(images[labels == k])
+    picks = draws.integers(0, len(own), size=(200, len(own)))
+    counts = np.stack([np.bincount(p, minlength=len(own)) for p in picks])
+    weights[:, labels == k] = counts[:, np.searchsorted(own, images[labels == k])]
+  aucs = [sk_metrics.roc_auc_score(labels, scores, sample_weight=w) for w in weights]
+  assert (low, high) == pytest.approx(
+    (np.percentile(aucs, 2.5), np.percentile(aucs, 97.5)), abs=1e-12
+  )
+  assert low < metrics.roc_auc(labels == 1, scores) < high
+  assert metrics.auc_interval(labels, scores + 2 * labels, images) == (1.0, 1.0)
+  assert np.isnan(metrics.auc_interval(np.zeros(4, int), scores[:4], images[:4])[0])

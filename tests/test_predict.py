@@ -13,6 +13,7 @@ import pytest
 import tensorflow as tf
 
 from tfjpeg.codec import images
+from tfjpeg.core.errors import ConfigError
 from tfjpeg.serving import classifier
 from tfjpeg.serving import predict
 
@@ -245,3 +246,17 @@ def test_two_class_summary_has_auc_and_ap():
   assert summary["balanced_accuracy"] == pytest.approx(0.75)
   assert summary["roc_auc"] == pytest.approx(1.0) and summary["average_precision"] == 1.0
   assert "roc_auc" not in predict.summarize(frame.assign(prob_x=0.0), ["real", "fake", "x"])
+
+
+def test_tfjpeg_exports_refuse_preprocessing_they_do_not_take(exported):
+  """tfjpeg's own SavedModel takes uint8 patches as they are: a flag that
+  would normalise them is refused in one line; --input still applies."""
+  model, _, _, _ = exported
+  with pytest.raises(ConfigError) as error:
+    classifier.load(
+      str(model),
+      preprocessing=classifier.Preprocessing(scale="0..1", mean="imagenet", std="imagenet"),
+    )
+  assert "--scale, --mean, --std do not apply" in str(error.value) and "\n" not in str(error.value)
+  loaded = classifier.load(str(model), preprocessing=classifier.Preprocessing(input="centre_crop"))
+  assert loaded.preprocessing.input == "centre_crop" and loaded.preprocessing.scale == "0..255"

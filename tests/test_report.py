@@ -270,3 +270,30 @@ def test_an_onnx_export_of_a_run_gives_the_runs_report(trained, run_report, tmp_
   np.testing.assert_allclose(
     offsets["score"], pd.read_csv(out / "offsets_8.csv")["score"], atol=1e-6
   )
+
+
+def test_the_patch_reports_stability_compares_each_image_with_itself_as_stored(run_report, trained):
+  """One row per random-crop condition and class, every test image of the
+  class counted once; the flips are the images whose random crops vote
+  otherwise than as stored."""
+  out, summary = run_report
+  flips = pd.read_csv(out / "stability.csv")
+  assert {"qf50", "qf90", "qf50>qf90", "common", "resize:0.5", "corvi2023"} <= set(
+    flips["condition"]
+  )
+  assert "stored" not in set(flips["condition"])
+  per_class = pd.read_csv(out / "per_class.csv")
+  stored = per_class[
+    (per_class["test_crop"] == "random")
+    & (per_class["test_qf"] == "none")
+    & (per_class["test_resave"] == "none")
+    & (per_class["test_chain"] == "none")
+    & (per_class["test_first_qf"] == "none")
+  ].set_index("class_name")["n_patches"]
+  table = pd.read_csv(out / "conditions.csv")
+  row = table[(table["test_crop"] == "random") & (table["test_qf"].astype(str) == "none")].iloc[0]
+  patches = int(row["n_patches"]) // int(row["n_images"])  # each image's random crops
+  for row in flips[flips["condition"] == "qf50"].to_dict("records"):
+    assert row["n_images"] == stored[row["class_name"]] // patches
+    assert 0 <= row["flipped"] <= row["n_images"]
+  assert any(line.startswith("Stability: ") for line in summary["verdict"])
