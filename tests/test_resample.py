@@ -63,6 +63,45 @@ def test_resize_takes_pillows_pass_order_on_random_sizes():
   assert height_first >= 5  # both orders were tried
 
 
+def test_resize_equals_pillow_where_every_sum_sits_on_a_rounding_boundary():
+  """Halving columns of alternating levels (v, v+1) with the box or bilinear
+  kernel puts every sum on a half level, where float32's rounded products
+  cannot decide: each is redone in integers, as Pillow sums them."""
+  rng = np.random.default_rng(3)
+  levels = rng.integers(0, 255, (48, 40, 3)).astype(np.uint8)
+  image = np.repeat(levels, 2, axis=1)
+  image[:, 1::2] += 1
+  for kernel in ("box", "bilinear"):
+    size = (48, 40)
+    np.testing.assert_array_equal(
+      resample.resize(image, size, kernel).numpy(), pil_resize(image, size, kernel), kernel
+    )
+
+
+def test_resize_equals_pillow_shrinking_by_large_factors():
+  """Hundreds of taps per output (the sums whose float32 error is largest)."""
+  image = testing.synthetic_image(420, 610, seed=4)
+  for kernel, size in (("lanczos", (11, 17)), ("bicubic", (200, 29)), ("hamming", (23, 200))):
+    np.testing.assert_array_equal(
+      resample.resize(image, size, kernel).numpy(),
+      pil_resize(image, size, kernel),
+      err_msg=f"{kernel} -> {size}",
+    )
+
+
+def test_resize_sums_in_float64_where_onednn_may_round_float32_products(monkeypatch):
+  """With oneDNN told to compute float32 products in bfloat16 or TF32, the
+  error bound would not hold: the products are float64 then, still Pillow's."""
+  monkeypatch.setenv("ONEDNN_DEFAULT_FPMATH_MODE", "BF16")
+  assert resample._product_dtype() == tf.float64
+  image = testing.synthetic_image(90, 70, seed=6)
+  np.testing.assert_array_equal(
+    resample.resize(image, (33, 41), "lanczos").numpy(), pil_resize(image, (33, 41), "lanczos")
+  )
+  monkeypatch.setenv("ONEDNN_DEFAULT_FPMATH_MODE", "strict")
+  assert resample._product_dtype() == tf.float32
+
+
 @pytest.mark.parametrize("way", testing.WAYS)
 def test_resize_and_blur_run_every_way_with_tensor_arguments(image, way):
   """Sizes, factors and sigmas as tensors (a draw per image), as the chains pass them."""

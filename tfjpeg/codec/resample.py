@@ -21,11 +21,17 @@ max(s, 1) (its antialiasing when shrinking) and sampled at each input pixel
 under its support; the weights, normalised in double precision, become
 integers with 22 fraction bits (rounded half away from zero); the sum of
 integer products starts at 2^21 and is shifted down by 22, clipped to 0..255.
-Here the weights are computed the same way in float64 and the sums in int32,
-as Pillow's are, so the results are the same integers.
+Here the weights are computed the same way in float64, so they are the same
+integers, and each pass is one matrix product over chunks of rows in
+float32 (about as fast as Pillow's C loop; a loop over the taps in
+TensorFlow ops took twice as long): float32 rounds the products, so every
+sum that lands within float32's error bound of a rounding boundary (one or
+two in a thousand) is redone in int32 as Pillow does it. The results are
+Pillow's integers.
 """
 
 import math
+import os
 from typing import Any
 
 import numpy as np
@@ -121,8 +127,9 @@ def _coefficients(in_size, out_size, kernel):
   position = tf.cast(first[:, None] + k[None, :], tf.float64)
   weights = function((position - centre[:, None] + 0.5) * (1.0 / stretch))
   weights = tf.where(k[None, :] < count[:, None], weights, tf.zeros_like(weights))
-  # Summed tap after tap, as Pillow's loop does (a tree sum can differ in the last bit).
-  total = tf.foldl(lambda acc, column: acc + column, tf.transpose(weights))[:, None]
+  # Summed tap after tap, as Pillow's loop does (a tree sum can differ in the
+  # last bit): a cumulative sum on the CPU is that sequential sum.
+  total = tf.math.cumsum(weights, axis=1)[:, -1:]
   weights = tf.where(tf.equal(total, 0.0), weights, weights / total)
   scaled = weights * float(1 << _PRECISION_BITS)
   # Rounded half away from zero, as Pillow's normalize_coeffs_8bpc.
@@ -130,20 +137,67 @@ def _coefficients(in_size, out_size, kernel):
   return first, tf.cast(fixed, tf.int32), last
 
 
+def _product_dtype():
+  """float32, unless oneDNN is told to round float32 products to fewer bits
+  (bfloat16, TF32), which the error bound below does not cover: then
+  float64, whose sums of these products are exact."""
+  for variable in ("ONEDNN_DEFAULT_FPMATH_MODE", "TF_SET_ONEDNN_FPMATH_MODE"):
+    if os.environ.get(variable, "STRICT").upper() not in ("", "STRICT"):
+      return tf.float64
+  return tf.float32
+
+
 def _resample_rows_at(values, first, weights):
-  """Pillow's one-axis pass along axis 0 of int32 `values`: output row x sums
-  rows first[x] + k of `values` with weights[x, k]."""
-  taps = tf.shape(weights)[1]
-  last_row = tf.shape(values)[0] - 1
+  """Pillow's one-axis pass along axis 0 of a 2-D uint8 `values`: output row
+  x sums rows first[x] + k with weights[x, k] (int32, 22 fraction bits).
 
-  def add_tap(k, total):
-    rows = tf.gather(values, tf.clip_by_value(first + k, 0, last_row))  # whole rows: a copy each
-    return k + 1, total + rows * weights[:, k][:, None, None]
-
-  shape = tf.concat([tf.shape(first), tf.shape(values)[1:]], 0)
-  start = tf.fill(shape, 1 << (_PRECISION_BITS - 1))
-  _, total = tf.while_loop(lambda k, _: k < taps, add_tap, (tf.constant(0), start))
-  return tf.clip_by_value(tf.bitwise.right_shift(total, _PRECISION_BITS), 0, 255)
+  The rows are cut into chunks of K (the taps) rows, so that an output's taps
+  lie in its chunk and the next: one batched matrix product of each chunk
+  with the weights of the outputs that start in it (first half) and of those
+  that started in the chunk before (second half). Pinned to the CPU: a GPU
+  would take float32 products in TF32."""
+  with tf.device("/CPU:0"):
+    dtype = _product_dtype()
+    rows_in, rows_out = tf.shape(values)[0], tf.shape(first)[0]
+    width, taps = tf.shape(values)[1], tf.shape(weights)[1]
+    chunks = rows_in // taps + 2  # the last output's second chunk exists
+    chunk = first // taps  # nondecreasing, as first is
+    start = tf.searchsorted(chunk, tf.range(chunks), side="left")
+    slot = tf.range(rows_out) - tf.gather(start, chunk)
+    slots = tf.reduce_max(slot) + 1
+    k = tf.range(taps)
+    row = first[:, None] - chunk[:, None] * taps + k[None, :]  # in [0, 2 taps)
+    second = tf.cast(row >= taps, tf.int32)
+    at = tf.stack(
+      [chunk[:, None] + second, slot[:, None] + slots * second, row - taps * second], -1
+    )
+    scaled = tf.cast(weights, dtype) * (1.0 / (1 << _PRECISION_BITS))  # exact: a power of two
+    matrices = tf.scatter_nd(
+      tf.reshape(at, [-1, 3]), tf.reshape(scaled, [-1]), tf.stack([chunks, 2 * slots, taps])
+    )
+    padded = tf.pad(values, [[0, chunks * taps - rows_in], [0, 0]])
+    sums = tf.linalg.matmul(matrices, tf.reshape(tf.cast(padded, dtype), [chunks, taps, width]))
+    # Chunk q's outputs: its rows by the first half, the next chunk's by the second.
+    sums = sums[:-1, :slots] + sums[1:, slots:]
+    sums = tf.reshape(sums, [-1, width]) + 0.5  # a row per slot, outputs and padding
+    rounded = tf.floor(sums)
+    # float32's bound on a sum of n products: n units of its last place of the
+    # sum of their sizes (n: the taps, the halves' sum and the half).
+    largest = tf.reduce_max(tf.reduce_sum(tf.abs(scaled), 1)) * 255.0 + 1.0
+    bound = tf.cast(taps + 4, dtype) * largest * 2.0**-24
+    fraction = sums - rounded  # exact
+    # A padding slot sums to 0.5: never near a boundary.
+    near = tf.where((fraction < bound) | (fraction > 1.0 - bound))
+    slot_of_output = chunk * slots + slot
+    owner = tf.scatter_nd(slot_of_output[:, None], tf.range(rows_out), tf.shape(sums)[:1])
+    output = tf.gather(owner, tf.cast(near[:, 0], tf.int32))
+    tap_rows = tf.minimum(tf.gather(first, output)[:, None] + k[None, :], rows_in - 1)
+    flat = tap_rows * width + tf.cast(near[:, 1:], tf.int32)
+    taps_values = tf.cast(tf.gather(tf.reshape(values, [-1]), flat), tf.int32)
+    exact = tf.reduce_sum(taps_values * tf.gather(weights, output), 1)
+    exact = tf.bitwise.right_shift(exact + (1 << (_PRECISION_BITS - 1)), _PRECISION_BITS)
+    result = tf.tensor_scatter_nd_update(tf.cast(rounded, tf.int32), near, exact)
+    return tf.gather(tf.cast(tf.clip_by_value(result, 0, 255), tf.uint8), slot_of_output)
 
 
 def resize(image: TensorLike, size: TensorLike, kernel: str = "bicubic") -> tf.Tensor:
@@ -232,26 +286,35 @@ def resize_window(
   first_v, weights_v, _, _ = _axis_window(image_size[0], size[0], kernel, offset[0], box[0])
   first_h, weights_h, _, _ = _axis_window(image_size[1], size[1], kernel, offset[1], box[1])
   first_v, first_h = first_v - window_offset[0], first_h - window_offset[1]
-  values = tf.cast(window, tf.int32)
+  window = tf.cast(window, tf.uint8)
+  channels = tf.shape(window)[2]
+  # Both passes run along axis 0 of a 2-D tensor: rows x (columns, channels)
+  # for the height, columns x (channels, rows) for the width.
+  rows = tf.reshape(window, [tf.shape(window)[0], -1])
 
   def down(v):
     kept = lambda: v[offset[0] - window_offset[0] :][: box[0]]  # noqa: E731
     resampled = lambda: _resample_rows_at(v, first_v, weights_v)  # noqa: E731
     return tf.cond(tf.equal(image_size[0], size[0]), kept, resampled)
 
-  def across(v):
-    kept = lambda: v[:, offset[1] - window_offset[1] :][:, : box[1]]  # noqa: E731
+  def across(v):  # v: rows x (columns, channels), and so returned
+    height = tf.shape(v)[0]
+
+    def kept():
+      pixels = tf.reshape(v, [height, -1, channels])[:, offset[1] - window_offset[1] :]
+      return tf.reshape(pixels[:, : box[1]], [height, -1])
 
     def resampled():
-      turned = tf.transpose(v, [1, 0, 2])
-      return tf.transpose(_resample_rows_at(turned, first_h, weights_h), [1, 0, 2])
+      columns = tf.reshape(tf.transpose(v), [-1, channels * height])
+      columns = _resample_rows_at(columns, first_h, weights_h)
+      return tf.transpose(tf.reshape(columns, [-1, height]))
 
     return tf.cond(tf.equal(image_size[1], size[1]), kept, resampled)
 
-  values = tf.cond(
-    _height_first(image_size, size), lambda: across(down(values)), lambda: down(across(values))
+  rows = tf.cond(
+    _height_first(image_size, size), lambda: across(down(rows)), lambda: down(across(rows))
   )
-  return tf.cast(values, tf.uint8)
+  return tf.reshape(rows, tf.stack([box[0], box[1], channels]))
 
 
 def scaled_size(image_size: TensorLike, factor: TensorLike) -> tf.Tensor:
