@@ -149,7 +149,8 @@ def test_a_killed_then_preempted_run_resumes_to_the_same_results(tmp_path, cache
       break
   _, err = process.communicate(timeout=60)
   assert not any(line.startswith("epoch 1/3") for line in resumed)
-  assert process.returncode == preemption.EXIT_PREEMPTED and time.time() - signalled < 20
+  # Stops at the next batch: well within a minute, even with the other worker training.
+  assert process.returncode == preemption.EXIT_PREEMPTED and time.time() - signalled < 60
   assert err.strip().splitlines()[-1] == (
     f"train: {workdir}: stopped by SIGTERM with 2 epoch(s) saved; the same command resumes "
     "from there"
