@@ -63,10 +63,10 @@ def test_resize_takes_pillows_pass_order_on_random_sizes():
   assert height_first >= 5  # both orders were tried
 
 
-def test_resize_equals_pillow_where_every_sum_sits_on_a_rounding_boundary():
-  """Halving columns of alternating levels (v, v+1) with the box or bilinear
-  kernel puts every sum on a half level, where float32's rounded products
-  cannot decide: each is redone in integers, as Pillow sums them."""
+def test_resize_equals_pillow_where_sums_sit_on_half_levels():
+  """Halving columns of alternating levels (v, v+1): the box kernel puts
+  every sum on a half level, bilinear an eighth of them; all are redone in
+  integers, and scattered back to their pixels."""
   rng = np.random.default_rng(3)
   levels = rng.integers(0, 255, (48, 40, 3)).astype(np.uint8)
   image = np.repeat(levels, 2, axis=1)
@@ -76,6 +76,27 @@ def test_resize_equals_pillow_where_every_sum_sits_on_a_rounding_boundary():
     np.testing.assert_array_equal(
       resample.resize(image, size, kernel).numpy(), pil_resize(image, size, kernel), kernel
     )
+
+
+def test_a_pass_redoes_in_integers_the_sums_float32_rounds_across_a_level():
+  """Sums built one step from a rounding boundary (2^21 + sum w p a multiple
+  of 2^22, give or take 1), with products of up to 26 bits: float32 alone
+  floors some of them wrong (checked here), the pass gives Pillow's integers."""
+  rng = np.random.default_rng(8)
+  outputs, taps = 400, 16
+  values = rng.integers(0, 256, (outputs * taps, 1)).astype(np.uint8)
+  values[::taps] = 1  # the first tap of each output: the weight that lands the sum
+  weights = rng.integers(0, 2**18, (outputs, taps)).astype(np.int64)
+  pixels = values[:, 0].reshape(outputs, taps).astype(np.int64)
+  sums = (weights * pixels).sum(1) + 2**21
+  target = np.round(sums / 2**22) * 2**22 + rng.integers(-1, 2, outputs)
+  weights[:, 0] += (target - sums).astype(np.int64)
+  exact = np.clip(((weights * pixels).sum(1) + 2**21) >> 22, 0, 255)
+  in_float32 = (pixels.astype(np.float32) * (weights / 2**22).astype(np.float32)).sum(1)
+  assert np.any(np.floor(in_float32 + np.float32(0.5)) != exact)  # float32 alone is wrong
+  first = tf.range(outputs) * taps
+  out = resample._resample_rows_at(tf.constant(values), first, tf.constant(weights, tf.int32))
+  np.testing.assert_array_equal(out.numpy()[:, 0], exact)
 
 
 def test_resize_equals_pillow_shrinking_by_large_factors():
@@ -92,6 +113,9 @@ def test_resize_equals_pillow_shrinking_by_large_factors():
 def test_resize_sums_in_float64_where_onednn_may_round_float32_products(monkeypatch):
   """With oneDNN told to compute float32 products in bfloat16 or TF32, the
   error bound would not hold: the products are float64 then, still Pillow's."""
+  monkeypatch.setenv("DNNL_DEFAULT_FPMATH_MODE", "BF16")
+  assert resample._product_dtype() == tf.float64
+  monkeypatch.delenv("DNNL_DEFAULT_FPMATH_MODE")
   monkeypatch.setenv("ONEDNN_DEFAULT_FPMATH_MODE", "BF16")
   assert resample._product_dtype() == tf.float64
   image = testing.synthetic_image(90, 70, seed=6)

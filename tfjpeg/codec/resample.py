@@ -21,13 +21,14 @@ max(s, 1) (its antialiasing when shrinking) and sampled at each input pixel
 under its support; the weights, normalised in double precision, become
 integers with 22 fraction bits (rounded half away from zero); the sum of
 integer products starts at 2^21 and is shifted down by 22, clipped to 0..255.
-Here the weights are computed the same way in float64, so they are the same
-integers, and each pass is one matrix product over chunks of rows in
-float32 (about as fast as Pillow's C loop; a loop over the taps in
-TensorFlow ops took twice as long): float32 rounds the products, so every
-sum that lands within float32's error bound of a rounding boundary (one or
-two in a thousand) is redone in int32 as Pillow does it. The results are
-Pillow's integers.
+Here the weights are computed the same way in float64, on the CPU, so they
+are the same integers, and each pass is one matrix product over chunks of
+rows in float32 (twice the speed of a loop over the taps in TensorFlow ops,
+about Pillow's own: docs/detectors.md#speed). float32 rounds the products,
+so every sum that lands within float32's error bound of a rounding boundary
+is redone in int32 as Pillow does it: under one in a thousand for common
+shrinks, a few percent for shrinks by tens, every other pixel for a box
+halving of a photo (half levels). The results are Pillow's integers.
 """
 
 import math
@@ -110,7 +111,12 @@ def _coefficients(in_size, out_size, kernel):
   Returns (first, weights, last): for output pixel x, the taps are input
   pixels first[x] + k, k < K, with int32 fixed-point weights[x, k] (0 past
   the support, which ends before last[x]). K is the largest support any
-  output pixel has."""
+  output pixel has. On the CPU: a GPU's cumulative sum adds in another order."""
+  with tf.device("/CPU:0"):
+    return _cpu_coefficients(in_size, out_size, kernel)
+
+
+def _cpu_coefficients(in_size, out_size, kernel):
   function, support = KERNELS[kernel]
   in_size = tf.cast(in_size, tf.float64)
   out_size64 = tf.cast(out_size, tf.float64)
@@ -137,13 +143,30 @@ def _coefficients(in_size, out_size, kernel):
   return first, tf.cast(fixed, tf.int32), last
 
 
+_FPMATH_VARIABLES = (
+  "ONEDNN_DEFAULT_FPMATH_MODE",
+  "DNNL_DEFAULT_FPMATH_MODE",
+  "TF_SET_ONEDNN_FPMATH_MODE",
+)
+# Grappler rewrites that may turn a float32 product into bfloat16 or float16.
+_MIXED_PRECISION_REWRITES = (
+  "auto_mixed_precision",
+  "auto_mixed_precision_mkl",
+  "auto_mixed_precision_onednn_bfloat16",
+  "auto_mixed_precision_cpu",
+)
+
+
 def _product_dtype():
-  """float32, unless oneDNN is told to round float32 products to fewer bits
-  (bfloat16, TF32), which the error bound below does not cover: then
-  float64, whose sums of these products are exact."""
-  for variable in ("ONEDNN_DEFAULT_FPMATH_MODE", "TF_SET_ONEDNN_FPMATH_MODE"):
+  """float32, unless oneDNN or a graph rewrite is told to compute float32
+  products in fewer bits (bfloat16, TF32), which the error bound does not
+  cover: then float64, whose sums of these products are exact."""
+  for variable in _FPMATH_VARIABLES:
     if os.environ.get(variable, "STRICT").upper() not in ("", "STRICT"):
       return tf.float64
+  options = tf.config.optimizer.get_experimental_options()
+  if any(options.get(rewrite) for rewrite in _MIXED_PRECISION_REWRITES):
+    return tf.float64
   return tf.float32
 
 
@@ -158,6 +181,10 @@ def _resample_rows_at(values, first, weights):
   would take float32 products in TF32."""
   with tf.device("/CPU:0"):
     dtype = _product_dtype()
+    # Rows before the first output's first tap are never read (a window
+    # larger than the outputs need): the chunks start there.
+    origin = first[0]
+    values, first = values[origin:], first - origin
     rows_in, rows_out = tf.shape(values)[0], tf.shape(first)[0]
     width, taps = tf.shape(values)[1], tf.shape(weights)[1]
     chunks = rows_in // taps + 2  # the last output's second chunk exists
@@ -181,18 +208,20 @@ def _resample_rows_at(values, first, weights):
     sums = sums[:-1, :slots] + sums[1:, slots:]
     sums = tf.reshape(sums, [-1, width]) + 0.5  # a row per slot, outputs and padding
     rounded = tf.floor(sums)
-    # float32's bound on a sum of n products: n units of its last place of the
-    # sum of their sizes (n: the taps, the halves' sum and the half).
-    largest = tf.reduce_max(tf.reduce_sum(tf.abs(scaled), 1)) * 255.0 + 1.0
-    bound = tf.cast(taps + 4, dtype) * largest * 2.0**-24
-    fraction = sums - rounded  # exact
-    # A padding slot sums to 0.5: never near a boundary.
-    near = tf.where((fraction < bound) | (fraction > 1.0 - bound))
+    # The error of n rounded operations (the nonzero products and their sums,
+    # the halves' sum, the half) is at most n u / (1 - n u) times the sum of
+    # the sizes they add (u = 2^-24, float32's unit roundoff), in float64.
+    magnitude = tf.reduce_max(tf.reduce_sum(tf.abs(tf.cast(weights, tf.float64)), 1))
+    magnitude = magnitude * 255.0 / (1 << _PRECISION_BITS) + 0.5
+    steps = tf.cast(taps + 2, tf.float64) * 2.0**-24
+    bound = tf.cast(steps / (1.0 - steps) * magnitude, dtype)
+    # A sum whose floor float32 cannot decide; a padding slot (0.5) never is.
+    near = tf.where((sums - rounded < bound) | (sums - rounded > 1.0 - bound))
     slot_of_output = chunk * slots + slot
     owner = tf.scatter_nd(slot_of_output[:, None], tf.range(rows_out), tf.shape(sums)[:1])
     output = tf.gather(owner, tf.cast(near[:, 0], tf.int32))
     tap_rows = tf.minimum(tf.gather(first, output)[:, None] + k[None, :], rows_in - 1)
-    flat = tap_rows * width + tf.cast(near[:, 1:], tf.int32)
+    flat = tf.cast(tap_rows, tf.int64) * tf.cast(width, tf.int64) + near[:, 1:]
     taps_values = tf.cast(tf.gather(tf.reshape(values, [-1]), flat), tf.int32)
     exact = tf.reduce_sum(taps_values * tf.gather(weights, output), 1)
     exact = tf.bitwise.right_shift(exact + (1 << (_PRECISION_BITS - 1)), _PRECISION_BITS)
