@@ -60,14 +60,6 @@ def folder_name(condition: whole_images.FileCondition) -> str:
   return config_lib.file_name(condition.name)
 
 
-def _write(path, data):
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  temporary = path + ".partial"
-  with open(temporary, "wb") as f:
-    f.write(data)
-  os.replace(temporary, path)
-
-
 def degrade(
   images_dir: str,
   out_dir: str,
@@ -124,7 +116,7 @@ def degrade(
     the_plan.common_qf,
     files=True,
     pixels=False,
-    all_jpeg=all(whole_images.is_jpeg(e) for e in columns["encoded"]),
+    all_jpeg=all(images.sniff_format(e[:16]) == "jpeg" for e in columns["encoded"]),
   )
   os.makedirs(out_dir, exist_ok=True)
   bad_path = os.path.join(out_dir, file_report.BAD_FILES)
@@ -147,7 +139,9 @@ def degrade(
           f"{images_dir}: two files are image {image_id} (one name, two extensions): rename one"
         )
       written.add(relative)
-      _write(os.path.join(out_dir, relative), data)
+      path = os.path.join(out_dir, relative)
+      os.makedirs(os.path.dirname(path), exist_ok=True)
+      rundir.write_atomically(path, data)
       label = int(element["label"])
       rows.append(
         dict(

@@ -29,6 +29,7 @@ from tfjpeg.analysis import plotting
 from tfjpeg.analysis import report
 from tfjpeg.analysis import stability
 from tfjpeg.codec import chain_syntax
+from tfjpeg.codec import images
 from tfjpeg.core import metrics
 from tfjpeg.core import pages
 from tfjpeg.core.errors import ConfigError
@@ -439,7 +440,7 @@ def make(
     the_plan,
     config.schedule.seed,
     config.jpeg.chroma,
-    all_jpeg=all(whole_images.is_jpeg(e) for e in columns["encoded"]),
+    all_jpeg=all(images.sniff_format(e[:16]) == "jpeg" for e in columns["encoded"]),
   )
   source = (
     f"folder {images_dir}" if images_dir else f"the test split of the {memory_task.name} task"

@@ -111,11 +111,6 @@ def _processed(encoded, decode, steps, seed, chroma, all_jpeg=False):
   return chain_ops.apply_and_encode(decode(), steps, seed, chroma)
 
 
-def is_jpeg(encoded: bytes) -> bool:
-  """Whether the bytes are a JPEG file's, by its first marker (as `tf.io.is_jpeg`)."""
-  return encoded[:3] == b"\xff\xd8\xff"
-
-
 def draw_width(conditions: Sequence[FileCondition]) -> int:
   """Columns of the widest chain's draws (`chain_syntax.draw_columns`)."""
   return max(
@@ -145,7 +140,7 @@ def dataset(
   them; without `pixels`, no "image" (files only: nothing is decoded that
   the files do not need). `seed` is the run's: draws are `eval_dataset`'s.
   With `seen`, an image that fails to decode is skipped and the others
-  recorded. `all_jpeg` says every image is a JPEG (`is_jpeg`): a faster graph."""
+  recorded. `all_jpeg` says every image is a JPEG (`images.sniff_format`): a faster graph."""
   conditions = list(conditions)
   if any(c.resave == "swap" for c in conditions) and not swap_qfs:
     raise ValueError("a swap condition needs the classes' stored QFs (swap_qfs)")

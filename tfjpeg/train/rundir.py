@@ -87,11 +87,12 @@ def check_space(path, needed):
 
 
 def write_atomically(path, text):
-  """Writes a file whole or not at all: a temporary file in the same folder,
-  then a rename; a crash at any moment leaves the old file or the new one."""
+  """Writes a file (`text`: str, or bytes) whole or not at all: a temporary
+  file in the same folder, then a rename; a crash at any moment leaves the
+  old file or the new one."""
   tmp = f"{path}.tmp"
   with writing(path, tmp):
-    with open(tmp, "w") as f:
+    with open(tmp, "wb" if isinstance(text, bytes) else "w") as f:
       f.write(text)
     os.replace(tmp, path)
 
