@@ -12,16 +12,15 @@ import re
 import numpy as np
 import pandas as pd
 
+from tfjpeg.core import metrics
+
 COLUMNS = ("condition", "class_name", "n_images", "flipped", "flip_share", "flipped_to")
 
 
 def image_verdicts(probabilities, labels, image_ids, conditions):
   """One row per (condition, image): its label and verdict, the argmax of
   the mean log-probability of its patches (one patch: its own argmax)."""
-  frame = pd.DataFrame(np.log(np.clip(np.asarray(probabilities, float), 1e-12, 1.0)))
-  frame["condition"], frame["image_id"], frame["label"] = conditions, image_ids, labels
-  grouped = frame.groupby(["condition", "image_id"], sort=False)
-  means = grouped.mean(numeric_only=True)
+  means = metrics.per_image(np.asarray(probabilities, float), labels, image_ids, conditions)
   scores = means.drop(columns="label").to_numpy()
   return pd.DataFrame(
     dict(

@@ -145,23 +145,34 @@ def confusion_matrix(labels, predictions, num_classes):
   return sk_metrics.confusion_matrix(labels, predictions, labels=np.arange(num_classes))
 
 
+def per_image(probabilities, labels, image_ids, conditions=None) -> pd.DataFrame:
+  """One row per image (per condition and image, given `conditions`), in
+  the order they first come: the mean log-probability of its patches, a
+  column per class, and its `label`. The argmax of a row is the image's
+  verdict."""
+  frame = pd.DataFrame(np.log(np.clip(np.asarray(probabilities), 1e-12, 1.0)))
+  frame["image_id"], frame["label"] = image_ids, labels
+  keys = ["image_id"]
+  if conditions is not None:
+    frame["condition"], keys = conditions, ["condition", "image_id"]
+  return frame.groupby(keys, sort=False).mean()
+
+
 def condition_metrics(probabilities, labels, image_ids):
   """The metric columns of one test condition (see the module docstring)."""
   probabilities, labels = np.asarray(probabilities), np.asarray(labels)
   predictions = probabilities.argmax(-1)
-  frame = pd.DataFrame(np.log(np.clip(probabilities, 1e-12, 1.0)))
-  frame["image_id"], frame["label"] = image_ids, labels
-  per_image = frame.groupby("image_id").mean()
-  image_predictions = per_image.drop(columns="label").to_numpy().argmax(-1)
+  images = per_image(probabilities, labels, image_ids)
+  image_predictions = images.drop(columns="label").to_numpy().argmax(-1)
   low, high = bootstrap_interval(labels, predictions, image_ids)
   return dict(
     balanced_accuracy=balanced_accuracy(labels, predictions),
     balanced_accuracy_low=low,
     balanced_accuracy_high=high,
     accuracy=float(np.mean(predictions == labels)) if len(labels) else float("nan"),
-    n_images=int(len(per_image)),
+    n_images=int(len(images)),
     n_patches=int(len(labels)),
-    image_balanced_accuracy=balanced_accuracy(per_image["label"].astype(int), image_predictions),
+    image_balanced_accuracy=balanced_accuracy(images["label"].astype(int), image_predictions),
     **two_class_scores(labels, probabilities),
     **dict(
       zip(
