@@ -60,6 +60,13 @@ def folder_name(condition: whole_images.FileCondition) -> str:
   return config_lib.file_name(condition.name)
 
 
+def _images(task, class_names):
+  """The task's images read from their files as the pipeline goes (a folder
+  of any size, never held in memory), labelled by `class_names`."""
+  relabel = tf.constant([list(class_names).index(n) for n in task.class_names], tf.int32)
+  return task.images("test").map(lambda e: dict(e, label=tf.gather(relabel, e["label"])))
+
+
 def degrade(
   images_dir: str,
   out_dir: str,
@@ -80,24 +87,28 @@ def degrade(
   alone) to `out_dir` (module docstring). Returns a summary: files, bytes,
   conditions, images, and bad (files that could not be read, each with its
   problem in bad_files.csv). `timings` (a dict) receives "files_per_second", the
-  rate once the first file is out (the graph built), and "seconds", all of it."""
+  rate once the first file is out (the graph built), "probe_seconds", the
+  check of every file before any is processed (`tfjpeg.data.manifest`), and
+  "seconds", all of it."""
   started = time.perf_counter()
   task = tasks.labelled_folder(images_dir, 1, 1, class_names)
+  probed = time.perf_counter()
   names = list(class_names or task.class_names)
   if not class_names and len(names) == 2:  # the class named like a fake second: "fake" as 1
     positive = report.positive_class(names)
     names = [n for n in names if n != positive] + [positive]
-  memory_task, columns = report.in_memory(task, names)
-  if not len(columns["encoded"]):
+  files = task.files  # the good files, labelled by task.class_names
+  if not len(files):
     raise ConfigError(f"no images in {images_dir}")
-  ids = collections.Counter(i.decode() for i in columns["image_id"])
+  ids = collections.Counter(files["image_id"])
   twice = sorted(i for i, n in ids.items() if n > 1)
   if twice:
     raise DataError(
       f"{images_dir}: {len(twice)} names hold two files each (one name, two extensions; "
       f"first: {twice[0]}): rename them, their degraded files would have one path"
     )
-  profile = report.stored_profile(columns, names, stream)
+  labels = files["class_name"].map({n: i for i, n in enumerate(names)}).to_numpy()
+  profile = report.stored_profile(files["path"], labels, files["image_id"], names, stream)
   if only_chains:
     the_plan = file_report.plan(profile, (), (1.0,), (None,), chains)
     the_plan = dataclasses.replace(
@@ -108,7 +119,7 @@ def degrade(
   else:
     the_plan = file_report.plan(profile, qualities, resize_factors, resize_qualities, chains)
   dataset = whole_images.dataset(
-    memory_task.images("test"),
+    _images(task, names),
     the_plan.conditions,
     seed,
     chroma,
@@ -116,7 +127,7 @@ def degrade(
     the_plan.common_qf,
     files=True,
     pixels=False,
-    all_jpeg=all(images.sniff_format(e[:16]) == "jpeg" for e in columns["encoded"]),
+    all_jpeg=bool((files["format"] == "jpeg").all()),
   )
   os.makedirs(out_dir, exist_ok=True)
   bad_path = os.path.join(out_dir, file_report.BAD_FILES)
@@ -125,7 +136,7 @@ def degrade(
   elif os.path.exists(bad_path):
     os.remove(bad_path)
   rows, draw_batches, first_out, written = [], [], None, set()
-  total = len(columns["encoded"]) * len(the_plan.conditions)
+  total = len(files) * len(the_plan.conditions)
   with progress.Progress(total, "degrading", "files", stream) as bar:
     for element in dataset.prefetch(tf.data.AUTOTUNE):
       condition = the_plan.conditions[int(element["condition"])]
@@ -177,12 +188,13 @@ def degrade(
   if timings is not None:
     finished = time.perf_counter()
     timings["seconds"] = finished - started
+    timings["probe_seconds"] = probed - started
     if len(rows) > 1:
       timings["files_per_second"] = (len(rows) - 1) / (finished - first_out)
   return dict(
     files=len(manifest),
     bytes=int(manifest["bytes"].sum()),
     conditions=len(the_plan.conditions),
-    images=len(columns["encoded"]),
+    images=len(files),
     bad=len(task.bad_files),
   )

@@ -476,16 +476,19 @@ def command_line() -> str:
   return " ".join(shlex.quote(a) for a in sys.argv)
 
 
-def stored_profile(columns, class_names, stream=None) -> audit.CompressionProfile:
-  """How the test images are stored, from their headers (`in_memory`'s
-  columns): the compression profile the swap draws from."""
+def stored_profile(
+  sources: Sequence, labels: Sequence[int], image_ids: Sequence, class_names, stream=None
+) -> audit.CompressionProfile:
+  """How the test images are stored, from their headers: the compression
+  profile the swap draws from. `sources` are the files (paths, or their
+  bytes), `labels` index `class_names`, `image_ids` name the images."""
   stored = audit.read_headers(
     pd.DataFrame(
       dict(
-        source=list(columns["encoded"]),
-        class_name=[class_names[k] for k in columns["label"]],
+        source=list(sources),
+        class_name=[class_names[k] for k in labels],
         split="test",
-        group=[i.decode() for i in columns["image_id"]],
+        group=[i.decode() if isinstance(i, bytes) else str(i) for i in image_ids],
       )
     ),
     stream=stream,
@@ -524,7 +527,9 @@ def load_images(
   memory_task, columns = in_memory(source_task, classifier.class_names)
   if not len(columns["encoded"]):
     raise ConfigError(f"no test images in {images_dir or source_task.name}")
-  profile = stored_profile(columns, classifier.class_names, stream)
+  profile = stored_profile(
+    columns["encoded"], columns["label"], columns["image_id"], classifier.class_names, stream
+  )
   return classifier, memory_task, columns, config, profile
 
 
