@@ -292,8 +292,10 @@ def test_degrade_section_times_bin_degrade_against_pillow_writing_the_same_pixel
   _assert_measured(
     report,
     (
-      "(o) bin/degrade corvi2023, generated scenes",
+      "(o) bin/degrade corvi2023, writing, generated scenes",
+      "(o) bin/degrade corvi2023, checks included, --sources",
       "(o) Pillow, ",
+      "(o) writing alone, bin/degrade / Pillow, generated scenes",
       "(o) whole command, bin/degrade / Pillow, --sources",
       "degrade/pillow on --sources",
     ),
