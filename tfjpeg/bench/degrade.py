@@ -11,12 +11,12 @@ at the QF drawn, as the protocol's own code does (grip-unina/DMimageDetection).
 Every file of both is decoded and compared: the pixels are the same.
 
 Measured on each set: files per second once writing has started (tfjpeg after
-its graph is built, Pillow after its pool has started); tfjpeg's rate with
-its check of every file included (bin/degrade decodes each file once, at an
-eighth of its size, before any work starts, to report unreadable and corrupt
-ones: work per file, as the writing is); and the whole command's seconds.
-The goal ratio is the checked rate's to Pillow's, the median of `repeats`
-runs; goal 2.
+its graph is built, Pillow after its pool has started); tfjpeg's rate with its
+checks of every file included (before any work starts, bin/degrade decodes
+each file twice, at an eighth of its size, to report unreadable and corrupt
+ones, and reads its header: work per file, as the writing is); and the whole
+command's seconds. The goal ratio is the checked rate's to Pillow's, the
+median of `repeats` runs; goal 2.
 """
 
 import os
@@ -130,7 +130,7 @@ def measure(report, sets, workers, step, repeats=1):
       equal = equal and same_pixels(ours, theirs, jobs)
       # The check of every file is work per file too: a folder ten times
       # larger takes ten times as long to check.
-      checked = len(jobs) / (timings["probe_seconds"] + len(jobs) / timings["files_per_second"])
+      checked = len(jobs) / (timings["check_seconds"] + len(jobs) / timings["files_per_second"])
       rates.append((timings["files_per_second"], checked, pillow))
       seconds.append((timings["seconds"], pillow_seconds))
       step()

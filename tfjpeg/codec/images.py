@@ -1,12 +1,13 @@
 """Reading image files: probe each file once, then decode exactly on the graph.
 
-`probe` reads a file's header (and, for JPEG and PNG, its end), then decodes it
-once with the pipeline's own decoder (and JPEG with a strict libjpeg that
-refuses corrupt scan data), and either returns what the pipeline needs to know
-or raises `BadImageError` naming the file and the problem: a header probe is
-not a decode, and a file TensorFlow cannot decode would stop training later
-with an error naming no file. `decode` turns the bytes of a probed file into
-uint8 HxWx3 RGB inside tf.data; JPEG always with the accurate IDCT.
+`probe` reads a file's header (and, for JPEG and PNG, its end), then decodes
+it once with TensorFlow's decoder, the pipeline's (a JPEG at an eighth of its
+size, and also with a strict libjpeg that refuses corrupt scan data), and
+either returns what the pipeline needs to know or raises `BadImageError`
+naming the file and the problem: a header probe is not a decode, and a file
+TensorFlow cannot decode would stop training later with an error naming no
+file. `decode` turns the bytes of a probed file into uint8 HxWx3 RGB inside
+tf.data; JPEG always with the accurate IDCT.
 
 Conversion rules (documented in the README):
   * grayscale: replicated to three channels (lossless);
@@ -81,8 +82,8 @@ def probe(path, min_size=None, decode_check=True):
     path: the file.
     min_size: (height, width) the image must reach, e.g. the patch size; a
       smaller image is refused, not resized.
-    decode_check: also decode it with the pipeline's decoder (`decode`), and a
-      JPEG strictly; off only where the caller decodes it next anyway.
+    decode_check: also decode it with TensorFlow's decoder (`check_decodes`),
+      and a JPEG strictly; off only where the caller decodes it next anyway.
   """
   from PIL import Image  # pylint: disable=g-import-not-at-top
 
@@ -139,10 +140,11 @@ def probe(path, min_size=None, decode_check=True):
 
 
 def check_decodes(path, data):
-  """Decodes `data` once with the pipeline's decoder; a refusal becomes
-  `BadImageError`. A JPEG at an eighth of its size: libjpeg reads every
-  marker and entropy-decodes every block at any scale, which is where a file
-  is refused, and skips most of the inverse DCT (a third of the time)."""
+  """Decodes `data` once with TensorFlow's decoder, the pipeline's; a refusal
+  becomes `BadImageError`. A JPEG at an eighth of its size: libjpeg reads
+  every marker and entropy-decodes every block at any scale, which is where
+  a file is refused, and skips most of the inverse DCT (a fifth to two
+  fifths of the time, by the file)."""
   try:
     _traced_decode(data, "jpeg" if sniff_format(data[:16]) == "jpeg" else "other")
   except (tf.errors.OpError, ValueError) as e:
@@ -156,7 +158,8 @@ def _check_jpeg_strictly(path, data):
   """libjpeg only warns about corrupt scan data (flipped bytes, a scan cut short
   and an end marker appended) and returns made-up pixels: a JPEG that fails a
   strict decode but passes a lenient one is corrupt. One that neither reads
-  (an unusual layout) is left to the pipeline's decoder."""
+  (an unusual layout) is left to TensorFlow's (`check_decodes`). Both at an
+  eighth of the size, for the reason `check_decodes` gives."""
   import simplejpeg  # pylint: disable=g-import-not-at-top
 
   # Only the verdict is used; these pixels are discarded (never the pipeline's).
