@@ -317,6 +317,20 @@ def test_a_bad_file_is_counted_and_named_not_dropped(folder, tmp_path):
   assert len(read) == len(files) and (read["prob_fake"] == 0.25).all()
 
 
+def test_two_files_of_one_name_are_refused_before_any_is_written(folder, tmp_path):
+  """real/4.png and real/4.jpg would both be degraded to real/4.<ext>: refused
+  in one line naming them, before any file is written."""
+  source = tmp_path / "labelled"
+  shutil.copytree(folder, source)
+  twin = next(n for n in sorted(os.listdir(source / "real")) if n.endswith(".png"))
+  Image.open(source / "real" / twin).save(source / "real" / twin.replace(".png", ".jpg"))
+  with pytest.raises(DataError) as error:
+    degrade.degrade(str(source), str(tmp_path / "out"), chains=("jpeg:75",), only_chains=True)
+  message = str(error.value)
+  assert "1 names hold two files" in message and f"real/{twin[:-4]}" in message
+  assert "\n" not in message and not (tmp_path / "out").exists()
+
+
 def test_the_same_seed_writes_the_same_bytes(degraded, folder, tmp_path):
   out, _ = degraded
   again = tmp_path / "again"

@@ -60,10 +60,11 @@ def folder_name(condition: whole_images.FileCondition) -> str:
   return config_lib.file_name(condition.name)
 
 
-def _images(task, class_names):
+def _images(task, label_of):
   """The task's images read from their files as the pipeline goes (a folder
-  of any size, never held in memory), labelled by `class_names`."""
-  relabel = tf.constant([list(class_names).index(n) for n in task.class_names], tf.int32)
+  of any size, never held in memory), labelled by `label_of` (class name to
+  label)."""
+  relabel = tf.constant([label_of[n] for n in task.class_names], tf.int32)
   return task.images("test").map(lambda e: dict(e, label=tf.gather(relabel, e["label"])))
 
 
@@ -107,7 +108,8 @@ def degrade(
       f"{images_dir}: {len(twice)} names hold two files each (one name, two extensions; "
       f"first: {twice[0]}): rename them, their degraded files would have one path"
     )
-  labels = files["class_name"].map({n: i for i, n in enumerate(names)}).to_numpy()
+  label_of = {n: i for i, n in enumerate(names)}
+  labels = files["class_name"].map(label_of).to_numpy()
   profile = report.stored_profile(files["path"], labels, files["image_id"], names, stream)
   checked = time.perf_counter()
   if only_chains:
@@ -120,7 +122,7 @@ def degrade(
   else:
     the_plan = file_report.plan(profile, qualities, resize_factors, resize_qualities, chains)
   dataset = whole_images.dataset(
-    _images(task, names),
+    _images(task, label_of),
     the_plan.conditions,
     seed,
     chroma,
@@ -136,7 +138,7 @@ def degrade(
     rundir.write_atomically(bad_path, task.bad_files.to_csv(index=False))
   elif os.path.exists(bad_path):
     os.remove(bad_path)
-  rows, draw_batches, first_out, written = [], [], None, set()
+  rows, draw_batches, first_out = [], [], None
   total = len(files) * len(the_plan.conditions)
   with progress.Progress(total, "degrading", "files", stream) as bar:
     for element in dataset.prefetch(tf.data.AUTOTUNE):
@@ -144,13 +146,9 @@ def degrade(
       data = element["data"].numpy()
       image_id = element["image_id"].numpy().decode()
       kind = images.sniff_format(data[:16]) or "unknown"
-      # An image id is its file's path without the extension ("real/frame.0001").
+      # An image id is its file's path without the extension ("real/frame.0001"),
+      # one per file (checked above): one path per file and condition.
       relative = os.path.join(folder_name(condition), image_id + _EXTENSIONS.get(kind, f".{kind}"))
-      if relative in written:
-        raise DataError(
-          f"{images_dir}: two files are image {image_id} (one name, two extensions): rename one"
-        )
-      written.add(relative)
       path = os.path.join(out_dir, relative)
       os.makedirs(os.path.dirname(path), exist_ok=True)
       rundir.write_atomically(path, data)
