@@ -112,24 +112,21 @@ def main(argv):
     return
   if f.scores:
     summary = file_report.from_scores(f.scores, f.degraded, f.out)
-    for line in summary["verdict"]:
-      print(line)
-    print(f"wrote {f.out}/report.html")
-    return
-  summary = file_report.make_any(
-    f.model,
-    f.out,
-    preprocessing=cli.preprocessing(),
-    patches_per_image=f.patches_per_image,
-    periods=tuple(int(p) for p in f.offset_periods),
-    images_dir=f.images,
-    task=f.task,
-    data_dir=f.data_dir,
-    class_names=f.class_names,
-    patch_size=f.patch_size,
-    seed=f.seed,
-    **cli.condition_grids(f.test_qfs, f.resize_factors, f.resize_qfs, f.test_chains),
-  )
+  else:
+    summary = file_report.make_any(
+      f.model,
+      f.out,
+      preprocessing=cli.preprocessing(),
+      patches_per_image=f.patches_per_image,
+      periods=tuple(int(p) for p in f.offset_periods),
+      images_dir=f.images,
+      task=f.task,
+      data_dir=f.data_dir,
+      class_names=f.class_names,
+      patch_size=f.patch_size,
+      seed=f.seed,
+      **cli.condition_grids(f.test_qfs, f.resize_factors, f.resize_qfs, f.test_chains),
+    )
   for line in summary["verdict"]:
     print(line)
   print(f"wrote {f.out}/report.html")
