@@ -24,6 +24,15 @@ def _assert_measured(report, names, positive=True):
   assert all(np.isfinite(v) and (v > 0 or not positive) for _, v, _ in report.rows)
 
 
+def _two_originals(tmp_path, height, width):
+  """A folder of two JPEGs standing in for camera originals (--sources)."""
+  folder = tmp_path / "originals"
+  folder.mkdir()
+  for index in range(2):
+    testing.write_image(folder / f"{index}.jpg", testing.synthetic_image(height, width, seed=index))
+  return folder
+
+
 def test_benchmark_measures_every_quantity(tmp_path):
   report = benchmark.run(
     str(tmp_path),
@@ -219,10 +228,7 @@ def test_audit_section_reads_every_header(tmp_path, monkeypatch):
 def test_chain_section_times_the_pipeline_against_pillow_on_scenes_and_sources(tmp_path):
   """(m): a resize-blur-JPEG chain, the pipeline against Pillow and scipy per
   sample, on generated scenes and on a folder of JPEGs."""
-  folder = tmp_path / "originals"
-  folder.mkdir()
-  for index in range(2):
-    testing.write_image(folder / f"{index}.jpg", testing.synthetic_image(600, 700, seed=index))
+  folder = _two_originals(tmp_path, 600, 700)
   report = benchmark.run(
     str(tmp_path / "work"),
     seconds=0.3,
@@ -248,10 +254,7 @@ def test_layer_section_times_the_keras_layers_against_tensorflow_and_keras(tmp_p
   """(n): the JPEG layer, a crop through a JPEG chain and a resize-blur-JPEG
   chain layer in a tf.data map, each against what a Keras user would write,
   on generated scenes and on a folder of JPEGs."""
-  folder = tmp_path / "originals"
-  folder.mkdir()
-  for index in range(2):
-    testing.write_image(folder / f"{index}.jpg", testing.synthetic_image(480, 500, seed=index))
+  folder = _two_originals(tmp_path, 480, 500)
   report = benchmark.run(
     str(tmp_path / "work"),
     seconds=0.3,
@@ -277,10 +280,7 @@ def test_degrade_section_times_bin_degrade_against_pillow_writing_the_same_pixel
   """(o): corvi2023 through bin/degrade's library call and through Pillow
   on every core from its draws, on generated scenes and on a folder of
   JPEGs (two originals, linked in turn to make four files)."""
-  folder = tmp_path / "originals"
-  folder.mkdir()
-  for index in range(2):
-    testing.write_image(folder / f"{index}.jpg", testing.synthetic_image(420, 380, seed=index))
+  folder = _two_originals(tmp_path, 420, 380)
   report = benchmark.run(
     str(tmp_path / "work"),
     log=lambda text: None,
