@@ -170,57 +170,68 @@ def _product_dtype():
   return tf.float32
 
 
-def _resample_rows_at(values, first, weights):
-  """Pillow's one-axis pass along axis 0 of a 2-D uint8 `values`: output row
-  x sums rows first[x] + k with weights[x, k] (int32, 22 fraction bits).
+def _chunk_products(values, first, weights, dtype):
+  """The sums of Pillow's pass in `dtype`, plus the half it rounds with:
+  (sums, a row per slot; slot_of_output, output x's row of them).
 
   The rows are cut into chunks of K (the taps) rows, so that an output's taps
   lie in its chunk and the next: one batched matrix product of each chunk
   with the weights of the outputs that start in it (first half) and of those
-  that started in the chunk before (second half). Pinned to the CPU: a GPU
-  would take float32 products in TF32."""
+  that started in the chunk before (second half)."""
+  rows_in, rows_out = tf.shape(values)[0], tf.shape(first)[0]
+  width, taps = tf.shape(values)[1], tf.shape(weights)[1]
+  chunks = rows_in // taps + 2  # the last output's second chunk exists
+  chunk = first // taps  # nondecreasing, as first is
+  start = tf.searchsorted(chunk, tf.range(chunks), side="left")
+  slot = tf.range(rows_out) - tf.gather(start, chunk)
+  slots = tf.reduce_max(slot) + 1
+  row = first[:, None] - chunk[:, None] * taps + tf.range(taps)[None, :]  # in [0, 2 taps)
+  second = tf.cast(row >= taps, tf.int32)
+  at = tf.stack([chunk[:, None] + second, slot[:, None] + slots * second, row - taps * second], -1)
+  scaled = tf.cast(weights, dtype) * (1.0 / (1 << _PRECISION_BITS))  # exact: a power of two
+  matrices = tf.scatter_nd(
+    tf.reshape(at, [-1, 3]), tf.reshape(scaled, [-1]), tf.stack([chunks, 2 * slots, taps])
+  )
+  padded = tf.pad(values, [[0, chunks * taps - rows_in], [0, 0]])
+  sums = tf.linalg.matmul(matrices, tf.reshape(tf.cast(padded, dtype), [chunks, taps, width]))
+  # Chunk q's outputs: its rows by the first half, the next chunk's by the second.
+  sums = sums[:-1, :slots] + sums[1:, slots:]
+  return tf.reshape(sums, [-1, width]) + 0.5, chunk * slots + slot
+
+
+def _error_bound(weights, dtype):
+  """How far a float32 sum of `_chunk_products` can be from the exact one:
+  n rounded operations (the nonzero products and their sums, the halves'
+  sum, the half) err by at most n u / (1 - n u) times the sum of the sizes
+  they add (u = 2^-24, float32's unit roundoff), computed in float64."""
+  magnitude = tf.reduce_max(tf.reduce_sum(tf.abs(tf.cast(weights, tf.float64)), 1))
+  magnitude = magnitude * 255.0 / (1 << _PRECISION_BITS) + 0.5
+  steps = tf.cast(tf.shape(weights)[1] + 2, tf.float64) * 2.0**-24
+  return tf.cast(steps / (1.0 - steps) * magnitude, dtype)
+
+
+def _resample_rows_at(values, first, weights):
+  """Pillow's one-axis pass along axis 0 of a 2-D uint8 `values`: output row
+  x sums rows first[x] + k with weights[x, k] (int32, 22 fraction bits).
+
+  The sums are a matrix product (`_chunk_products`); every one within
+  float32's error bound of a rounding boundary is redone in int32, as Pillow
+  sums it. Pinned to the CPU: a GPU would take float32 products in TF32."""
   with tf.device("/CPU:0"):
     dtype = _product_dtype()
     # Rows before the first output's first tap are never read (a window
     # larger than the outputs need): the chunks start there.
-    origin = first[0]
-    values, first = values[origin:], first - origin
-    rows_in, rows_out = tf.shape(values)[0], tf.shape(first)[0]
-    width, taps = tf.shape(values)[1], tf.shape(weights)[1]
-    chunks = rows_in // taps + 2  # the last output's second chunk exists
-    chunk = first // taps  # nondecreasing, as first is
-    start = tf.searchsorted(chunk, tf.range(chunks), side="left")
-    slot = tf.range(rows_out) - tf.gather(start, chunk)
-    slots = tf.reduce_max(slot) + 1
-    k = tf.range(taps)
-    row = first[:, None] - chunk[:, None] * taps + k[None, :]  # in [0, 2 taps)
-    second = tf.cast(row >= taps, tf.int32)
-    at = tf.stack(
-      [chunk[:, None] + second, slot[:, None] + slots * second, row - taps * second], -1
-    )
-    scaled = tf.cast(weights, dtype) * (1.0 / (1 << _PRECISION_BITS))  # exact: a power of two
-    matrices = tf.scatter_nd(
-      tf.reshape(at, [-1, 3]), tf.reshape(scaled, [-1]), tf.stack([chunks, 2 * slots, taps])
-    )
-    padded = tf.pad(values, [[0, chunks * taps - rows_in], [0, 0]])
-    sums = tf.linalg.matmul(matrices, tf.reshape(tf.cast(padded, dtype), [chunks, taps, width]))
-    # Chunk q's outputs: its rows by the first half, the next chunk's by the second.
-    sums = sums[:-1, :slots] + sums[1:, slots:]
-    sums = tf.reshape(sums, [-1, width]) + 0.5  # a row per slot, outputs and padding
+    values, first = values[first[0] :], first - first[0]
+    sums, slot_of_output = _chunk_products(values, first, weights, dtype)
     rounded = tf.floor(sums)
-    # The error of n rounded operations (the nonzero products and their sums,
-    # the halves' sum, the half) is at most n u / (1 - n u) times the sum of
-    # the sizes they add (u = 2^-24, float32's unit roundoff), in float64.
-    magnitude = tf.reduce_max(tf.reduce_sum(tf.abs(tf.cast(weights, tf.float64)), 1))
-    magnitude = magnitude * 255.0 / (1 << _PRECISION_BITS) + 0.5
-    steps = tf.cast(taps + 2, tf.float64) * 2.0**-24
-    bound = tf.cast(steps / (1.0 - steps) * magnitude, dtype)
+    bound = _error_bound(weights, dtype)
     # A sum whose floor float32 cannot decide; a padding slot (0.5) never is.
     near = tf.where((sums - rounded < bound) | (sums - rounded > 1.0 - bound))
-    slot_of_output = chunk * slots + slot
-    owner = tf.scatter_nd(slot_of_output[:, None], tf.range(rows_out), tf.shape(sums)[:1])
+    rows_in, width = tf.shape(values)[0], tf.shape(values)[1]
+    owner = tf.scatter_nd(slot_of_output[:, None], tf.range(tf.shape(first)[0]), tf.shape(sums)[:1])
     output = tf.gather(owner, tf.cast(near[:, 0], tf.int32))
-    tap_rows = tf.minimum(tf.gather(first, output)[:, None] + k[None, :], rows_in - 1)
+    taps = tf.range(tf.shape(weights)[1])
+    tap_rows = tf.minimum(tf.gather(first, output)[:, None] + taps[None, :], rows_in - 1)
     flat = tf.cast(tap_rows, tf.int64) * tf.cast(width, tf.int64) + near[:, 1:]
     taps_values = tf.cast(tf.gather(tf.reshape(values, [-1]), flat), tf.int32)
     exact = tf.reduce_sum(taps_values * tf.gather(weights, output), 1)
