@@ -20,6 +20,15 @@ PyTorch backends:
 - `PillowResizing`, `ScipyGaussianBlur`: resizing pixel-equal to Pillow's
   `Image.resize`, blurring pixel-equal to scipy's `gaussian_filter`.
 
+And the layers of nets that cannot see the grid (model layers, not
+preprocessing; plain Keras ops, so any backend runs them natively;
+`tfjpeg.models.antialias` puts them in every registered net):
+
+- `BlurPool`: anti-aliased subsampling (Zhang, ICML 2019).
+- `PolyphaseDownsampling`: adaptive polyphase sampling (Chaman and
+  Dokmanić, CVPR 2021), each image's component of largest norm.
+- `CircularPadding2D`: wrap-around padding, for circular convolutions.
+
 Each is a thin class over the same codec op that `bin/train`'s pipeline runs
 (`tfjpeg.codec.chain_ops.apply`, `tfjpeg.codec.crops`), with the same draws
 for the same seeds; `base.ImageLayer` does seeds, batches, dtypes and
@@ -28,17 +37,23 @@ backends once for all of them.
 May import: tfjpeg.core, tfjpeg.codec.
 """
 
+from tfjpeg.layers.blur_pool import BlurPool
 from tfjpeg.layers.chain import ProcessingChain
+from tfjpeg.layers.circular_padding import CircularPadding2D
 from tfjpeg.layers.crop import GridCrop
 from tfjpeg.layers.jpeg import JpegCompression
 from tfjpeg.layers.jpeg import RandomJpegQuality
+from tfjpeg.layers.polyphase import PolyphaseDownsampling
 from tfjpeg.layers.resample import PillowResizing
 from tfjpeg.layers.resample import ScipyGaussianBlur
 
 __all__ = [
+  "BlurPool",
+  "CircularPadding2D",
   "GridCrop",
   "JpegCompression",
   "PillowResizing",
+  "PolyphaseDownsampling",
   "ProcessingChain",
   "RandomJpegQuality",
   "ScipyGaussianBlur",
