@@ -53,6 +53,10 @@ STRATEGIES = ("default", "mirrored", "multiworker")
 RECIPES = ("schedule", "baseline")
 # Which epoch's weights are tested: the best validation loss (the paper's) or the last.
 SELECTIONS = ("val_loss", "last")
+# Shift invariance by construction (tfjpeg.models.antialias): none, BlurPool
+# (Zhang 2019) or adaptive polyphase sampling (Chaman and Dokmanić 2021).
+ANTIALIAS = ("none", "blur", "aps")
+MAX_ANTIALIAS_FILTER = 16
 MATCH_ALONE = (
   "match_compression sets every training image's compression itself: it cannot "
   "be combined with train_qfs, double_qfs or lattice_qf"
@@ -408,6 +412,17 @@ class Config:
 
   net: str = _setting("hpf", "Net (bin/train --net=... ; tfjpeg.models.nets.NETS).")
   weights: str = _setting("none", "imagenet | none | PATH of a weights file.")
+  antialias: str = _setting(
+    "none",
+    "Downsampling that cannot see the grid: none; blur (each strided layer at stride 1, "
+    "a binomial blur, then subsampling: Zhang 2019); aps (adaptive polyphase sampling, "
+    "each image's component of largest norm: Chaman and Dokmanic 2021; circular padding "
+    "in the compact nets, exactly invariant to circular shifts).",
+    choices=ANTIALIAS,
+  )
+  antialias_filter: int = _setting(
+    4, "--antialias=blur: taps of the binomial blur (Zhang's default 4: [1, 3, 3, 1])."
+  )
   experiment: str = _setting("", "A study's label for the run: alignment, quality, ...")
   variant: str = _setting("", "A study's name for the run's recipe, in tables and figures.")
   task: TaskConfig = dataclasses.field(default_factory=TaskConfig)
@@ -419,6 +434,16 @@ class Config:
   def __post_init__(self):
     if not self.net:
       raise ConfigError("net: a net name is needed")
+    _check_choice("antialias", self.antialias, ANTIALIAS)
+    filter_size = self.antialias_filter
+    if (
+      isinstance(filter_size, bool)
+      or not isinstance(filter_size, int)
+      or not (1 <= filter_size <= MAX_ANTIALIAS_FILTER)
+    ):
+      raise ConfigError(
+        f"antialias_filter: {filter_size!r} is not a whole number in 1..{MAX_ANTIALIAS_FILTER}"
+      )
     for name, section in SECTIONS.items():
       if not isinstance(getattr(self, name), section):
         raise ConfigError(
@@ -783,9 +808,10 @@ def default_workdir(config: Config) -> str:
   lattice = f"_lattice{config.jpeg.lattice_qf}" if config.jpeg.lattice_qf else ""
   train_chain = config.jpeg.train_chain
   chain = "" if train_chain == "none" else f"_chain-{file_name(train_chain)}"
+  antialias = {"none": "", "blur": f"-blur{config.antialias_filter}", "aps": "-aps"}
   return os.path.join(
     "runs",
-    f"{config.task.name}_{config.net}_{config.jpeg.train_crop}"
+    f"{config.task.name}_{config.net}{antialias[config.antialias]}_{config.jpeg.train_crop}"
     f"{lattice}_qf{config.train_qf_label}{chain}_seed{config.schedule.seed}",
   )
 

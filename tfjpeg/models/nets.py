@@ -10,9 +10,15 @@ and the exported SavedModel all feed the same raw pixels.
   plain    a plain small CNN for content (vision) tasks
   minimal  the reference baseline's net: hpf's front end without batch norm,
            a 1x1 convolution to class scores, global pooling
+
+Every net also comes anti-aliased (`antialias="blur"`) or with adaptive
+polyphase sampling (`antialias="aps"`, circular padding in the compact nets:
+exactly invariant to circular shifts), the same weights loading into it
+(`tfjpeg.models.antialias`).
 """
 
 import dataclasses
+import functools
 import os
 from collections.abc import Callable
 
@@ -24,11 +30,14 @@ from keras import ops
 from tfjpeg import config as config_lib
 from tfjpeg.core.errors import ConfigError
 from tfjpeg.core.errors import MissingError
+from tfjpeg.models import antialias as antialias_lib
 
 
 @dataclasses.dataclass(frozen=True)
 class NetSpec:
-  build: Callable  # (input_shape, num_classes, weights) -> keras.Model (logits-free softmax)
+  # (input_shape, num_classes, weights) -> keras.Model (logits-free softmax); the
+  # keras.applications nets also take `backbone`, what their backbone becomes.
+  build: Callable
   min_patch: int
   compact: bool  # trains on a CPU
   imagenet_file: str = ""  # Keras cache file of the no-top ImageNet weights
@@ -75,14 +84,12 @@ class BayarConstraint(keras.constraints.Constraint):
 
 
 def _application(constructor_name, preprocess):
-  def build(input_shape, num_classes, weights):
+  def build(input_shape, num_classes, weights, backbone=None):
     constructor = getattr(keras.applications, constructor_name)
     inputs = keras.Input(input_shape, name="patch")
     x = preprocess(inputs) if preprocess else inputs
-    backbone = constructor(
-      include_top=False, weights=weights, input_shape=input_shape, pooling="avg"
-    )
-    x = backbone(x)
+    net = constructor(include_top=False, weights=weights, input_shape=input_shape, pooling="avg")
+    x = (backbone or (lambda plain: plain))(net)(x)
     outputs = layers.Dense(
       num_classes, activation="softmax", dtype="float32", name="probabilities"
     )(x)
@@ -331,10 +338,20 @@ def resolve_weights(name, weights):
   return weights
 
 
-def build(name: str, patch_size: int, num_classes: int, weights: str = "none") -> keras.Model:
-  """The registered net `name` for `patch_size` patches and `num_classes` classes."""
+def build(
+  name: str,
+  patch_size: int,
+  num_classes: int,
+  weights: str = "none",
+  antialias: str = "none",
+  antialias_filter: int = antialias_lib.DEFAULT_FILTER,
+) -> keras.Model:
+  """The registered net `name` for `patch_size` patches and `num_classes`
+  classes; `antialias` "blur" or "aps" rebuilds its downsampling
+  (`tfjpeg.models.antialias`), `antialias_filter` the blur's taps."""
   if name not in NETS:
     raise ConfigError(f"--net: {name!r} is no registered net ({', '.join(sorted(NETS))})")
+  antialias_lib.check(antialias, antialias_filter)
   spec = NETS[name]
   if patch_size < spec.min_patch:
     raise ConfigError(
@@ -343,7 +360,13 @@ def build(name: str, patch_size: int, num_classes: int, weights: str = "none") -
   path = resolve_weights(name, weights)
   if spec.compact:
     model = spec.build((patch_size, patch_size, 3), num_classes, None)
+    # Circular padding where APS's exact invariance is claimed: the compact nets.
+    model = antialias_lib.rebuild(model, antialias, antialias_filter, circular=antialias == "aps")
     if path:
       model.load_weights(path)
     return model
-  return spec.build((patch_size, patch_size, 3), num_classes, path)
+  # The ImageNet nets keep their zero padding, which their weights learned.
+  backbone = functools.partial(
+    antialias_lib.rebuild, mode=antialias, filter_size=antialias_filter, circular=False
+  )
+  return spec.build((patch_size, patch_size, 3), num_classes, path, backbone=backbone)

@@ -414,7 +414,14 @@ def load_model(workdir):
   weights = os.path.join(workdir, about["weights"])
   if not os.path.exists(weights):
     raise MissingError(f"{workdir} has no trained weights ({weights}); train it first")
-  model = nets.build(about["net"], about["patch_size"], about["num_classes"])
+  # Runs described before the setting existed are plain nets.
+  model = nets.build(
+    about["net"],
+    about["patch_size"],
+    about["num_classes"],
+    antialias=about.get("antialias", "none"),
+    antialias_filter=about.get("antialias_filter", 4),
+  )
   model.load_weights(weights)
   return about, model
 

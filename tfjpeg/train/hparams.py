@@ -13,6 +13,7 @@ from tfjpeg import config as config_lib
 HPARAMS = (
   "task",
   "net",
+  "antialias",
   "variant",
   "train_crop",
   "crop_grid",

@@ -104,7 +104,14 @@ def resume_model(config, task, state, workdir):
 def build_model(config, task):
   """A new model of `config.net` for `task`, compiled with Adam at the
   recipe's starting rate (the paper's cross-entropy and accuracy)."""
-  model = nets.build(config.net, task.patch_size, task.num_classes, config.weights)
+  model = nets.build(
+    config.net,
+    task.patch_size,
+    task.num_classes,
+    config.weights,
+    config.antialias,
+    config.antialias_filter,
+  )
   model.compile(
     optimizer=keras.optimizers.Adam(config.schedule.learning_rate),
     loss="sparse_categorical_crossentropy",

@@ -164,6 +164,8 @@ def write_description(workdir, config, task):
         patch_size=task.patch_size,
         patches_per_image=task.patches_per_image,
         net=config.net,
+        antialias=config.antialias,
+        antialias_filter=config.antialias_filter,
         weights=SELECTED_WEIGHTS,
         selected_by=config.schedule.select,
         input="RGB patches, uint8 values 0..255, [N, patch_size, patch_size, 3]",
