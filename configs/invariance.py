@@ -9,12 +9,13 @@ paper's); find the grid at test time and move the crop onto it
 (`realigned`); or a net that cannot see the grid, anti-aliased (`blur`,
 BlurPool) or with adaptive polyphase sampling (`aps`, circular padding).
 `hpf` on `cameras`, every image saved whole at QF 100 first (experiment 1's
-lattice), the paper's rule at CPU scale as in configs/mini.py: {none, blur,
-aps} x {aligned, random} training crops, tested on aligned, misaligned and
-realigned crops, as stored and after the whole image is saved again at QF
-75, and swept over all 64 grid phases (the per-offset maps). 6 runs a seed,
-about 25 minutes a seed on 2 cores (the blur and aps nets train 4-5 times
-slower, see bin/benchmark --sections=antialias). bin/plot writes
+lattice), the paper's rule at CPU scale as in configs/mini.py but on half
+the scenes (100) for 4 epochs: the blur and aps nets train 4-6 times slower
+(bin/benchmark --sections=antialias). {none, blur, aps} x {aligned, random}
+training crops, tested on aligned, misaligned and realigned crops, as stored
+and after the whole image is saved again at QF 75, and swept over all 64
+grid phases (the per-offset maps). 6 runs a seed, about 25 minutes a seed
+on 2 idle cores. bin/plot writes
 invariance.csv (mean ± sd and 95% interval over seeds, and each net's spread
 over the 64 phases) and invariance.png beside the table.
 """
@@ -23,7 +24,7 @@ from tfjpeg import config
 from tfjpeg.experiments import study
 
 ANTIALIAS = ("none", "blur", "aps")
-BASE = config.make(**config.PAPER_RULE_ON_CPU)
+BASE = config.make(**dict(config.PAPER_RULE_ON_CPU, epochs=4, builtin_scenes=100))
 
 
 def get_study(task="cameras", net="hpf", antialias=ANTIALIAS, filter_size=4):

@@ -1,9 +1,11 @@
-"""tfjpeg.models.nets: every registered net builds, takes a training step, has a pinned size."""
+"""tfjpeg.models.nets: every registered net builds, takes a training step, has a pinned size;
+the keras.applications nets' weights load into their anti-aliased rebuilds."""
 
 import keras
 import numpy as np
 import pytest
 
+from tfjpeg.models import antialias
 from tfjpeg.models import nets
 
 # Parameter counts for 4 classes (no-top backbones + a new 4-way head).
@@ -25,7 +27,7 @@ def test_every_registered_net_is_pinned():
 
 
 @pytest.mark.parametrize("name", sorted(nets.NETS))
-def test_builds_and_takes_a_training_step(name):
+def test_builds_and_takes_a_training_step(name, tmp_path):
   size = nets.NETS[name].min_patch
   model = nets.build(name, size, 4)
   assert model.count_params() == PARAMS[name]
@@ -41,6 +43,47 @@ def test_builds_and_takes_a_training_step(name):
   assert any(np.abs(a - b).max() > 0 for a, b in zip(before, model.get_weights()))
   probabilities = np.asarray(model(x))
   np.testing.assert_allclose(probabilities.sum(-1), 1.0, rtol=1e-5)
+  if name in REBUILT_AS:
+    _imagenet_weights_load_into_its_rebuild(model, x, tmp_path, REBUILT_AS[name])
+
+
+# Each ImageNet net's anti-aliased rebuild, one mode each (a rebuild of a
+# few hundred layers takes seconds): APS where residual branches subsample
+# (their two choices must agree), blur for the EfficientNets.
+REBUILT_AS = {
+  "resnet50": "aps",
+  "xception": "aps",
+  "efficientnetb0": "blur",
+  "efficientnetb4": "blur",
+}
+
+
+def test_every_imagenet_net_is_rebuilt():
+  assert set(REBUILT_AS) == {n for n, spec in nets.NETS.items() if not spec.compact}
+
+
+def _imagenet_weights_load_into_its_rebuild(model, x, tmp_path, mode):
+  """The plain backbone's weights file (what --weights=imagenet reads) loads
+  into its rebuild (tfjpeg.models.antialias): each strided layer replaced,
+  no weight added or moved. Offline: the trained plain backbone stands in
+  for ImageNet's file."""
+  (backbone,) = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+  path = str(tmp_path / "plain.weights.h5")
+  backbone.save_weights(path)
+  rebuilt = antialias.rebuild(backbone, mode)
+  for weight in rebuilt.weights:
+    weight.assign(np.zeros(weight.shape, weight.dtype))
+  rebuilt.load_weights(path)
+  for a, b in zip(backbone.weights, rebuilt.weights, strict=True):
+    np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=f"{mode} {a.path}")
+  strided = [
+    layer.name
+    for layer in rebuilt.layers
+    if tuple(np.atleast_1d(getattr(layer, "strides", 1))) not in ((1,), (1, 1))
+  ]
+  kind = "blur_pool" if mode == "blur" else "polyphase_downsampling"
+  assert strided and all(n.startswith(kind) for n in strided), strided
+  assert rebuilt(x).shape == (len(x), backbone.output_shape[-1])
 
 
 @pytest.mark.parametrize("name", ["bondi", "bayar", "hpf", "plain"])
