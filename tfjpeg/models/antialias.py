@@ -34,6 +34,7 @@ from typing import Any
 
 import keras
 from keras import layers
+from keras.src.models.functional import Functional  # Keras names the class nowhere public
 
 from tfjpeg import config as config_lib
 from tfjpeg.core.errors import ConfigError
@@ -209,6 +210,8 @@ def rebuild(
   check(mode, filter_size)
   if mode == "none":
     return model
+  if not isinstance(model, Functional):  # Sequential and subclassed models included
+    raise ConfigError(f"anti-aliasing takes a functional model; {model.name} is not one")
   rewrite = _Rewrite(mode, filter_size, circular)
   rebuilt = keras.models.clone_model(
     model, clone_function=rewrite.clone, call_function=rewrite.call
