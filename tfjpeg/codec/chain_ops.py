@@ -223,6 +223,7 @@ def plan(
   origin = tf.zeros([2], tf.int32) if grid_origin is None else tf.cast(grid_origin, tf.int32)
   zero = tf.zeros([2], tf.int32)
   planned, draws, applied_flags = [], [], []
+  saved = tf.constant(0, tf.int32)  # the QF of the last save that applied
   number = 0  # the step's place among the steps that draw
   for step in steps:
     entry = dict(step=step, before=size)
@@ -236,6 +237,7 @@ def plan(
       entry.update(applied=applied, quality=quality)
       values = [quality]
       origin = _where(applied, zero, origin)
+      saved = _where(applied, quality, saved)
     else:
       applied = _coin(step, coin_seed)
       if step.name == "jpeg" and step.quality is not None:
@@ -243,6 +245,7 @@ def plan(
         entry.update(quality=quality)
         values = [quality]
         origin = _where(applied, zero, origin)
+        saved = _where(applied, quality, saved)
       elif step.name == "blur" and step.sigma is not None:
         sigma = step.sigma.low if step.sigma.fixed else draw(step.sigma, value_seed, False)
         entry.update(sigma=sigma)
@@ -302,6 +305,7 @@ def plan(
     draws=tf.stack(draws) if draws else tf.zeros([0], tf.float64),
     grid_origin=origin,
     size=size,
+    quality=saved,
     # Whether any step changed the image: else the result is the image as it came.
     changed=tf.reduce_any(tf.stack(applied_flags)) if applied_flags else tf.constant(False),
   )
@@ -327,7 +331,9 @@ def apply(
     (image, record): record["draws"] is a float64 vector, one entry per name
     of `chain_syntax.draw_columns`; record["grid_origin"] the (y, x) of the last
     compression's grid in the result, modulo 16 (from `grid_origin`, the
-    top-left pixel by default, where no step sets it); record["size"] its size.
+    top-left pixel by default, where no step sets it); record["size"] its
+    size; record["quality"] the QF of the last JPEG save that applied (0
+    none).
 
   Examples:
     >>> image = np.random.default_rng(0).integers(0, 256, (64, 96, 3), np.uint8)

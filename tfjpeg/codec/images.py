@@ -75,6 +75,10 @@ def sniff_format(head):
   return None
 
 
+# `probe`'s decode_check that leaves a JPEG's strict decode to the caller.
+DEFERRED = "deferred"
+
+
 def probe(path, min_size=None, decode_check=True):
   """Checks one file and returns its `ImageInfo`; raises `BadImageError`.
 
@@ -84,6 +88,10 @@ def probe(path, min_size=None, decode_check=True):
       smaller image is refused, not resized.
     decode_check: also decode it with TensorFlow's decoder (`check_decodes`),
       and a JPEG strictly; off only where the caller decodes it next anyway.
+      `DEFERRED`: a JPEG's strict decode is the caller's, who decodes it
+      next with `decode_strictly` (the check folded into the work);
+      TensorFlow's decoder reads only its header and first rows here (its
+      refusals of a layout). Other formats are decoded as with True.
   """
   from PIL import Image  # pylint: disable=g-import-not-at-top
 
@@ -132,26 +140,35 @@ def probe(path, min_size=None, decode_check=True):
       path,
       f"image of {height}x{width} pixels is smaller than the {min_size[0]}x{min_size[1]} patch",
     )
-  if decode_check:
+  if decode_check == DEFERRED and fmt == "jpeg":
+    check_decodes(path, data, "jpeg_start")
+  elif decode_check:
     if fmt == "jpeg":
       _check_jpeg_strictly(path, data)
     check_decodes(path, data)
   return ImageInfo(fmt, height, width, mode)
 
 
-def check_decodes(path, data):
+def check_decodes(path, data, kind=None):
   """Decodes `data` once with TensorFlow's decoder, the pipeline's; a refusal
   becomes `BadImageError`. A JPEG at an eighth of its size: libjpeg reads
   every marker and entropy-decodes every block at any scale, which is where
   a file is refused, and skips most of the inverse DCT (a fifth to two
-  fifths of the time, by the file)."""
+  fifths of the time, by the file). `kind` "jpeg_start": only the header
+  and the first row of blocks (`probe`'s `DEFERRED`)."""
+  if kind is None:
+    kind = "jpeg" if sniff_format(data[:16]) == "jpeg" else "other"
   try:
-    _traced_decode(data, "jpeg" if sniff_format(data[:16]) == "jpeg" else "other")
+    _traced_decode(data, kind)
   except (tf.errors.OpError, ValueError) as e:
-    message = re.sub(r"\{\{function_node [^}]*\}\}", "", getattr(e, "message", str(e)))
-    lines = [line.strip() for line in message.splitlines() if line.strip()]
-    reason = (lines[0] if lines else type(e).__name__).split(" [Op:")[0]
-    raise BadImageError(path, f"TensorFlow's decoder refuses it ({reason})") from e
+    raise BadImageError(path, f"TensorFlow's decoder refuses it ({_reason(e)})") from e
+
+
+def _reason(error):
+  """The first line of TensorFlow's message, without its function and op names."""
+  message = re.sub(r"\{\{function_node [^}]*\}\}", "", getattr(error, "message", str(error)))
+  lines = [line.strip() for line in message.splitlines() if line.strip()]
+  return (lines[0] if lines else type(error).__name__).split(" [Op:")[0]
 
 
 def _check_jpeg_strictly(path, data):
@@ -179,13 +196,78 @@ def _check_jpeg_strictly(path, data):
     ) from strict
 
 
+def decode_strictly(path, data) -> np.ndarray:
+  """A JPEG's pixels, uint8 HxWx3, exactly `decode`'s (the accurate IDCT and
+  fancy upsampling), from one strict decode that is also `probe`'s check of
+  its scan data (`probe(..., decode_check=DEFERRED)` leaves it here): the
+  check folded into the decode the caller does anyway. Raises
+  `BadImageError` with `probe`'s problems: corrupt scan data, or a file
+  neither decoder reads.
+
+  libjpeg-turbo (simplejpeg's build) gives TensorFlow's pixels in every
+  layout; `strict_pixels_match` checks that once per process, and where it
+  does not hold the pixels come from TensorFlow's decoder after the strict
+  check."""
+  import simplejpeg  # pylint: disable=g-import-not-at-top
+
+  if strict_pixels_match():
+    try:
+      return simplejpeg.decode_jpeg(
+        data, colorspace="RGB", fastdct=False, fastupsample=False, strict=True
+      )
+    except ValueError:
+      pass  # the check below names the problem, or leaves the file to TensorFlow's decoder
+  _check_jpeg_strictly(path, data)
+  try:
+    return jpeg.decode(data).numpy()
+  except tf.errors.OpError as e:
+    raise BadImageError(path, f"TensorFlow's decoder refuses it ({_reason(e)})") from e
+
+
+_pixels_match: list[bool] = []
+
+
+def strict_pixels_match() -> bool:
+  """Whether simplejpeg's strict decoder gives TensorFlow's pixels, on small
+  JPEGs of every chroma layout (4:2:0, 4:2:2, 4:4:0, 4:4:4, 4:1:1, gray,
+  progressive, restart markers); checked once per process."""
+  if not _pixels_match:
+    import cv2  # pylint: disable=g-import-not-at-top
+    import simplejpeg  # pylint: disable=g-import-not-at-top
+
+    rgb = np.random.default_rng(0).integers(0, 256, (37, 45, 3), np.uint8)
+    samples = [jpeg.encode(rgb, 95).numpy()]
+    for layout in ("411", "420", "422", "440", "444"):
+      for progressive in (0, 1):
+        flags = [
+          cv2.IMWRITE_JPEG_QUALITY, 90,
+          cv2.IMWRITE_JPEG_SAMPLING_FACTOR, getattr(cv2, f"IMWRITE_JPEG_SAMPLING_FACTOR_{layout}"),
+          cv2.IMWRITE_JPEG_PROGRESSIVE, progressive,
+          cv2.IMWRITE_JPEG_RST_INTERVAL, 1 - progressive,
+        ]  # fmt: skip
+        samples.append(cv2.imencode(".jpg", rgb, flags)[1].tobytes())
+    samples.append(cv2.imencode(".jpg", rgb[..., 0], [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes())
+    _pixels_match.append(
+      all(
+        np.array_equal(
+          simplejpeg.decode_jpeg(s, colorspace="RGB", fastdct=False, fastupsample=False),
+          jpeg.decode(s).numpy(),
+        )
+        for s in samples
+      )
+    )
+  return _pixels_match[0]
+
+
 def _check_jpeg_complete(path, data):
   # Entropy-coded data never holds FF D9 (FF is stuffed), so a complete file
-  # has an end-of-image marker after its last start-of-scan.
-  last_scan = data.rfind(b"\xff\xda")
-  if last_scan < 0:
+  # has an end-of-image marker after its last start-of-scan: no start-of-scan
+  # after its last end-of-image. Searched from the ends (a scan's data is
+  # most of the file, and never read here).
+  if data.find(b"\xff\xda") < 0:
     raise BadImageError(path, "JPEG without image data (no start-of-scan marker)")
-  if data.find(b"\xff\xd9", last_scan) < 0:
+  last_end = data.rfind(b"\xff\xd9")
+  if last_end < 0 or data.find(b"\xff\xda", last_end) >= 0:
     raise BadImageError(path, "truncated JPEG (no end-of-image marker after the last scan)")
 
 
@@ -255,8 +337,19 @@ def _eighth_jpeg_shape(data):
 # a small image. Traced under a lock: probing threads that all made the first
 # call would each trace it.
 _signature = [tf.TensorSpec([], tf.string)]
+
+
+def _jpeg_start_shape(data):
+  # One pixel: libjpeg reads the header and the first row of blocks only.
+  window = tf.io.decode_and_crop_jpeg(
+    data, [0, 0, 1, 1], channels=3, ratio=8, dct_method="INTEGER_ACCURATE"
+  )
+  return tf.shape(window)
+
+
 _probe_decodes = {
   "jpeg": tf.function(_eighth_jpeg_shape, input_signature=_signature),
+  "jpeg_start": tf.function(_jpeg_start_shape, input_signature=_signature),
   "other": tf.function(lambda data: tf.shape(decode(data)), input_signature=_signature),
 }
 _trace_lock = threading.Lock()

@@ -63,13 +63,15 @@ def from_class_folders(
   workers=8,
   group=None,
   progress=logging.info,
+  decode_check=True,
 ):
   """Scans `root/<class>/**` for images; one subfolder per class.
 
   Files of the same name (without extension) in different class folders count
   as versions of one source (a scene and its simulated cameras, a real image
   and the fake made from it) and always share a split. `group` maps a source
-  to a coarser split group (tiles of one photo), if given.
+  to a coarser split group (tiles of one photo), if given. `decode_check`
+  is `images.probe`'s.
 
   Raises:
     FileNotFoundError: `root` or a named class folder does not exist.
@@ -77,7 +79,9 @@ def from_class_folders(
   """
   entries = class_folder_entries(root, class_names)
   class_names = list(dict.fromkeys(name for _, _, name, _ in entries))
-  return from_entries(entries, class_names, min_size, fractions, seed, workers, group, progress)
+  return from_entries(
+    entries, class_names, min_size, fractions, seed, workers, group, progress, decode_check
+  )
 
 
 def class_folder_entries(root, class_names=None):
@@ -122,15 +126,17 @@ def from_entries(
   workers=8,
   group=None,
   progress=logging.info,
+  decode_check=True,
 ):
   """Probes (path, label, class_name, source) entries and splits them by source
   (or by `group(source)`, if given). Every file is decoded once, in parallel
-  threads (TensorFlow's decoders release the GIL); `progress` gets a line every
+  threads (TensorFlow's decoders release the GIL), unless `decode_check`
+  (`images.probe`'s) leaves that to the caller; `progress` gets a line every
   few seconds with the time left, and a last line with the counts."""
 
   def check(entry):
     try:
-      return entry, images.probe(entry[0], min_size), None
+      return entry, images.probe(entry[0], min_size, decode_check), None
     except images.BadImageError as e:
       return entry, None, e.problem
 

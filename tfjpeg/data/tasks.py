@@ -215,12 +215,12 @@ def _folder(options):
   return _file_task("folder", "custom", found, patch, _pick(options.patches_per_image, 1))
 
 
-def labelled_folder(root, patch_size, patches_per_image=1, class_names=None):
+def labelled_folder(root, patch_size, patches_per_image=1, class_names=None, decode_check=True):
   """Every image of `root/<class>/...` as the test split of a `folder` task:
   images a trained model is audited on, none trained on. With `class_names`
   (the model's, in its output order), labels index that list, and a folder
-  named like none of them is refused."""
-  found = manifest.from_class_folders(root, (patch_size, patch_size))
+  named like none of them is refused. `decode_check` is `images.probe`'s."""
+  found = manifest.from_class_folders(root, (patch_size, patch_size), decode_check=decode_check)
   files = found.files.assign(split="test")
   names = list(found.class_names)
   if class_names is not None:

@@ -18,6 +18,7 @@ from the image's place in its split).
 """
 
 import dataclasses
+from collections.abc import Callable
 from collections.abc import Sequence
 
 import tensorflow as tf
@@ -82,14 +83,16 @@ class FileCondition:
 _CUTS = ("crop", "centre")
 
 
-def _processed(encoded, decode, steps, seed, chroma, all_jpeg=False):
+def _processed(encoded, decode, steps, seed, chroma, all_jpeg=False, windows_allowed=True):
   """`chain_ops.apply_and_encode` of the steps on the image, from the JPEG's
   windows where the chain starts with a cut and can be computed by windows
-  (pixel-equal), else from the whole image `decode()` gives (decoded once
-  per image, only where some condition needs it). `all_jpeg`: every source
+  (pixel-equal) and `windows_allowed` (not when the image is decoded
+  already), else from the whole image `decode()` gives (decoded once per
+  image, only where some condition needs it). `all_jpeg`: every source
   is a JPEG, known before the graph is built (a conditional on it in the
   graph costs a third of the throughput)."""
-  if steps and steps[0].name in _CUTS and chain_syntax.Chain(tuple(steps)).windowable:
+  windowed = steps and steps[0].name in _CUTS and chain_syntax.Chain(tuple(steps)).windowable
+  if windows_allowed and windowed:
 
     def windows():
       return chain_ops.apply_and_encode(
@@ -118,8 +121,7 @@ def draw_width(conditions: Sequence[FileCondition]) -> int:
   )
 
 
-def dataset(
-  images_dataset: tf.data.Dataset,
+def image_function(
   conditions: Sequence[FileCondition],
   seed: int,
   chroma: str = "4:2:0",
@@ -127,20 +129,14 @@ def dataset(
   common_qf: int | None = None,
   model_input: tuple[str, int, str] | None = None,
   files: bool = False,
-  seen: input_pipeline.ImagesSeen | None = None,
   pixels: bool = True,
   all_jpeg: bool = False,
-) -> tf.data.Dataset:
-  """Every image of `images_dataset` ({"encoded", "label", "image_id"}) under
-  every condition, one element each: {"image", "condition" (index),
-  "label", "image_id", "draws" ([D] padded with zeros), "qf" (the QF of
-  its last save by the pipeline: test QF, swap or common; 0 none)}; with
-  `files`, also "data": the file (`module docstring`); with `model_input`
-  (mode, size, kernel: `crops.model_input`), the images as the model takes
-  them; without `pixels`, no "image" (files only: nothing is decoded that
-  the files do not need). `seed` is the run's: draws are `eval_dataset`'s.
-  With `seen`, an image that fails to decode is skipped and the others
-  recorded. `all_jpeg` says every image is a JPEG (`images.sniff_format`): a faster graph."""
+) -> Callable[[dict], tuple]:
+  """The work `dataset` maps over each image, as a function of one element
+  ({"encoded", "label", "image_id"}, and "image" where the caller decoded it
+  already): a tuple of one dict per condition, `dataset`'s elements. Traced
+  once (`tf.function`), it is what `bin/degrade` runs on each image on any
+  runner."""
   conditions = list(conditions)
   if any(c.resave == "swap" for c in conditions) and not swap_qfs:
     raise ValueError("a swap condition needs the classes' stored QFs (swap_qfs)")
@@ -152,9 +148,10 @@ def dataset(
   @tf.autograph.experimental.do_not_convert
   def per_image(element):
     chain_seed = input_pipeline.image_chain_seed(eval_seed, element["image_id"])
-    decoded: list[tf.Tensor] = []  # the whole image, decoded by the first condition needing it
+    given = element.get("image")  # decoded by the caller: never decoded again, nor by windows
+    decoded: list[tf.Tensor] = [] if given is None else [given]
 
-    def decode():
+    def decode():  # the whole image, decoded by the first condition needing it
       if not decoded:
         decoded.append(images.decode(element["encoded"]))
       return decoded[0]
@@ -174,7 +171,7 @@ def dataset(
         draws, data = tf.zeros([0], tf.float64), element["encoded"]
       else:
         image, record, data = _processed(
-          element["encoded"], decode, steps, chain_seed, chroma, all_jpeg
+          element["encoded"], decode, steps, chain_seed, chroma, all_jpeg, given is None
         )
         # Nothing applied (coins that all fell against, a swap that leaves
         # the image as stored): the file as stored, not a re-encoding of it.
@@ -182,7 +179,10 @@ def dataset(
         draws = record["draws"]
         if condition.chain == "none":  # the pipeline's own save: no chain draws
           draws = tf.zeros([0], tf.float64)
-      qf = condition.qf or (resave_qf if resave_qf is not None else 0)
+      if condition.chain != "none":  # the QF a save of the chain drew
+        qf = tf.where(record["changed"], record["quality"], 0)
+      else:
+        qf = condition.qf or (resave_qf if resave_qf is not None else 0)
       item = dict(
         condition=tf.constant(number),
         label=element["label"],
@@ -205,6 +205,36 @@ def dataset(
       out.append(item)
     return tuple(out)
 
+  return per_image
+
+
+def dataset(
+  images_dataset: tf.data.Dataset,
+  conditions: Sequence[FileCondition],
+  seed: int,
+  chroma: str = "4:2:0",
+  swap_qfs: Sequence[Sequence[int]] = (),
+  common_qf: int | None = None,
+  model_input: tuple[str, int, str] | None = None,
+  files: bool = False,
+  seen: input_pipeline.ImagesSeen | None = None,
+  pixels: bool = True,
+  all_jpeg: bool = False,
+) -> tf.data.Dataset:
+  """Every image of `images_dataset` ({"encoded", "label", "image_id"}) under
+  every condition, one element each: {"image", "condition" (index),
+  "label", "image_id", "draws" ([D] padded with zeros), "qf" (the QF of
+  its last save: test QF, swap or common, or the one a chain drew; 0
+  none)}; with
+  `files`, also "data": the file (`module docstring`); with `model_input`
+  (mode, size, kernel: `crops.model_input`), the images as the model takes
+  them; without `pixels`, no "image" (files only: nothing is decoded that
+  the files do not need). `seed` is the run's: draws are `eval_dataset`'s.
+  With `seen`, an image that fails to decode is skipped and the others
+  recorded. `all_jpeg` says every image is a JPEG (`images.sniff_format`): a faster graph."""
+  per_image = image_function(
+    conditions, seed, chroma, swap_qfs, common_qf, model_input, files, pixels, all_jpeg
+  )
   mapped = images_dataset.map(per_image, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   if seen is not None:
 
