@@ -1,7 +1,7 @@
 """tfjpeg.layers end to end, each in a subprocess: the layers under the JAX
 backend (and PyTorch where installed) give the TensorFlow backend's pixels,
-in tf.data, on the backend's own arrays and in a fitted, saved and loaded
-model; the training script of docs/keras-layers.md runs as written under
+in tf.data, on the backend's own arrays, composed in a Pipeline and in a
+fitted, saved and loaded model; the training script of docs/keras-layers.md runs as written under
 TensorFlow and JAX. (A file of its own: pytest -n 2 runs it beside
 tests/test_layers.py.)"""
 
@@ -62,6 +62,18 @@ BACKEND_SCRIPT = textwrap.dedent(
   unknown.compile("adam", "mse")
   unknown.fit(images, np.zeros((3, 2)), verbose=0)
   out["unknown_shape"] = list(unknown.predict(images, verbose=0).shape)
+  # Layers composed in a Pipeline, mapped over tf.data and called eagerly:
+  # PyTorch's Keras calls a Pipeline once for shapes first.
+  composed = lambda: keras.layers.Pipeline([
+      layers.ProcessingChain("resize:0.75", seed=3), layers.GridCrop(48, mode="aligned", seed=5)])
+  pipeline = composed()
+  mapped = tf.data.Dataset.from_tensor_slices(images).map(pipeline)
+  out["pipeline_mapped"] = np.stack([m.numpy() for m in mapped]).tolist()
+  out["pipeline_eager"] = keras.ops.convert_to_numpy(composed()(native)).tolist()
+  # The layers of shift-invariant nets: plain Keras ops, the backend's own.
+  maps = keras.ops.convert_to_tensor(np.linspace(-1, 1, 2 * 9 * 10 * 3).reshape(2, 9, 10, 3))
+  out["shift_layers"] = [keras.ops.convert_to_numpy(layer(maps)).tolist() for layer in (
+      layers.BlurPool(2, 4), layers.PolyphaseDownsampling(2), layers.CircularPadding2D(1))]
   print(json.dumps(out))
   """
 )
@@ -107,6 +119,19 @@ def test_other_backends_give_the_tensorflow_backends_pixels(tmp_path, backend):
   np.testing.assert_array_equal(np.array(out["cropped"], np.float32), cropped)
   np.testing.assert_allclose(out["predict"], out["predict_before"], rtol=1e-6)
   assert out["unknown_shape"] == [3, 2]
+  # Composed: the TensorFlow backend's pixels, as the layers one after the other.
+  chain, crop = layers.ProcessingChain("resize:0.75", seed=3), layers.GridCrop(48, seed=5)
+  one_by_one = np.stack([crop(chain(image)).numpy() for image in images])
+  np.testing.assert_array_equal(np.array(out["pipeline_mapped"], np.float32), one_by_one)
+  chain, crop = layers.ProcessingChain("resize:0.75", seed=3), layers.GridCrop(48, seed=5)
+  np.testing.assert_array_equal(np.array(out["pipeline_eager"], np.float32), crop(chain(images)))
+  maps = np.linspace(-1, 1, 2 * 9 * 10 * 3).reshape(2, 9, 10, 3).astype(np.float32)
+  for got, layer in zip(
+    out["shift_layers"],
+    (layers.BlurPool(2, 4), layers.PolyphaseDownsampling(2), layers.CircularPadding2D(1)),
+    strict=True,
+  ):
+    np.testing.assert_allclose(np.array(got, np.float32), layer(maps), rtol=1e-5, atol=1e-6)
 
 
 def _docs_script(folder):

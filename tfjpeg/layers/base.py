@@ -361,14 +361,15 @@ def for_examples(seed: TensorLike, count: TensorLike) -> tf.Tensor:
 
 
 def _shape_inference_only(values: TensorLike) -> bool:
-  """Whether Keras is tracing a JAX or PyTorch model for its shapes alone."""
+  """Whether Keras is tracing a JAX or PyTorch model or layer for its shapes
+  alone. TensorFlow tensors included: PyTorch's Keras builds a Pipeline by
+  calling it once for shapes on the very tf.data tensors it is mapped over,
+  and a layer that drew there would draw twice per image, its draws then
+  unlike the TensorFlow backend's."""
   from keras.src.backend.common import symbolic_scope  # pylint: disable=g-import-not-at-top
 
-  return (
-    not tf.is_tensor(values)
-    and keras.backend.backend() != "tensorflow"
-    and symbolic_scope.in_symbolic_scope()
-  )
+  del values
+  return keras.backend.backend() != "tensorflow" and symbolic_scope.in_symbolic_scope()
 
 
 def _as_tf(values: TensorLike) -> tf.Tensor:
