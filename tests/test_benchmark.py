@@ -305,3 +305,23 @@ def test_degrade_section_times_bin_degrade_against_pillow_writing_the_same_pixel
     "(o) the same pixels, generated scenes": 1.0,
     "(o) the same pixels, --sources": 1.0,
   }
+
+
+def test_antialias_section_times_each_setting_against_the_plain_net(tmp_path, monkeypatch):
+  """(p): training steps of the blur and aps nets against the plain net's,
+  in turns in one process (here on the smallest net, briefly)."""
+  from tfjpeg.bench import antialias  # pylint: disable=g-import-not-at-top
+
+  monkeypatch.setattr(antialias, "NETS", ("minimal",))
+  monkeypatch.setattr(antialias, "BATCH", 2)
+  report = benchmark.run(str(tmp_path), seconds=0.3, log=lambda text: None, sections=("antialias",))
+  _assert_measured(
+    report,
+    (
+      "(p) minimal, plain",
+      "(p) minimal, --antialias=blur",
+      "(p) minimal, --antialias=aps",
+      "(p) minimal blur: step time / plain's",
+      "(p) minimal aps: step time / plain's",
+    ),
+  )

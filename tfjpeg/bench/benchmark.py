@@ -15,6 +15,8 @@
       against reading the same files' bytes in one thread.
   (k) What `match_compression` costs: training patches/s on the built-in
       `generated_confounded` task with and without it.
+  (p) What invariance costs: a training step of each --antialias setting
+      against the plain net's (`tfjpeg.bench.antialias`).
 
 Sources are camera-like JPEGs (1024x768, QF 95, 4:2:0) generated once, so the
 benchmark needs no download. Heavy imports stay inside functions: worker
@@ -301,6 +303,7 @@ SECTIONS = (
   "chains",
   "layers",
   "degrade",
+  "antialias",
 )
 # Not in the default run: the accelerator's side, (h) and (i) of tfjpeg.bench.nets.
 ALL_SECTIONS = SECTIONS + ("accelerator",)
@@ -338,7 +341,9 @@ def run(
   `tf.data` map against TensorFlow's and Keras's own ops, on generated scenes
   and `sources`, the median of `repeats` runs) and "degrade" ((o) of
   `tfjpeg.bench.degrade`: bin/degrade of Corvi et al.'s protocol against
-  Pillow on every core, on generated scenes and `sources`).
+  Pillow on every core, on generated scenes and `sources`) and "antialias"
+  ((p) of `tfjpeg.bench.antialias`: a training step of the blur and aps nets
+  against the plain net's, a third of `seconds` for each).
   With `sources` (any folder of JPEGs), those files are the pipeline's, the
   training's and the scale and decode-cost sections' sources, as they are;
   `repeats` runs the scale section's (e) and (f) that many times and reports
@@ -347,6 +352,7 @@ def run(
   `directory/real_sources`), the memory measure's datasets and the
   camera-size sources beside them, so no run reads another's files. Progress,
   with the time left, goes to `stream`."""
+  from tfjpeg.bench import antialias as benchmark_antialias  # pylint: disable=g-import-not-at-top
   from tfjpeg.bench import nets as benchmark_nets  # pylint: disable=g-import-not-at-top
   from tfjpeg.bench import scale as benchmark_scale  # pylint: disable=g-import-not-at-top
   from tfjpeg.core import progress  # pylint: disable=g-import-not-at-top
@@ -369,6 +375,7 @@ def run(
     + 2 * repeats * ("chains" in sections)
     + 6 * ("layers" in sections)
     + 2 * repeats * ("degrade" in sections)
+    + len(benchmark_antialias.NETS) * ("antialias" in sections)
     + (2 * len(net_patches) * len(nets) + 1) * ("accelerator" in sections)
   )
   scale_sources, paths = sources, None
@@ -431,6 +438,9 @@ def run(
         log,
         done.update,
       )
+    if "antialias" in sections:
+      benchmark_antialias.measure(report, seconds, done.update, benchmark_antialias.NETS)
+      log(report.text())
     if "accelerator" in sections:
       benchmark_nets.measure(
         report,

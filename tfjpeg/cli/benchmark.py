@@ -42,7 +42,8 @@ flags.DEFINE_list(
   "section's files), audit ((j): the "
   "shortcut audit's header reading on 10,000 files), chains ((m): a resize-blur-JPEG "
   "training chain against Pillow and scipy), layers ((n): the Keras layers in a tf.data "
-  "map against TensorFlow's and Keras's own ops); and, not by "
+  "map against TensorFlow's and Keras's own ops), antialias ((p): a training step of "
+  "each --antialias setting against the plain net's); and, not by "
   "default, accelerator ((h)-(i): each net's training images/s in float32 and "
   "mixed precision, and the host's decode capacity; any Keras backend).",
 )
