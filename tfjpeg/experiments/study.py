@@ -19,6 +19,7 @@ import tensorflow as tf
 from tensorboard.plugins.hparams import api as hp
 
 from tfjpeg import config as config_lib
+from tfjpeg.analysis import invariance
 from tfjpeg.analysis import offsets
 from tfjpeg.analysis import plotting
 from tfjpeg.analysis import tables
@@ -236,13 +237,19 @@ def merge(study, study_dir):
 
 def figures(table_path, out_dir=None, metric="balanced_accuracy"):
   """Every figure of `plotting.study_figures` for a study table file, beside
-  it unless `out_dir` is given."""
+  it unless `out_dir` is given; for invariance runs (configs/invariance.py),
+  `tfjpeg.analysis.invariance`'s table and figure, from the runs beside it."""
   table = tables.read_study_table(table_path)
   if "experiment" not in table.columns or table.empty:
     raise ConfigError(f"{table_path} is not a study table (no experiment column, or no rows)")
-  return plotting.study_figures(
-    table, out_dir or os.path.dirname(os.path.abspath(table_path)), metric
-  )
+  study_dir = os.path.dirname(os.path.abspath(table_path))
+  paths = []
+  if (table["experiment"] == invariance.EXPERIMENT).any():  # with its runs' per-offset maps
+    paths += invariance.write(table, study_dir, out_dir)
+    table = table[table["experiment"] != invariance.EXPERIMENT]
+  if table.empty:
+    return paths
+  return paths + plotting.study_figures(table, out_dir or study_dir, metric)
 
 
 def write_hparams_config(table, logdir):
