@@ -165,10 +165,11 @@ def test_a_run_written_before_the_sections_still_loads(tmp_path):
   (tmp_path / "config.json").write_text(json.dumps(flat))
   config = config_lib.saved(str(tmp_path))
   read = {k: tuple(v) if isinstance(v, list) else v for k, v in flat.items()}
-  added_since = {"image_size", "train_chain", "test_chains"}
+  added_since = {"image_size", "train_chain", "test_chains", "antialias", "antialias_filter"}
   assert read == {k: v for k, v in config.flat().items() if k not in added_since}
   assert config.task.image_size is None  # settings added since: their defaults
   assert (config.jpeg.train_chain, config.test.chains) == ("none", ())
+  assert (config.antialias, config.antialias_filter) == ("none", 4)
   # Written again in this version's form, and read back the same.
   assert config_lib.Config.from_json(config.to_json()) == config
   assert isinstance(json.loads(config.to_json())["task"], dict)
