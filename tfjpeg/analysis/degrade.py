@@ -20,15 +20,28 @@ listed, each file's header read and checked, the plan), `ImageWriter` (one
 image: decoded once, strictly, which is also the check of its scan data,
 then every condition's file written), `finish` (the manifest, the draws and
 the bad files, in the folder's order). `degrade` runs them on this machine's
-cores; `tfjpeg.analysis.beam_degrade` on Apache Beam.
+cores, or on Apache Beam (`runner="beam"`):
+
+    prepare (here)
+      -> Beam: each image to a worker (an `ImageWriter` per worker process,
+         its graph built once there): its files written under OUT, its
+         manifest rows and draws (or its problem) out as a line of a sharded
+         file under OUT/.beam
+      -> here: the shards read back, `finish`, the shards removed
+
+so every runner writes the local path's bytes for the same seed. On a
+cluster, the images and OUT must be on a file system every worker reads and
+writes (a shared one, or a bucket mounted as one).
 """
 
 import collections
 import concurrent.futures
 import dataclasses
+import glob
 import hashlib
 import json
 import os
+import shutil
 import time
 from collections.abc import Iterable
 from collections.abc import Sequence
@@ -43,6 +56,7 @@ from tfjpeg import config as config_lib
 from tfjpeg.analysis import file_report
 from tfjpeg.analysis import report
 from tfjpeg.codec import images
+from tfjpeg.core import beam
 from tfjpeg.core import progress
 from tfjpeg.core.errors import ConfigError
 from tfjpeg.core.errors import DataError
@@ -314,11 +328,15 @@ def degrade(
   stream: IO[str] | None = None,
   timings: dict | None = None,
   workers: int | None = None,
+  runner: str = "local",
+  beam_options: str | Sequence[str] | None = None,
 ) -> dict:
   """Writes every image of `images_dir` (DIR/<class>/...) under every
   condition of `file_report.plan` (or, with `only_chains`, under `chains`
   alone) to `out_dir` (module docstring), on this machine's cores (`workers`
-  threads; default one per core, plus one). Returns a summary: files, bytes,
+  threads; default one per core, plus one), or with `runner="beam"` on
+  Apache Beam (module docstring; `beam_options` as
+  `tfjpeg.core.beam.options` takes them): the same bytes. Returns a summary: files, bytes,
   conditions, images (written), and bad (files that could not be read, each
   with its problem in bad_files.csv). `timings` (a dict) receives
   "files_per_second", the rate once the first file is out (the graph built),
@@ -326,6 +344,7 @@ def degrade(
   folder listed, each file's header read and checked), and "seconds", all
   of it; each JPEG's scan data is checked by the strict decode that gives
   its pixels, counted in the rate."""
+  beam.check_runner(runner)  # before any work: Beam is an optional extra
   started = time.perf_counter()
   job = prepare(
     images_dir,
@@ -343,6 +362,8 @@ def degrade(
   )
   checked = time.perf_counter()
   os.makedirs(out_dir, exist_ok=True)
+  if runner == "beam":
+    return _on_beam(job, beam_options, stream)
   writer = ImageWriter(job)
   writer.function()  # traced once, before the threads start
   results, first_out = [], None
@@ -367,3 +388,42 @@ def degrade(
       # From the first image out: its files were counted once it was out.
       timings["files_per_second"] = (written - len(job.plan.conditions)) / (finished - first_out)
   return summary
+
+
+def _on_beam(job: Job, beam_options: str | Sequence[str] | None, stream: IO[str] | None) -> dict:
+  """`job` written on Beam (`tfjpeg.core.beam.options`), then `finish`."""
+  options = beam.options(beam_options)
+  import apache_beam as beam_lib  # pylint: disable=g-import-not-at-top
+
+  class WriteImage(beam_lib.DoFn):
+    """Each image with one `ImageWriter` per worker; its result as JSON."""
+
+    def setup(self):
+      self.writer = ImageWriter(job)
+
+    def process(self, image):
+      yield json.dumps(self.writer.write(image))
+
+  shards = os.path.join(job.out_dir, ".beam")
+  shutil.rmtree(shards, ignore_errors=True)
+  os.makedirs(shards)
+  records = job.files.to_dict("records")
+  with beam_lib.Pipeline(options=options) as pipeline:
+    _ = (
+      pipeline
+      | "images" >> beam_lib.Create(records, reshuffle=True)
+      | "write" >> beam_lib.ParDo(WriteImage())
+      | "results" >> beam_lib.io.WriteToText(os.path.join(shards, "results"), ".jsonl")
+    )
+  results = []
+  for path in sorted(glob.glob(os.path.join(shards, "results*.jsonl"))):
+    with open(path) as f:
+      results += [json.loads(line) for line in f if line.strip()]
+  shutil.rmtree(shards, ignore_errors=True)
+  written = {r["index"] for r in results}
+  missing = [r["path"] for r in records if r["index"] not in written]
+  if missing:  # every image is either written or named as bad: never dropped
+    raise RuntimeError(f"Beam returned no result for {len(missing)} images, first {missing[0]}")
+  if stream is not None:
+    stream.write(f"degraded {len(results)} images on Beam\n")
+  return finish(job, results)

@@ -295,6 +295,33 @@ def preprocessing(flag_values=flags.FLAGS):
   )
 
 
+def define_runner_flags(what):
+  """--runner (this machine's cores, or Apache Beam) and --beam_options, for
+  commands that process many files (`tfjpeg.core.beam`); `--runner=beam`
+  without Beam installed is refused while flags are parsed."""
+  from tfjpeg.core import beam  # pylint: disable=g-import-not-at-top
+
+  flags.DEFINE_enum(
+    "runner",
+    "local",
+    list(beam.RUNNERS),
+    f"Where {what} runs: local (this machine's cores) or beam (Apache Beam: "
+    f"{beam.INSTALL}); the same files either way.",
+  )
+  flags.DEFINE_string(
+    "beam_options",
+    None,
+    "Beam's own flags, as one string (default: its local runner, one process per core): "
+    "'--runner=FlinkRunner --flink_master=HOST:8081', '--runner=DataflowRunner --project=P "
+    "--region=R --temp_location=gs://B/tmp', ...",
+  )
+  flags.register_validator(
+    "runner",
+    lambda runner: runner != "beam" or beam.available(),
+    f"--runner=beam needs Apache Beam, which is not installed: {beam.INSTALL}",
+  )
+
+
 def condition_grids(test_qfs, resize_factors, resize_qfs, chains):
   """The report's grids of conditions from their flags' values (None: the
   report's defaults): qualities, resize_factors, resize_qualities, test_chains."""

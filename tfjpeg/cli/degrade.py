@@ -3,6 +3,7 @@ for any detector in any framework to score.
 
     tfjpeg-degrade --images=labelled/ --out=degraded/
     tfjpeg-degrade --images=labelled/ --out=degraded/ --chains=aigenbench2025 --only_chains
+    tfjpeg-degrade --images=labelled/ --out=degraded/ --runner=beam     # on Apache Beam
     tfjpeg-predict --model=detector.onnx --input=resize ... degraded/ --out=scores.csv
     tfjpeg-report --scores=scores.csv --degraded=degraded/ --out=report/
 
@@ -31,6 +32,7 @@ flags.DEFINE_list(
 )
 flags.DEFINE_list("chains", None, "Chains or protocols (default: corvi2023).")
 flags.DEFINE_bool("only_chains", False, "Write only --chains (no QF, swap or resize grid).")
+cli.define_runner_flags("the writing")
 
 
 def main(argv):
@@ -51,6 +53,8 @@ def main(argv):
     chains=grids["test_chains"],
     class_names=f.class_names,
     only_chains=f.only_chains,
+    runner=f.runner,
+    beam_options=f.beam_options,
   )
   print(
     f"wrote {summary['files']} files ({summary['bytes'] / 2**20:.1f} MiB) of "

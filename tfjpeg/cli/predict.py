@@ -3,6 +3,7 @@
     tfjpeg-predict --model=runs/RUN photos/ more.jpg --out=predictions.csv
     tfjpeg-predict --model=runs/RUN/export labelled/ --patches=random --num_patches=16
     tfjpeg-predict --model=detector.keras --class_names=real,fake --patch_size=224 labelled/
+    tfjpeg-predict --model=detector.onnx --input=resize degraded/ --runner=beam   # on Apache Beam
 
 (bin/predict in a checkout.) The model is a run directory, its exported
 SavedModel, any SavedModel or .keras file, or an ONNX file (class names and
@@ -35,6 +36,7 @@ flags.DEFINE_integer("seed", 0, "Seed of random placement.")
 flags.DEFINE_list("class_names", None, "For models without metadata: class names in output order.")
 flags.DEFINE_integer("patch_size", None, "For models without a fixed input size.")
 cli.define_model_flags()
+cli.define_runner_flags("the scoring")
 
 
 def main(argv):
@@ -55,6 +57,8 @@ def main(argv):
     class_names=f.class_names,
     patch_size=f.patch_size,
     preprocessing=cli.preprocessing(),
+    runner=f.runner,
+    beam_options=f.beam_options,
   )
   print(f"wrote {f.out}")
   for key, value in summary.items():

@@ -18,13 +18,30 @@ An image's patch scores are combined by averaging log-probabilities. Every
 row also reports the estimated grid origin ("dy:dx", empty when none is
 found) and its confidence: a grid not at 0:0 means the image was cropped
 after its last compression.
+
+On Apache Beam (`run(..., runner="beam")`), each file is keyed by its place
+in the list `collect` makes; a RunInference `ModelHandler` around
+`tfjpeg.serving.classifier` loads the model once per worker process (shared
+by its threads) and scores each file with `predict_file`, the local path's
+own function; the rows come back (from sharded files on a file system every
+worker writes, beside the output CSV) and are put in the list's order, so
+the CSV is the local path's, byte for byte. Beam's own TensorFlow and ONNX
+handlers take tensors a model is ready for; here each file is decoded,
+checked, cut into patches or resized and its patches' scores combined as
+the local path does (`classifier.Preprocessing`), which is why the handler
+wraps tfjpeg's classifier, SavedModel, Keras and ONNX alike.
 """
 
+import glob
+import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from typing import IO
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,6 +50,7 @@ import tensorflow as tf
 from tfjpeg.codec import crops
 from tfjpeg.codec import grid
 from tfjpeg.codec import images
+from tfjpeg.core import beam
 from tfjpeg.core import metrics
 from tfjpeg.core import progress
 from tfjpeg.core import seeds
@@ -41,6 +59,9 @@ from tfjpeg.serving import classifier as classifier_lib
 from tfjpeg.serving import export
 
 POLICIES = ("grid", "realigned", "random")
+# bin/degrade's own files at the top of a folder it wrote
+# (tfjpeg.analysis.degrade): known, not images, so not listed.
+DEGRADE_FILES = ("manifest.csv", "chain_draws.csv", "degrade.json", "bad_files.csv")
 
 
 def cut(image, patch_size, policy, num_patches=8, seed=0, origin=None):
@@ -69,17 +90,25 @@ def cut(image, patch_size, policy, num_patches=8, seed=0, origin=None):
 def collect(inputs, class_names):
   """(path, label or None) for every file named or found below a named folder.
 
-  Every regular file counts, images or not, so nothing is skipped silently. A
-  file inside a subfolder named like a class (DIR/<class>/...) gets that label.
+  Every regular file counts, images or not, so nothing is skipped silently,
+  but for bin/degrade's own files at the top of a folder it wrote
+  (`DEGRADE_FILES`, beside its degrade.json). A file inside a subfolder
+  named like a class (DIR/<class>/...) gets that label.
   """
   found = []
   for item in inputs:
     if os.path.isdir(item):
+      degraded = os.path.isfile(os.path.join(item, "degrade.json"))
       for root, dirs, files in os.walk(item):
         dirs.sort()
         rel = os.path.relpath(root, item).split(os.sep)[0]
         label = rel if rel in class_names else None
-        found += [(os.path.join(root, f), label) for f in sorted(files) if not f.startswith(".")]
+        known = DEGRADE_FILES if degraded and rel == os.curdir else ()
+        found += [
+          (os.path.join(root, f), label)
+          for f in sorted(files)
+          if not f.startswith(".") and f not in known
+        ]
     else:
       found.append((item, None))  # a missing file gets its error row too
   return found
@@ -177,24 +206,41 @@ def run(
   class_names: Sequence[str] | None = None,
   patch_size: int | None = None,
   preprocessing: classifier_lib.Preprocessing | None = None,
+  runner: str = "local",
+  beam_options: str | Sequence[str] | None = None,
 ) -> dict:
   """Predicts every file of `inputs` with the model at `model_path` (class
   names and patch size from the model, else from the arguments;
   `preprocessing` as `tfjpeg.serving.classifier.load` takes it), writes `out`
   (CSV); returns the summary dict. A model that takes whole images
-  (resized or centre-cropped) gets each file once, as its input step makes it."""
+  (resized or centre-cropped) gets each file once, as its input step makes it.
+  `runner="beam"` scores the files on Apache Beam (module docstring;
+  `beam_options` as
+  `tfjpeg.core.beam.options` takes them): the same CSV."""
+  beam.check_runner(runner)  # before any work: Beam is an optional extra
   classifier = classifier_lib.load(model_path, class_names, patch_size, preprocessing)
   files = collect(inputs, classifier.class_names)
   rows, patch_rows = [], []
   started = time.time()
-  bar = progress.Progress(len(files), "predicting", "files", stream)
-  for path, label in files:
-    row, patches = predict_file(classifier, path, policy, num_patches, seed)
+  if runner == "beam":
+    scored = _score_on_beam(
+      [path for path, _ in files],
+      model_path,
+      policy,
+      num_patches,
+      seed,
+      class_names,
+      patch_size,
+      preprocessing,
+      beam_options,
+      shards_dir=os.path.dirname(os.path.abspath(out)),
+    )
+  else:
+    scored = _score_here(classifier, files, policy, num_patches, seed, stream)
+  for (_, label), (row, patches) in zip(files, scored):
     row["label"] = label or ""
     rows.append(row)
     patch_rows += patches
-    bar.update()
-  bar.close()
   columns = (
     ["path", "label", "predicted"]
     + [f"prob_{n}" for n in classifier.class_names]
@@ -210,6 +256,95 @@ def run(
   seconds = time.time() - started
   summary["images_per_second"] = summary["predicted"] / seconds if seconds > 0 else float("nan")
   return summary
+
+
+def _handler(settings: dict) -> Any:
+  """A RunInference `ModelHandler` of file paths, scoring with `settings`
+  (`run`'s model and patch arguments)."""
+  from apache_beam.ml.inference import base  # pylint: disable=g-import-not-at-top
+
+  class FileScorer(base.ModelHandler):
+    def load_model(self):
+      return classifier_lib.load(
+        settings["model_path"],
+        settings["class_names"],
+        settings["patch_size"],
+        settings["preprocessing"],
+      )
+
+    def run_inference(self, batch, model, inference_args=None):
+      return [
+        base.PredictionResult(
+          path,
+          predict_file(model, path, settings["policy"], settings["num_patches"], settings["seed"]),
+        )
+        for path in batch
+      ]
+
+  return base.KeyedModelHandler(FileScorer())
+
+
+def _score_on_beam(
+  paths: Sequence[str],
+  model_path: str,
+  policy: str = "grid",
+  num_patches: int = 8,
+  seed: int = 0,
+  class_names: Sequence[str] | None = None,
+  patch_size: int | None = None,
+  preprocessing: classifier_lib.Preprocessing | None = None,
+  beam_options: str | Sequence[str] | None = None,
+  shards_dir: str | None = None,
+) -> list[tuple[dict, list[dict]]]:
+  """`predict_file` of every path on Beam (`tfjpeg.core.beam.options`),
+  in the order of `paths`. `shards_dir`: where the workers write their
+  results (a file system they all reach; a temporary folder by default)."""
+  options = beam.options(beam_options)
+  import apache_beam as beam_lib  # pylint: disable=g-import-not-at-top
+  from apache_beam.ml.inference import base  # pylint: disable=g-import-not-at-top
+
+  settings = dict(
+    model_path=model_path,
+    class_names=class_names,
+    patch_size=patch_size,
+    preprocessing=preprocessing,
+    policy=policy,
+    num_patches=num_patches,
+    seed=seed,
+  )
+  folder = tempfile.mkdtemp(prefix="tfjpeg-beam-", dir=shards_dir)
+  try:
+    with beam_lib.Pipeline(options=options) as pipeline:
+      _ = (
+        pipeline
+        | "files" >> beam_lib.Create(list(enumerate(paths)), reshuffle=True)
+        | "score" >> base.RunInference(_handler(settings))
+        | "rows" >> beam_lib.Map(lambda keyed: json.dumps([keyed[0], keyed[1].inference]))
+        | "out" >> beam_lib.io.WriteToText(os.path.join(folder, "scores"), ".jsonl")
+      )
+    results: dict[int, Any] = {}
+    for path in sorted(glob.glob(os.path.join(folder, "scores*.jsonl"))):
+      with open(path) as f:
+        for line in f:
+          if line.strip():
+            index, (row, patches) = json.loads(line)
+            results[index] = (row, patches)
+  finally:
+    shutil.rmtree(folder, ignore_errors=True)
+  missing = [p for k, p in enumerate(paths) if k not in results]
+  if missing:  # every file is scored or has its error row: never dropped
+    raise RuntimeError(f"Beam returned no scores for {len(missing)} files, first {missing[0]}")
+  return [results[k] for k in range(len(paths))]
+
+
+def _score_here(classifier, files, policy, num_patches, seed, stream):
+  """`predict_file` of each of `files` in turn, on this machine."""
+  scored = []
+  with progress.Progress(len(files), "predicting", "files", stream) as bar:
+    for path, _ in files:
+      scored.append(predict_file(classifier, path, policy, num_patches, seed))
+      bar.update()
+  return scored
 
 
 _estimate_grid = tf.function(grid.estimate, reduce_retracing=True)
