@@ -42,6 +42,7 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 import time
 from collections.abc import Iterable
 from collections.abc import Sequence
@@ -79,6 +80,7 @@ MANIFEST_COLUMNS = (
   "qf",
 )
 DRAWS = "chain_draws.csv"
+_ALIGN = 64  # bytes: the alignment TensorFlow's CPU kernels take memory at
 _EXTENSIONS = {"jpeg": ".jpg", "png": ".png"}
 
 
@@ -90,8 +92,8 @@ def folder_name(condition: whole_images.FileCondition) -> str:
 @dataclasses.dataclass(frozen=True)
 class Job:
   """What `bin/degrade` does, worked out before any image is processed: the
-  images (`files`: index, path, image_id, class_name, label, format, in the
-  folder's order), those refused already (`bad_files`), the classes in
+  images (`files`: index, path, image_id, class_name, label, format, height,
+  width, in the folder's order), those refused already (`bad_files`), the classes in
   label order and the plan. Plain data: a runner ships it to its workers."""
 
   images_dir: str
@@ -167,6 +169,8 @@ def prepare(
         class_name=files["class_name"].to_numpy(),
         label=labels,
         format=files["format"].to_numpy(),
+        height=files["height"].to_numpy(),
+        width=files["width"].to_numpy(),
       )
     ),
     bad_files=task.bad_files.reset_index(drop=True),
@@ -187,6 +191,25 @@ class ImageWriter:
   def __init__(self, job: Job):
     self.job = job
     self._function: Any = None
+    self._local = threading.local()  # each thread's pixel buffer
+
+  def _pixels(self, image: dict, data: bytes) -> tf.Tensor:
+    """The image decoded (a JPEG strictly: `images.decode_strictly`) into this
+    thread's buffer, reused from image to image and aligned as TensorFlow's
+    kernels want it, so that the graph reads it where it lies (DLPack)
+    instead of a copy: a camera photo is tens of megabytes."""
+    if image["format"] != "jpeg":
+      return images.decode(data)  # checked whole by the header pass
+    size = int(image["height"]) * int(image["width"]) * 3
+    buffer = getattr(self._local, "buffer", None)
+    if buffer is None or buffer.size < size:
+      raw = np.empty(size + _ALIGN, np.uint8)
+      start = -raw.ctypes.data % _ALIGN
+      buffer = self._local.buffer = raw[start : start + size]
+    pixels = images.decode_strictly(image["path"], data, buffer[:size])
+    if pixels.ctypes.data % _ALIGN or not pixels.flags.c_contiguous:
+      return tf.constant(pixels)  # TensorFlow's own decode, where it gave the pixels
+    return tf.experimental.dlpack.from_dlpack(pixels.__dlpack__())
 
   def function(self):
     """The per-image graph (`whole_images.image_function`), traced once."""
@@ -216,16 +239,13 @@ class ImageWriter:
     try:
       with open(path, "rb") as f:
         data = f.read()
-      if image["format"] == "jpeg":
-        pixels = images.decode_strictly(path, data)  # the scan data's check, and the pixels
-      else:
-        pixels = images.decode(data).numpy()  # checked whole by the header pass
       outputs = self.function()(
         dict(
-          encoded=tf.constant(data),
+          # The bytes stay here: a file written as stored is written from them.
+          encoded=tf.constant(b""),
           label=tf.constant(int(image["label"]), tf.int32),
           image_id=tf.constant(image["image_id"]),
-          image=tf.constant(pixels),
+          image=self._pixels(image, data),  # the scan data's check, and the pixels
         )
       )
     except images.BadImageError as e:
@@ -237,7 +257,7 @@ class ImageWriter:
     rows, draws = [], []
     for element in outputs:
       condition = self.job.plan.conditions[int(element["condition"])]
-      content = element["data"].numpy()
+      content = data if bool(element["as_stored"]) else element["data"].numpy()
       kind = images.sniff_format(content[:16]) or "unknown"
       # An image id is its file's path without the extension ("real/frame.0001"),
       # one per file (checked by `prepare`): one path per file and condition.

@@ -141,7 +141,7 @@ def probe(path, min_size=None, decode_check=True):
       f"image of {height}x{width} pixels is smaller than the {min_size[0]}x{min_size[1]} patch",
     )
   if decode_check == DEFERRED and fmt == "jpeg":
-    check_decodes(path, data, "jpeg_start")
+    check_decodes(path, _jpeg_header(data), "jpeg_header")
   elif decode_check:
     if fmt == "jpeg":
       _check_jpeg_strictly(path, data)
@@ -154,8 +154,8 @@ def check_decodes(path, data, kind=None):
   becomes `BadImageError`. A JPEG at an eighth of its size: libjpeg reads
   every marker and entropy-decodes every block at any scale, which is where
   a file is refused, and skips most of the inverse DCT (a fifth to two
-  fifths of the time, by the file). `kind` "jpeg_start": only the header
-  and the first row of blocks (`probe`'s `DEFERRED`)."""
+  fifths of the time, by the file). `kind` "jpeg_header": the header only
+  (`probe`'s `DEFERRED`: the layouts TensorFlow's libjpeg refuses)."""
   if kind is None:
     kind = "jpeg" if sniff_format(data[:16]) == "jpeg" else "other"
   try:
@@ -196,13 +196,14 @@ def _check_jpeg_strictly(path, data):
     ) from strict
 
 
-def decode_strictly(path, data) -> np.ndarray:
+def decode_strictly(path, data, buffer=None) -> np.ndarray:
   """A JPEG's pixels, uint8 HxWx3, exactly `decode`'s (the accurate IDCT and
   fancy upsampling), from one strict decode that is also `probe`'s check of
   its scan data (`probe(..., decode_check=DEFERRED)` leaves it here): the
   check folded into the decode the caller does anyway. Raises
   `BadImageError` with `probe`'s problems: corrupt scan data, or a file
-  neither decoder reads.
+  neither decoder reads. `buffer` (uint8, at least height x width x 3): where
+  the pixels go, if given (a caller's aligned, reused memory).
 
   libjpeg-turbo (simplejpeg's build) gives TensorFlow's pixels in every
   layout; `strict_pixels_match` checks that once per process, and where it
@@ -213,7 +214,7 @@ def decode_strictly(path, data) -> np.ndarray:
   if strict_pixels_match():
     try:
       return simplejpeg.decode_jpeg(
-        data, colorspace="RGB", fastdct=False, fastupsample=False, strict=True
+        data, colorspace="RGB", fastdct=False, fastupsample=False, buffer=buffer, strict=True
       )
     except ValueError:
       pass  # the check below names the problem, or leaves the file to TensorFlow's decoder
@@ -339,17 +340,29 @@ def _eighth_jpeg_shape(data):
 _signature = [tf.TensorSpec([], tf.string)]
 
 
-def _jpeg_start_shape(data):
-  # One pixel: libjpeg reads the header and the first row of blocks only.
-  window = tf.io.decode_and_crop_jpeg(
-    data, [0, 0, 1, 1], channels=3, ratio=8, dct_method="INTEGER_ACCURATE"
-  )
-  return tf.shape(window)
+def _jpeg_header(data):
+  """A JPEG's bytes up to the end of its first start-of-scan header: all that
+  libjpeg reads of it before the scan data (marker segments walked by their
+  lengths, as libjpeg does; a thumbnail inside one is skipped with it)."""
+  position = 2
+  while position + 4 <= len(data):
+    if data[position] != 0xFF or data[position + 1] in (0xFF, 0x00):
+      position += 1  # fill bytes, as libjpeg skips them
+      continue
+    marker = data[position + 1]
+    if marker in (0x01, *range(0xD0, 0xDA)):  # standalone: no length
+      position += 2
+      continue
+    end = position + 2 + int.from_bytes(data[position + 2 : position + 4], "big")
+    if marker == 0xDA:
+      return data[:end]
+    position = end
+  return data
 
 
 _probe_decodes = {
   "jpeg": tf.function(_eighth_jpeg_shape, input_signature=_signature),
-  "jpeg_start": tf.function(_jpeg_start_shape, input_signature=_signature),
+  "jpeg_header": tf.function(tf.image.extract_jpeg_shape, input_signature=_signature),
   "other": tf.function(lambda data: tf.shape(decode(data)), input_signature=_signature),
 }
 _trace_lock = threading.Lock()

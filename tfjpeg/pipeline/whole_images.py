@@ -168,14 +168,14 @@ def image_function(
       steps = condition.steps(resave_qf)
       if condition.stored:
         image = decode() if pixels or model_input is not None else None
-        draws, data = tf.zeros([0], tf.float64), element["encoded"]
+        draws, data, as_stored = tf.zeros([0], tf.float64), element["encoded"], tf.constant(True)
       else:
         image, record, data = _processed(
           element["encoded"], decode, steps, chain_seed, chroma, all_jpeg, given is None
         )
         # Nothing applied (coins that all fell against, a swap that leaves
         # the image as stored): the file as stored, not a re-encoding of it.
-        data = tf.where(record["changed"], data, element["encoded"])
+        as_stored = tf.logical_not(record["changed"])
         draws = record["draws"]
         if condition.chain == "none":  # the pipeline's own save: no chain draws
           draws = tf.zeros([0], tf.float64)
@@ -189,13 +189,18 @@ def image_function(
         image_id=element["image_id"],
         draws=tf.pad(draws, [[0, width - tf.shape(draws)[0]]]),
         qf=tf.cast(qf, tf.int32),
+        as_stored=as_stored,
       )
       if files and condition.stored:
         item["data"] = data
       elif files:
-        # Not saved last: lossless PNG of the pixels.
+        # The bytes as stored; else the last save's; else lossless PNG of the pixels.
         item["data"] = tf.cond(
-          tf.strings.length(data) > 0, lambda d=data: d, lambda i=image: tf.io.encode_png(i)
+          as_stored,
+          lambda: element["encoded"],
+          lambda d=data, i=image: tf.cond(
+            tf.strings.length(d) > 0, lambda: d, lambda: tf.io.encode_png(i)
+          ),
         )
       if model_input is not None:
         mode, size, kernel = model_input
@@ -225,7 +230,7 @@ def dataset(
   every condition, one element each: {"image", "condition" (index),
   "label", "image_id", "draws" ([D] padded with zeros), "qf" (the QF of
   its last save: test QF, swap or common, or the one a chain drew; 0
-  none)}; with
+  none), "as_stored" (nothing was done to the image)}; with
   `files`, also "data": the file (`module docstring`); with `model_input`
   (mode, size, kernel: `crops.model_input`), the images as the model takes
   them; without `pixels`, no "image" (files only: nothing is decoded that
