@@ -36,19 +36,21 @@ def _stepper(net, mode):
   return lambda: float(model.train_on_batch(images, labels))  # a host value: the step is done
 
 
-def step_rates(net, seconds, rounds=3):
-  """{mode: training steps per second} of `net` for none and each of MODES."""
+def step_rates(net, seconds, rounds=3, min_steps=3):
+  """{mode: training steps per second} of `net` for none and each of MODES:
+  `rounds` turns each, of a share of `seconds` and at least `min_steps`
+  steps (a slow net's single step would be all noise)."""
   steppers = {mode: _stepper(net, mode) for mode in ("none",) + MODES}
   steps = dict.fromkeys(steppers, 0)
   spent = dict.fromkeys(steppers, 0.0)
   for _ in range(rounds):
     for mode, step in steppers.items():
       started = time.perf_counter()
-      while True:
+      done = 0
+      while done < min_steps or time.perf_counter() - started < seconds / rounds:
         step()
-        steps[mode] += 1
-        if time.perf_counter() - started >= seconds / rounds:
-          break
+        done += 1
+      steps[mode] += done
       spent[mode] += time.perf_counter() - started
   return {mode: steps[mode] / spent[mode] for mode in steppers}
 
