@@ -17,6 +17,8 @@ import pandas as pd
 import pytest
 
 from tfjpeg.analysis import degrade
+from tfjpeg.analysis import file_report
+from tfjpeg.analysis import stability
 from tfjpeg.codec import images
 from tfjpeg.core import beam
 from tfjpeg.core.errors import ConfigError
@@ -59,7 +61,9 @@ def folder(tmp_path_factory):
 
 
 def _degrade(folder, out, **runner):
-  return degrade.degrade(folder, str(out), seed=3, chains=CHAINS, only_chains=True, **runner)
+  """As stored, at the common QF, and through CHAINS: no QF or resize grid."""
+  grids = dict(qualities=(), resize_factors=(1.0,), resize_qualities=(None,), chains=CHAINS)
+  return degrade.degrade(folder, str(out), seed=3, **grids, **runner)
 
 
 @pytest.fixture(scope="module")
@@ -87,18 +91,21 @@ def test_a_truncated_and_a_corrupt_jpeg_are_named_never_written(folder, local):
   written = [f for _, _, names in os.walk(out) for f in names]
   assert not [f for f in written if f.startswith(("corrupt", "truncated"))]
   manifest = pd.read_csv(os.path.join(out, "manifest.csv"), dtype={"image_id": str})
-  assert len(manifest) == summary["files"] == 7 * len(CHAINS)
+  assert len(manifest) == summary["files"] == 7 * summary["conditions"]
 
 
 def test_the_manifest_gives_the_qf_a_chain_drew_and_none_where_none_was(local):
   out, _ = local
   manifest = pd.read_csv(os.path.join(out, "manifest.csv"), dtype={"image_id": str})
   draws = pd.read_csv(os.path.join(out, "chain_draws.csv"), dtype={"image_id": str})
-  rows = manifest.merge(draws, on="image_id")
+  rows = manifest[manifest["condition"] == CHAINS[0]].merge(draws, on="image_id")
   saved = rows["0_jpeg_applied"] == 1
   assert 0 < saved.sum() < len(rows)  # both cases are tested
   assert (rows[saved]["qf"] == rows[saved]["0_jpeg_qf"]).all()
   assert rows[saved]["qf"].between(65, 100).all() and rows[~saved]["qf"].isna().all()
+  assert manifest[manifest["condition"] == "stored"]["qf"].isna().all()
+  common = manifest[manifest["condition"] == "common"]["qf"]
+  assert common.notna().all() and common.nunique() == 1
 
 
 def test_beam_writes_the_local_paths_bytes(local, on_beam):
@@ -141,12 +148,18 @@ def _predict(detector, folder, out, **runner):
 
 
 def test_predict_passes_over_degrades_own_files_and_beam_scores_as_here(local, detector, tmp_path):
-  out, _ = local
+  out, degraded = local
   here = tmp_path / "here.csv"
   summary = _predict(detector, out, here)
   rows = pd.read_csv(here, keep_default_na=False)
-  assert summary["errors"] == 0 and summary["files"] == len(rows) == 7 * len(CHAINS)
+  assert summary["errors"] == 0 and summary["files"] == len(rows) == degraded["files"]
   assert not rows["path"].str.endswith((".csv", ".json")).any()
+  # A detector at chance as stored gets one line saying so, and nothing else.
+  page = file_report.from_scores(str(here), out, str(tmp_path / "report"))
+  assert len(page["verdict"]) == 1 and page["verdict"][0].startswith("At chance as stored")
+  html = (tmp_path / "report" / "report.html").read_text()
+  assert 'src="data:image/png;base64,' in html and 'href="stability.csv"' in html
+  assert html.count('<div class="wide"><table') == html.count("<table")  # within the page
   pytest.importorskip("apache_beam")
   there = tmp_path / "there.csv"
   beam_summary = _predict(detector, out, there, runner="beam", beam_options=BEAM_ONE)
@@ -162,3 +175,11 @@ def test_the_beam_runner_without_beam_is_one_line_saying_what_to_install(monkeyp
   assert "pip install -e '.[beam]'" in str(refused.value) and "\n" not in str(refused.value)
   with pytest.raises(ConfigError, match="runner must be one of local, beam"):
     beam.check_runner("spark")
+
+
+def test_only_a_detector_at_chance_as_stored_gets_the_chance_line():
+  row = dict(balanced_accuracy=0.52, balanced_accuracy_low=0.41, balanced_accuracy_high=0.63)
+  assert stability.at_chance(row, 2)[0].startswith("At chance as stored: balanced accuracy 0.52")
+  assert not stability.at_chance(dict(row, balanced_accuracy_low=0.51), 2)  # above chance
+  assert not stability.at_chance(dict(row, balanced_accuracy=0.61), 2)  # wide, not at chance
+  assert stability.at_chance(dict(row, balanced_accuracy=0.3, balanced_accuracy_low=0.2), 4)

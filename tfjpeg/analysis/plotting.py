@@ -382,3 +382,34 @@ def accuracy_by_resize(table, stem, chance=None):
   axis.set_ylim(0, 1.02)
   axis.legend(fontsize=7)
   return _save(fig, stem)
+
+
+def stability_heatmap(table, stem):
+  """The share of each class's images whose verdict flips (rows: the
+  conditions, in their order; columns: the true classes), each cell
+  written out with the class most of them went to; `table` is
+  `tfjpeg.analysis.stability.table`'s (condition, class_name, flip_share,
+  flipped_to)."""
+  plt = _pyplot()
+  conditions = list(dict.fromkeys(table["condition"]))
+  classes = list(dict.fromkeys(table["class_name"]))
+  cells = table.set_index(["condition", "class_name"])
+  share = np.array(
+    [[float(cells.loc[(c, k), "flip_share"]) for k in classes] for c in conditions], float
+  )
+  fig, axis = plt.subplots(figsize=(2.2 + 1.6 * len(classes), 0.9 + 0.28 * len(conditions)))
+  image = axis.imshow(np.nan_to_num(share), cmap="Reds", vmin=0.0, vmax=1.0, aspect="auto")
+  for row, condition in enumerate(conditions):
+    for column, name in enumerate(classes):
+      value = share[row, column]
+      to = cells.loc[(condition, name), "flipped_to"]
+      text = "" if np.isnan(value) else f"{100 * value:.0f}%" + (f" to {to}" if to else "")
+      axis.text(
+        column, row, text, ha="center", va="center", fontsize=7,
+        color="white" if value > 0.6 else "black",
+      )  # fmt: skip
+  axis.set_xticks(range(len(classes)), [f"true {k}" for k in classes], fontsize=8)
+  axis.set_yticks(range(len(conditions)), conditions, fontsize=7)
+  axis.xaxis.tick_top()
+  fig.colorbar(image, ax=axis, fraction=0.05, pad=0.02, label="verdicts flipped")
+  return _save(fig, stem)

@@ -631,7 +631,8 @@ def make(
   resize_rows.to_csv(os.path.join(out_dir, "resize.csv"), index=False)
   protocol_rows = random_rows[random_rows["test_chain"].isin(extra)]
   classes = classes[classes["test_chain"] == "none"]
-  findings = (
+  at_chance = stability.at_chance(_row(table, "random"), classifier.num_classes)
+  findings = at_chance or (
     swap_verdict(table[~chained], classes, profile)
     + verdict(table[~chained], sweeps, confidence, classifier.num_classes)
     + stability.verdict(flips)

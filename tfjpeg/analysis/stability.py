@@ -4,7 +4,9 @@ A detector can keep its balanced accuracy under a re-save while calling a
 fifth of the images the other way: accuracy hides what users see, verdicts
 that flip when a file is re-saved or resized. `table` counts, per condition
 and true class, the images whose verdict differs from their verdict as
-stored; `verdict` says the worst of them in words.
+stored; `verdict` says the worst of them in words. `at_chance` says when
+there is nothing to be stable: a detector at chance as stored, whose lines
+on robustness would only read noise as findings.
 """
 
 import re
@@ -97,3 +99,27 @@ def verdict(stability: pd.DataFrame, lines_wanted: int = 3) -> list[str]:
       "against their verdicts as stored)."
     )
   return lines
+
+
+# A detector whose balanced accuracy as stored is below chance plus this, its
+# 95% interval holding chance, is at chance.
+CHANCE_MARGIN = 0.1
+
+
+def at_chance(stored_row, num_classes: int) -> list[str]:
+  """One line when the detector is at chance as stored (`stored_row`: a
+  results row with balanced_accuracy and its _low and _high): the page's
+  only verdict, for no line below it would measure robustness. Else none."""
+  chance = 1 / num_classes
+  a = float(stored_row["balanced_accuracy"])
+  low, high = (
+    float(stored_row["balanced_accuracy_low"]),
+    float(stored_row["balanced_accuracy_high"]),
+  )
+  if not (low <= chance <= high and a < chance + CHANCE_MARGIN):
+    return []
+  return [
+    f"At chance as stored: balanced accuracy {a:.2f} (95% interval {low:.2f} to {high:.2f}) "
+    f"holds chance, {chance:.2f}, so nothing on this page measures robustness: the "
+    "conditions move a detector that has found nothing to lose."
+  ]

@@ -7,7 +7,9 @@ STYLE = """body { font-family: sans-serif; max-width: 1100px; margin: 2em auto; 
 h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; }
 .verdict li { margin: 0.3em 0; } code { background: #f4f4f4; padding: 0 0.2em; }
 table.numbers { border-collapse: collapse; font-size: 0.8em; }
-table.numbers td, table.numbers th { padding: 0.15em 0.5em; border-bottom: 1px solid #ddd; }
+table.numbers td, table.numbers th { padding: 0.15em 0.5em; border-bottom: 1px solid #ddd;
+  overflow-wrap: anywhere; }
+.wide { max-width: 100%; overflow-x: auto; }
 img { max-width: 100%; }"""
 
 
@@ -28,7 +30,10 @@ def verdict(lines) -> str:
 
 
 def table(frame, digits: str = "{:.3f}") -> str:
-  """A DataFrame as a numbers table, floats printed by `digits`."""
-  return frame.to_html(
+  """A DataFrame as a numbers table, floats printed by `digits`, within the
+  page's width: long cells (a protocol's steps) wrap, and a table wider still
+  scrolls in its own box."""
+  inner = frame.to_html(
     index=False, float_format=digits.format, na_rep="", border=0, classes="numbers"
   )
+  return f'<div class="wide">{inner}</div>'
