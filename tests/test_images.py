@@ -132,3 +132,32 @@ def test_manifest_probes_in_parallel_with_progress(tmp_path):
   assert len(found.files) == 12 and len(found.bad_files) == 6
   assert lines[-1].startswith("probed 18 images") and "12 good, 6 bad" in lines[-1]
   assert found.bad_files["problem"].str.contains("refuses|corrupt").all()
+
+
+def test_a_strict_decode_is_the_probes_check_and_the_pipelines_pixels(tmp_path, monkeypatch):
+  """probe(..., DEFERRED) reads a JPEG's header only; decode_strictly names
+  what the whole probe names, and gives `decode`'s pixels, also where it
+  must take them from TensorFlow's decoder."""
+  for path, problem in testing.write_corrupt_images(tmp_path).items():
+    if path.suffix != ".jpg":  # other formats: checked whole by the header pass
+      with pytest.raises(images.BadImageError, match=problem):
+        images.probe(path, decode_check=images.DEFERRED)
+      continue
+    images.probe(path, decode_check=images.DEFERRED)
+    with pytest.raises(images.BadImageError) as probed:
+      images.probe(path)
+    with pytest.raises(images.BadImageError) as strict:
+      images.decode_strictly(str(path), path.read_bytes())
+    assert strict.value.problem == probed.value.problem
+  assert images.strict_pixels_match()
+  for layout in ("420", "440", "411"):
+    data = cv2.imencode(
+      ".jpg",
+      RGB,
+      [cv2.IMWRITE_JPEG_SAMPLING_FACTOR, getattr(cv2, f"IMWRITE_JPEG_SAMPLING_FACTOR_{layout}")],
+    )[1].tobytes()
+    expected = images.decode(data).numpy()
+    np.testing.assert_array_equal(images.decode_strictly("x.jpg", data), expected)
+    monkeypatch.setattr(images, "_pixels_match", [False])  # TensorFlow's pixels, after the check
+    np.testing.assert_array_equal(images.decode_strictly("x.jpg", data), expected)
+    monkeypatch.setattr(images, "_pixels_match", [True])
