@@ -263,6 +263,7 @@ ONE_LINE_MISTAKES = {
   "show_task": (["--task=nope", "--out=/tmp/x.png"], "'nope' is no registered task"),
   "plot": (["--table=/nonexistent.csv"], "--table=/nonexistent.csv: no such file or folder"),
   "grid_accuracy": (["--photos=/nonexistent"], "--photos=/nonexistent: no such file or folder"),
+  "grid": (["/nonexistent", "--out=/tmp/x"], "no file or folder at /nonexistent"),
   "benchmark": (["--sections=nope"], "unknown benchmark sections ['nope']"),
   "degrade": (["--images=/nonexistent", "--out=/tmp/x"], "--images=/nonexistent: no such file"),
   "data_service": (["--role=worker"], "--dispatcher"),

@@ -51,9 +51,9 @@ def reference_votes(rgb, tie=1e-9):
   ac = np.abs(dct).reshape(*dct.shape[:2], 64)[..., 1:]
   zeros = (ac < 0.5 - tie).sum(-1)
   windows = sliding_window_view(luma, (8, 8))
-  constant = (windows == windows[..., :, :1]).all((-1, -2)) | (
-    windows == windows[..., :1, :]
-  ).all((-1, -2))
+  constant = (windows == windows[..., :, :1]).all((-1, -2)) | (windows == windows[..., :1, :]).all(
+    (-1, -2)
+  )
   votes = -np.ones((height, width), int)
   for y in range(7, height - 7):
     for x in range(7, width - 7):
@@ -130,9 +130,7 @@ def test_binomial_tail_against_scipy():
   finite = np.isfinite(expected)
   np.testing.assert_allclose(got[finite], expected[finite], rtol=1e-6, atol=1e-9)
   # Underflow: the first term's log, within a factor of 2 (0.31 in log10).
-  first = (
-    stats.binom.logpmf(4000, 5000, 1 / 64) / np.log(10)
-  )
+  first = stats.binom.logpmf(4000, 5000, 1 / 64) / np.log(10)
   tail = float(nfa.log10_binomial_tail(5000, 4000, 1 / 64))
   assert first <= tail <= first + np.log10(2)
   assert float(nfa.log10_binomial_tail(10, 0, 0.5)) == 0.0
@@ -172,7 +170,10 @@ def iou(a, b):
 def regions_of(found):
   count = int(found["region_count"])
   return [
-    (grid_map_lib.KINDS[int(found["region_kind"][i])], tuple(int(v) for v in found["region_box"][i]))
+    (
+      grid_map_lib.KINDS[int(found["region_kind"][i])],
+      tuple(int(v) for v in found["region_box"][i]),
+    )
     for i in range(count)
   ]
 
@@ -213,7 +214,9 @@ def test_splices_of_generated_scenes(mapper):
 def test_batched_and_in_tf_data_equal_one_by_one():
   images = np.stack([tfjpeg.compress(photo_like(48, 64, seed=s), 80).numpy() for s in (1, 2)])
   batched = grid_map_lib.grid_map(images)
-  mapped = next(iter(tf.data.Dataset.from_tensor_slices(images).map(grid_map_lib.grid_map).batch(2)))
+  mapped = next(
+    iter(tf.data.Dataset.from_tensor_slices(images).map(grid_map_lib.grid_map).batch(2))
+  )
   for index in range(2):
     alone = grid_map_lib.grid_map(images[index])
     for key, value in alone.items():

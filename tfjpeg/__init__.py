@@ -43,6 +43,9 @@ _EXPORTS = {
   # The grid of a decoded image, and realignment (tfjpeg.codec.grid).
   "estimate_grid": ("tfjpeg.codec.grid", "estimate"),
   "realign": ("tfjpeg.codec.grid", "realign"),
+  # Where the grid breaks: the local grid map (tfjpeg.codec.grid_map), of files (bin/grid).
+  "grid_map": ("tfjpeg.codec.grid_map", "grid_map"),
+  "map_grid_folder": ("tfjpeg.analysis.grid_maps", "map_folder"),
   # Pillow-exact resizing and scipy-exact blurring (tfjpeg.codec.resample).
   "resize": ("tfjpeg.codec.resample", "resize"),
   "resize_by": ("tfjpeg.codec.resample", "resize_by"),
@@ -108,11 +111,13 @@ __all__ = [  # the names of _EXPORTS (tests/test_api.py checks), and the version
   "export_run",
   "gaussian_blur",
   "get_task",
+  "grid_map",
   "load_classifier",
   "load_preset",
   "load_run",
   "make_config",
   "make_report",
+  "map_grid_folder",
   "parse_chain",
   "predict_files",
   "random_compress",
@@ -151,6 +156,7 @@ if TYPE_CHECKING:  # what type checkers and the API reference see
   from tfjpeg.analysis.degrade import degrade as degrade_folder
   from tfjpeg.analysis.evaluation import evaluate_run
   from tfjpeg.analysis.file_report import from_scores as report_from_scores
+  from tfjpeg.analysis.grid_maps import map_folder as map_grid_folder
   from tfjpeg.analysis.report import make as make_report
   from tfjpeg.codec.chain_ops import apply as apply_chain
   from tfjpeg.codec.chain_syntax import parse as parse_chain
@@ -159,6 +165,7 @@ if TYPE_CHECKING:  # what type checkers and the API reference see
   from tfjpeg.codec.crops import crop_at
   from tfjpeg.codec.grid import estimate as estimate_grid
   from tfjpeg.codec.grid import realign
+  from tfjpeg.codec.grid_map import grid_map
   from tfjpeg.codec.headers import read as read_header
   from tfjpeg.codec.images import decode as decode_image
   from tfjpeg.codec.jpeg import compress

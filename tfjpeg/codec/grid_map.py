@@ -101,9 +101,7 @@ def _merge(found):
     chosen = (log_nfa[candidate] < 0.0) & clear
     return step + 1, kept | (chosen & tf.equal(tf.range(total), candidate))
 
-  _, kept = tf.while_loop(
-    lambda step, kept: step < total, take, (0, tf.zeros([total], tf.bool))
-  )
+  _, kept = tf.while_loop(lambda step, kept: step < total, take, (0, tf.zeros([total], tf.bool)))
   ranked = tf.argsort(tf.where(kept, tf.minimum(log_nfa, 1e5), 1e6))[:MAX_REGIONS]
   valid = tf.gather(kept, ranked)
   merged = {}

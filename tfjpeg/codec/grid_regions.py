@@ -16,7 +16,8 @@ joined the same way, with the image's own share of off-lattice blocks as the
 chance rate (at least 1/64).
 """
 
-from typing import Any, NamedTuple
+from typing import Any
+from typing import NamedTuple
 
 import tensorflow as tf
 
@@ -26,7 +27,7 @@ TensorLike = Any
 
 MIN_CELL_VOTES = 2
 GRIDS = 64
-JUMPS = 4
+JUMPS = 2
 CANDIDATES = 16  # grids labelled per evidence: those with the most votes
 
 
@@ -77,11 +78,10 @@ def components(member: TensorLike) -> tf.Tensor:
     return tf.minimum(labels, size - 1) * channels + channel
 
   def round_(labels):
-    padded = tf.pad(labels, [[1, 1], [1, 1], [0, 0]], constant_values=size)
-    smallest = labels
-    for dy in (0, 1, 2):
-      for dx in (0, 1, 2):
-        smallest = tf.minimum(smallest, padded[dy : dy + rows, dx : dx + columns])
+    # The smallest label among the 3x3 neighbours, as a max-pool of negated
+    # labels (whole numbers below 2^24: exact in float32).
+    negated = -tf.cast(labels, tf.float32)[None]
+    smallest = tf.cast(-tf.nn.max_pool2d(negated, 3, 1, "SAME")[0], tf.int32)
     # Hook: the root each cell's label names takes the smallest neighbouring label.
     flat = tf.reshape(labels, [-1])
     hooks = tf.boolean_mask(
@@ -90,7 +90,10 @@ def components(member: TensorLike) -> tf.Tensor:
     )
     flat = tf.tensor_scatter_nd_min(flat, hooks[:, :1], hooks[:, 1])
     for _ in range(JUMPS):
-      labels = tf.reshape(tf.gather(flat, tf.reshape(entry(tf.reshape(flat, tf.shape(labels))), [-1])), tf.shape(labels))
+      labels = tf.reshape(
+        tf.gather(flat, tf.reshape(entry(tf.reshape(flat, tf.shape(labels))), [-1])),
+        tf.shape(labels),
+      )
       flat = tf.reshape(tf.where(member, labels, size), [-1])
     return tf.reshape(flat, tf.shape(labels))
 
@@ -246,7 +249,10 @@ def block_regions(
   bys, bxs = tf.meshgrid(tf.range(rows), tf.range(columns), indexing="ij")
   keep = labels >= 0
   total, blocks_box = _boxes_and_scores(
-    tf.boolean_mask(labels, keep), 1, tf.boolean_mask(bys, keep), tf.boolean_mask(bxs, keep),
+    tf.boolean_mask(labels, keep),
+    1,
+    tf.boolean_mask(bys, keep),
+    tf.boolean_mask(bxs, keep),
     segments,
   )
   # Voting blocks inside each box, from a summed-area table.

@@ -50,7 +50,7 @@ BORDER = 7  # pixels at the edges that lie in fewer than 64 windows
 def _dct_basis() -> np.ndarray:
   """The 64 orthonormal 8x8 DCT-II basis images [y, x, 1, u * 8 + v], float64."""
   k = np.arange(8)
-  scale = np.where(k == 0, np.sqrt(1 / 8), np.sqrt(2 / 8))
+  scale = np.asarray(np.where(k == 0, np.sqrt(1 / 8), np.sqrt(2 / 8)))
   cosines = scale[:, None] * np.cos((2 * k[None, :] + 1) * k[:, None] * np.pi / 16)
   return np.einsum("uy,vx->yxuv", cosines, cosines).reshape(8, 8, 1, 64)
 
@@ -141,9 +141,7 @@ def votes_from_scores(
   other = tf.cast(_max8x8(tf.cast(second, tf.float32)), tf.int32)
   best_phase = best % 64
   alone = tf.equal(best_phase, 63 - other % 64)
-  votes = tf.where(
-    alone & tf.equal((best // 64) % 2, 0) & (best // 128 > 0), best_phase, NO_VOTE
-  )
+  votes = tf.where(alone & tf.equal((best // 64) % 2, 0) & (best // 128 > 0), best_phase, NO_VOTE)
   # votes[i, j] is pixel (i + 7, j + 7): the border does not vote.
   return tf.pad(votes, [[BORDER, BORDER], [BORDER, BORDER]], constant_values=NO_VOTE)
 
@@ -173,7 +171,9 @@ def window_scores(luma: TensorLike, thresholds: tuple[float, ...] = (0.5,)) -> t
       tf.meshgrid(tf.range(down) * TILE, tf.range(across) * TILE, indexing="ij"), -1
     )
     tiles = tf.map_fn(
-      lambda origin: counts(padded[origin[0] : origin[0] + TILE + 7, origin[1] : origin[1] + TILE + 7]),
+      lambda origin: counts(
+        padded[origin[0] : origin[0] + TILE + 7, origin[1] : origin[1] + TILE + 7]
+      ),
       tf.reshape(origins, [-1, 2]),
       fn_output_signature=tf.TensorSpec([TILE, TILE, len(thresholds)], tf.int8),
       parallel_iterations=1,
