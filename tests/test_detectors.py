@@ -379,7 +379,8 @@ def test_scores_from_bin_predict_give_the_models_report(detectors, folder, degra
   pd.testing.assert_frame_equal(
     mine, flips[flips["condition"] != "aigenbench2025"].reset_index(drop=True)
   )
-  assert by_model["verdict"][1] == by_scores["verdict"][1]  # the swap, in the same words
+  assert by_model["verdict"] == by_scores["verdict"]
+  assert by_model["findings"][1] == by_scores["findings"][1]  # the swap, in the same words
 
 
 def _scores_of(degraded_dir, tmp_path, rows):

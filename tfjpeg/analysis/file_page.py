@@ -110,7 +110,8 @@ def write(
 ) -> dict:
   """Measures `predictions` and writes the page and its tables to `out_dir`
   (report.html, conditions.csv, per_class.csv, resize.csv, stability.csv,
-  chain_draws.csv, predictions.csv, summary.json). Returns the summary."""
+  chain_draws.csv, predictions.csv, summary.json). Returns the summary (its
+  "verdict": the page's lines; "findings": every line measured)."""
   class_names = list(class_names)
   os.makedirs(out_dir, exist_ok=True)
   table, confusions = measure(predictions, the_plan, class_names, input_name)
@@ -133,7 +134,7 @@ def write(
   classes_plain = classes[classes["test_chain"] == "none"]
   stored = table[(table["test_qf"] == "none") & (table["test_resave"] == "none") & ~chained]
   at_chance = stability.at_chance(stored.iloc[0], len(class_names)) if len(stored) else []
-  findings = at_chance or (
+  measured = (
     quality_verdict(table[~chained], input_name)
     + report.swap_verdict(
       table[~chained], classes_plain, profile, crop=input_name, unit="whole images"
@@ -141,6 +142,7 @@ def write(
     + stability.verdict(flips)
     + report.resize_verdict(grid_rows, protocol_rows)
   )
+  findings = at_chance or measured  # at chance as stored: the one line the page gives
   table.to_csv(os.path.join(out_dir, "conditions.csv"), index=False)
   classes.to_csv(os.path.join(out_dir, "per_class.csv"), index=False)
   grid_rows.to_csv(os.path.join(out_dir, "resize.csv"), index=False)
@@ -246,7 +248,10 @@ def write(
   )
   with open(os.path.join(out_dir, "report.html"), "w") as f:
     f.write(page)
-  summary = dict(command=command, images=n_images, verdict=findings, **(extra_summary or {}))
+  # "findings": every line measured, also those a detector at chance does not get.
+  summary = dict(
+    command=command, images=n_images, verdict=findings, findings=measured, **(extra_summary or {})
+  )
   with open(os.path.join(out_dir, "summary.json"), "w") as f:
     json.dump(summary, f, indent=1)
   return summary
