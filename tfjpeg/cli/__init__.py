@@ -318,7 +318,7 @@ def define_runner_flags(what):
   flags.register_validator(
     "runner",
     lambda runner: runner != "beam" or beam.available(),
-    f"--runner=beam needs Apache Beam, which is not installed: {beam.INSTALL}",
+    f"needs Apache Beam, which is not installed: {beam.INSTALL}",
   )
 
 
