@@ -154,9 +154,10 @@ def test_a_run_directory_rebuilds_its_net(tmp_path):
   np.testing.assert_array_equal(loaded(x), model(x))
 
 
-def test_rebuilt_nets_export_to_keras_savedmodel_and_onnx(tmp_path):
+def test_rebuilt_nets_export_to_savedmodel_and_onnx(tmp_path):
   """What bin/export writes, for a net with all three layers (circular
-  padding, BlurPool, APS): each file gives the Keras model's probabilities."""
+  padding, BlurPool, APS): each file gives the Keras model's probabilities
+  (the .keras round trip: tests/test_shift_layers.py)."""
   pytest.importorskip("tf2onnx")
   import onnxruntime  # pylint: disable=g-import-not-at-top
 
@@ -167,9 +168,7 @@ def test_rebuilt_nets_export_to_keras_savedmodel_and_onnx(tmp_path):
   x = keras.layers.GlobalAveragePooling2D()(x)
   model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x))
   x = _patches(3)
-  expected = model(x).numpy()
-  model.save(tmp_path / "m.keras")
-  np.testing.assert_allclose(keras.models.load_model(tmp_path / "m.keras")(x), expected, atol=1e-6)
+  expected = model(x).numpy()  # .keras: tests/test_shift_layers.py
   archive = tf.saved_model.load(export.export(model, ["a", "b"], 64, str(tmp_path / "saved")))
   served = archive.serve_patches(x.astype("uint8"))["probabilities"]  # archive held: its variables
   np.testing.assert_allclose(served.numpy(), expected, atol=1e-5)
@@ -223,12 +222,20 @@ def test_a_trained_blur_net_has_a_flatter_per_offset_map_than_the_plain_net(tmp_
         labels.append(int(element["label"]))
   crops, labels = np.stack(crops).astype("float32"), np.array(labels)
   config = config_lib.make(task="folder", patch_size=patch, batch_size=64)
+  keras.utils.set_random_seed(0)
+  plain = _toy((patch, patch, 3), 2)
+  blurred = antialias.rebuild(plain, "blur")
+  models = {
+    "none": keras.Model(plain.inputs, plain.outputs, name="none"),
+    "blur": keras.Model(blurred.inputs, blurred.outputs, name="blur"),
+  }
+  # Both fitted at once, side by side (one traced step instead of two): no
+  # weight is shared, so each learns as it would alone.
+  both = keras.Model(plain.inputs, [models["none"](plain.inputs), models["blur"](plain.inputs)])
+  both.compile(keras.optimizers.Adam(5e-3), ["sparse_categorical_crossentropy"] * 2)
+  both.fit(crops, (labels, labels), epochs=4, batch_size=64, verbose=0)
   spread = {}
-  for mode in ("none", "blur"):
-    keras.utils.set_random_seed(0)
-    model = antialias.rebuild(_toy((patch, patch, 3), 2), mode)
-    model.compile(keras.optimizers.Adam(5e-3), "sparse_categorical_crossentropy")
-    model.fit(crops, labels, epochs=4, batch_size=64, verbose=0)
+  for mode, model in models.items():
     grid = metrics.offset_map(offsets.analyse(model, task, config, period=8))
     assert grid[0, 0] >= 0.7, (mode, grid[0, 0])  # both learn the task on the grid
     spread[mode] = float(np.nanmax(grid) - np.nanmin(grid))
