@@ -233,3 +233,57 @@ def test_no_grid_in_a_never_compressed_image(mapper):
 def test_too_small_an_image_is_refused():
   with pytest.raises(tf.errors.InvalidArgumentError, match="16x16"):
     grid_map_lib.grid_map(np.zeros((12, 40, 3), np.uint8))
+
+
+# ------------------------------------------------- real photos (../shared/data)
+
+
+def test_the_splice_builder_pastes_where_it_says():
+  from tfjpeg.analysis import splices  # pylint: disable=g-import-not-at-top
+
+  photos = [photo_like(200, 232, seed=s) for s in (41, 42, 43)]
+  for kind in ("foreign", "missing"):
+    splice = splices.build(kind, 0, photos, np.random.default_rng(5))
+    y0, x0, y1, x1 = splice.box
+    changed = np.any(splice.image != splice.host, -1)
+    assert (y0 % 8, x0 % 8) != (0, 0) and 64 <= y1 - y0 <= 256 and y1 - y0 == x1 - x0
+    assert not changed[:y0].any() and not changed[y1:].any() and not changed[:, :x0].any()
+    assert not changed[:, x1:].any() and changed[y0:y1, x0:x1].mean() > 0.9
+
+
+@pytest.mark.skipif(testing.shared_data_dir() is None, reason="../shared/data absent")
+def test_splices_of_real_photos(mapper):
+  """Kodak and McMaster photos (384x384 crops), blocks of 64 to 256 px, QF 70 to 95: foreign
+  blocks, the same saved again at QF 90 to 95, never-compressed blocks, found
+  at box IoU >= 0.5; false regions counted. (The full figures, on 30 of each
+  and on camera originals: bin/grid_accuracy --splices=30.)"""
+  from tfjpeg.analysis import splices  # pylint: disable=g-import-not-at-top
+
+  photos = [photo[:384, :384] for photo in testing.shared_photos().values()]
+  found, false = {}, 0
+  for number, kind in enumerate(("foreign", "resaved", "missing")):
+    rng = np.random.default_rng([7, number])
+    found[kind] = 0
+    for index in range(6):
+      splice = splices.build(kind, index * 9, photos, rng)
+      regions = regions_of(mapper(splice.image))
+      hits = [box for _, box in regions if splices.box_iou(box, splice.box) >= 0.5]
+      found[kind] += bool(hits)
+      false += len(regions) - len(hits)
+  assert found["foreign"] == 6 and found["missing"] >= 5 and found["resaved"] >= 3, found
+  assert false <= 1
+
+
+@pytest.mark.skipif(testing.shared_data_dir() is None, reason="../shared/data absent")
+def test_untouched_photos_hold_no_false_region(mapper):
+  """Each of the 42 photos, a 256x320 crop at QF 70 to 95: at most one false
+  region per hundred photos is expected; none may appear here."""
+  rng = np.random.default_rng(3)
+  false = []
+  for name, photo in testing.shared_photos().items():
+    crop = photo[:256, :320]
+    found = mapper(tfjpeg.compress(crop, int(rng.integers(70, 96))).numpy())
+    assert [int(v) for v in found["main_grid"]] == [0, 0], name
+    if int(found["region_count"]):
+      false.append((name, regions_of(found)))
+  assert not false

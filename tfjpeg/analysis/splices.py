@@ -53,6 +53,7 @@ class Splice:
   image: np.ndarray  # uint8 RGB
   box: tuple[int, int, int, int] | None  # (y0, x0, y1, x1) of the pasted block
   details: str  # qualities and sizes, in words
+  host: np.ndarray  # the JPEG host, as it was before the block
 
 
 def box_iou(a: Sequence[int], b: Sequence[int]) -> float:
@@ -100,7 +101,7 @@ def build(
   else:
     words = "camera host"
   if kind == "untouched":
-    return Splice(kind, host, None, words)
+    return Splice(kind, host, None, words, host)
   height, width = host.shape[:2]
   side = min(int(rng.integers(64, 257)), height - 32, width - 32)
   source = photos[(index + 1 + int(rng.integers(0, len(photos) - 1))) % len(photos)]
@@ -119,7 +120,7 @@ def build(
   if kind == "resaved":
     quality = int(rng.integers(90, 96))
     image, words = _saved(image, quality), words + f", saved again at QF {quality}"
-  return Splice(kind, image, (y, x, y + side, x + side), words + f", {side} px block")
+  return Splice(kind, image, (y, x, y + side, x + side), words + f", {side} px block", host)
 
 
 def splices(root: str, hosts: str, count: int, seed: int = 0):

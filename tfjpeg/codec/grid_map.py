@@ -13,8 +13,10 @@ tests is ZERO's times 3, one for each kind:
    to |c| < `RESAVE_ZERO`, which a second compression leaves on a spliced
    block's own grid after it has blurred the exact zeros away. Grids next to
    the main one win such votes more often than 1/64 (a window one pixel off
-   keeps most of a block), so chance is each grid's share of the image's
-   votes. Bianchi and Piva's non-aligned double compression, read as votes.
+   keeps most of a block), so chance is each grid's share of the votes
+   outside the region, and the number of tests is 100 times more, the
+   margin for a rate that is estimated. Bianchi and Piva's non-aligned
+   double compression, read as votes.
 3. lattice: blocks of the main grid whose coefficients are off its
    quantisation lattice (`grid_lattice`): the main grid's absence, at the
    image's own rate of off blocks (at least 1/64). Farid's ghosts and the
@@ -23,7 +25,9 @@ tests is ZERO's times 3, one for each kind:
 A missing region overlapping a foreign one is the foreign block's own trace
 (it is off the main lattice too) and is dropped; of overlapping foreign
 regions the one of lower NFA stays. A missing region whose second-grid votes
-favour one grid meaningfully is that grid's foreign block, saved again.
+favour one grid meaningfully is that grid's foreign block, saved again. A
+region covering more than half the photo is a second grid of the whole
+photo, not a region (`grid_log_nfa` shows every meaningful grid).
 """
 
 from typing import Any
@@ -47,6 +51,9 @@ AGREE = 0.25  # share of a block's pixels voting the main grid to read steps fro
 MAX_REGIONS = 8
 MIN_SIDE = 16  # smaller images hold no 8x8 window of every phase
 OVERLAP = 0.5  # of the smaller box: two regions this close are one
+# log10 of the margin on tests whose chance rate is estimated from the photo
+# itself (the second-grid votes), not known as ZERO's 1/64 is.
+ESTIMATED = 2.0
 _PADDING = {"box": 0, "log_nfa": float("inf"), "grid": -1, "kind": -1, "evidence": -1, "source": -1}
 
 
@@ -134,6 +141,26 @@ def _name_grids(regions, resaved, main, shares):
   return tf.where(rename, FOREIGN, regions["kind"]), tf.where(rename, best, regions["grid"])
 
 
+def _resaved_chance(resaved, main):
+  """Each grid's chance rate for the second-grid votes, at least 1/64.
+
+  Grids next to the main one (a pixel off on either axis) win such votes
+  from the main grid's own blocks, in smooth areas more than elsewhere: their
+  rate is their share of the whole image at least. Other grids' rate leaves
+  out the cells they dominate, so that a large spliced block does not raise
+  its own grid's chance.
+  """
+  counts = grid_regions.cell_counts(resaved)
+  whole = tf.cast(tf.reduce_sum(counts, axis=[0, 1]), tf.float64)
+  whole /= tf.maximum(tf.reduce_sum(whole), 1.0)
+  grids = tf.range(64)
+  step_y = tf.abs((grids // 8 - main // 8 + 4) % 8 - 4)
+  step_x = tf.abs((grids % 8 - main % 8 + 4) % 8 - 4)
+  beside = (tf.maximum(step_y, step_x) == 1) & (main >= 0)
+  background = grid_regions.background_shares(counts)
+  return tf.maximum(tf.where(beside, tf.maximum(background, whole), background), 1.0 / 64.0)
+
+
 def _share_voting(votes, grid, origin, blocks):
   """Per block of the grid at `origin`, the share of its pixels voting `grid`."""
   part = tf.cast(tf.equal(votes, grid), tf.float32)[origin[0] :, origin[1] :]
@@ -204,15 +231,16 @@ def _one(image):
   votes = grid_votes.votes_from_scores(scores[..., 0], constant)
   main, grid_log_nfa = _main_grid(votes, log_tests)
   resaved = grid_votes.votes_from_scores(scores[..., 1], constant, exclude=main)
-  shares = tf.math.bincount(
-    tf.boolean_mask(resaved, resaved >= 0), minlength=64, maxlength=64, dtype=tf.float64
-  )
-  shares = tf.maximum(shares / tf.maximum(tf.reduce_sum(shares), 1.0), 1.0 / 64.0)
+  shares = _resaved_chance(resaved, main)
   kind_tests = log_tests + float(np.log10(len(EVIDENCE)))
   lattice, steps, origin = _lattice_regions(image, luma, constant, votes, main, kind_tests)
   found = [
     (grid_regions.vote_regions(votes, main, kind_tests, MAX_REGIONS), FOREIGN, 0),
-    (grid_regions.vote_regions(resaved, main, kind_tests, MAX_REGIONS, shares), FOREIGN, 1),
+    (
+      grid_regions.vote_regions(resaved, main, kind_tests + ESTIMATED, MAX_REGIONS, "rest"),
+      FOREIGN,
+      1,
+    ),
     (lattice, MISSING, 2),
   ]
   merged = _merge(found)

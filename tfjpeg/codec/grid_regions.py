@@ -26,6 +26,8 @@ from tfjpeg.codec import nfa
 TensorLike = Any
 
 MIN_CELL_VOTES = 2
+MAX_AREA = 0.5  # of the image: a larger region is a second grid of the whole image
+OUTLIER_VOTES = 16  # a grid holding this many of a cell's votes is no background there
 GRIDS = 64
 JUMPS = 2
 CANDIDATES = 16  # grids labelled per evidence: those with the most votes
@@ -116,6 +118,15 @@ def _bridged(member: tf.Tensor, barrier: tf.Tensor | None = None) -> tf.Tensor:
   return grown if barrier is None else grown & tf.logical_not(barrier)
 
 
+def _supported(member: tf.Tensor) -> tf.Tensor:
+  """Member cells with at least two member neighbours: a region's cells have
+  many, a stray cell of chance seldom more than one; bridging strays would
+  carry a region's box across the photo."""
+  cells = tf.cast(member, tf.float32)[None]
+  around = tf.nn.avg_pool2d(cells, 3, 1, "SAME")[0] * 9.0 - cells[0]
+  return member & (around >= 1.5)
+
+
 def _boxes_and_scores(segment, count, y, x, segments):
   """Per segment: how many pixels (or blocks), and their bounding box."""
   ones = tf.ones_like(segment)
@@ -153,12 +164,27 @@ def _cell_map(segment_of_cell, order, log_nfa, shape):
   return tf.reshape(tf.where(tf.reduce_any(hit_any, -1), first, -1), shape)
 
 
-def _cell_minimum(totals: tf.Tensor) -> tf.Tensor:
+def background_shares(counts: TensorLike) -> tf.Tensor:
+  """Each grid's share of the votes of the cells where it holds under
+  OUTLIER_VOTES of them, float64 [64].
+
+  The image's own share of a grid would count a large region on that grid as
+  chance (a 200-pixel block in a 384-pixel photo is 30% of it); cells where a
+  grid holds a quarter of the votes are not its background.
+  """
+  counts = tf.cast(tf.reshape(counts, [-1, GRIDS]), tf.float64)
+  totals = tf.reduce_sum(counts, axis=1, keepdims=True)
+  background = counts < OUTLIER_VOTES
+  grid_votes = tf.reduce_sum(tf.where(background, counts, 0.0), axis=0)
+  all_votes = tf.reduce_sum(tf.where(background, totals, 0.0), axis=0)
+  return grid_votes / tf.maximum(all_votes, 1.0)
+
+
+def _cell_minimum(shares: tf.Tensor) -> tf.Tensor:
   """Per grid, the fewest votes of a 64-pixel cell that chance gives under 1% of
-  the time at the grid's share of the image's votes (at least MIN_CELL_VOTES):
-  stray votes then seed no region, however many a grid gets everywhere."""
-  totals = tf.cast(totals, tf.float64)
-  share = tf.maximum(totals / tf.maximum(tf.reduce_sum(totals), 1.0), 1e-4)
+  the time at the grid's background share (at least MIN_CELL_VOTES): stray
+  votes then seed no region, however many a grid gets everywhere."""
+  share = tf.maximum(tf.cast(shares, tf.float64), 1e-4)
   candidates = tf.range(1, 65, dtype=tf.float64)
   tails = nfa.log10_binomial_tail(64.0, candidates[None, :], share[:, None])  # [grid, m]
   rare = tf.cast(tails <= -2.0, tf.int32)
@@ -171,9 +197,12 @@ def vote_regions(
   exclude: TensorLike,
   log_tests: TensorLike,
   limit: int,
-  chance: TensorLike = 1.0 / GRIDS,
+  chance: str = "zero",
 ) -> Candidates:
   """Regions of cells voting for one grid other than `exclude` (-1: none).
+
+  A region whose box covers more than MAX_AREA of the image is no region but
+  a second grid of the whole image (`grid_map`'s `grid_log_nfa` has those).
 
   Args:
     votes: int32 [H, W], grid dy * 8 + dx or -1.
@@ -181,20 +210,24 @@ def vote_regions(
     log_tests: log10 of the number of tests (`nfa.log10_tests`, plus the kinds
       of evidence tested).
     limit: how many regions to return at most.
-    chance: the probability of a vote for each grid by chance, one number or
-      [64]; ZERO's 1/64 by default.
+    chance: the probability of a vote for the region's grid by chance:
+      "zero", ZERO's 1/64; "rest", the grid's share of the votes outside the
+      region (at least 1/64), for votes that favour some grids everywhere.
   """
   votes = tf.ensure_shape(tf.convert_to_tensor(votes, tf.int32), [None, None])
   counts = cell_counts(votes)
   rows, columns = tf.shape(counts)[0], tf.shape(counts)[1]
+  cell_totals = tf.reduce_sum(counts, axis=2)
   totals = tf.reduce_sum(counts, axis=[0, 1])
-  minimum = _cell_minimum(totals)
+  grid_shares = tf.cast(totals, tf.float64)
+  minimum = _cell_minimum(background_shares(counts))
   # Only the CANDIDATES grids with the most votes are labelled: a region needs
   # hundreds of votes, and most grids have few; a quarter of the work.
   totals = tf.where(tf.equal(tf.range(GRIDS), exclude), -1, totals)
   _, chosen = tf.math.top_k(totals, k=CANDIDATES)
   counts = tf.gather(counts, chosen, axis=2)
   member = (counts >= tf.gather(minimum, chosen)) & (tf.gather(totals, chosen) > 0)
+  member = _supported(member)
   labels = tf.where(member, components(_bridged(member)), -1)  # [h, w, CANDIDATES]
   # A segment per (component, candidate): label * CANDIDATES + candidate index.
   slot = tf.broadcast_to(tf.range(CANDIDATES)[None, None, :], tf.shape(labels))
@@ -219,11 +252,22 @@ def vote_regions(
   )
   area = (box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1])
   grid = tf.gather(chosen, tf.range(segments) % CANDIDATES)
-  chance = tf.broadcast_to(tf.cast(chance, tf.float64), [GRIDS])
-  log_nfa = nfa.log10_nfa(
-    tf.maximum(area, 0) // 64, total // 64, log_tests, tf.gather(chance, grid)
-  )
-  log_nfa = tf.where(total > 0, log_nfa, float("inf"))
+  if chance == "rest":
+    # All votes in the region's cells, then the grid's share of the others.
+    inside = tf.math.unsorted_segment_sum(
+      tf.broadcast_to(cell_totals[..., None], tf.shape(segment_of_cell)),
+      segment_of_cell,
+      segments,
+    )
+    rest = tf.cast(tf.reduce_sum(totals) - inside, tf.float64)
+    own = tf.gather(grid_shares, grid) - tf.cast(total, tf.float64)
+    rate = tf.maximum(own / tf.maximum(rest, 1.0), 1.0 / GRIDS)
+  else:
+    rate = tf.constant(1.0 / GRIDS, tf.float64)
+  log_nfa = nfa.log10_nfa(tf.maximum(area, 0) // 64, total // 64, log_tests, rate)
+  whole = tf.cast(tf.shape(votes)[0] * tf.shape(votes)[1], tf.float64)
+  small = tf.cast(area, tf.float64) <= MAX_AREA * whole
+  log_nfa = tf.where((total > 0) & small, log_nfa, float("inf"))
   order, box, grid, log_nfa = _best(log_nfa, box, grid, limit)
   cells = _cell_map(segment_of_cell, order, log_nfa, [rows, columns])
   return Candidates(box, grid, log_nfa, cells)
