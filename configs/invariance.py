@@ -14,8 +14,9 @@ the scenes (100) for 4 epochs: the blur and aps nets train 4-6 times slower
 (bin/benchmark --sections=antialias). {none, blur, aps} x {aligned, random}
 training crops, tested on aligned, misaligned and realigned crops, as stored
 and after the whole image is saved again at QF 75, and swept over all 64
-grid phases (the per-offset maps). 6 runs a seed, about 25 minutes a seed
-on 2 idle cores. bin/plot writes
+grid phases (the per-offset maps). 6 runs a seed; the README's 18 runs
+took about 100 minutes on 2 busy cores, three bin/study processes at a time
+(a blur or aps run 15-25 minutes, a plain one 5-8). bin/plot writes
 invariance.csv (mean ± sd and 95% interval over seeds, and each net's spread
 over the 64 phases) and invariance.png beside the table.
 """
