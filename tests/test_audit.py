@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+import tfjpeg
 from tfjpeg.codec import headers
 from tfjpeg.data import audit
 
@@ -254,3 +255,27 @@ def test_no_processing_leak_in_the_shared_cnndetection_sample():
   jpeg = found.files[found.files["format"] == "jpeg"]
   assert len(jpeg) == len(found.files)
   assert set(jpeg["quality"]) == {75} and set(jpeg["subsampling"]) == {"4:2:0"}
+
+
+def test_grids_count_generated_regions_pasted_into_photos(tmp_path):
+  """'real' photos as JPEGs; 'generated' ones the same JPEG photos with a
+  never-compressed region pasted in, stored as PNG: --grids counts them."""
+  for index in range(8):
+    photo = tfjpeg.compress(testing.synthetic_image(160, 192, seed=60 + index), 80).numpy()
+    (tmp_path / "real").mkdir(exist_ok=True)
+    (tmp_path / "real" / f"{index}.jpg").write_bytes(tfjpeg.encode(photo, 80).numpy())
+    inserted = photo.copy()
+    inserted[37:117, 45:141] = testing.synthetic_image(80, 96, seed=80 + index)
+    testing.write_image(tmp_path / "generated" / f"{index}.png", inserted)
+  (tmp_path / "generated" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+  result = audit.audit_folder(str(tmp_path), grids=True)
+  grids = result.grids.set_index("class_name")
+  # A flat insert may keep too few coefficients to tell (one of these eight).
+  assert grids.loc["generated", "with_missing"] >= 7 and grids.loc["generated", "unreadable"] == 1
+  assert grids.loc["real", "flagged"] == 0 and grids.loc["real", "no_grid"] == 0
+  (line,) = [line for line in result.verdict if line.startswith("Grid maps: ")]
+  assert "of 8 (0 on another grid" in line and "'real' 0 of 8" in line
+  assert any("The classes differ in where the grid breaks" in line for line in result.verdict)
+  page = audit.write(result, str(tmp_path / "out"))
+  assert "Where the JPEG grid breaks, per class" in open(page).read()
+  assert len(pd.read_csv(tmp_path / "out" / "grids.csv")) == 17

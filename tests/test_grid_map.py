@@ -15,11 +15,12 @@ from scipy import ndimage
 from scipy import stats
 
 import tfjpeg
-from tests import helpers as testing
 from tfjpeg.codec import grid_map as grid_map_lib
 from tfjpeg.codec import grid_regions
 from tfjpeg.codec import grid_votes
 from tfjpeg.codec import nfa
+
+import helpers as testing
 
 # ------------------------------------------------------------ the reference
 

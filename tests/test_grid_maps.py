@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 
 import tfjpeg
-from tests import helpers as testing
 from tfjpeg.analysis import grid_maps
 from tfjpeg.analysis import grid_pictures
+
+import helpers as testing
 
 
 @pytest.fixture(scope="module")

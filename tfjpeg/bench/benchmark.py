@@ -17,6 +17,9 @@
       `generated_confounded` task with and without it.
   (p) What invariance costs: a training step of each --antialias setting
       against the plain net's (`tfjpeg.bench.antialias`).
+  (q) The local grid map (bin/grid): seconds per megapixel on a batch of
+      photos against a plain NumPy implementation of the same votes, and
+      against ZERO's C given its binary (`tfjpeg.bench.grid_maps`).
 
 Sources are camera-like JPEGs (1024x768, QF 95, 4:2:0) generated once, so the
 benchmark needs no download. Heavy imports stay inside functions: worker
@@ -42,6 +45,7 @@ GOALS = {
   "memory_small/large": 0.9,
   "audit_files_per_s": 1000.0,
   "chain/pillow": 2.0,
+  "zero/grid_map": 5.0,
 }
 
 
@@ -304,6 +308,7 @@ SECTIONS = (
   "layers",
   "degrade",
   "antialias",
+  "grid_map",
 )
 # Not in the default run: the accelerator's side, (h) and (i) of tfjpeg.bench.nets.
 ALL_SECTIONS = SECTIONS + ("accelerator",)
@@ -329,6 +334,7 @@ def run(
   rows_log=lambda row: None,
   sources=None,
   repeats=1,
+  zero=None,
 ):
   """Measures the `sections` and returns the `Report` (its `failures` list the
   goals missed): "pipeline" (a)-(c), "memory", "training" (d), "scale"
@@ -343,7 +349,10 @@ def run(
   `tfjpeg.bench.degrade`: bin/degrade of Corvi et al.'s protocol against
   Pillow on every core, on generated scenes and `sources`) and "antialias"
   ((p) of `tfjpeg.bench.antialias`: a training step of the blur and aps nets
-  against the plain net's, a third of `seconds` for each).
+  against the plain net's, a third of `seconds` for each) and "grid_map"
+  ((q) of `tfjpeg.bench.grid_maps`: the grid map against NumPy, and against
+  ZERO's C when `zero` names its binary, the median of `repeats` runs, at
+  least 3).
   With `sources` (any folder of JPEGs), those files are the pipeline's, the
   training's and the scale and decode-cost sections' sources, as they are;
   `repeats` runs the scale section's (e) and (f) that many times and reports
@@ -376,6 +385,7 @@ def run(
     + 6 * ("layers" in sections)
     + 2 * repeats * ("degrade" in sections)
     + len(benchmark_antialias.NETS) * ("antialias" in sections)
+    + 3 * ("grid_map" in sections)
     + (2 * len(net_patches) * len(nets) + 1) * ("accelerator" in sections)
   )
   scale_sources, paths = sources, None
@@ -440,6 +450,11 @@ def run(
       )
     if "antialias" in sections:
       benchmark_antialias.measure(report, seconds, done.update, benchmark_antialias.NETS)
+      log(report.text())
+    if "grid_map" in sections:
+      from tfjpeg.bench import grid_maps  # pylint: disable=g-import-not-at-top
+
+      grid_maps.measure(report, directory, done.update, max(repeats, 3), zero)
       log(report.text())
     if "accelerator" in sections:
       benchmark_nets.measure(

@@ -4,6 +4,7 @@
     tfjpeg-benchmark --sections=scale      # the paper's scale only: camera-size photos
     KERAS_BACKEND=jax tfjpeg-benchmark --sections=accelerator   # a GPU's side, no TF needed
     tfjpeg-benchmark --nets=efficientnetb0 --patch_sizes=224 --seconds=5
+    tfjpeg-benchmark --sections=grid_map --zero=/path/to/zero   # bin/grid against ZERO's C
 
 (bin/benchmark in a checkout.) Prints patches/s and steps/s, the ratios
 against the baselines run in the same process, with the core count, and
@@ -43,7 +44,8 @@ flags.DEFINE_list(
   "shortcut audit's header reading on 10,000 files), chains ((m): a resize-blur-JPEG "
   "training chain against Pillow and scipy), layers ((n): the Keras layers in a tf.data "
   "map against TensorFlow's and Keras's own ops), antialias ((p): a training step of "
-  "each --antialias setting against the plain net's); and, not by "
+  "each --antialias setting against the plain net's), grid_map ((q): bin/grid's map "
+  "against NumPy, and ZERO's C with --zero); and, not by "
   "default, accelerator ((h)-(i): each net's training images/s in float32 and "
   "mixed precision, and the host's decode capacity; any Keras backend).",
 )
@@ -61,6 +63,13 @@ flags.DEFINE_integer(
   "Run the scale section's (e) and (f), the chains and the layers sections this many "
   "times; report median ratios.",
 )
+flags.DEFINE_string(
+  "zero",
+  None,
+  "A built ZERO binary (github.com/tinankh/ZERO): the grid_map section times it on the "
+  "same photos, against the goal of five times its speed.",
+)
+cli.must_exist("zero")
 flags.DEFINE_bool(
   "real_photos",
   False,
@@ -87,6 +96,7 @@ def main(argv):
     rows_log=lambda row: print(row, flush=True),
     sources=f.sources,
     repeats=f.repeats,
+    zero=f.zero,
   )
   print(report.text())
   print("goals missed: " + "; ".join(report.failures) if report.failures else "all goals met")

@@ -48,6 +48,7 @@ from tfjpeg.codec import headers
 from tfjpeg.core import metrics
 from tfjpeg.core import pages
 from tfjpeg.core import progress
+from tfjpeg.core.errors import ConfigError
 from tfjpeg.data import manifest
 
 # The processing attributes the classifier sees, in the order tables show them.
@@ -515,6 +516,8 @@ class Audit:
   verdict: list
   seconds: float
   processing_is_class: bool = False
+  grids: pd.DataFrame | None = None  # per class, with --grids (`grid_audit.by_class`)
+  grid_files: pd.DataFrame | None = None  # per file, with --grids
 
   @property
   def leaks(self) -> bool:
@@ -571,15 +574,32 @@ def audit(
   seed: int = 0,
   stream=None,
   processing_is_class: bool = False,
+  grids: bool = False,
 ) -> Audit:
   """Audits `files` (see `read_headers`). `kind` is the task's ("forensic",
   "vision" or "custom"); `processing_is_class` says that how files are saved
   is part of what defines the classes (camera models), so the verdict states
-  a metadata cue as a fact instead of warning of a shortcut."""
+  a metadata cue as a fact instead of warning of a shortcut. `grids`: also
+  map every file's JPEG grid (`grid_audit`) and count, per class, the images
+  with a region where it breaks; this decodes every file."""
   started = time.monotonic()
   table = read_headers(files, workers, stream)
   seconds = time.monotonic() - started
   overall, per_attribute = leak(table, seed)
+  lines = verdict(table, overall, per_attribute, kind, processing_is_class)
+  grid_files = grid_table = None
+  if grids:
+    paths = files["source"]
+    if not all(isinstance(p, str) for p in paths):
+      raise ConfigError(
+        "--grids maps files on disk: a TFDS task's stored images are read as bytes; "
+        "export them to a folder and audit that"
+      )
+    from tfjpeg.data import grid_audit  # pylint: disable=g-import-not-at-top  # TensorFlow
+
+    grid_files = grid_audit.map_files(list(paths), list(files["class_name"]), stream)
+    grid_table = grid_audit.by_class(grid_files)
+    lines = lines + grid_audit.verdict(grid_table)
   return Audit(
     name,
     kind,
@@ -588,30 +608,43 @@ def audit(
     distribution(table),
     overall,
     per_attribute,
-    verdict(table, overall, per_attribute, kind, processing_is_class),
+    lines,
     seconds,
     processing_is_class,
+    grid_table,
+    grid_files,
   )
 
 
 def audit_folder(
-  root: str, workers: int = 8, seed: int = 0, stream: IO[str] | None = None
+  root: str,
+  workers: int = 8,
+  seed: int = 0,
+  stream: IO[str] | None = None,
+  grids: bool = False,
 ) -> "Audit":
   """Audits the files of a labelled folder root/<class>/<images> by their
   headers alone (nothing is decoded): does how they were saved predict the
   class? Returns an `Audit`; `Audit.verdict` says it in words, `write` makes
-  the page and tables.
+  the page and tables. `grids`: also map every image's JPEG grid (decoding
+  it) and count per class the images where the grid breaks.
 
   Examples:
     >>> found = tfjpeg.audit_folder("photos")  # doctest: +SKIP
     >>> print(found.verdict[0])  # doctest: +SKIP
     'fake' is PNG in 100% of files, 'real' is JPEG in 100% of files ...
   """
-  return audit(folder_files(root), name=str(root), workers=workers, seed=seed, stream=stream)
+  return audit(
+    folder_files(root), name=str(root), workers=workers, seed=seed, stream=stream, grids=grids
+  )
 
 
 def audit_task(
-  task: "tasks_lib.Task", workers: int = 8, seed: int = 0, stream: IO[str] | None = None
+  task: "tasks_lib.Task",
+  workers: int = 8,
+  seed: int = 0,
+  stream: IO[str] | None = None,
+  grids: bool = False,
 ) -> "Audit":
   """Audits a task's files as stored (`files_of`); see `audit_folder`."""
   return audit(
@@ -622,6 +655,7 @@ def audit_task(
     seed,
     stream,
     getattr(task, "processing_is_class", False),
+    grids,
   )
 
 
@@ -729,6 +763,9 @@ def write(result: Audit, out_dir: str, command: str | None = None) -> str:
   result.by_class.to_csv(os.path.join(out_dir, "by_class.csv"), index=False)
   result.distribution.to_csv(os.path.join(out_dir, "distribution.csv"), index=False)
   result.per_attribute.to_csv(os.path.join(out_dir, "attributes.csv"), index=False)
+  if result.grids is not None and result.grid_files is not None:
+    result.grids.to_csv(os.path.join(out_dir, "grids_by_class.csv"), index=False)
+    result.grid_files.to_csv(os.path.join(out_dir, "grids.csv"), index=False)
   command = command or " ".join(shlex.quote(a) for a in sys.argv)
   fingerprint = result.fingerprint()
   summary = dict(
@@ -788,6 +825,20 @@ def write(result: Audit, out_dir: str, command: str | None = None) -> str:
         result.by_class[keys + [c for c in result.by_class.columns if c.startswith("content_")]],
         "{:.6g}",
       ),
+    ),
+    *(
+      [
+        (
+          "Where the JPEG grid breaks, per class",
+          "Each image's local grid map (bin/grid): images without a main grid, with a "
+          "region on another grid (a splice), with a region without the main grid (an "
+          "insert never compressed, such as a generated region pasted into a photo). "
+          "grids.csv has every file.",
+          pages.table(result.grids, "{:.3f}"),
+        )
+      ]
+      if result.grids is not None
+      else []
     ),
     (
       "Every value",
