@@ -1,6 +1,6 @@
 """(q) The local grid map's speed: seconds per megapixel and per photo.
 
-tfjpeg's `grid_map` maps a batch of JPEG photos in a `tf.data` pipeline on
+tfjpeg's `grid_map` maps a batch of JPEG photos, one after the other, each on
 every core; the baseline is a plain NumPy implementation of the same votes
 (every window's DCT as one einsum over sliding windows, zeros counted, each
 pixel's unique best window found by comparing the 64 shifted score maps),
@@ -99,22 +99,22 @@ def _median_seconds(run, repeats):
 
 
 def map_seconds(pictures: list[np.ndarray], repeats: int) -> float:
-  """Seconds for `grid_map` of every picture, in a tf.data pipeline on every core."""
+  """Seconds for `grid_map` of every picture, one after the other, each on
+  every core (TensorFlow's own threads: a tf.data map running two photos at
+  once was slower here, the two contending for the same two cores)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
   from tfjpeg.codec import grid_map  # pylint: disable=g-import-not-at-top
 
-  dataset = tf.data.Dataset.from_generator(
-    lambda: iter(pictures), output_signature=tf.TensorSpec([None, None, 3], tf.uint8)
-  ).map(
-    tf.function(grid_map.grid_map, autograph=False),
-    num_parallel_calls=tf.data.AUTOTUNE,
-    deterministic=True,
+  mapper = tf.function(
+    grid_map.grid_map,
+    input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)],
+    autograph=False,
   )
 
   def run():
-    for found in dataset:
-      found["region_count"].numpy()
+    for picture in pictures:
+      mapper(picture)["region_count"].numpy()
 
   run()  # traced and warm
   return _median_seconds(run, repeats)
@@ -147,7 +147,7 @@ def measure(report, directory, step, repeats=3, zero=None, count=12):
   baseline = _median_seconds(lambda: [numpy_votes(p) for p in pictures], repeats)
   step()
   size = f"{len(pictures)} photos of {pictures[0].shape[0]}x{pictures[0].shape[1]}"
-  report.add(f"(q) grid_map, {size}, tf.data on every core", mapped / megapixels, "s/megapixel")
+  report.add(f"(q) grid_map, {size}, every core", mapped / megapixels, "s/megapixel")
   report.add("(q) grid_map per photo", mapped / len(pictures), "s")
   report.add("(q) NumPy votes alone (the baseline)", baseline / megapixels, "s/megapixel")
   report.add("(q) NumPy votes / grid_map (the whole map)", baseline / mapped, "ratio")
