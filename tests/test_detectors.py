@@ -459,3 +459,16 @@ def test_stability_counts_the_verdicts_that_flip_and_says_the_worst():
     "(1 of 2, against their verdicts as stored)."
   )
   assert "Processing by resize:0.5 flips 50% of the 'real' images to 'fake'" in lines[1]
+
+
+def test_the_scores_report_shows_where_the_jpeg_grid_is_still_found(degraded, tmp_path):
+  """bin/report --scores --grid_found: per condition, the share of images whose
+  main grid bin/grid's map still finds: half as stored (the fake class's
+  JPEGs, not the real class's PNGs), all once saved at a QF."""
+  out, _ = degraded
+  file_report.from_scores(_scores_of(out, tmp_path, []), out, str(tmp_path / "r"), grid_found=True)
+  grids = pd.read_csv(tmp_path / "r" / "grid_found.csv").set_index("condition")
+  assert grids.loc["stored", "images"] == 8 and grids.loc["stored", "grid_found"] == 4
+  saved = [name for name in grids.index if name.startswith("qf")]
+  assert saved and (grids.loc[saved, "grid_found_share"] == 1.0).all()
+  assert "Is the JPEG grid still there?" in (tmp_path / "r" / "report.html").read_text()

@@ -107,11 +107,14 @@ def write(
   command: str,
   title: str,
   extra_summary: dict | None = None,
+  grids: pd.DataFrame | None = None,
 ) -> dict:
   """Measures `predictions` and writes the page and its tables to `out_dir`
   (report.html, conditions.csv, per_class.csv, resize.csv, stability.csv,
-  chain_draws.csv, predictions.csv, summary.json). Returns the summary (its
-  "verdict": the page's lines; "findings": every line measured)."""
+  chain_draws.csv, predictions.csv, summary.json; with `grids`, a table of
+  each condition's share of images whose JPEG grid is still found,
+  grid_found.csv). Returns the summary (its "verdict": the page's lines;
+  "findings": every line measured)."""
   class_names = list(class_names)
   os.makedirs(out_dir, exist_ok=True)
   table, confusions = measure(predictions, the_plan, class_names, input_name)
@@ -235,6 +238,18 @@ def write(
       report._table(protocol_rows, shown),
     ),
   ]
+  if grids is not None:
+    grids.to_csv(os.path.join(out_dir, "grid_found.csv"), index=False)
+    sections.append(
+      report._section(
+        "Is the JPEG grid still there?",
+        "Each file's local grid map (bin/grid): the share of images per condition whose "
+        "main JPEG grid is still found. A resize or a re-save off the grid erases the "
+        "grid a forensic detector may read; a re-save on the grid keeps one.",
+        None,
+        report._table(grids),
+      )
+    )
   n_images = int(predictions[predictions["condition"] == STORED]["image_id"].nunique())
   page = PAGE.format(
     head=pages.head(title),

@@ -341,10 +341,18 @@ def read_scores(scores_path: str, folder: str, class_names: Sequence[str]) -> pd
   return predictions
 
 
-def from_scores(scores_path: str, folder: str, out_dir: str, command: str | None = None) -> dict:
+def from_scores(
+  scores_path: str,
+  folder: str,
+  out_dir: str,
+  command: str | None = None,
+  grid_found: bool = False,
+) -> dict:
   """The page of `write` from a scores CSV of the files `bin/degrade` wrote
   to `folder` (`read_scores`): the same numbers as the report of the model
-  that gave those scores."""
+  that gave those scores. `grid_found`: also map each file's JPEG grid
+  (`grid_maps.grid_found`) and give, per condition, the share of images
+  whose main grid is still found."""
   settings_path = os.path.join(folder, SETTINGS)
   if not os.path.isfile(settings_path):
     raise MissingError(f"{folder} has no degrade.json: is it a folder bin/degrade wrote?")
@@ -375,7 +383,17 @@ def from_scores(scores_path: str, folder: str, out_dir: str, command: str | None
     command or report.command_line(),
     f"JPEG robustness from {os.path.basename(scores_path)}",
     dict(scores=os.path.abspath(scores_path), degraded=os.path.abspath(folder)),
+    grids=_grid_found(folder) if grid_found else None,
   )
+
+
+def _grid_found(folder: str) -> pd.DataFrame:
+  """`grid_maps.grid_found` of every file bin/degrade wrote to `folder`."""
+  from tfjpeg.analysis import grid_maps  # pylint: disable=g-import-not-at-top
+
+  manifest = pd.read_csv(os.path.join(folder, MANIFEST), dtype={"image_id": str})
+  paths = [os.path.join(folder, p) for p in manifest["path"]]
+  return grid_maps.grid_found(paths, list(manifest["condition"]))
 
 
 def make_any(

@@ -310,3 +310,28 @@ def page(table: pd.DataFrame, source: str) -> str:
       parts.append(f'<img src="{html.escape(str(row.file) + ".votes.png")}" alt="votes of {name}">')
   parts.append("</body></html>\n")
   return "\n".join(parts)
+
+
+def grid_found(
+  paths: list[str], conditions: list[str], stream: IO[str] | None = None
+) -> pd.DataFrame:
+  """Per condition, how many of its image files still show a main JPEG grid
+  (`grid_map`'s main grid meaningful): columns condition, images, grid_found,
+  grid_found_share. A file that cannot be read counts as an image without one.
+  """
+  mapper = Mapper()
+  found = []
+  with progress.Progress(len(paths), "grid maps", "images", stream, every=10.0) as done:
+    for path in paths:
+      try:
+        result = mapper.map(mapper.read(path))
+        found.append(bool(result["main_grid"][0] >= 0))
+      except images.BadImageError:
+        found.append(False)
+      done.update()
+  table = pd.DataFrame(dict(condition=conditions, grid_found=found))
+  out = table.groupby("condition", sort=False).agg(
+    images=("grid_found", "size"), grid_found=("grid_found", "sum")
+  )
+  out["grid_found_share"] = out["grid_found"] / out["images"]
+  return out.reset_index()

@@ -40,6 +40,12 @@ flags.DEFINE_string(
   "(path, then score or prob_<class> columns); with --degraded.",
 )
 flags.DEFINE_string("degraded", None, "The folder bin/degrade wrote, that --scores scores.")
+flags.DEFINE_bool(
+  "grid_found",
+  False,
+  "With --scores: also map each degraded file's JPEG grid (bin/grid) and show, per "
+  "condition, the share of images whose main grid is still found.",
+)
 cli.must_exist("scores", "degraded")
 flags.register_validator(
   "model",
@@ -111,7 +117,7 @@ def main(argv):
     print(sweeps.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return
   if f.scores:
-    summary = file_report.from_scores(f.scores, f.degraded, f.out)
+    summary = file_report.from_scores(f.scores, f.degraded, f.out, grid_found=f.grid_found)
   else:
     summary = file_report.make_any(
       f.model,
