@@ -22,12 +22,13 @@ Votes are coded as `dy * 8 + dx`, and -1 for no vote. ZERO's C numbers the
 same grid `dx + 8 dy` and prints it as (dx, dy).
 
 Exactness. Integer luminance makes several frequencies rational (those of
-index 0 and 4 combined), so coefficients of exactly +-0.5 are common: about
-one window in 40 of a photo has one. ZERO's C computes the sums in double in
-one order and counts some of these as below 0.5 by rounding error. tfjpeg
-decides them exactly: the sums are computed in float64 (error below 1e-12)
-and a coefficient within `TIE` of +-0.5 is exactly +-0.5, which is not below
-0.5. On photos this changes about 0.2% of ZERO's C votes.
+index 0 and 4 combined, and others), so coefficients of exactly +-0.5 are
+common: from one window in 40 to one in 7 of a photo holds one (Kodak photos
+at QF 70 to 95). ZERO's C computes the sums in double in one order and counts
+some of these as below 0.5 by rounding error. tfjpeg decides them exactly:
+the sums are computed in float64 (error below 1e-12) and a coefficient
+within `TIE` of +-0.5 is exactly +-0.5, which is not below 0.5. On those
+photos this changes 0.2% to 1.5% of ZERO's C votes.
 
 `window_scores` also counts wider zeros (|c| below 2, say): the evidence for
 a splice saved again as a JPEG, where the second compression adds noise of
