@@ -181,9 +181,7 @@ def regions_of(found):
 
 @pytest.fixture(scope="module")
 def mapper():
-  return tf.function(
-    grid_map_lib.grid_map, input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)]
-  )
+  return grid_map_lib.traced()
 
 
 def test_splices_of_generated_scenes(mapper):

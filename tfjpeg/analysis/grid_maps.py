@@ -158,10 +158,7 @@ class Mapper:
   """Reads, checks and maps image files, one traced graph for every size."""
 
   def __init__(self):
-    self._map = tf.function(
-      grid_map_lib.grid_map,
-      input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)],
-    )
+    self._map = grid_map_lib.traced()
 
   def read(self, path: str) -> np.ndarray:
     """The file's exact pixels; `images.BadImageError` for a file that cannot be mapped."""

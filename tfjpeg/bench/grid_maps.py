@@ -102,15 +102,9 @@ def map_seconds(pictures: list[np.ndarray], repeats: int) -> float:
   """Seconds for `grid_map` of every picture, one after the other, each on
   every core (TensorFlow's own threads: a tf.data map running two photos at
   once was slower here, the two contending for the same two cores)."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-
   from tfjpeg.codec import grid_map  # pylint: disable=g-import-not-at-top
 
-  mapper = tf.function(
-    grid_map.grid_map,
-    input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)],
-    autograph=False,
-  )
+  mapper = grid_map.traced()
 
   def run():
     for picture in pictures:

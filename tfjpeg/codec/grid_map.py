@@ -270,6 +270,24 @@ _SIGNATURE = {
 }  # fmt: skip
 
 
+_TRACED: list = []
+
+
+def traced() -> Any:
+  """`grid_map` as one `tf.function` for one RGB image of any size (uint8
+  [None, None, 3]), traced once per process and shared by bin/grid, the
+  audit and the report: tracing costs seconds, a map of a photo a fraction."""
+  if not _TRACED:
+    _TRACED.append(
+      tf.function(
+        grid_map,
+        input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)],
+        autograph=False,  # no Python control flow on tensors here: a third of the tracing
+      )
+    )
+  return _TRACED[0]
+
+
 def grid_map(image: TensorLike) -> dict[str, tf.Tensor]:
   """The local JPEG-grid map of a decoded image, or of a batch of equal-sized ones.
 

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-import tensorflow as tf
 from scipy import stats
 
 from tfjpeg.codec import grid_map
@@ -32,11 +31,7 @@ def map_files(paths: Sequence[str], class_names: Sequence[str], stream=None) -> 
   """One row per file: whether a main grid was found and how many foreign and
   missing regions its map holds; a file that cannot be read keeps its row,
   with the reason in `problem`, and is counted, never dropped."""
-  mapper = tf.function(
-    grid_map.grid_map,
-    input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)],
-    autograph=False,
-  )
+  mapper = grid_map.traced()
   rows = []
   with progress.Progress(len(paths), "grid maps", "images", stream) as done:
     for path, class_name in zip(paths, class_names):
