@@ -243,19 +243,27 @@ def _keras_defaults(preprocessing):
   )
 
 
+def _patches_function(forward, size):
+  """`forward` traced once for any number of uint8 `size`x`size` patches: a
+  trace per batch size, or one relaxed from the sizes seen first, can differ
+  in the last bits, and a file's scores must not depend on which files came
+  before it (bin/predict's Beam workers see them in another order)."""
+  return tf.function(forward, input_signature=[tf.TensorSpec([None, size, size, 3], tf.uint8)])
+
+
 def _from_keras(model, source, form, class_names, patch_size, preprocessing=None):
   preprocessing = _keras_defaults(preprocessing)
-  forward = tf.function(
-    lambda x: preprocessing.probabilities(model(preprocessing.normalise(x), training=False)),
-    reduce_retracing=True,
-  )
   count = int(model.output_shape[-1])
   shape = model.input_shape
   if preprocessing.layout == "nchw":
     shape = (shape[0], shape[2], shape[3], shape[1])
+  size = _patch_size(shape, patch_size, source)
+  forward = _patches_function(
+    lambda x: preprocessing.probabilities(model(preprocessing.normalise(x), training=False)), size
+  )
   return Classifier(
     _names(class_names, 2 if count == 1 else count, source),
-    _patch_size(shape, patch_size, source),
+    size,
     source,
     form,
     forward,
@@ -299,7 +307,7 @@ def _from_onnx(path, class_names, patch_size, preprocessing=None):
     size,
     path,
     "onnx",
-    tf.function(forward, reduce_retracing=True),
+    _patches_function(forward, size),
     None,
     preprocessing,
     config_lib.Config.from_json(run_config) if run_config else None,

@@ -347,4 +347,9 @@ def _score_here(classifier, files, policy, num_patches, seed, stream):
   return scored
 
 
-_estimate_grid = tf.function(grid.estimate, reduce_retracing=True)
+# One trace for every image size: a trace per shape, or one relaxed from the
+# shapes seen first, can differ in the last bits of the confidence, so the
+# scores would depend on the order files came in (Beam's workers see another).
+_estimate_grid = tf.function(
+  grid.estimate, input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)]
+)
