@@ -136,10 +136,21 @@ def test_other_backends_give_the_tensorflow_backends_pixels(tmp_path, backend):
 
 def _docs_script(folder):
   """The training script of docs/keras-layers.md, as written, on `folder`,
-  at a small scale (64 px crops, one epoch)."""
+  at a small scale: 64 px crops, one epoch, and a small net in the
+  EfficientNet's place (building and compiling EfficientNetB0 took most of
+  a minute a backend; tests/test_models.py builds and trains every net)."""
   page = (testing.REPO / "docs" / "keras-layers.md").read_text()
   script = page.split("## A training script", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
-  for old, new in (('"photos", 224', f'"{folder}", 64'), ("epochs=5", "epochs=1")):
+  efficientnet = "keras.applications.EfficientNetB0(weights=None, input_shape=(size, size, 3), "
+  small = (
+    "keras.Sequential([keras.Input((size, size, 3)), keras.layers.Conv2D(4, 3, strides=2), "
+    "keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(len(classes), 'softmax')]) # "
+  )
+  for old, new in (
+    ('"photos", 224', f'"{folder}", 64'),
+    ("epochs=5", "epochs=1"),
+    (efficientnet, small),
+  ):
     assert old in script, old
     script = script.replace(old, new)
   return script
