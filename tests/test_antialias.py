@@ -158,7 +158,7 @@ def test_rebuilt_nets_export_to_savedmodel_and_onnx(tmp_path):
   """What bin/export writes, for a net with all three layers (circular
   padding, BlurPool, APS): each file gives the Keras model's probabilities
   (the .keras round trip: tests/test_shift_layers.py)."""
-  pytest.importorskip("tf2onnx")
+  pytest.importorskip("tf2onnx", reason="tf2onnx (in the test extra) exports to ONNX")
   import onnxruntime  # pylint: disable=g-import-not-at-top
 
   inputs = keras.Input((64, 64, 3))

@@ -74,7 +74,9 @@ def local(folder, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def on_beam(folder, local, tmp_path_factory):
-  pytest.importorskip("apache_beam")
+  pytest.importorskip(
+    "apache_beam", reason="apache-beam is an optional extra (.[beam], in .[test])"
+  )
   out = tmp_path_factory.mktemp("beam") / "degraded"
   return str(out), _degrade(folder, out, runner="beam", beam_options=BEAM)
 
@@ -160,7 +162,9 @@ def test_predict_passes_over_degrades_own_files_and_beam_scores_as_here(local, d
   html = (tmp_path / "report" / "report.html").read_text()
   assert 'src="data:image/png;base64,' in html and 'href="stability.csv"' in html
   assert html.count('<div class="wide"><table') == html.count("<table")  # within the page
-  pytest.importorskip("apache_beam")
+  pytest.importorskip(
+    "apache_beam", reason="apache-beam is an optional extra (.[beam], in .[test])"
+  )
   there = tmp_path / "there.csv"
   beam_summary = _predict(detector, out, there, runner="beam", beam_options=BEAM_ONE)
   assert here.read_bytes() == there.read_bytes()

@@ -141,10 +141,13 @@ def _docs_script(folder):
   a minute a backend; tests/test_models.py builds and trains every net)."""
   page = (testing.REPO / "docs" / "keras-layers.md").read_text()
   script = page.split("## A training script", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
-  efficientnet = "keras.applications.EfficientNetB0(weights=None, input_shape=(size, size, 3), "
+  efficientnet = (
+    "keras.applications.EfficientNetB0("
+    "weights=None, input_shape=(size, size, 3), classes=len(classes))"
+  )
   small = (
     "keras.Sequential([keras.Input((size, size, 3)), keras.layers.Conv2D(4, 3, strides=2), "
-    "keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(len(classes), 'softmax')]) # "
+    "keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(len(classes), 'softmax')])"
   )
   for old, new in (
     ('"photos", 224', f'"{folder}", 64'),

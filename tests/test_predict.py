@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
+from tfjpeg.codec import grid
 from tfjpeg.codec import images
 from tfjpeg.core.errors import ConfigError
 from tfjpeg.serving import classifier
@@ -275,7 +276,7 @@ def test_one_trace_whatever_came_before(tmp_path):
   tiny = classifier.load(str(tmp_path / "tiny.keras"), class_names=["a", "b"])
   for count, side in ((1, 40), (3, 57), (5, 64)):
     image = testing.synthetic_image(side, side + 3, seed=side)
-    predict._estimate_grid(tf.constant(image))
+    grid.traced()(tf.constant(image))
     tiny.probabilities(np.zeros((count, 16, 16, 3), np.uint8))
-  assert predict._estimate_grid.experimental_get_tracing_count() == 1
+  assert grid.traced().experimental_get_tracing_count() == 1
   assert tiny.forward.experimental_get_tracing_count() == 1

@@ -167,12 +167,9 @@ def conditions(qualities=QUALITIES, double_pairs=DOUBLE_PAIRS):
 
 def grid_confidence(encoded):
   """The JPEG-grid estimator on each image: origin "dy:dx" and confidence."""
-  estimate = tf.function(
-    lambda data: grid.estimate(images.decode(data)), input_signature=[tf.TensorSpec([], tf.string)]
-  )
   rows = []
   for data in encoded:
-    origin, confidence = estimate(tf.constant(data))
+    origin, confidence = grid.traced()(images.decode(data))
     rows.append(dict(origin=f"{int(origin[0])}:{int(origin[1])}", confidence=float(confidence)))
   return pd.DataFrame(rows, columns=["origin", "confidence"])
 

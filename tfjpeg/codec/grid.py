@@ -17,6 +17,7 @@ images have no grid: their counts are nearly equal and the confidence low, so
 callers should treat estimates below `CONFIDENT` as "no grid found".
 """
 
+import functools
 import os
 from typing import Any
 
@@ -98,6 +99,17 @@ def estimate(image: TensorLike) -> tuple[tf.Tensor, tf.Tensor]:
   return tf.stack([best // 8, best % 8]), confidence
 
 
+@functools.cache
+def traced() -> Any:
+  """`estimate` as one `tf.function` for a uint8 RGB image of any size, traced
+  once per process. A trace per image shape, or one relaxed from the shapes
+  seen first, computes the DCTs with other rounding in the last bits, which
+  moves zero counts near 0.5: the confidence of an image would then depend on
+  the images estimated before it (bin/predict's Beam workers see another order
+  than the local path)."""
+  return tf.function(estimate, input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)])
+
+
 def realign(
   offset: TensorLike, origin: TensorLike, image_size: TensorLike, size: Size
 ) -> tf.Tensor:
@@ -159,7 +171,6 @@ def accuracy_table(
     A pandas DataFrame: qf, crops, correct (share), confident (share), and the
     median confidence.
   """
-  estimate_fn = tf.function(estimate, reduce_retracing=True)
   rows = []
   for quality in tuple(qualities) + (None,):
     correct = confident = 0
@@ -168,7 +179,7 @@ def accuracy_table(
       compressed = jpeg.compress(photo, quality, chroma) if quality else tf.constant(photo)
       for dy in range(8):
         for dx in range(8):
-          origin, confidence = estimate_fn(compressed[dy : dy + crop, dx : dx + crop])
+          origin, confidence = traced()(compressed[dy : dy + crop, dx : dx + crop])
           correct += tuple(origin.numpy()) == ((-dy) % 8, (-dx) % 8)
           confident += float(confidence) >= CONFIDENT
           confidences.append(float(confidence))

@@ -138,7 +138,7 @@ def predict_file(classifier, path, policy, num_patches=8, seed=0):
   except tf.errors.OpError as e:  # passed the probe, still undecodable
     row["error"] = f"cannot be decoded ({e.message.splitlines()[0]})"
     return row, []
-  origin, confidence = (v.numpy() for v in _estimate_grid(image))
+  origin, confidence = (v.numpy() for v in grid.traced()(image))
   found = confidence >= grid.CONFIDENT
   row.update(
     grid_origin=f"{origin[0]}:{origin[1]}" if found else "", grid_confidence=float(confidence)
@@ -345,11 +345,3 @@ def _score_here(classifier, files, policy, num_patches, seed, stream):
       scored.append(predict_file(classifier, path, policy, num_patches, seed))
       bar.update()
   return scored
-
-
-# One trace for every image size: a trace per shape, or one relaxed from the
-# shapes seen first, can differ in the last bits of the confidence, so the
-# scores would depend on the order files came in (Beam's workers see another).
-_estimate_grid = tf.function(
-  grid.estimate, input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)]
-)
